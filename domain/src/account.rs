@@ -1,0 +1,534 @@
+//! The `Account` aggregate: who a caller is, the sessions they hold, and the link from an
+//! anonymous account into a registered one.
+//!
+//! An account is either anonymous (created on demand, holds only sessions) or registered (email,
+//! optional name, argon2id password hash computed outside the domain). Registering or logging in
+//! with an anonymous session links the anonymous account into the registered one: the registered
+//! stream records `AnonymousAccountLinked`, the anonymous stream records `AccountLinkedInto` after
+//! revoking its sessions, and projections move everything the anonymous account owned.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::EVENT_VERSION;
+use crate::values::{AccountId, DisplayName, Email, SessionId};
+
+/// What kind of account a stream holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AccountKind {
+    /// Created on demand for a visitor; may later be linked into a registered account.
+    Anonymous,
+    /// Signed up with email and password.
+    Registered {
+        email: Email,
+        name: Option<DisplayName>,
+        /// PHC string of an argon2id hash; never the password.
+        password_hash: String,
+    },
+}
+
+/// Commands the `Account` aggregate accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountCommand {
+    CreateAnonymous {
+        at: DateTime<Utc>,
+    },
+    Register {
+        email: Email,
+        name: Option<DisplayName>,
+        password_hash: String,
+        at: DateTime<Utc>,
+    },
+    IssueSession {
+        session_id: SessionId,
+        /// Hex SHA-256 of the bearer token; the token itself is never stored.
+        token_hash: String,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        at: DateTime<Utc>,
+    },
+    RevokeSession {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
+    /// Sent to the registered account: take in the anonymous account `anonymous`.
+    AbsorbAnonymous {
+        anonymous: AccountId,
+        at: DateTime<Utc>,
+    },
+    /// Sent to the anonymous account: it now lives on inside `target`.
+    LinkInto {
+        target: AccountId,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of the `Account` stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    AccountCreated {
+        kind: AccountKind,
+        at: DateTime<Utc>,
+    },
+    SessionIssued {
+        session_id: SessionId,
+        token_hash: String,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        at: DateTime<Utc>,
+    },
+    SessionRevoked {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
+    /// On the registered account: the anonymous account was linked into this one.
+    AnonymousAccountLinked {
+        anonymous_account_id: AccountId,
+        at: DateTime<Utc>,
+    },
+    /// On the anonymous account: it was linked into `target_account_id`.
+    AccountLinkedInto {
+        target_account_id: AccountId,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::AccountCreated { .. } => "AccountCreated",
+            Self::SessionIssued { .. } => "SessionIssued",
+            Self::SessionRevoked { .. } => "SessionRevoked",
+            Self::AnonymousAccountLinked { .. } => "AnonymousAccountLinked",
+            Self::AccountLinkedInto { .. } => "AccountLinkedInto",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}
+
+/// Why an account command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account already exists")]
+    AlreadyExists,
+    #[error("the account does not exist")]
+    NotFound,
+    #[error("the session does not exist or was already revoked")]
+    SessionNotFound,
+    #[error("only an anonymous account can be linked into another")]
+    NotAnonymous,
+    #[error("an anonymous account can only be linked into a registered account")]
+    NotRegistered,
+    #[error("the anonymous account was already linked into another account")]
+    AlreadyLinked,
+    #[error("an account cannot be linked into itself")]
+    LinkToSelf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+enum State {
+    #[default]
+    New,
+    Anonymous,
+    Registered,
+    LinkedInto(AccountId),
+}
+
+/// The `Account` aggregate's state: only what its rules need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    state: State,
+    active_sessions: BTreeSet<uuid::Uuid>,
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "Account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = self.decide(command)?;
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            AccountEvent::AccountCreated { kind, .. } => {
+                self.state = match kind {
+                    AccountKind::Anonymous => State::Anonymous,
+                    AccountKind::Registered { .. } => State::Registered,
+                };
+            }
+            AccountEvent::SessionIssued { session_id, .. } => {
+                self.active_sessions.insert(session_id.0);
+            }
+            AccountEvent::SessionRevoked { session_id, .. } => {
+                self.active_sessions.remove(&session_id.0);
+            }
+            AccountEvent::AnonymousAccountLinked { .. } => {}
+            AccountEvent::AccountLinkedInto {
+                target_account_id, ..
+            } => self.state = State::LinkedInto(target_account_id),
+        }
+    }
+}
+
+impl Account {
+    fn decide(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        use AccountCommand as C;
+        use AccountEvent as E;
+        match command {
+            C::CreateAnonymous { at } => {
+                self.require_new()?;
+                Ok(vec![E::AccountCreated {
+                    kind: AccountKind::Anonymous,
+                    at,
+                }])
+            }
+            C::Register {
+                email,
+                name,
+                password_hash,
+                at,
+            } => {
+                self.require_new()?;
+                Ok(vec![E::AccountCreated {
+                    kind: AccountKind::Registered {
+                        email,
+                        name,
+                        password_hash,
+                    },
+                    at,
+                }])
+            }
+            C::IssueSession {
+                session_id,
+                token_hash,
+                user_agent,
+                ip,
+                at,
+            } => {
+                self.require_open()?;
+                Ok(vec![E::SessionIssued {
+                    session_id,
+                    token_hash,
+                    user_agent,
+                    ip,
+                    at,
+                }])
+            }
+            C::RevokeSession { session_id, at } => {
+                if !self.active_sessions.contains(&session_id.0) {
+                    return Err(AccountError::SessionNotFound);
+                }
+                Ok(vec![E::SessionRevoked { session_id, at }])
+            }
+            C::AbsorbAnonymous { anonymous, at } => match self.state {
+                State::New => Err(AccountError::NotFound),
+                State::Registered => Ok(vec![E::AnonymousAccountLinked {
+                    anonymous_account_id: anonymous,
+                    at,
+                }]),
+                State::Anonymous | State::LinkedInto(_) => Err(AccountError::NotRegistered),
+            },
+            C::LinkInto { target, at } => match self.state {
+                State::New => Err(AccountError::NotFound),
+                State::Registered => Err(AccountError::NotAnonymous),
+                State::LinkedInto(_) => Err(AccountError::AlreadyLinked),
+                State::Anonymous => {
+                    // The anonymous identity ends here: its sessions stop working.
+                    let mut events: Vec<_> = self
+                        .active_sessions
+                        .iter()
+                        .map(|id| E::SessionRevoked {
+                            session_id: SessionId(*id),
+                            at,
+                        })
+                        .collect();
+                    events.push(E::AccountLinkedInto {
+                        target_account_id: target,
+                        at,
+                    });
+                    Ok(events)
+                }
+            },
+        }
+    }
+
+    fn require_new(&self) -> Result<(), AccountError> {
+        match self.state {
+            State::New => Ok(()),
+            _ => Err(AccountError::AlreadyExists),
+        }
+    }
+
+    fn require_open(&self) -> Result<(), AccountError> {
+        match self.state {
+            State::New => Err(AccountError::NotFound),
+            State::LinkedInto(_) => Err(AccountError::AlreadyLinked),
+            State::Anonymous | State::Registered => Ok(()),
+        }
+    }
+}
+
+/// Checks that `target` may absorb `anonymous` before any event is written, so that a refused
+/// link leaves neither stream changed.
+pub fn check_link(anonymous: AccountId, target: AccountId) -> Result<(), AccountError> {
+    if anonymous == target {
+        return Err(AccountError::LinkToSelf);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    type AccountTest = TestFramework<Account>;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default()
+    }
+
+    fn session(n: u128) -> SessionId {
+        SessionId(Uuid::from_u128(n))
+    }
+
+    fn email() -> Email {
+        Email::parse("ada@example.com").unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn registered() -> AccountEvent {
+        AccountEvent::AccountCreated {
+            kind: AccountKind::Registered {
+                email: email(),
+                name: None,
+                password_hash: "$argon2id$stub".into(),
+            },
+            at: at(),
+        }
+    }
+
+    fn anonymous() -> AccountEvent {
+        AccountEvent::AccountCreated {
+            kind: AccountKind::Anonymous,
+            at: at(),
+        }
+    }
+
+    fn issued(n: u128) -> AccountEvent {
+        AccountEvent::SessionIssued {
+            session_id: session(n),
+            token_hash: format!("hash{n}"),
+            user_agent: None,
+            ip: None,
+            at: at(),
+        }
+    }
+
+    fn issue(n: u128) -> AccountCommand {
+        AccountCommand::IssueSession {
+            session_id: session(n),
+            token_hash: format!("hash{n}"),
+            user_agent: None,
+            ip: None,
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn an_anonymous_account_is_created() {
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(AccountCommand::CreateAnonymous { at: at() })
+            .then_expect_events(vec![anonymous()]);
+    }
+
+    #[test]
+    fn an_account_is_not_created_twice() {
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(AccountCommand::CreateAnonymous { at: at() })
+            .then_expect_error(AccountError::AlreadyExists);
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(AccountCommand::Register {
+                email: email(),
+                name: None,
+                password_hash: "$argon2id$stub".into(),
+                at: at(),
+            })
+            .then_expect_error(AccountError::AlreadyExists);
+    }
+
+    #[test]
+    fn a_registration_records_email_and_hash() {
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(AccountCommand::Register {
+                email: email(),
+                name: None,
+                password_hash: "$argon2id$stub".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![registered()]);
+    }
+
+    #[test]
+    fn a_session_is_issued_to_an_existing_account() {
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(issue(1))
+            .then_expect_events(vec![issued(1)]);
+    }
+
+    #[test]
+    fn no_session_is_issued_to_a_missing_account() {
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(issue(1))
+            .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn a_live_session_is_revoked_once() {
+        let revoke = AccountCommand::RevokeSession {
+            session_id: session(1),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered(), issued(1)])
+            .when(revoke.clone())
+            .then_expect_events(vec![AccountEvent::SessionRevoked {
+                session_id: session(1),
+                at: at(),
+            }]);
+        AccountTest::with(())
+            .given(vec![
+                registered(),
+                issued(1),
+                AccountEvent::SessionRevoked {
+                    session_id: session(1),
+                    at: at(),
+                },
+            ])
+            .when(revoke)
+            .then_expect_error(AccountError::SessionNotFound);
+    }
+
+    #[test]
+    fn an_unknown_session_cannot_be_revoked() {
+        AccountTest::with(())
+            .given(vec![registered(), issued(1)])
+            .when(AccountCommand::RevokeSession {
+                session_id: session(2),
+                at: at(),
+            })
+            .then_expect_error(AccountError::SessionNotFound);
+    }
+
+    #[test]
+    fn a_registered_account_absorbs_an_anonymous_one() {
+        let anon = AccountId(Uuid::from_u128(9));
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::AbsorbAnonymous {
+                anonymous: anon,
+                at: at(),
+            })
+            .then_expect_events(vec![AccountEvent::AnonymousAccountLinked {
+                anonymous_account_id: anon,
+                at: at(),
+            }]);
+    }
+
+    #[test]
+    fn an_anonymous_account_cannot_absorb_another() {
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(AccountCommand::AbsorbAnonymous {
+                anonymous: AccountId(Uuid::from_u128(9)),
+                at: at(),
+            })
+            .then_expect_error(AccountError::NotRegistered);
+    }
+
+    #[test]
+    fn linking_an_anonymous_account_revokes_its_sessions_and_records_the_target() {
+        let target = AccountId(Uuid::from_u128(7));
+        AccountTest::with(())
+            .given(vec![anonymous(), issued(1), issued(2)])
+            .when(AccountCommand::LinkInto { target, at: at() })
+            .then_expect_events(vec![
+                AccountEvent::SessionRevoked {
+                    session_id: session(1),
+                    at: at(),
+                },
+                AccountEvent::SessionRevoked {
+                    session_id: session(2),
+                    at: at(),
+                },
+                AccountEvent::AccountLinkedInto {
+                    target_account_id: target,
+                    at: at(),
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_linked_account_is_not_linked_again_and_gets_no_sessions() {
+        let linked = AccountEvent::AccountLinkedInto {
+            target_account_id: AccountId(Uuid::from_u128(7)),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![anonymous(), linked.clone()])
+            .when(AccountCommand::LinkInto {
+                target: AccountId(Uuid::from_u128(8)),
+                at: at(),
+            })
+            .then_expect_error(AccountError::AlreadyLinked);
+        AccountTest::with(())
+            .given(vec![anonymous(), linked])
+            .when(issue(3))
+            .then_expect_error(AccountError::AlreadyLinked);
+    }
+
+    #[test]
+    fn a_registered_account_is_never_linked_into_another() {
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::LinkInto {
+                target: AccountId(Uuid::from_u128(8)),
+                at: at(),
+            })
+            .then_expect_error(AccountError::NotAnonymous);
+    }
+
+    #[test]
+    fn an_account_is_not_linked_into_itself() {
+        let id = AccountId(Uuid::from_u128(1));
+        assert_eq!(check_link(id, id), Err(AccountError::LinkToSelf));
+    }
+}

@@ -1,0 +1,21 @@
+//! Threadline's domain: aggregates, their commands and events, and the value types they use.
+//!
+//! Nothing here does I/O. External facts a command needs (the time, a password hash, a token
+//! hash) arrive inside the command, so every rule can be tested with cqrs-es's `TestFramework`.
+//!
+//! # Layout
+//! - [`values`]: parsed value types (`ThreadId`, `Email`, `Title`, …) that cannot hold bad input.
+//! - [`account`]: the `Account` aggregate (anonymous and registered accounts, sessions, linking).
+//! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
+//! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, messages).
+//! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
+
+pub mod account;
+pub mod email;
+pub mod thread;
+pub mod upcast;
+pub mod values;
+
+/// The version every event of this crate is written with today. An event whose shape changes
+/// gets a new version and an upcaster in [`upcast`] from the older one.
+pub const EVENT_VERSION: &str = "1.0";

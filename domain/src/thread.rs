@@ -1,0 +1,367 @@
+//! The `Thread` aggregate: a conversation's identity, title and flags.
+//!
+//! Replies are not part of this stream: each assistant reply is its own `Generation` aggregate
+//! (SPEC §2 fact 3), so a thread's stream holds only a handful of events per exchange and a
+//! command on it stays cheap however long the conversation grows. User messages will be
+//! `UserMessagePosted { message_id, parent_id, parts }` events on this stream; the parent id makes
+//! the history a tree, and edits and regenerations add siblings instead of rewriting history.
+//!
+//! Who may act on a thread is decided before a command reaches it: the HTTP layer checks the
+//! caller against the thread-list projection (whose owner follows account links).
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::EVENT_VERSION;
+use crate::values::{AccountId, Title};
+
+/// Where a title came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TitleSource {
+    /// Set by the user (at creation or by renaming).
+    User,
+    /// Generated from the first exchange.
+    Generated,
+}
+
+/// Commands the `Thread` aggregate accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThreadCommand {
+    Create {
+        owner: AccountId,
+        title: Option<Title>,
+        at: DateTime<Utc>,
+    },
+    Rename {
+        title: Title,
+        source: TitleSource,
+        at: DateTime<Utc>,
+    },
+    SetArchived {
+        archived: bool,
+        at: DateTime<Utc>,
+    },
+    SetPinned {
+        pinned: bool,
+        at: DateTime<Utc>,
+    },
+    Delete {
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of the `Thread` stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ThreadEvent {
+    ThreadCreated {
+        owner: AccountId,
+        title: Option<Title>,
+        at: DateTime<Utc>,
+    },
+    ThreadRenamed {
+        title: Title,
+        source: TitleSource,
+        at: DateTime<Utc>,
+    },
+    ThreadArchived {
+        at: DateTime<Utc>,
+    },
+    ThreadUnarchived {
+        at: DateTime<Utc>,
+    },
+    ThreadPinned {
+        at: DateTime<Utc>,
+    },
+    ThreadUnpinned {
+        at: DateTime<Utc>,
+    },
+    ThreadDeleted {
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ThreadEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ThreadCreated { .. } => "ThreadCreated",
+            Self::ThreadRenamed { .. } => "ThreadRenamed",
+            Self::ThreadArchived { .. } => "ThreadArchived",
+            Self::ThreadUnarchived { .. } => "ThreadUnarchived",
+            Self::ThreadPinned { .. } => "ThreadPinned",
+            Self::ThreadUnpinned { .. } => "ThreadUnpinned",
+            Self::ThreadDeleted { .. } => "ThreadDeleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}
+
+/// Why a thread command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThreadError {
+    #[error("a thread with this id already exists")]
+    AlreadyExists,
+    #[error("the thread does not exist")]
+    NotFound,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+enum State {
+    #[default]
+    New,
+    Live,
+    Deleted,
+}
+
+/// The `Thread` aggregate's state: only what its rules need.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    state: State,
+    title: Option<Title>,
+    archived: bool,
+    pinned: bool,
+}
+
+impl Aggregate for Thread {
+    const TYPE: &'static str = "Thread";
+    type Command = ThreadCommand;
+    type Event = ThreadEvent;
+    type Error = ThreadError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if let Some(event) = self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ThreadEvent::ThreadCreated { title, .. } => {
+                self.state = State::Live;
+                self.title = title;
+            }
+            ThreadEvent::ThreadRenamed { title, .. } => self.title = Some(title),
+            ThreadEvent::ThreadArchived { .. } => self.archived = true,
+            ThreadEvent::ThreadUnarchived { .. } => self.archived = false,
+            ThreadEvent::ThreadPinned { .. } => self.pinned = true,
+            ThreadEvent::ThreadUnpinned { .. } => self.pinned = false,
+            ThreadEvent::ThreadDeleted { .. } => self.state = State::Deleted,
+        }
+    }
+}
+
+impl Thread {
+    /// Decides the event a command produces; `None` when the thread is already as asked
+    /// (repeating a rename, archive or pin is harmless and writes nothing).
+    fn decide(&self, command: ThreadCommand) -> Result<Option<ThreadEvent>, ThreadError> {
+        use ThreadCommand as C;
+        use ThreadEvent as E;
+        if let C::Create { owner, title, at } = command {
+            return match self.state {
+                State::New => Ok(Some(E::ThreadCreated { owner, title, at })),
+                // A deleted id stays taken: its history is still in the log.
+                State::Live | State::Deleted => Err(ThreadError::AlreadyExists),
+            };
+        }
+        if self.state != State::Live {
+            return Err(ThreadError::NotFound);
+        }
+        Ok(match command {
+            C::Create { .. } => None,
+            C::Rename { title, source, at } => (self.title.as_ref() != Some(&title))
+                .then_some(E::ThreadRenamed { title, source, at }),
+            C::SetArchived { archived, at } => (self.archived != archived).then_some(if archived {
+                E::ThreadArchived { at }
+            } else {
+                E::ThreadUnarchived { at }
+            }),
+            C::SetPinned { pinned, at } => (self.pinned != pinned).then_some(if pinned {
+                E::ThreadPinned { at }
+            } else {
+                E::ThreadUnpinned { at }
+            }),
+            C::Delete { at } => Some(E::ThreadDeleted { at }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    type ThreadTest = TestFramework<Thread>;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH
+    }
+
+    fn owner() -> AccountId {
+        AccountId(Uuid::from_u128(1))
+    }
+
+    fn title(s: &str) -> Title {
+        Title::parse(s).unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn created() -> ThreadEvent {
+        ThreadEvent::ThreadCreated {
+            owner: owner(),
+            title: None,
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_thread_is_created_with_an_optional_title() {
+        ThreadTest::with(())
+            .given_no_previous_events()
+            .when(ThreadCommand::Create {
+                owner: owner(),
+                title: Some(title("Trip")),
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadCreated {
+                owner: owner(),
+                title: Some(title("Trip")),
+                at: at(),
+            }]);
+    }
+
+    #[test]
+    fn a_thread_id_is_never_reused_even_after_deletion() {
+        let create = ThreadCommand::Create {
+            owner: owner(),
+            title: None,
+            at: at(),
+        };
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(create.clone())
+            .then_expect_error(ThreadError::AlreadyExists);
+        ThreadTest::with(())
+            .given(vec![created(), ThreadEvent::ThreadDeleted { at: at() }])
+            .when(create)
+            .then_expect_error(ThreadError::AlreadyExists);
+    }
+
+    #[test]
+    fn a_thread_is_renamed() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::Rename {
+                title: title("New"),
+                source: TitleSource::User,
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadRenamed {
+                title: title("New"),
+                source: TitleSource::User,
+                at: at(),
+            }]);
+    }
+
+    #[test]
+    fn renaming_to_the_same_title_writes_nothing() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                ThreadEvent::ThreadRenamed {
+                    title: title("Same"),
+                    source: TitleSource::User,
+                    at: at(),
+                },
+            ])
+            .when(ThreadCommand::Rename {
+                title: title("Same"),
+                source: TitleSource::User,
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn archiving_and_unarchiving_toggle_and_repeat_harmlessly() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::SetArchived {
+                archived: true,
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadArchived { at: at() }]);
+        ThreadTest::with(())
+            .given(vec![created(), ThreadEvent::ThreadArchived { at: at() }])
+            .when(ThreadCommand::SetArchived {
+                archived: true,
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+        ThreadTest::with(())
+            .given(vec![created(), ThreadEvent::ThreadArchived { at: at() }])
+            .when(ThreadCommand::SetArchived {
+                archived: false,
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadUnarchived { at: at() }]);
+    }
+
+    #[test]
+    fn pinning_and_unpinning_toggle() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::SetPinned {
+                pinned: true,
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadPinned { at: at() }]);
+        ThreadTest::with(())
+            .given(vec![created(), ThreadEvent::ThreadPinned { at: at() }])
+            .when(ThreadCommand::SetPinned {
+                pinned: false,
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ThreadUnpinned { at: at() }]);
+    }
+
+    #[test]
+    fn a_thread_is_deleted_once() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::Delete { at: at() })
+            .then_expect_events(vec![ThreadEvent::ThreadDeleted { at: at() }]);
+        ThreadTest::with(())
+            .given(vec![created(), ThreadEvent::ThreadDeleted { at: at() }])
+            .when(ThreadCommand::Delete { at: at() })
+            .then_expect_error(ThreadError::NotFound);
+    }
+
+    #[test]
+    fn commands_on_a_missing_or_deleted_thread_are_refused() {
+        for given in [
+            vec![],
+            vec![created(), ThreadEvent::ThreadDeleted { at: at() }],
+        ] {
+            ThreadTest::with(())
+                .given(given)
+                .when(ThreadCommand::SetPinned {
+                    pinned: true,
+                    at: at(),
+                })
+                .then_expect_error(ThreadError::NotFound);
+        }
+    }
+}

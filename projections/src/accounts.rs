@@ -1,0 +1,403 @@
+//! Accounts and sessions: what authentication and `/v1/me` read.
+//!
+//! Tables: `accounts` (one row per account; `linked_into` set once an anonymous account was
+//! linked into a registered one) and `sessions` (token hashes; `revoked_at` once revoked).
+
+use serde::Serialize;
+use threadline_domain::account::{AccountEvent, AccountKind};
+
+use crate::db::{Backend, Db, Stmt};
+use crate::event::StoredEvent;
+use crate::projection::{Projection, ProjectionError, Tables, decode};
+use crate::{micros, on_read};
+
+/// A change to the accounts tables, produced by the pure fold [`apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    InsertAccount {
+        id: String,
+        kind: &'static str,
+        email: Option<String>,
+        name: Option<String>,
+        password_hash: Option<String>,
+        created_at: i64,
+    },
+    LinkInto {
+        id: String,
+        target: String,
+    },
+    InsertSession {
+        id: String,
+        account_id: String,
+        token_hash: String,
+        user_agent: Option<String>,
+        ip: Option<String>,
+        created_at: i64,
+    },
+    RevokeSession {
+        id: String,
+        at: i64,
+    },
+}
+
+/// Folds one account event (of account `account_id`) into changes.
+pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
+    let id = account_id.to_owned();
+    match event {
+        AccountEvent::AccountCreated { kind, at } => {
+            let (kind, email, name, password_hash) = match kind {
+                AccountKind::Anonymous => ("anonymous", None, None, None),
+                AccountKind::Registered {
+                    email,
+                    name,
+                    password_hash,
+                } => (
+                    "registered",
+                    Some(email.as_str().to_owned()),
+                    name.map(|n| n.as_str().to_owned()),
+                    Some(password_hash),
+                ),
+            };
+            vec![Change::InsertAccount {
+                id,
+                kind,
+                email,
+                name,
+                password_hash,
+                created_at: micros(at),
+            }]
+        }
+        AccountEvent::SessionIssued {
+            session_id,
+            token_hash,
+            user_agent,
+            ip,
+            at,
+        } => vec![Change::InsertSession {
+            id: session_id.to_string(),
+            account_id: id,
+            token_hash,
+            user_agent,
+            ip,
+            created_at: micros(at),
+        }],
+        AccountEvent::SessionRevoked { session_id, at } => vec![Change::RevokeSession {
+            id: session_id.to_string(),
+            at: micros(at),
+        }],
+        AccountEvent::AccountLinkedInto {
+            target_account_id, ..
+        } => vec![Change::LinkInto {
+            id,
+            target: target_account_id.to_string(),
+        }],
+        AccountEvent::AnonymousAccountLinked { .. } => vec![],
+    }
+}
+
+fn sql(change: Change, t: &Tables) -> Stmt {
+    let accounts = t.name("accounts");
+    let sessions = t.name("sessions");
+    match change {
+        Change::InsertAccount {
+            id,
+            kind,
+            email,
+            name,
+            password_hash,
+            created_at,
+        } => Stmt::new(
+            format!(
+                "INSERT INTO {accounts} (id, kind, email, name, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            ),
+            vec![
+                id.into(),
+                kind.into(),
+                email.into(),
+                name.into(),
+                password_hash.into(),
+                created_at.into(),
+            ],
+        ),
+        Change::LinkInto { id, target } => Stmt::new(
+            format!("UPDATE {accounts} SET linked_into = $1 WHERE id = $2"),
+            vec![target.into(), id.into()],
+        ),
+        Change::InsertSession {
+            id,
+            account_id,
+            token_hash,
+            user_agent,
+            ip,
+            created_at,
+        } => Stmt::new(
+            format!(
+                "INSERT INTO {sessions} (id, account_id, token_hash, user_agent, ip, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            ),
+            vec![
+                id.into(),
+                account_id.into(),
+                token_hash.into(),
+                user_agent.into(),
+                ip.into(),
+                created_at.into(),
+            ],
+        ),
+        Change::RevokeSession { id, at } => Stmt::new(
+            format!("UPDATE {sessions} SET revoked_at = $1 WHERE id = $2"),
+            vec![at.into(), id.into()],
+        ),
+    }
+}
+
+/// The accounts projection.
+pub struct Accounts;
+
+impl Projection for Accounts {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["accounts", "sessions"]
+    }
+
+    fn ddl(&self, _backend: Backend, t: &Tables) -> Vec<String> {
+        let (accounts, sessions) = (t.name("accounts"), t.name("sessions"));
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {accounts} (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    email TEXT,
+                    name TEXT,
+                    password_hash TEXT,
+                    created_at BIGINT NOT NULL,
+                    linked_into TEXT
+                )"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {accounts} (email)",
+                t.index("accounts", "email")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {sessions} (
+                    id TEXT PRIMARY KEY,
+                    account_id TEXT NOT NULL,
+                    token_hash TEXT NOT NULL,
+                    user_agent TEXT,
+                    ip TEXT,
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {sessions} (token_hash)",
+                t.index("sessions", "token")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {sessions} (account_id, created_at)",
+                t.index("sessions", "account")
+            ),
+        ]
+    }
+
+    fn statements(
+        &self,
+        event: &StoredEvent,
+        tables: &Tables,
+    ) -> Result<Vec<Stmt>, ProjectionError> {
+        if event.aggregate_type != "Account" {
+            return Ok(vec![]);
+        }
+        let event_body: AccountEvent = decode(event)?;
+        Ok(apply(&event.aggregate_id, event_body)
+            .into_iter()
+            .map(|c| sql(c, tables))
+            .collect())
+    }
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: String,
+    pub kind: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    pub linked_into: Option<String>,
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub account_id: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, kind, email, name, password_hash, created_at, linked_into";
+const SESSION_COLUMNS: &str = "id, account_id, user_agent, ip, created_at, revoked_at";
+
+/// The account with this id.
+pub async fn account(db: &Db, id: &str) -> Result<Option<AccountRow>, sqlx::Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+    on_read!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// The registered account with this (normalised) email.
+pub async fn account_by_email(db: &Db, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1");
+    on_read!(db, pool => sqlx::query_as(&sql).bind(email).fetch_optional(pool).await)
+}
+
+/// The live session whose token hashes to `token_hash`, with its account.
+pub async fn session_by_token_hash(
+    db: &Db,
+    token_hash: &str,
+) -> Result<Option<(SessionRow, AccountRow)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL"
+    );
+    let session: Option<SessionRow> =
+        on_read!(db, pool => sqlx::query_as(&sql).bind(token_hash).fetch_optional(pool).await)?;
+    let Some(session) = session else {
+        return Ok(None);
+    };
+    Ok(account(db, &session.account_id)
+        .await?
+        .filter(|a| a.linked_into.is_none())
+        .map(|a| (session, a)))
+}
+
+/// The live sessions of an account, newest first.
+pub async fn sessions_of(db: &Db, account_id: &str) -> Result<Vec<SessionRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE account_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at DESC, id DESC"
+    );
+    on_read!(db, pool => sqlx::query_as(&sql).bind(account_id).fetch_all(pool).await)
+}
+
+/// One session of an account (revoked or not).
+pub async fn session(
+    db: &Db,
+    account_id: &str,
+    session_id: &str,
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1 AND account_id = $2");
+    on_read!(db, pool => sqlx::query_as(&sql).bind(session_id).bind(account_id).fetch_optional(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use threadline_domain::values::{AccountId, Email, SessionId};
+    use uuid::Uuid;
+
+    #[test]
+    fn a_registered_account_becomes_a_row_with_email_and_hash() {
+        let changes = apply(
+            "a1",
+            AccountEvent::AccountCreated {
+                kind: AccountKind::Registered {
+                    email: Email::parse("ada@example.com").unwrap(),
+                    name: None,
+                    password_hash: "h".into(),
+                },
+                at: DateTime::from_timestamp(1, 0).unwrap(),
+            },
+        );
+        assert_eq!(
+            changes,
+            vec![Change::InsertAccount {
+                id: "a1".into(),
+                kind: "registered",
+                email: Some("ada@example.com".into()),
+                name: None,
+                password_hash: Some("h".into()),
+                created_at: 1_000_000,
+            }]
+        );
+    }
+
+    #[test]
+    fn sessions_are_inserted_and_revoked_by_id() {
+        let sid = SessionId(Uuid::from_u128(5));
+        let issued = apply(
+            "a1",
+            AccountEvent::SessionIssued {
+                session_id: sid,
+                token_hash: "th".into(),
+                user_agent: Some("curl".into()),
+                ip: None,
+                at: DateTime::UNIX_EPOCH,
+            },
+        );
+        assert!(
+            matches!(&issued[..], [Change::InsertSession { account_id, token_hash, .. }]
+            if account_id == "a1" && token_hash == "th")
+        );
+        let revoked = apply(
+            "a1",
+            AccountEvent::SessionRevoked {
+                session_id: sid,
+                at: DateTime::from_timestamp(2, 0).unwrap(),
+            },
+        );
+        assert_eq!(
+            revoked,
+            vec![Change::RevokeSession {
+                id: sid.to_string(),
+                at: 2_000_000
+            }]
+        );
+    }
+
+    #[test]
+    fn a_linked_anonymous_account_points_at_its_target() {
+        let target = AccountId(Uuid::from_u128(7));
+        assert_eq!(
+            apply(
+                "anon",
+                AccountEvent::AccountLinkedInto {
+                    target_account_id: target,
+                    at: DateTime::UNIX_EPOCH
+                }
+            ),
+            vec![Change::LinkInto {
+                id: "anon".into(),
+                target: target.to_string()
+            }]
+        );
+    }
+
+    #[test]
+    fn shadow_tables_get_their_own_names() {
+        let shadow = Tables::shadow("42");
+        let stmts = sql(
+            Change::RevokeSession {
+                id: "s".into(),
+                at: 1,
+            },
+            &shadow,
+        );
+        assert!(stmts.sql.contains("sessions__rebuild"));
+        assert!(
+            Accounts.ddl(Backend::Sqlite, &shadow)[1].contains("ix_accounts__rebuild_email_42")
+        );
+    }
+}

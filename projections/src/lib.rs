@@ -1,0 +1,37 @@
+//! Threadline's read models: each projection is a pure fold from events to changes, plus the SQL
+//! that writes those changes and answers the API's reads, once per backend.
+//!
+//! # Layout
+//! - [`db`]: the two backends behind one `Db` handle, SQL statements with typed arguments.
+//! - [`event`]: `StoredEvent`, one row of the global log as projections see it.
+//! - [`projection`]: the `Projection` trait the projector runtime drives, and table naming for
+//!   rebuilds into shadow tables.
+//! - [`accounts`]: accounts and sessions (authentication reads).
+//! - [`threads`]: the thread list and thread view per account.
+
+pub mod accounts;
+pub mod db;
+pub mod event;
+pub mod projection;
+pub mod threads;
+
+pub use db::{Arg, Backend, Db, Stmt, Tx};
+pub use event::StoredEvent;
+pub use projection::{Projection, ProjectionError, Tables};
+
+/// Every projection of the product, in the order the projector runs them.
+pub fn all() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(accounts::Accounts), Box::new(threads::Threads)]
+}
+
+/// Microseconds since the Unix epoch: how projections store instants (sortable on both backends).
+pub fn micros(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+/// RFC 3339 (UTC, microseconds) for an instant stored by [`micros`].
+pub fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

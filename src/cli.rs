@@ -1,0 +1,102 @@
+//! The command line (clap structs only; each command's code is in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Threadline: an event-sourced backend for AI chat applications.
+#[derive(Debug, Parser)]
+#[command(name = "threadline", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the data lives (shared by every command).
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite database, attachments and the plan file.
+    #[arg(
+        long,
+        env = "THREADLINE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL; `sqlite://…` an explicit SQLite file.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect or rebuild projections.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "THREADLINE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Comma-separated emails with the admin role.
+    #[arg(
+        long,
+        env = "THREADLINE_ADMIN_EMAILS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub admin_emails: Vec<String>,
+    /// Anonymous accounts one client IP may create per minute (0 = unlimited).
+    #[arg(long, env = "THREADLINE_ANON_PER_MINUTE", default_value_t = 20)]
+    pub anon_per_minute: u32,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "THREADLINE_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Parser)]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl ServeArgs {
+    /// The serve arguments from the environment alone (for `threadline` without a command).
+    pub fn from_env() -> Self {
+        ServeOnly::parse_from(["threadline"]).args
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Show each projection's checkpoint and how far it is behind the log.
+    Status,
+    /// Rebuild projections from position 0 into fresh tables and swap them in (the live server
+    /// keeps answering meanwhile). Without NAME, every projection.
+    Rebuild {
+        /// The projection to rebuild.
+        name: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,5 @@
+//! The CLI's commands, one file each.
+
+pub mod migrate;
+pub mod projections;
+pub mod serve;

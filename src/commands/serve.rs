@@ -1,0 +1,25 @@
+//! `threadline serve`.
+
+use crate::cli::{ServeArgs, StorageArgs};
+use crate::config::Settings;
+use crate::startup::Application;
+
+/// Builds the settings from the command line / environment and serves until stopped.
+pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings {
+        bind: args.bind,
+        data_dir: storage.data_dir,
+        database_url: storage.database_url,
+        admin_emails: args
+            .admin_emails
+            .into_iter()
+            .filter(|e| !e.trim().is_empty())
+            .collect(),
+        anon_per_minute: args.anon_per_minute,
+        workers: args.workers,
+    };
+    tracing::debug!(?settings, "starting");
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Settings of a running server, read from the environment (SPEC §12a) or mirrored flags.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything `Application::build` needs. `Debug` redacts secrets.
+#[derive(Clone)]
+pub struct Settings {
+    /// `THREADLINE_BIND`: address to listen on; port 0 picks a free port (logged at start).
+    pub bind: String,
+    /// `THREADLINE_DATA_DIR`: SQLite database, attachments, plan file.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `postgres://…` for PostgreSQL, `sqlite://…` for an explicit SQLite file;
+    /// unset means `<data_dir>/threadline.db`.
+    pub database_url: Option<String>,
+    /// `THREADLINE_ADMIN_EMAILS`: emails with the admin role.
+    pub admin_emails: Vec<String>,
+    /// `THREADLINE_ANON_PER_MINUTE`: anonymous accounts one client IP may create per minute
+    /// (0 = unlimited).
+    pub anon_per_minute: u32,
+    /// `THREADLINE_WORKERS`: HTTP worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+impl Settings {
+    /// Defaults for a server on `bind` with data in `data_dir` (what tests start from).
+    pub fn new(bind: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: bind.into(),
+            data_dir: data_dir.into(),
+            database_url: None,
+            admin_emails: Vec::new(),
+            anon_per_minute: 20,
+            workers: 0,
+        }
+    }
+
+    /// Whether `email` has the admin role.
+    pub fn is_admin(&self, email: Option<&str>) -> bool {
+        email.is_some_and(|e| {
+            self.admin_emails
+                .iter()
+                .any(|a| a.trim().eq_ignore_ascii_case(e))
+        })
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("admin_emails", &self.admin_emails)
+            .field("anon_per_minute", &self.anon_per_minute)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// A database URL with its password replaced, safe to log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let mut s = Settings::new("127.0.0.1:0", "/tmp/x");
+        s.database_url = Some("postgres://app:hunter2@db:5432/threadline".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/threadline"));
+    }
+
+    #[test]
+    fn admin_emails_match_case_insensitively() {
+        let mut s = Settings::new("x", "y");
+        s.admin_emails = vec!["Boss@Example.com".into()];
+        assert!(s.is_admin(Some("boss@example.com")));
+        assert!(!s.is_admin(Some("other@example.com")));
+        assert!(!s.is_admin(None));
+    }
+}

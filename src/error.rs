@@ -1,0 +1,236 @@
+//! The API's error type: every failure a client sees is `application/problem+json` (RFC 9457)
+//! with a stable machine-readable `code`. 5xx bodies stay opaque; their cause is logged.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use threadline_domain::account::AccountError;
+use threadline_domain::email::EmailError;
+use threadline_domain::thread::ThreadError;
+
+use crate::store::commands::CommandError;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON, bad query string, bad path).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 422: the body parsed but its fields break the rules; `errors` names each field.
+    #[error("the request has invalid fields")]
+    Validation(BTreeMap<String, Vec<String>>),
+    /// 401: no valid bearer token, or wrong credentials.
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource for this caller (another account's resources included).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 404: no route matches the path.
+    #[error("{0}")]
+    RouteNotFound(String),
+    /// 405: the route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the resource's state.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// 413: the body is larger than allowed.
+    #[error("the request body is too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    /// 415: the body is not JSON.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// 429: a rate limit was hit; retry after the given seconds.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after: u64 },
+    /// 503: a dependency (the database) is unavailable; retrying later may work.
+    #[error("service unavailable")]
+    Unavailable(String),
+    /// 500: a bug or a corrupt state; details only in the logs.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a BTreeMap<String, Vec<String>>>,
+}
+
+impl ApiError {
+    /// The stable code clients can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::RouteNotFound(_) => "route_not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 401 for a missing or unknown token.
+    pub fn unauthenticated() -> Self {
+        ApiError::Unauthorized {
+            code: "unauthenticated",
+            detail: "a valid bearer token is required".into(),
+        }
+    }
+
+    /// A 422 for one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::Unavailable(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl<E: std::error::Error + Into<ApiError>> From<CommandError<E>> for ApiError {
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Rejected(e) => e.into(),
+            CommandError::Conflict => ApiError::Conflict {
+                code: "concurrent_update",
+                detail: "the resource is being changed by another request; retry".into(),
+            },
+            CommandError::Unavailable(m) => ApiError::Unavailable(m),
+            CommandError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<ThreadError> for ApiError {
+    fn from(e: ThreadError) -> Self {
+        match e {
+            ThreadError::AlreadyExists => ApiError::Conflict {
+                code: "thread_exists",
+                detail: e.to_string(),
+            },
+            ThreadError::NotFound => ApiError::NotFound("thread"),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NotFound => ApiError::NotFound("account"),
+            AccountError::SessionNotFound => ApiError::NotFound("session"),
+            AccountError::AlreadyExists => ApiError::Conflict {
+                code: "account_exists",
+                detail: e.to_string(),
+            },
+            AccountError::AlreadyLinked => ApiError::Conflict {
+                code: "already_linked",
+                detail: e.to_string(),
+            },
+            AccountError::NotAnonymous | AccountError::NotRegistered | AccountError::LinkToSelf => {
+                ApiError::Conflict {
+                    code: "cannot_link",
+                    detail: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+impl From<EmailError> for ApiError {
+    fn from(e: EmailError) -> Self {
+        match e {
+            EmailError::AlreadyClaimed => ApiError::Conflict {
+                code: "email_taken",
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(cause, "answering 503");
+                "the service is temporarily unavailable; retry shortly".to_owned()
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(cause, "answering 500");
+                "an internal error occurred".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let errors = match self {
+            ApiError::Validation(errors) => Some(errors),
+            _ => None,
+        };
+        let problem = Problem {
+            r#type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            code: self.code(),
+            errors,
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            ApiError::TooManyRequests { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unauthorized { .. } => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.json(problem)
+    }
+}

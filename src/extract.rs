@@ -1,0 +1,135 @@
+//! Request extractors: validated JSON bodies, query strings and paths whose failures are
+//! problem+json, and the request id.
+
+use std::collections::BTreeMap;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use validator::Validate;
+
+use crate::error::ApiError;
+
+/// Largest JSON body accepted by the resource routes.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// A JSON body that deserialized and passed its `validator` rules.
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidJson<T> {
+    // Body errors were already turned into problem+json by `json_config`'s handler.
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(value) = json.await?;
+            value.validate().map_err(validation_error)?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+/// Maps a JSON body error of actix to problem+json.
+pub fn json_error(e: JsonPayloadError) -> ApiError {
+    match &e {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(BTreeMap::from([("body".to_owned(), vec![e.to_string()])]))
+        }
+        _ => ApiError::BadRequest {
+            code: "invalid_json",
+            detail: format!("the body is not valid JSON: {e}"),
+        },
+    }
+}
+
+/// Maps `validator`'s errors to a 422 naming each field.
+pub fn validation_error(errors: validator::ValidationErrors) -> ApiError {
+    let fields = errors
+        .field_errors()
+        .into_iter()
+        .map(|(field, errs)| {
+            let messages = errs
+                .iter()
+                .map(|e| {
+                    e.message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| describe(e))
+                })
+                .collect();
+            (field.to_string(), messages)
+        })
+        .collect();
+    ApiError::Validation(fields)
+}
+
+fn describe(e: &validator::ValidationError) -> String {
+    let param = |name: &str| e.params.get(name).map(|v| v.to_string());
+    match e.code.as_ref() {
+        "length" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("length must be between {min} and {max}"),
+            (None, Some(max)) => format!("length must be at most {max}"),
+            (Some(min), None) => format!("length must be at least {min}"),
+            _ => "invalid length".into(),
+        },
+        "range" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+            _ => "out of range".into(),
+        },
+        code => format!("invalid ({code})"),
+    }
+}
+
+/// actix's JSON config for the app: size limit and problem+json errors.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|e, _| json_error(e).into())
+}
+
+/// actix's query-string config: problem+json errors.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        let detail = match &e {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::BadRequest {
+            code: "invalid_query",
+            detail,
+        }
+        .into()
+    })
+}
+
+/// actix's path config: problem+json errors.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|e, _| {
+        let detail = match &e {
+            PathError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        ApiError::BadRequest {
+            code: "invalid_path",
+            detail,
+        }
+        .into()
+    })
+}
+
+/// The request's id: the client's `x-request-id` when it is sane, else a fresh UUID.
+pub fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}

@@ -1,0 +1,24 @@
+//! Threadline: an event-sourced CQRS backend for AI chat applications.
+//!
+//! # Layout
+//! - [`startup`]: `Application::build` — the one way the server is assembled.
+//! - [`routes`]: HTTP handlers, one file per action.
+//! - [`services`]: use cases spanning several commands (sign-up, linking).
+//! - [`store`]: database connection, migrations, the global log, the command bus.
+//! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
+//! - [`auth`], [`extract`], [`error`]: request plumbing.
+//! - [`cli`], [`commands`]: the command line.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod projector;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

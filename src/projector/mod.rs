@@ -1,0 +1,391 @@
+//! The projector runtime: keeps every projection's tables caught up with the log.
+//!
+//! Each projection has a checkpoint row (`projection_checkpoints`). A batch reads the events after
+//! the checkpoint in log order, folds them into the projection's tables and advances the
+//! checkpoint in one transaction, so each event is applied exactly once even across crashes.
+//! On PostgreSQL the checkpoint row is locked (`FOR UPDATE`) for the batch, and one node at a time
+//! runs the projector (a session advisory lock); the others follow the leader's checkpoints.
+//!
+//! Commits wake the runner at once: [`Projector::wake`] in-process, `LISTEN threadline_events`
+//! for commits of other nodes. A slow poll is only the fallback.
+//!
+//! # Layout
+//! - [`Projector`]: the handle (wake, wait for a cursor, status).
+//! - [`run`]: the runner loop; [`catch_up`]: one projection until the head of the log.
+//! - [`rebuild`]: rebuilding a projection into shadow tables and swapping them in.
+
+pub mod rebuild;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use threadline_projections::{Db, Projection, StoredEvent, Tables, Tx};
+use tokio::sync::{Notify, watch};
+
+use crate::store::log::{self, Cursor};
+
+/// Events read and applied per transaction.
+pub const BATCH_SIZE: i64 = 1000;
+/// How long a runner sleeps when nothing wakes it.
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
+/// The advisory lock that elects the node running the projectors.
+const LEADER_LOCK: i64 = 0x7468_726c_7072_6f6a;
+
+/// Why the projector failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Projection(#[from] threadline_projections::ProjectionError),
+    #[error("unknown projection {0:?}")]
+    UnknownProjection(String),
+}
+
+/// A projection's progress.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub name: String,
+    pub version: i64,
+    pub tx_id: i64,
+    pub position: i64,
+}
+
+/// Handle on the projector: shared by the runner, the command handlers and the CLI.
+#[derive(Clone)]
+pub struct Projector {
+    db: Db,
+    projections: Arc<Vec<Box<dyn Projection>>>,
+    wake: Arc<Notify>,
+    /// The cursor every projection has reached (the minimum over projections).
+    reached: watch::Sender<Cursor>,
+}
+
+impl Projector {
+    /// A projector over every projection of the product.
+    pub fn new(db: Db) -> Self {
+        Self::with_projections(db, threadline_projections::all())
+    }
+
+    /// A projector over the given projections.
+    pub fn with_projections(db: Db, projections: Vec<Box<dyn Projection>>) -> Self {
+        Self {
+            db,
+            projections: Arc::new(projections),
+            wake: Arc::new(Notify::new()),
+            reached: watch::Sender::new(Cursor::default()),
+        }
+    }
+
+    /// The projections this projector runs.
+    pub fn projections(&self) -> &[Box<dyn Projection>] {
+        &self.projections
+    }
+
+    /// Wakes the runner (after a local commit).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits until every projection has applied the event at `cursor`, at most `timeout`.
+    /// Returns whether it got there.
+    pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> bool {
+        self.wake();
+        let mut rx = self.reached.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|reached| *reached >= cursor))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Creates missing projection tables and checkpoints. A projection whose stored version
+    /// differs from its code is emptied, to be rebuilt from position 0 by the runner.
+    pub async fn prepare(&self) -> Result<(), ProjectorError> {
+        let mut tx = self.db.begin().await?;
+        lock_checkpoints(&mut tx).await?;
+        for p in self.projections.iter() {
+            let stored = checkpoint_row(&mut tx, p.name()).await?;
+            let live = Tables::live();
+            match stored {
+                Some((version, _)) if version == p.version() => {}
+                Some((version, _)) => {
+                    tracing::warn!(
+                        projection = p.name(),
+                        from = version,
+                        to = p.version(),
+                        "projection version changed; rebuilding from the start of the log"
+                    );
+                    for table in p.tables() {
+                        tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
+                            .await?;
+                    }
+                    set_checkpoint(&mut tx, p.name(), p.version(), Cursor::default()).await?;
+                }
+                None => set_checkpoint(&mut tx, p.name(), p.version(), Cursor::default()).await?,
+            }
+            for ddl in p.ddl(self.db.backend(), &live) {
+                tx.execute_sql(&ddl).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every projection's checkpoint.
+    pub async fn status(&self) -> Result<Vec<Status>, ProjectorError> {
+        let rows: Vec<(String, i64, i64, i64)> = threadline_projections::on_read!(&self.db, pool =>
+            sqlx::query_as("SELECT name, version, tx_id, position FROM projection_checkpoints ORDER BY name")
+                .fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version, tx_id, position)| Status {
+                name,
+                version,
+                tx_id,
+                position,
+            })
+            .collect())
+    }
+
+    /// Publishes the slowest projection's checkpoint to [`Projector::wait_for`] callers.
+    async fn publish(&self) -> Result<(), ProjectorError> {
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        let min = self
+            .status()
+            .await?
+            .into_iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .map(|s| (s.tx_id, s.position))
+            .min()
+            .unwrap_or_default();
+        self.reached.send_if_modified(|reached| {
+            let advanced = min > *reached;
+            if advanced {
+                *reached = min;
+            }
+            advanced
+        });
+        Ok(())
+    }
+
+    /// Applies batches to `projection` until it has reached the head of the log. Returns the
+    /// number of events applied.
+    pub async fn catch_up(&self, projection: &dyn Projection) -> Result<u64, ProjectorError> {
+        let mut applied = 0;
+        loop {
+            let n = apply_batch(&self.db, projection, &Tables::live(), true).await?;
+            applied += n;
+            if n < BATCH_SIZE as u64 {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Runs the projector until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut leader = Leadership::new(&self.db);
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let result = async {
+                if leader.ensure().await? {
+                    for p in self.projections.iter() {
+                        self.catch_up(p.as_ref()).await?;
+                    }
+                }
+                self.publish().await
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "projector batch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(FALLBACK_POLL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::debug!("projector stopped");
+    }
+
+    /// Forwards PostgreSQL notifications (commits and checkpoints of any node) to the runner.
+    pub async fn listen(self, mut stop: watch::Receiver<bool>) {
+        let Db::Postgres(pool) = &self.db else {
+            return;
+        };
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener
+                    .listen_all(["threadline_events", "threadline_checkpoints"])
+                    .await?;
+                loop {
+                    listener.recv().await?;
+                    self.wake();
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                result = listener => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "event listener lost; reconnecting");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// The database this projector writes to.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+/// Applies the next batch of events after `projection`'s checkpoint to `tables`, advancing the
+/// checkpoint in the same transaction. Returns how many events it read.
+pub(crate) async fn apply_batch(
+    db: &Db,
+    projection: &dyn Projection,
+    tables: &Tables,
+    notify: bool,
+) -> Result<u64, ProjectorError> {
+    let mut tx = db.begin().await?;
+    let Some((version, from)) = lock_checkpoint(&mut tx, projection.name()).await? else {
+        return Err(ProjectorError::UnknownProjection(
+            projection.name().to_owned(),
+        ));
+    };
+    let events = log::read_after(db, from, BATCH_SIZE).await?;
+    let Some(last) = events.last().map(StoredEvent::cursor) else {
+        return Ok(0);
+    };
+    for event in &events {
+        for stmt in projection.statements(event, tables)? {
+            tx.execute(&stmt).await?;
+        }
+    }
+    set_checkpoint(&mut tx, projection.name(), version, last).await?;
+    if notify && let Tx::Postgres(pg) = &mut tx {
+        sqlx::query("SELECT pg_notify('threadline_checkpoints', $1)")
+            .bind(projection.name())
+            .execute(&mut **pg)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(events.len() as u64)
+}
+
+async fn lock_checkpoints(tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
+    if let Tx::Postgres(pg) = tx {
+        sqlx::query("LOCK TABLE projection_checkpoints IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut **pg)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn checkpoint_row(tx: &mut Tx<'_>, name: &str) -> Result<Option<(i64, Cursor)>, sqlx::Error> {
+    let sql = "SELECT version, tx_id, position FROM projection_checkpoints WHERE name = $1";
+    let row = match tx {
+        Tx::Sqlite(t) => sqlx::query(sql)
+            .bind(name)
+            .fetch_optional(&mut **t)
+            .await?
+            .map(|r| (r.get::<i64, _>(0), (r.get::<i64, _>(1), r.get::<i64, _>(2)))),
+        Tx::Postgres(t) => sqlx::query(sql)
+            .bind(name)
+            .fetch_optional(&mut **t)
+            .await?
+            .map(|r| (r.get::<i64, _>(0), (r.get::<i64, _>(1), r.get::<i64, _>(2)))),
+    };
+    Ok(row)
+}
+
+/// Reads a checkpoint and, on PostgreSQL, locks its row for the rest of the transaction.
+pub(crate) async fn lock_checkpoint(
+    tx: &mut Tx<'_>,
+    name: &str,
+) -> Result<Option<(i64, Cursor)>, sqlx::Error> {
+    if let Tx::Postgres(pg) = tx {
+        sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .execute(&mut **pg)
+            .await?;
+    }
+    checkpoint_row(tx, name).await
+}
+
+pub(crate) async fn set_checkpoint(
+    tx: &mut Tx<'_>,
+    name: &str,
+    version: i64,
+    cursor: Cursor,
+) -> Result<(), sqlx::Error> {
+    tx.execute(&threadline_projections::Stmt::new(
+        "INSERT INTO projection_checkpoints (name, version, tx_id, position, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, tx_id = excluded.tx_id, \
+         position = excluded.position, updated_at = excluded.updated_at",
+        vec![
+            name.into(),
+            version.into(),
+            cursor.0.into(),
+            cursor.1.into(),
+            chrono::Utc::now().timestamp_micros().into(),
+        ],
+    ))
+    .await
+    .map(drop)
+}
+
+/// Which node runs the projectors. SQLite has one process and is always the leader; on
+/// PostgreSQL the node holding a session advisory lock is, and another takes over within a
+/// poll interval of its connection dropping.
+enum Leadership {
+    Always,
+    Postgres {
+        pool: sqlx::PgPool,
+        held: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    },
+}
+
+impl Leadership {
+    fn new(db: &Db) -> Self {
+        match db {
+            Db::Sqlite { .. } => Leadership::Always,
+            Db::Postgres(pool) => Leadership::Postgres {
+                pool: pool.clone(),
+                held: None,
+            },
+        }
+    }
+
+    /// Whether this node leads now (trying to become leader if it does not).
+    async fn ensure(&mut self) -> Result<bool, sqlx::Error> {
+        let Leadership::Postgres { pool, held } = self else {
+            return Ok(true);
+        };
+        if let Some(conn) = held {
+            if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                return Ok(true);
+            }
+            tracing::warn!("lost the projector leader connection");
+            *held = None;
+        }
+        let mut conn = pool.acquire().await?;
+        let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if won {
+            tracing::info!("this node now runs the projectors");
+            *held = Some(conn);
+        }
+        Ok(won)
+    }
+}

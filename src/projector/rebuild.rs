@@ -1,0 +1,150 @@
+//! Rebuilding a projection from position 0 without downtime.
+//!
+//! The projection is folded into shadow tables (`<table>__rebuild`) while the live tables keep
+//! answering. Then one transaction takes the projection's checkpoint lock, applies the events
+//! that arrived meanwhile, drops the live tables, renames the shadow tables into their place and
+//! sets the checkpoint. Readers see the old tables or the new ones, never a mix.
+
+use sqlx::{Column, Row};
+use threadline_projections::{Db, Projection, Tables, Tx};
+
+use super::{BATCH_SIZE, Projector, ProjectorError, lock_checkpoint, set_checkpoint};
+use crate::store::log::{self, Cursor};
+
+/// What a rebuild did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    pub name: String,
+    pub events: u64,
+    pub seconds: f64,
+}
+
+/// Rebuilds the projection `name`, calling `progress` with the number of events folded so far.
+pub async fn rebuild(
+    projector: &Projector,
+    name: &str,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RebuildReport, ProjectorError> {
+    let started = std::time::Instant::now();
+    let projection = projector
+        .projections()
+        .iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| ProjectorError::UnknownProjection(name.to_owned()))?;
+    let db = projector.db();
+    let nonce = chrono::Utc::now().timestamp_millis().to_string();
+    let shadow = Tables::shadow(&nonce);
+
+    let mut tx = db.begin().await?;
+    create_fresh(&mut tx, db, projection.as_ref(), &shadow).await?;
+    tx.commit().await?;
+
+    let mut cursor = Cursor::default();
+    let mut events = 0u64;
+    loop {
+        let mut tx = db.begin().await?;
+        let n = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        tx.commit().await?;
+        events += n;
+        progress(events);
+        if n < BATCH_SIZE as u64 {
+            break;
+        }
+    }
+
+    let mut tx = db.begin().await?;
+    let Some((version, _)) = lock_checkpoint(&mut tx, name).await? else {
+        return Err(ProjectorError::UnknownProjection(name.to_owned()));
+    };
+    loop {
+        let n = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        events += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let live = Tables::live();
+    for table in projection.tables() {
+        tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
+            .await?;
+        tx.execute_sql(&format!(
+            "ALTER TABLE {} RENAME TO {}",
+            shadow.name(table),
+            live.name(table)
+        ))
+        .await?;
+    }
+    set_checkpoint(&mut tx, name, version, cursor).await?;
+    tx.commit().await?;
+    progress(events);
+    Ok(RebuildReport {
+        name: name.to_owned(),
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn create_fresh(
+    tx: &mut Tx<'_>,
+    db: &Db,
+    projection: &dyn Projection,
+    tables: &Tables,
+) -> Result<(), sqlx::Error> {
+    for table in projection.tables() {
+        tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", tables.name(table)))
+            .await?;
+    }
+    for ddl in projection.ddl(db.backend(), tables) {
+        tx.execute_sql(&ddl).await?;
+    }
+    Ok(())
+}
+
+async fn fold_batch(
+    tx: &mut Tx<'_>,
+    db: &Db,
+    projection: &dyn Projection,
+    tables: &Tables,
+    cursor: &mut Cursor,
+) -> Result<u64, ProjectorError> {
+    let events = log::read_after(db, *cursor, BATCH_SIZE).await?;
+    for event in &events {
+        for stmt in projection.statements(event, tables)? {
+            tx.execute(&stmt).await?;
+        }
+    }
+    if let Some(last) = events.last() {
+        *cursor = last.cursor();
+    }
+    Ok(events.len() as u64)
+}
+
+/// Every row of `table`, each rendered as text and sorted: for comparing a rebuild with the
+/// live tables.
+pub async fn dump_table(db: &Db, table: &str) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!("SELECT * FROM {table}");
+    let mut rows: Vec<String> = threadline_projections::on_read!(db, pool => {
+        sqlx::query(&sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                (0..row.columns().len())
+                    .map(|i| {
+                        let name = row.columns()[i].name().to_owned();
+                        let value = row
+                            .try_get::<Option<i64>, _>(i)
+                            .map(|v| v.map(|v| v.to_string()))
+                            .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| v.map(|b| i64::from(b).to_string())))
+                            .or_else(|_| row.try_get::<Option<String>, _>(i))
+                            .unwrap_or_else(|_| Some("<?>".into()));
+                        format!("{name}={}", value.unwrap_or_else(|| "NULL".into()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    });
+    rows.sort();
+    Ok(rows)
+}

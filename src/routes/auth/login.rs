@@ -1,0 +1,40 @@
+//! `POST /v1/auth/login`: email + password sign-in. Called with an anonymous bearer token, the
+//! anonymous account is linked into the signed-in one.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use threadline_domain::values::Email;
+use validator::Validate;
+
+use crate::auth::MaybeCaller;
+use crate::error::ApiError;
+use crate::extract::{ValidJson, request_id};
+use crate::services::accounts;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, Validate)]
+pub struct LoginBody {
+    #[validate(length(min = 3, max = 254))]
+    pub email: String,
+    #[validate(length(min = 1, max = 256))]
+    pub password: String,
+}
+
+pub async fn handle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: MaybeCaller,
+    ValidJson(body): ValidJson<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let email = Email::parse(&body.email).map_err(|e| ApiError::invalid_field("email", e.0))?;
+    let issued = accounts::login(
+        &state,
+        email,
+        body.password,
+        caller.0,
+        super::client_of(&req),
+        &request_id(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(issued))
+}

@@ -1,0 +1,21 @@
+//! `POST /v1/auth/logout`: revokes the session of the token used.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use threadline_domain::values::SessionId;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::request_id;
+use crate::services::accounts;
+use crate::state::AppState;
+
+pub async fn handle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let session =
+        SessionId::parse(&caller.session_id).map_err(|e| ApiError::Internal(e.to_string()))?;
+    accounts::revoke_session(&state, &caller, session, &request_id(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

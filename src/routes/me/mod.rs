@@ -1,0 +1,4 @@
+//! `/v1/me*`: the caller's own account.
+
+pub mod get;
+pub mod sessions;

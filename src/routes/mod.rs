@@ -1,0 +1,69 @@
+//! HTTP routes. One file per action; [`config`] registers them all from one table, which the
+//! OpenAPI drift test compares with `api-spec/openapi.yaml`.
+
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod threads;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Declares every route once: generates [`ROUTES`] (for the drift test) and [`register`].
+macro_rules! routes {
+    ($( $path:literal => { $( $method:ident : $handler:path ),+ $(,)? } ),+ $(,)?) => {
+        /// Every `(METHOD, path)` the server answers.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path) ),+ ),+ ];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $( .route(web::$method().to($handler)) )+
+                        .default_service(web::to(method_not_allowed)),
+                );
+            )+
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: health::healthz },
+    "/readyz" => { get: health::readyz },
+    "/openapi.json" => { get: health::openapi },
+    "/v1/auth/anonymous" => { post: auth::anonymous::handle },
+    "/v1/auth/register" => { post: auth::register::handle },
+    "/v1/auth/login" => { post: auth::login::handle },
+    "/v1/auth/logout" => { post: auth::logout::handle },
+    "/v1/me" => { get: me::get::handle },
+    "/v1/me/sessions" => { get: me::sessions::list },
+    "/v1/me/sessions/{id}" => { delete: me::sessions::revoke },
+    "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },
+    "/v1/threads/{id}" => {
+        get: threads::get::handle,
+        patch: threads::update::handle,
+        delete: threads::delete::handle,
+    },
+}
+
+/// Registers every route, the extractor configs and the problem+json fallback.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(crate::extract::json_config())
+        .app_data(crate::extract::query_config())
+        .app_data(crate::extract::path_config());
+    register(cfg);
+}
+
+/// The answer for a path no route matches.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,217 @@
+//! Sign-up, sign-in and linking.
+//!
+//! Linking order matters: the anonymous stream is closed first (`LinkInto`, which fails if a
+//! concurrent request already linked it), then the registered stream records the link
+//! (`AbsorbAnonymous`). Projections move the anonymous account's threads when they fold the
+//! latter.
+
+use chrono::Utc;
+use threadline_domain::account::{self, Account, AccountCommand};
+use threadline_domain::email::{EmailCommand, EmailRegistration};
+use threadline_domain::values::{AccountId, DisplayName, Email, SessionId};
+use threadline_projections::accounts as account_view;
+
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::commands::CommandMeta;
+use crate::store::log::Cursor;
+
+/// A session just issued: the only moment its token is visible.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedSession {
+    pub token: String,
+    pub session_id: String,
+    pub account_id: String,
+    /// The anonymous account linked into this one by this request, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked_account_id: Option<String>,
+}
+
+/// Where a request came from, recorded on its session.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Creates an anonymous account with a session.
+pub async fn create_anonymous(
+    state: &AppState,
+    client: Client,
+    request_id: &str,
+) -> Result<IssuedSession, ApiError> {
+    let id = AccountId::generate();
+    let meta = CommandMeta::for_request(request_id, Some(id.to_string()));
+    state
+        .send::<Account>(
+            &id.to_string(),
+            AccountCommand::CreateAnonymous { at: Utc::now() },
+            &meta,
+        )
+        .await?;
+    let (issued, cursor) = issue_session(state, id, client, &meta).await?;
+    state.settle(cursor).await;
+    Ok(issued)
+}
+
+/// Registers an email account; with an anonymous caller, links it into the new account.
+pub async fn register(
+    state: &AppState,
+    email: Email,
+    name: Option<DisplayName>,
+    password: String,
+    caller: Option<Caller>,
+    client: Client,
+    request_id: &str,
+) -> Result<IssuedSession, ApiError> {
+    let id = AccountId::generate();
+    let meta = CommandMeta::for_request(request_id, Some(id.to_string()));
+    let password_hash = auth::hash_password(password).await?;
+    state
+        .send::<EmailRegistration>(
+            email.as_str(),
+            EmailCommand::Claim {
+                account_id: id,
+                at: Utc::now(),
+            },
+            &meta,
+        )
+        .await?;
+    state
+        .send::<Account>(
+            &id.to_string(),
+            AccountCommand::Register {
+                email,
+                name,
+                password_hash,
+                at: Utc::now(),
+            },
+            &meta,
+        )
+        .await?;
+    finish_sign_in(state, id, caller, client, &meta).await
+}
+
+/// Signs in with email and password; with an anonymous caller, links it into the account.
+pub async fn login(
+    state: &AppState,
+    email: Email,
+    password: String,
+    caller: Option<Caller>,
+    client: Client,
+    request_id: &str,
+) -> Result<IssuedSession, ApiError> {
+    let found = account_view::account_by_email(&state.db, email.as_str()).await?;
+    let stored_hash = found.as_ref().and_then(|a| a.password_hash.clone());
+    let valid = auth::verify_password(password, stored_hash).await?;
+    let (true, Some(account)) = (valid, found) else {
+        return Err(ApiError::Unauthorized {
+            code: "invalid_credentials",
+            detail: "the email or password is wrong".into(),
+        });
+    };
+    let id = AccountId::parse(&account.id).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let meta = CommandMeta::for_request(request_id, Some(account.id.clone()));
+    finish_sign_in(state, id, caller, client, &meta).await
+}
+
+/// Revokes one of the account's sessions.
+pub async fn revoke_session(
+    state: &AppState,
+    caller: &Caller,
+    session_id: SessionId,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
+    state
+        .run::<Account>(
+            caller.id(),
+            AccountCommand::RevokeSession {
+                session_id,
+                at: Utc::now(),
+            },
+            &meta,
+        )
+        .await
+}
+
+async fn finish_sign_in(
+    state: &AppState,
+    id: AccountId,
+    caller: Option<Caller>,
+    client: Client,
+    meta: &CommandMeta,
+) -> Result<IssuedSession, ApiError> {
+    let linked = match caller.filter(Caller::is_anonymous) {
+        Some(anonymous) => Some(link(state, &anonymous, id, meta).await?),
+        None => None,
+    };
+    let (mut issued, cursor) = issue_session(state, id, client, meta).await?;
+    issued.linked_account_id = linked;
+    state.settle(cursor).await;
+    Ok(issued)
+}
+
+async fn link(
+    state: &AppState,
+    anonymous: &Caller,
+    target: AccountId,
+    meta: &CommandMeta,
+) -> Result<String, ApiError> {
+    let anonymous_id =
+        AccountId::parse(anonymous.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    account::check_link(anonymous_id, target)?;
+    let at = Utc::now();
+    state
+        .send::<Account>(
+            anonymous.id(),
+            AccountCommand::LinkInto { target, at },
+            meta,
+        )
+        .await?;
+    state
+        .send::<Account>(
+            &target.to_string(),
+            AccountCommand::AbsorbAnonymous {
+                anonymous: anonymous_id,
+                at,
+            },
+            meta,
+        )
+        .await?;
+    tracing::info!(anonymous = %anonymous_id, into = %target, "linked anonymous account");
+    Ok(anonymous_id.to_string())
+}
+
+async fn issue_session(
+    state: &AppState,
+    id: AccountId,
+    client: Client,
+    meta: &CommandMeta,
+) -> Result<(IssuedSession, Option<Cursor>), ApiError> {
+    let token = auth::new_token();
+    let session_id = SessionId::generate();
+    let cursor = state
+        .send::<Account>(
+            &id.to_string(),
+            AccountCommand::IssueSession {
+                session_id,
+                token_hash: auth::hash_token(&token),
+                user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
+                ip: client.ip,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await?;
+    Ok((
+        IssuedSession {
+            token,
+            session_id: session_id.to_string(),
+            account_id: id.to_string(),
+            linked_account_id: None,
+        },
+        cursor,
+    ))
+}

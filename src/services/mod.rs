@@ -1,0 +1,3 @@
+//! Use cases that take more than one command: what the thin HTTP handlers call.
+
+pub mod accounts;

@@ -1,0 +1,161 @@
+//! One way in: [`Application::build`] opens the database, runs migrations, prepares and starts
+//! the projector, and binds the HTTP listener. `main` and every integration test boot the app
+//! the same way.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{App, HttpServer, web};
+use threadline_projections::Db;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::RateLimiter;
+use crate::config::Settings;
+use crate::projector::Projector;
+use crate::state::AppState;
+use crate::store::{self, StoreError, commands::CommandBus};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("projector set-up failed: {0}")]
+    Projector(#[from] crate::projector::ProjectorError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: Db,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Opens storage, migrates, prepares projections, starts the projector and binds.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = store::connect(settings.database_url.as_deref(), &settings.data_dir).await?;
+        store::migrate(&db).await?;
+        let projector = Projector::new(db.clone());
+        projector.prepare().await?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(projector.clone().run(stop_rx.clone())),
+            tokio::spawn(projector.clone().listen(stop_rx)),
+        ];
+
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind.clone(),
+                source,
+            })?
+            .port();
+        let workers = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        };
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            bus: CommandBus::new(db.clone()),
+            projector,
+            anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
+            settings: Arc::new(settings.clone()),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let (method, path) = (req.method().clone(), req.path().to_owned());
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        tracing::info!(
+                            %method,
+                            path,
+                            status = res.status().as_u16(),
+                            micros = started.elapsed().as_micros() as u64,
+                            "request"
+                        );
+                        Ok(res)
+                    }
+                })
+                .configure(crate::routes::config)
+                .default_service(web::to(crate::routes::not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind.clone(),
+            source,
+        })?
+        .run();
+        tracing::info!(
+            port,
+            database = db.backend_name(),
+            "threadline listening on {}",
+            settings
+                .bind
+                .rsplit_once(':')
+                .map_or(settings.bind.clone(), |(host, _)| format!("{host}:{port}"))
+        );
+        Ok(Self {
+            port,
+            server,
+            db,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The port the server listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The database the application uses.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle), then stops the
+    /// projector and closes the pools.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        match &self.db {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+        tracing::info!("threadline stopped");
+        result
+    }
+}

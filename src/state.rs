@@ -1,0 +1,73 @@
+//! What every handler shares: the database, the command bus, the projector, the settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use threadline_projections::Db;
+
+use crate::auth::RateLimiter;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::projector::Projector;
+use crate::store::commands::{CommandBus, CommandMeta, Routed};
+use crate::store::log::Cursor;
+
+/// How long a command's caller waits for the projections to show its write.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Application state behind `web::Data`.
+pub struct AppState {
+    pub db: Db,
+    pub bus: CommandBus,
+    pub projector: Projector,
+    pub settings: Arc<Settings>,
+    pub anon_limiter: RateLimiter,
+}
+
+impl AppState {
+    /// Executes a command and returns the log cursor it reached, without waiting for
+    /// projections (call [`AppState::settle`] before answering).
+    pub async fn send<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Option<Cursor>, ApiError>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: Clone + Into<ApiError>,
+    {
+        Ok(self.bus.execute::<A>(id, command, meta).await?)
+    }
+
+    /// Executes a command and waits until the projections show it (read-your-writes).
+    pub async fn run<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<(), ApiError>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: Clone + Into<ApiError>,
+    {
+        let cursor = self.send::<A>(id, command, meta).await?;
+        self.settle(cursor).await;
+        Ok(())
+    }
+
+    /// Waits (bounded) until every projection has applied the event at `cursor`, so that the
+    /// caller's next read shows its write.
+    pub async fn settle(&self, cursor: Option<Cursor>) {
+        let Some(cursor) = cursor else { return };
+        if !self
+            .projector
+            .wait_for(cursor, READ_YOUR_WRITES_TIMEOUT)
+            .await
+        {
+            tracing::warn!(?cursor, "projections did not reach the write in time");
+        }
+    }
+}

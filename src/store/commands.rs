@@ -1,0 +1,236 @@
+//! The command bus: every state change of the product goes through [`CommandBus::execute`].
+//!
+//! It loads the aggregate from the event store (cqrs-es `new_event_store` mode: no snapshots, see
+//! SPEC §2), lets it decide, appends the events with correlation/causation metadata, retries a
+//! bounded number of times when another writer appended to the same stream first, and returns
+//! the log cursor of the stream's latest event so the caller can wait for its projections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use postgres_es::PostgresEventRepository;
+use sqlite_es::SqliteEventRepository;
+use threadline_domain::account::Account;
+use threadline_domain::email::EmailRegistration;
+use threadline_domain::thread::Thread;
+use threadline_projections::Db;
+use uuid::Uuid;
+
+use super::log::{self, Cursor};
+
+/// How often a command is retried when its stream changed between load and append.
+const CONFLICT_RETRIES: usize = 8;
+
+/// Where a command came from, recorded in every event's metadata.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// Ties together everything one request caused (the request id).
+    pub correlation_id: String,
+    /// What caused this command: the request id, or the event a policy reacted to.
+    pub causation_id: String,
+    /// The account on whose behalf the command runs, if any.
+    pub actor: Option<String>,
+}
+
+impl CommandMeta {
+    /// Metadata for a command caused directly by a request.
+    pub fn for_request(request_id: &str, actor: Option<String>) -> Self {
+        Self {
+            correlation_id: request_id.to_owned(),
+            causation_id: request_id.to_owned(),
+            actor,
+        }
+    }
+
+    /// Metadata for a command started by the server itself (CLI, maintenance).
+    pub fn system() -> Self {
+        let id = Uuid::now_v7().to_string();
+        Self::for_request(&id, None)
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            ("correlation_id".to_owned(), self.correlation_id.clone()),
+            ("causation_id".to_owned(), self.causation_id.clone()),
+        ]);
+        if let Some(actor) = &self.actor {
+            map.insert("actor".to_owned(), actor.clone());
+        }
+        map
+    }
+}
+
+/// A command refused by its aggregate, or a failure to run it.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command (a rule of the domain).
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept winning the race for this stream.
+    #[error("the resource is being changed concurrently")]
+    Conflict,
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug or a corrupt log).
+    #[error("unexpected storage error: {0}")]
+    Internal(String),
+}
+
+/// One aggregate type's cqrs-es framework on the configured backend.
+pub enum Framework<A: Aggregate> {
+    Sqlite(CqrsFramework<A, PersistedEventStore<SqliteEventRepository, A>>),
+    Postgres(CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>),
+}
+
+impl<A> Framework<A>
+where
+    A: Aggregate<Services = ()> + 'static,
+    A::Command: Clone,
+{
+    fn new(db: &Db) -> Self {
+        let upcasters = threadline_domain::upcast::upcasters;
+        match db {
+            Db::Sqlite { writer, .. } => {
+                let store = PersistedEventStore::new_event_store(SqliteEventRepository::new(
+                    writer.clone(),
+                ))
+                .with_upcasters(upcasters());
+                Framework::Sqlite(CqrsFramework::new(store, vec![], ()))
+            }
+            Db::Postgres(pool) => {
+                let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                    pool.clone(),
+                ))
+                .with_upcasters(upcasters());
+                Framework::Postgres(CqrsFramework::new(store, vec![], ()))
+            }
+        }
+    }
+
+    async fn execute_once(
+        &self,
+        id: &str,
+        command: A::Command,
+        meta: HashMap<String, String>,
+    ) -> Result<(), AggregateError<A::Error>> {
+        match self {
+            Framework::Sqlite(f) => f.execute_with_metadata(id, command, meta).await,
+            Framework::Postgres(f) => f.execute_with_metadata(id, command, meta).await,
+        }
+    }
+}
+
+/// Executes commands on every aggregate of the domain.
+#[derive(Clone)]
+pub struct CommandBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    accounts: Framework<Account>,
+    emails: Framework<EmailRegistration>,
+    threads: Framework<Thread>,
+}
+
+/// Picks the framework of an aggregate type out of the bus.
+pub trait Routed: Aggregate<Services = ()> + Sized + 'static
+where
+    Self::Command: Clone,
+{
+    #[doc(hidden)]
+    fn framework(bus: &CommandBus) -> &Framework<Self>;
+}
+
+impl Routed for Account {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.accounts
+    }
+}
+
+impl Routed for EmailRegistration {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.emails
+    }
+}
+
+impl Routed for Thread {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.threads
+    }
+}
+
+impl CommandBus {
+    /// A bus writing to `db`.
+    pub fn new(db: Db) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                accounts: Framework::new(&db),
+                emails: Framework::new(&db),
+                threads: Framework::new(&db),
+                db,
+            }),
+        }
+    }
+
+    /// Runs `command` against aggregate `id` of type `A`. Returns the log cursor of the
+    /// stream's newest event afterwards (`None` for a stream that is still empty).
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Option<Cursor>, CommandError<A::Error>>
+    where
+        A: Routed,
+        A::Command: Clone,
+        A::Error: Clone,
+    {
+        let framework = A::framework(self);
+        let mut attempt = 0;
+        loop {
+            match framework
+                .execute_once(id, command.clone(), meta.to_map())
+                .await
+            {
+                Ok(()) => break,
+                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(
+                        aggregate = A::TYPE,
+                        id,
+                        attempt,
+                        "append conflict, retrying"
+                    );
+                }
+                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
+                Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
+                Err(AggregateError::DatabaseConnectionError(e)) => {
+                    return Err(CommandError::Unavailable(e.to_string()));
+                }
+                Err(e) => return Err(classify(e.to_string())),
+            }
+        }
+        log::last_cursor_of(&self.inner.db, A::TYPE, id)
+            .await
+            .map_err(|e| classify(e.to_string()))
+    }
+}
+
+/// sqlx reports pool timeouts and I/O failures as generic errors through cqrs-es; treat those
+/// as the database being unavailable (503), the rest as internal (500).
+fn classify<E: std::error::Error>(message: String) -> CommandError<E> {
+    let lower = message.to_lowercase();
+    if lower.contains("pool timed out")
+        || lower.contains("connection")
+        || lower.contains("io error")
+        || lower.contains("database is locked")
+    {
+        CommandError::Unavailable(message)
+    } else {
+        CommandError::Internal(message)
+    }
+}

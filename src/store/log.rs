@@ -1,0 +1,134 @@
+//! Reading the global log in order.
+//!
+//! SQLite: rowid order (one writer, so rowid order is commit order). PostgreSQL: `(tx_id,
+//! position)` order, taking only rows of transactions older than the oldest one still running
+//! (`pg_snapshot_xmin`), so an event whose transaction took its position early and committed late
+//! is read after it commits instead of being skipped.
+
+use serde_json::Value;
+use sqlx::Row;
+use threadline_projections::{Db, StoredEvent};
+
+/// A place in the log: `(tx_id, position)`; `tx_id` is 0 on SQLite. `Cursor::default()` is
+/// before the first event.
+pub type Cursor = (i64, i64);
+
+const SQLITE_READ: &str = "SELECT rowid AS position, 0 AS tx_id, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload, metadata, event_id, recorded_at \
+    FROM events WHERE rowid > $1 ORDER BY rowid LIMIT $2";
+
+const POSTGRES_READ: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggregate_type, \
+    aggregate_id, sequence, event_type, event_version, payload, metadata, event_id::text AS event_id, \
+    (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at \
+    FROM events \
+    WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
+      AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+    ORDER BY tx_id, position LIMIT $3";
+
+/// Up to `limit` events after `after`, in log order.
+pub async fn read_after(
+    db: &Db,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    match db {
+        Db::Sqlite { reader, .. } => {
+            let rows = sqlx::query(SQLITE_READ)
+                .bind(after.1)
+                .bind(limit)
+                .fetch_all(reader)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        }
+        Db::Postgres(pool) => {
+            let rows = sqlx::query(POSTGRES_READ)
+                .bind(after.0)
+                .bind(after.1)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        }
+    }
+}
+
+fn decode_row<'r, R>(row: &'r R) -> Result<StoredEvent, sqlx::Error>
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Value: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredEvent {
+        position: row.try_get("position")?,
+        tx_id: row.try_get("tx_id")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+        event_id: row.try_get("event_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+/// The log cursor of an aggregate's latest event, if it has any.
+pub async fn last_cursor_of(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<Cursor>, sqlx::Error> {
+    match db {
+        Db::Sqlite { writer, .. } => {
+            // The writer connection: it has certainly seen the commit that just happened.
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT 0, rowid FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+                 ORDER BY sequence DESC LIMIT 1",
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(writer)
+            .await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT tx_id::text::bigint, position FROM events \
+                 WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(pool)
+            .await
+        }
+    }
+}
+
+/// The cursor of the newest event visible to readers now (the head of the log).
+pub async fn head(db: &Db) -> Result<Cursor, sqlx::Error> {
+    let head: Option<(i64, i64)> = match db {
+        Db::Sqlite { reader, .. } => {
+            sqlx::query_as("SELECT 0, rowid FROM events ORDER BY rowid DESC LIMIT 1")
+                .fetch_optional(reader)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT tx_id::text::bigint, position FROM events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id DESC, position DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(head.unwrap_or_default())
+}
+
+/// Number of events in the log.
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    threadline_projections::on_read!(db, pool =>
+        sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await)
+}

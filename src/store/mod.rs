@@ -1,0 +1,157 @@
+//! Storage wiring: connecting to SQLite or PostgreSQL, the project's migrations, reading the
+//! global log, and executing commands through cqrs-es.
+//!
+//! # Layout
+//! - [`connect`] and [`migrate`] (here): pools and schema for either backend.
+//! - [`log`]: the global log as projections and the CLI read it.
+//! - [`commands`]: the command bus (load, decide, append; conflict retry; read-your-writes).
+
+pub mod commands;
+pub mod log;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use threadline_projections::{Backend, Db, Tx};
+
+/// Why storage could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("unsupported DATABASE_URL (expected postgres://, postgresql:// or sqlite://)")]
+    UnsupportedUrl,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Opens the database named by `database_url`, or the SQLite file in `data_dir` when it is unset.
+pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, StoreError> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pool = PgPoolOptions::new()
+                .max_connections(32)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            Ok(Db::Postgres(pool))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            open_sqlite(SqliteConnectOptions::from_str(url)?.create_if_missing(true)).await
+        }
+        Some(_) => Err(StoreError::UnsupportedUrl),
+        None => {
+            std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+            let file = data_dir.join("threadline.db");
+            open_sqlite(
+                SqliteConnectOptions::new()
+                    .filename(file)
+                    .create_if_missing(true),
+            )
+            .await
+        }
+    }
+}
+
+async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, StoreError> {
+    let options = options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true)
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-65536");
+    // One writer connection: SQLite admits one writer at a time, and queueing in the pool is
+    // cheaper and more predictable than SQLITE_BUSY retries between connections.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok(Db::Sqlite { writer, reader })
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The project's migrations, in order. Each is applied once, inside a transaction.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "event_log",
+    sqlite: include_str!("../../migrations/sqlite/0001_event_log.sql"),
+    postgres: include_str!("../../migrations/postgres/0001_event_log.sql"),
+}];
+
+/// An arbitrary constant: the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x7468_726c_6d69_6772;
+
+/// Applies the migrations that have not run yet. Safe to call from several nodes at once.
+pub async fn migrate(db: &Db) -> Result<Vec<i64>, StoreError> {
+    let create = "CREATE TABLE IF NOT EXISTS schema_migrations (
+        version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+    let mut tx = db.begin().await?;
+    if let Tx::Postgres(pg) = &mut tx {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut **pg)
+            .await?;
+    }
+    tx.execute_sql(create).await?;
+    let applied: Vec<i64> = match &mut tx {
+        Tx::Sqlite(t) => {
+            sqlx::query_scalar("SELECT version FROM schema_migrations")
+                .fetch_all(&mut **t)
+                .await?
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_scalar("SELECT version FROM schema_migrations")
+                .fetch_all(&mut **t)
+                .await?
+        }
+    };
+    let mut ran = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let sql = match db.backend() {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        tx.execute_sql(sql).await?;
+        tx.execute(&threadline_projections::Stmt::new(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            vec![
+                m.version.into(),
+                m.name.into(),
+                chrono::Utc::now().timestamp_micros().into(),
+            ],
+        ))
+        .await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        ran.push(m.version);
+    }
+    tx.commit().await?;
+    Ok(ran)
+}
+
+/// Checks that the database answers (for `/readyz`).
+pub async fn ping(db: &Db) -> Result<(), sqlx::Error> {
+    threadline_projections::on_read!(db, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+}
