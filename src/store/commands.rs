@@ -123,6 +123,9 @@ where
     }
 }
 
+type StreamKey = (&'static str, String);
+type StreamLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Executes commands on every aggregate of the domain.
 #[derive(Clone)]
 pub struct CommandBus {
@@ -131,6 +134,9 @@ pub struct CommandBus {
 
 struct Inner {
     db: Db,
+    /// One async lock per stream being written on this node: commands on one aggregate queue
+    /// here instead of racing to append (cross-node races are left to the conflict retry).
+    streams: std::sync::Mutex<HashMap<StreamKey, StreamLock>>,
     accounts: Framework<Account>,
     emails: Framework<EmailRegistration>,
     threads: Framework<Thread>,
@@ -171,6 +177,7 @@ impl CommandBus {
                 accounts: Framework::new(&db),
                 emails: Framework::new(&db),
                 threads: Framework::new(&db),
+                streams: Default::default(),
                 db,
             }),
         }
@@ -190,13 +197,15 @@ impl CommandBus {
         A::Error: Clone,
     {
         let framework = A::framework(self);
+        let stream = self.stream_lock(A::TYPE, id);
+        let guard = stream.lock().await;
         let mut attempt = 0;
-        loop {
+        let result = loop {
             match framework
                 .execute_once(id, command.clone(), meta.to_map())
                 .await
             {
-                Ok(()) => break,
+                Ok(()) => break Ok(()),
                 Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(
@@ -205,18 +214,47 @@ impl CommandBus {
                         attempt,
                         "append conflict, retrying"
                     );
+                    let jitter = rand::random::<u64>() % (2 << attempt.min(6));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
-                Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
+                Err(AggregateError::AggregateConflict) => break Err(CommandError::Conflict),
+                Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
                 Err(AggregateError::DatabaseConnectionError(e)) => {
-                    return Err(CommandError::Unavailable(e.to_string()));
+                    break Err(CommandError::Unavailable(e.to_string()));
                 }
-                Err(e) => return Err(classify(e.to_string())),
+                Err(e) => break Err(classify(e.to_string())),
             }
-        }
+        };
+        drop(guard);
+        self.release_stream_lock(A::TYPE, id, stream);
+        result?;
         log::last_cursor_of(&self.inner.db, A::TYPE, id)
             .await
             .map_err(|e| classify(e.to_string()))
+    }
+}
+
+impl CommandBus {
+    fn stream_lock(&self, kind: &'static str, id: &str) -> StreamLock {
+        let mut streams = self
+            .inner
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        streams.entry((kind, id.to_owned())).or_default().clone()
+    }
+
+    /// Forgets a stream's lock once nobody else holds or waits for it.
+    fn release_stream_lock(&self, kind: &'static str, id: &str, lock: StreamLock) {
+        let mut streams = self
+            .inner
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Two references: ours and the map's.
+        if Arc::strong_count(&lock) == 2 {
+            streams.remove(&(kind, id.to_owned()));
+        }
     }
 }
 

@@ -1,0 +1,53 @@
+//! Concurrent commands never fail with "database is locked" or lose writes.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_thread_creations_for_one_account_all_succeed() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let results = join_all((0..50).map(|i| {
+        let app = &app;
+        let token = user.token.clone();
+        async move {
+            app.create_thread(
+                &token,
+                json!({"id": format!("c{i}"), "title": format!("n{i}")}),
+            )
+            .await
+        }
+    }))
+    .await;
+    for (status, body) in &results {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+    let mut ids = app.all_thread_ids(&user.token, "").await;
+    ids.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_thread_all_land() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let id = app.new_thread(&user.token, "start").await;
+    let results = join_all((0..20).map(|i| {
+        let (app, id, token) = (&app, id.clone(), user.token.clone());
+        async move {
+            app.patch_thread(&token, &id, json!({"title": format!("title {i}")}))
+                .await
+        }
+    }))
+    .await;
+    for (status, body) in &results {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let (_, thread) = app.get_thread(&user.token, &id).await;
+    assert!(thread["title"].as_str().unwrap().starts_with("title "));
+}

@@ -1,0 +1,122 @@
+//! Bad input gets a clear 4xx problem+json, never a 5xx.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+async fn raw(
+    app: &crate::helpers::TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value, String) {
+    let mut req = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(token)
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body, ct)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_are_4xx_problems() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let json = Some("application/json");
+    let cases: Vec<(Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+        (json, b"{".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            json,
+            b"[1,2]".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json,
+            br#"{"title": 5}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            Some("text/plain"),
+            b"{}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            None,
+            b"{}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            json,
+            format!(r#"{{"title": "{}"}}"#, "x".repeat(70_000)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (content_type, body, expected, code) in cases {
+        let (status, problem, ct) = raw(
+            &app,
+            Method::POST,
+            "/v1/threads",
+            &user.token,
+            content_type,
+            body,
+        )
+        .await;
+        assert_problem(status, &problem, expected, code);
+        assert_eq!(ct, "application/problem+json");
+    }
+    assert!(
+        app.all_thread_ids(&user.token, "").await.is_empty(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_wrong_methods_are_problems() {
+    let app = spawn_app().await;
+    let (status, body) = app.call(Method::GET, "/v1/nothing-here", None, None).await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "route_not_found");
+    let (status, body) = app.call(Method::PUT, "/v1/threads", None, None).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = if app.db.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], expected);
+}

@@ -1,0 +1,322 @@
+//! `spawn_app()` and `TestApp`: one method per endpoint.
+
+use std::sync::OnceLock;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use threadline::config::Settings;
+use threadline::startup::Application;
+use threadline_projections::Db;
+
+/// Where a test's data lives; kept alive for the test's duration.
+pub struct TestDb {
+    pub data_dir: tempfile::TempDir,
+    /// The PostgreSQL URL of this test's own database (None on SQLite).
+    pub database_url: Option<String>,
+}
+
+impl TestDb {
+    /// A fresh, empty database for one test.
+    pub async fn fresh() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => Some(create_pg_database(&admin_url).await),
+            _ => None,
+        };
+        Self {
+            data_dir,
+            database_url,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    /// Settings for a server on a random port over this database.
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::new("127.0.0.1:0", self.data_dir.path());
+        s.database_url = self.database_url.clone();
+        s.anon_per_minute = 0;
+        s.workers = 2;
+        s.admin_emails = vec!["admin@example.com".into()];
+        s
+    }
+
+    /// A direct connection to this database (for dumps and raw checks).
+    pub async fn connect(&self) -> Db {
+        threadline::store::connect(self.database_url.as_deref(), self.data_dir.path())
+            .await
+            .unwrap()
+    }
+}
+
+async fn create_pg_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("tl_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            threadline::telemetry::init(std::io::stdout);
+        }
+    });
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    handle: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the server on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_on(TestDb::fresh().await, |_| {}).await
+}
+
+/// Starts the server on `db` with adjusted settings.
+pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let mut settings = db.settings();
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let join = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        handle,
+        join,
+    }
+}
+
+/// A signed-in client: the token and account of one session.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub token: String,
+    pub account_id: String,
+    pub session_id: String,
+}
+
+impl User {
+    fn from(body: &Value) -> Self {
+        Self {
+            token: body["token"].as_str().unwrap().to_owned(),
+            account_id: body["account_id"].as_str().unwrap().to_owned(),
+            session_id: body["session_id"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and returns its database for a restart.
+    pub async fn stop(self) -> TestDb {
+        self.handle.stop(true).await;
+        self.join.await.unwrap().unwrap();
+        self.db
+    }
+
+    /// Sends a request; `body` as JSON when given.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Sends a request and returns the status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let res = self.request(method, path, token, body).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, json)
+    }
+
+    pub async fn anonymous(&self) -> User {
+        let (status, body) = self
+            .call(Method::POST, "/v1/auth/anonymous", None, None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        User::from(&body)
+    }
+
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/v1/auth/register",
+            token,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn registered(&self, email: &str) -> User {
+        let (status, body) = self.register(email, "correct horse battery", None).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        User::from(&body)
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/v1/auth/login",
+            token,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn logout(&self, token: &str) -> StatusCode {
+        self.call(Method::POST, "/v1/auth/logout", Some(token), None)
+            .await
+            .0
+    }
+
+    pub async fn me(&self, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, "/v1/me", Some(token), None).await
+    }
+
+    pub async fn sessions(&self, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, "/v1/me/sessions", Some(token), None)
+            .await
+    }
+
+    pub async fn revoke_session(&self, token: &str, id: &str) -> StatusCode {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/me/sessions/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+        .0
+    }
+
+    pub async fn create_thread(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/threads", Some(token), Some(body))
+            .await
+    }
+
+    /// Creates a thread and returns its id.
+    pub async fn new_thread(&self, token: &str, title: &str) -> String {
+        let (status, body) = self.create_thread(token, json!({"title": title})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn list_threads(&self, token: &str, query: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/v1/threads{query}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Every thread id of the caller (following cursors), in list order.
+    pub async fn all_thread_ids(&self, token: &str, filter: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query = match &cursor {
+                Some(c) => format!("?limit=7&cursor={c}{filter}"),
+                None => format!("?limit=7{filter}"),
+            };
+            let (status, page) = self.list_threads(token, &query).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for t in page["data"].as_array().unwrap() {
+                ids.push(t["id"].as_str().unwrap().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return ids,
+            }
+        }
+    }
+
+    pub async fn get_thread(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, &format!("/v1/threads/{id}"), Some(token), None)
+            .await
+    }
+
+    pub async fn patch_thread(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::PATCH,
+            &format!("/v1/threads/{id}"),
+            Some(token),
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn delete_thread(&self, token: &str, id: &str) -> StatusCode {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/threads/{id}"),
+            Some(token),
+            None,
+        )
+        .await
+        .0
+    }
+}
+
+/// Asserts a problem+json error with the given status and code.
+pub fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], expected.as_u16(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+}

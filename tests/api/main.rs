@@ -1,0 +1,13 @@
+//! Integration tests: the real server on a random port with a fresh database per test.
+//! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` points at a server (each test then
+//! creates its own database there).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod concurrency;
+mod errors;
+mod global_order;
+mod helpers;
+mod openapi;
+mod rebuild;
+mod threads;

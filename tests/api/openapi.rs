@@ -1,0 +1,315 @@
+//! `api-spec/openapi.yaml` is true: its routes are exactly the server's, and real responses
+//! match its schemas (required keys present, no undocumented keys, primitive types right).
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+fn spec() -> Value {
+    serde_yaml::from_str(threadline::routes::health::OPENAPI_YAML).unwrap()
+}
+
+#[test]
+fn the_document_lists_exactly_the_servers_routes() {
+    let spec = spec();
+    let documented: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = threadline::routes::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_uppercase(), (*p).to_owned()))
+        .collect();
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.yaml: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "documented routes the server lacks: {extra:?}"
+    );
+}
+
+/// Resolves `$ref`s into the document.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.trim_start_matches('#');
+            resolve(
+                spec,
+                spec.pointer(pointer)
+                    .unwrap_or_else(|| panic!("bad $ref {r}")),
+            )
+        }
+        None => schema,
+    }
+}
+
+fn type_matches(ty: &str, value: &Value) -> bool {
+    match ty {
+        "null" => value.is_null(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => false,
+    }
+}
+
+/// Checks `value` against `schema`; returns the problems found.
+fn check(spec: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    let schema = resolve(spec, schema);
+    if let Some(options) = schema
+        .get("oneOf")
+        .or(schema.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        let fits = options.iter().any(|o| {
+            let mut p = Vec::new();
+            check(spec, o, value, at, &mut p);
+            p.is_empty()
+        });
+        if !fits {
+            problems.push(format!("{at}: matches none of the alternatives: {value}"));
+        }
+        return;
+    }
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        for s in all {
+            check(spec, s, value, at, problems);
+        }
+    }
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if !types.is_empty() && !types.iter().any(|t| type_matches(t, value)) {
+        problems.push(format!("{at}: expected {types:?}, got {value}"));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+        if !allowed.contains(value) {
+            problems.push(format!("{at}: {value} not in {allowed:?}"));
+        }
+    }
+    if let (Some(obj), Some(props)) = (value.as_object(), schema.get("properties")) {
+        let props = props.as_object().unwrap();
+        for req in schema["required"].as_array().into_iter().flatten() {
+            let key = req.as_str().unwrap();
+            if !obj.contains_key(key) {
+                problems.push(format!("{at}: missing required key {key:?}"));
+            }
+        }
+        for (key, v) in obj {
+            match props.get(key) {
+                Some(s) => check(spec, s, v, &format!("{at}.{key}"), problems),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    problems.push(format!("{at}: undocumented key {key:?}"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(schema_items)) = (value.as_array(), schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            check(spec, schema_items, v, &format!("{at}[{i}]"), problems);
+        }
+    }
+}
+
+/// Asserts that a response of `method path` with `status` matches the documented schema.
+fn assert_documented(spec: &Value, method: &str, path: &str, status: StatusCode, body: &Value) {
+    let op = &spec["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    let response = resolve(spec, &op["responses"][status.as_str()]);
+    assert!(
+        response.is_object(),
+        "{method} {path} does not document status {status}"
+    );
+    let content = &response["content"];
+    if body.is_null() {
+        assert!(
+            content.is_null(),
+            "{method} {path} {status} documents a body but none came"
+        );
+        return;
+    }
+    let schema = content
+        .as_object()
+        .and_then(|c| c.values().next())
+        .map(|m| &m["schema"])
+        .unwrap_or_else(|| panic!("{method} {path} {status} documents no body"));
+    let mut problems = Vec::new();
+    check(spec, schema, body, "$", &mut problems);
+    assert!(
+        problems.is_empty(),
+        "{method} {path} {status}: {problems:#?}\nbody: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_responses_match_the_documented_schemas() {
+    let spec = spec();
+    let app = spawn_app().await;
+    let mut seen = Vec::new();
+    let mut call = async |method: Method,
+                          path: &str,
+                          template: &str,
+                          token: Option<&str>,
+                          body: Option<Value>| {
+        let (status, value) = app.call(method.clone(), path, token, body).await;
+        assert_documented(&spec, method.as_str(), template, status, &value);
+        seen.push((method.to_string(), template.to_owned()));
+        value
+    };
+
+    call(Method::GET, "/healthz", "/healthz", None, None).await;
+    call(Method::GET, "/readyz", "/readyz", None, None).await;
+    call(Method::GET, "/openapi.json", "/openapi.json", None, None).await;
+    let anon = call(
+        Method::POST,
+        "/v1/auth/anonymous",
+        "/v1/auth/anonymous",
+        None,
+        None,
+    )
+    .await;
+    let anon_token = anon["token"].as_str().unwrap().to_owned();
+    let thread = call(
+        Method::POST,
+        "/v1/threads",
+        "/v1/threads",
+        Some(&anon_token),
+        Some(json!({"title": "doc"})),
+    )
+    .await;
+    let id = thread["id"].as_str().unwrap().to_owned();
+    let reg = call(
+        Method::POST,
+        "/v1/auth/register",
+        "/v1/auth/register",
+        Some(&anon_token),
+        Some(
+            json!({"email": "doc@example.com", "password": "correct horse battery", "name": "Doc"}),
+        ),
+    )
+    .await;
+    let token = reg["token"].as_str().unwrap().to_owned();
+    let login = call(
+        Method::POST,
+        "/v1/auth/login",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "doc@example.com", "password": "correct horse battery"})),
+    )
+    .await;
+    let second = login["session_id"].as_str().unwrap().to_owned();
+    call(Method::GET, "/v1/me", "/v1/me", Some(&token), None).await;
+    call(
+        Method::GET,
+        "/v1/me/sessions",
+        "/v1/me/sessions",
+        Some(&token),
+        None,
+    )
+    .await;
+    call(
+        Method::DELETE,
+        &format!("/v1/me/sessions/{second}"),
+        "/v1/me/sessions/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/threads?limit=1",
+        "/v1/threads",
+        Some(&token),
+        None,
+    )
+    .await;
+    let thread_path = format!("/v1/threads/{id}");
+    call(
+        Method::GET,
+        &thread_path,
+        "/v1/threads/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    call(
+        Method::PATCH,
+        &thread_path,
+        "/v1/threads/{id}",
+        Some(&token),
+        Some(json!({"pinned": true})),
+    )
+    .await;
+    call(
+        Method::DELETE,
+        &thread_path,
+        "/v1/threads/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    call(
+        Method::POST,
+        "/v1/auth/logout",
+        "/v1/auth/logout",
+        Some(&token),
+        None,
+    )
+    .await;
+
+    // Documented errors match too.
+    call(Method::GET, "/v1/me", "/v1/me", None, None).await;
+    let stranger = app.anonymous().await;
+    let (status, _) = app.get_thread(&stranger.token, &id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    call(
+        Method::GET,
+        &thread_path,
+        "/v1/threads/{id}",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    call(
+        Method::POST,
+        "/v1/auth/register",
+        "/v1/auth/register",
+        None,
+        Some(json!({"email": "bad", "password": "x"})),
+    )
+    .await;
+
+    let covered: BTreeSet<_> = seen.into_iter().collect();
+    let all: BTreeSet<_> = threadline::routes::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_uppercase(), (*p).to_owned()))
+        .collect();
+    let untested: Vec<_> = all.difference(&covered).collect();
+    assert!(
+        untested.is_empty(),
+        "routes whose responses this test does not check: {untested:?}"
+    );
+}
