@@ -38,7 +38,9 @@ impl AppState {
         A::Command: Clone,
         A::Error: Clone + Into<ApiError>,
     {
-        Ok(self.bus.execute::<A>(id, command, meta).await?)
+        let cursor = self.bus.execute::<A>(id, command, meta).await?;
+        self.projector.wake();
+        Ok(cursor)
     }
 
     /// Executes a command and waits until the projections show it (read-your-writes).

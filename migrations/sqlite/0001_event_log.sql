@@ -1,7 +1,9 @@
 -- The event log (the table sqlite-es reads and writes) plus Threadline's columns.
--- The global position is the rowid: writes go through one connection, so rowid order is
--- commit order. event_id and recorded_at are filled by the database.
+-- The global position is an INTEGER PRIMARY KEY (the rowid, made explicit so that VACUUM
+-- never renumbers it): writes go through one connection, so position order is commit order.
+-- event_id and recorded_at are filled by the database.
 CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
     aggregate_type TEXT    NOT NULL,
     aggregate_id   TEXT    NOT NULL,
     sequence       INTEGER NOT NULL CHECK (sequence >= 0),
@@ -11,7 +13,9 @@ CREATE TABLE IF NOT EXISTS events (
     metadata       TEXT    NOT NULL,
     event_id       TEXT    NOT NULL DEFAULT (lower(hex(randomblob(16)))),
     recorded_at    INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)),
-    PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+    -- sqlite-es expects this to be the primary key; as a unique constraint its violation is
+    -- reported differently, and the command bus maps it to a conflict (src/store/commands.rs).
+    UNIQUE (aggregate_type, aggregate_id, sequence)
 );
 
 -- Where each projection has got to in the log.

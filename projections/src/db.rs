@@ -84,11 +84,29 @@ impl Tx<'_> {
         })
     }
 
+    /// Executes many statements in one round trip: the arguments are rendered as SQL literals
+    /// (see [`Stmt::render`]) and the batch goes to the database as one script. A statement
+    /// that cannot be rendered runs on its own, with bound parameters.
+    pub async fn execute_batch(&mut self, stmts: &[Stmt]) -> Result<(), sqlx::Error> {
+        for part in batch_parts(stmts) {
+            match part {
+                Ok(script) => self.execute_sql(&script).await?,
+                Err(stmt) => {
+                    self.execute(stmt).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Executes plain SQL without arguments (DDL).
     pub async fn execute_sql(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await.map(drop),
-            Tx::Postgres(tx) => sqlx::raw_sql(sql).execute(&mut **tx).await.map(drop),
+            // A `&str` without arguments runs unprepared (PostgreSQL's simple query protocol),
+            // so `sql` may hold several statements. (`sqlx::raw_sql` would do the same but its
+            // future is not provably `Send` inside spawned tasks.)
+            Tx::Sqlite(tx) => sqlx::Executor::execute(&mut **tx, sql).await.map(drop),
+            Tx::Postgres(tx) => sqlx::Executor::execute(&mut **tx, sql).await.map(drop),
         }
     }
 
@@ -172,6 +190,71 @@ impl Stmt {
     }
 }
 
+impl Stmt {
+    /// The statement with its `$N` placeholders replaced by SQL literals, for batching many
+    /// statements into one round trip. Text is quoted by doubling single quotes (standard SQL,
+    /// and PostgreSQL's default `standard_conforming_strings`). Returns `None` when a text
+    /// argument holds a NUL character, which neither backend takes in a literal, or when a
+    /// placeholder has no argument.
+    pub fn render(&self) -> Option<String> {
+        let mut out = String::with_capacity(self.sql.len() + 32);
+        let mut chars = self.sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '$' {
+                out.push(c);
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            let index: usize = digits.parse().ok()?;
+            out.push_str(&literal(self.args.get(index.checked_sub(1)?)?)?);
+        }
+        Some(out)
+    }
+}
+
+/// Splits a batch into scripts of rendered statements (`Ok`) and statements that must run
+/// with bound parameters (`Err`), keeping their order.
+fn batch_parts(stmts: &[Stmt]) -> Vec<Result<String, &Stmt>> {
+    let mut parts = Vec::new();
+    let mut script = String::new();
+    for stmt in stmts {
+        match stmt.render() {
+            Some(sql) => {
+                script.push_str(&sql);
+                script.push_str(";\n");
+            }
+            None => {
+                if !script.is_empty() {
+                    parts.push(Ok(std::mem::take(&mut script)));
+                }
+                parts.push(Err(stmt));
+            }
+        }
+    }
+    if !script.is_empty() {
+        parts.push(Ok(script));
+    }
+    parts
+}
+
+fn literal(arg: &Arg) -> Option<String> {
+    Some(match arg {
+        Arg::I64(v) | Arg::OptI64(Some(v)) => v.to_string(),
+        Arg::OptI64(None) | Arg::OptText(None) => "NULL".to_owned(),
+        Arg::Text(s) | Arg::OptText(Some(s)) => {
+            if s.contains('\0') {
+                return None;
+            }
+            format!("'{}'", s.replace('\'', "''"))
+        }
+        Arg::Bool(true) => "TRUE".to_owned(),
+        Arg::Bool(false) => "FALSE".to_owned(),
+    })
+}
+
 /// Binds typed arguments, in order, to a `query` or `query_as` of either backend.
 #[macro_export]
 macro_rules! bind_args {
@@ -197,5 +280,46 @@ impl Db {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_inlines_arguments_as_quoted_literals() {
+        let mut args = vec![
+            Arg::Text("it's".into()),
+            Arg::I64(-5),
+            Arg::OptText(None),
+            Arg::Bool(true),
+        ];
+        args.extend((0..5).map(Arg::I64));
+        args.push(Arg::Text("x".into()));
+        let stmt = Stmt::new(
+            "UPDATE t SET a = $1, b = $2, c = $3, d = $4 WHERE id = $10",
+            args,
+        );
+        assert_eq!(
+            stmt.render().unwrap(),
+            "UPDATE t SET a = 'it''s', b = -5, c = NULL, d = TRUE WHERE id = 'x'"
+        );
+    }
+
+    #[test]
+    fn a_nul_character_or_a_missing_argument_is_not_rendered() {
+        assert!(
+            Stmt::new("SELECT $1", vec![Arg::Text("a\0b".into())])
+                .render()
+                .is_none()
+        );
+        assert!(Stmt::new("SELECT $2", vec![Arg::I64(1)]).render().is_none());
+    }
+
+    #[test]
+    fn backslashes_stay_literal() {
+        let stmt = Stmt::new("SELECT $1", vec![Arg::Text(r"a\b'".into())]);
+        assert_eq!(stmt.render().unwrap(), r"SELECT 'a\b'''");
     }
 }

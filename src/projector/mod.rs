@@ -98,15 +98,15 @@ impl Projector {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Creates missing projection tables and checkpoints. A projection whose stored version
-    /// differs from its code is emptied, to be rebuilt from position 0 by the runner.
+    /// Creates the tables and checkpoints of new projections. A projection whose stored
+    /// version differs from its code is rebuilt from position 0 into shadow tables and swapped
+    /// in (see [`rebuild`]) before this returns, so a server never reads a half-built table.
     pub async fn prepare(&self) -> Result<(), ProjectorError> {
+        let mut stale = Vec::new();
         let mut tx = self.db.begin().await?;
         lock_checkpoints(&mut tx).await?;
         for p in self.projections.iter() {
-            let stored = checkpoint_row(&mut tx, p.name()).await?;
-            let live = Tables::live();
-            match stored {
+            match checkpoint_row(&mut tx, p.name()).await? {
                 Some((version, _)) if version == p.version() => {}
                 Some((version, _)) => {
                     tracing::warn!(
@@ -115,19 +115,25 @@ impl Projector {
                         to = p.version(),
                         "projection version changed; rebuilding from the start of the log"
                     );
-                    for table in p.tables() {
-                        tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
-                            .await?;
+                    stale.push(p.name());
+                }
+                None => {
+                    for ddl in p.ddl(self.db.backend(), &Tables::live()) {
+                        tx.execute_sql(&ddl).await?;
                     }
                     set_checkpoint(&mut tx, p.name(), p.version(), Cursor::default()).await?;
                 }
-                None => set_checkpoint(&mut tx, p.name(), p.version(), Cursor::default()).await?,
-            }
-            for ddl in p.ddl(self.db.backend(), &live) {
-                tx.execute_sql(&ddl).await?;
             }
         }
         tx.commit().await?;
+        for name in stale {
+            let report = rebuild::rebuild(self, name, &|_| {}).await?;
+            tracing::info!(
+                projection = name,
+                events = report.events,
+                "projection rebuilt"
+            );
+        }
         Ok(())
     }
 
@@ -264,11 +270,11 @@ pub(crate) async fn apply_batch(
     let Some(last) = events.last().map(StoredEvent::cursor) else {
         return Ok(0);
     };
+    let mut stmts = Vec::with_capacity(events.len());
     for event in &events {
-        for stmt in projection.statements(event, tables)? {
-            tx.execute(&stmt).await?;
-        }
+        stmts.extend(projection.statements(event, tables)?);
     }
+    tx.execute_batch(&stmts).await?;
     set_checkpoint(&mut tx, projection.name(), version, last).await?;
     if notify && let Tx::Postgres(pg) = &mut tx {
         sqlx::query("SELECT pg_notify('threadline_checkpoints', $1)")

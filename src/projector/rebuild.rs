@@ -53,9 +53,9 @@ pub async fn rebuild(
     }
 
     let mut tx = db.begin().await?;
-    let Some((version, _)) = lock_checkpoint(&mut tx, name).await? else {
+    if lock_checkpoint(&mut tx, name).await?.is_none() {
         return Err(ProjectorError::UnknownProjection(name.to_owned()));
-    };
+    }
     loop {
         let n = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
         events += n;
@@ -74,7 +74,7 @@ pub async fn rebuild(
         ))
         .await?;
     }
-    set_checkpoint(&mut tx, name, version, cursor).await?;
+    set_checkpoint(&mut tx, name, projection.version(), cursor).await?;
     tx.commit().await?;
     progress(events);
     Ok(RebuildReport {
@@ -108,11 +108,11 @@ async fn fold_batch(
     cursor: &mut Cursor,
 ) -> Result<u64, ProjectorError> {
     let events = log::read_after(db, *cursor, BATCH_SIZE).await?;
+    let mut stmts = Vec::with_capacity(events.len());
     for event in &events {
-        for stmt in projection.statements(event, tables)? {
-            tx.execute(&stmt).await?;
-        }
+        stmts.extend(projection.statements(event, tables)?);
     }
+    tx.execute_batch(&stmts).await?;
     if let Some(last) = events.last() {
         *cursor = last.cursor();
     }

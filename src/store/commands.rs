@@ -206,7 +206,7 @@ impl CommandBus {
                 .await
             {
                 Ok(()) => break Ok(()),
-                Err(AggregateError::AggregateConflict) if attempt < CONFLICT_RETRIES => {
+                Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tracing::debug!(
                         aggregate = A::TYPE,
@@ -217,7 +217,7 @@ impl CommandBus {
                     let jitter = rand::random::<u64>() % (2 << attempt.min(6));
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
-                Err(AggregateError::AggregateConflict) => break Err(CommandError::Conflict),
+                Err(e) if is_conflict(&e) => break Err(CommandError::Conflict),
                 Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
                 Err(AggregateError::DatabaseConnectionError(e)) => {
                     break Err(CommandError::Unavailable(e.to_string()));
@@ -255,6 +255,19 @@ impl CommandBus {
         if Arc::strong_count(&lock) == 2 {
             streams.remove(&(kind, id.to_owned()));
         }
+    }
+}
+
+/// Whether another writer appended to the stream first. On SQLite the stream key is a unique
+/// constraint (the primary key is the log position), which sqlite-es reports as an unknown
+/// error rather than `AggregateConflict`.
+fn is_conflict<E: std::error::Error>(e: &AggregateError<E>) -> bool {
+    match e {
+        AggregateError::AggregateConflict => true,
+        AggregateError::UnexpectedError(inner) => inner
+            .to_string()
+            .contains("UNIQUE constraint failed: events.aggregate_type"),
+        _ => false,
     }
 }
 

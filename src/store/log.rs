@@ -1,6 +1,6 @@
 //! Reading the global log in order.
 //!
-//! SQLite: rowid order (one writer, so rowid order is commit order). PostgreSQL: `(tx_id,
+//! SQLite: position order (one writer connection, so position order is commit order). PostgreSQL: `(tx_id,
 //! position)` order, taking only rows of transactions older than the oldest one still running
 //! (`pg_snapshot_xmin`), so an event whose transaction took its position early and committed late
 //! is read after it commits instead of being skipped.
@@ -13,9 +13,9 @@ use threadline_projections::{Db, StoredEvent};
 /// before the first event.
 pub type Cursor = (i64, i64);
 
-const SQLITE_READ: &str = "SELECT rowid AS position, 0 AS tx_id, aggregate_type, aggregate_id, \
+const SQLITE_READ: &str = "SELECT position, 0 AS tx_id, aggregate_type, aggregate_id, \
     sequence, event_type, event_version, payload, metadata, event_id, recorded_at \
-    FROM events WHERE rowid > $1 ORDER BY rowid LIMIT $2";
+    FROM events WHERE position > $1 ORDER BY position LIMIT $2";
 
 const POSTGRES_READ: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggregate_type, \
     aggregate_id, sequence, event_type, event_version, payload, metadata, event_id::text AS event_id, \
@@ -85,7 +85,7 @@ pub async fn last_cursor_of(
         Db::Sqlite { writer, .. } => {
             // The writer connection: it has certainly seen the commit that just happened.
             sqlx::query_as::<_, (i64, i64)>(
-                "SELECT 0, rowid FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+                "SELECT 0, position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
                  ORDER BY sequence DESC LIMIT 1",
             )
             .bind(aggregate_type)
@@ -110,7 +110,7 @@ pub async fn last_cursor_of(
 pub async fn head(db: &Db) -> Result<Cursor, sqlx::Error> {
     let head: Option<(i64, i64)> = match db {
         Db::Sqlite { reader, .. } => {
-            sqlx::query_as("SELECT 0, rowid FROM events ORDER BY rowid DESC LIMIT 1")
+            sqlx::query_as("SELECT 0, position FROM events ORDER BY position DESC LIMIT 1")
                 .fetch_optional(reader)
                 .await?
         }

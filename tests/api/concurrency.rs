@@ -51,3 +51,58 @@ async fn concurrent_updates_of_one_thread_all_land() {
     let (_, thread) = app.get_thread(&user.token, &id).await;
     assert!(thread["title"].as_str().unwrap().starts_with("title "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_in_two_processes_racing_on_one_stream_retry_and_all_land() {
+    use threadline::store::commands::{CommandBus, CommandMeta};
+    use threadline_domain::thread::{Thread, ThreadCommand, TitleSource};
+    use threadline_domain::values::{AccountId, Title};
+
+    let app = spawn_app().await;
+    // Two buses do not share the per-stream lock, like two nodes (or two processes).
+    let (a, b) = (
+        CommandBus::new(app.db.connect().await),
+        CommandBus::new(app.db.connect().await),
+    );
+    let meta = CommandMeta::system();
+    a.execute::<Thread>(
+        "raced",
+        ThreadCommand::Create {
+            owner: AccountId::generate(),
+            title: None,
+            at: chrono::Utc::now(),
+        },
+        &meta,
+    )
+    .await
+    .unwrap();
+    let results = join_all((0..20).map(|i| {
+        let bus = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let meta = meta.clone();
+        async move {
+            bus.execute::<Thread>(
+                "raced",
+                ThreadCommand::Rename {
+                    title: Title::parse(&format!("t{i}")).unwrap(),
+                    source: TitleSource::User,
+                    at: chrono::Utc::now(),
+                },
+                &meta,
+            )
+            .await
+        }
+    }))
+    .await;
+    for r in results {
+        r.unwrap();
+    }
+    let db = app.db.connect().await;
+    let events = threadline::store::log::read_after(&db, (0, 0), 1000)
+        .await
+        .unwrap();
+    let renames = events
+        .iter()
+        .filter(|e| e.aggregate_id == "raced" && e.event_type == "ThreadRenamed")
+        .count();
+    assert_eq!(renames, 20);
+}

@@ -102,3 +102,51 @@ async fn the_status_command_reports_every_projection() {
         "{stdout}"
     );
 }
+
+/// The threads projection under a new version number, as after a code change.
+struct BumpedThreads;
+
+impl threadline_projections::Projection for BumpedThreads {
+    fn name(&self) -> &'static str {
+        "threads"
+    }
+    fn version(&self) -> i64 {
+        threadline_projections::threads::Threads.version() + 1
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        threadline_projections::threads::Threads.tables()
+    }
+    fn ddl(
+        &self,
+        backend: threadline_projections::Backend,
+        tables: &threadline_projections::Tables,
+    ) -> Vec<String> {
+        threadline_projections::threads::Threads.ddl(backend, tables)
+    }
+    fn statements(
+        &self,
+        event: &threadline_projections::StoredEvent,
+        tables: &threadline_projections::Tables,
+    ) -> Result<Vec<threadline_projections::Stmt>, threadline_projections::ProjectionError> {
+        threadline_projections::threads::Threads.statements(event, tables)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_whose_version_changed_is_rebuilt_before_use() {
+    use threadline_projections::Projection;
+    let app = spawn_app().await;
+    workload(&app).await;
+    let db = app.db.connect().await;
+    let before = dump_table(&db, "threads").await.unwrap();
+
+    let projector = threadline::projector::Projector::with_projections(
+        db.clone(),
+        vec![Box::new(BumpedThreads)],
+    );
+    projector.prepare().await.unwrap();
+    let status = projector.status().await.unwrap();
+    let threads = status.iter().find(|s| s.name == "threads").unwrap();
+    assert_eq!(threads.version, BumpedThreads.version());
+    assert_eq!(dump_table(&db, "threads").await.unwrap(), before);
+}
