@@ -104,10 +104,10 @@ fn check(spec: &Value, schema: &Value, value: &Value, at: &str, problems: &mut V
         problems.push(format!("{at}: expected {types:?}, got {value}"));
         return;
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            problems.push(format!("{at}: {value} not in {allowed:?}"));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} not in {allowed:?}"));
     }
     if let (Some(obj), Some(props)) = (value.as_object(), schema.get("properties")) {
         let props = props.as_object().unwrap();
