@@ -37,6 +37,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Run a mock upstream that speaks the OpenAI Chat Completions stream format (for tests and
+    /// benchmarks; knobs in the model name, see src/mock_upstream.rs).
+    MockUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        bind: String,
+    },
     /// Inspect or rebuild projections.
     Projections {
         #[command(subcommand)]
@@ -63,6 +70,9 @@ pub struct ServeArgs {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "THREADLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// Milliseconds between the words of the built-in `echo` model.
+    #[arg(long, env = "THREADLINE_ECHO_DELAY_MS", default_value_t = 20)]
+    pub echo_delay_ms: u64,
 }
 
 #[derive(Debug, Parser)]

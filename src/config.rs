@@ -20,6 +20,11 @@ pub struct Settings {
     pub anon_per_minute: u32,
     /// `THREADLINE_WORKERS`: HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// `THREADLINE_ECHO_DELAY_MS`: pause between the words of the built-in `echo` model.
+    pub echo_delay: std::time::Duration,
+    /// Provider variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …) to use instead of the
+    /// process environment (tests point providers at a mock upstream this way).
+    pub provider_env: Option<Vec<(String, String)>>,
 }
 
 impl Settings {
@@ -32,6 +37,8 @@ impl Settings {
             admin_emails: Vec::new(),
             anon_per_minute: 20,
             workers: 0,
+            echo_delay: std::time::Duration::from_millis(20),
+            provider_env: None,
         }
     }
 
@@ -57,6 +64,14 @@ impl fmt::Debug for Settings {
             .field("admin_emails", &self.admin_emails)
             .field("anon_per_minute", &self.anon_per_minute)
             .field("workers", &self.workers)
+            .field("echo_delay", &self.echo_delay)
+            .field(
+                "provider_env",
+                &self
+                    .provider_env
+                    .as_ref()
+                    .map(|vars| vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()),
+            )
             .finish()
     }
 }

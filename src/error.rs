@@ -135,6 +135,19 @@ impl From<ThreadError> for ApiError {
                 detail: e.to_string(),
             },
             ThreadError::NotFound => ApiError::NotFound("thread"),
+            ThreadError::ParentNotFound => ApiError::NotFound("message"),
+            ThreadError::MessageExists => ApiError::Conflict {
+                code: "message_exists",
+                detail: e.to_string(),
+            },
+            ThreadError::ReplyInProgress => ApiError::Conflict {
+                code: "reply_in_progress",
+                detail: e.to_string(),
+            },
+            ThreadError::NoActiveReply => ApiError::Conflict {
+                code: "no_active_reply",
+                detail: e.to_string(),
+            },
         }
     }
 }

@@ -3,19 +3,24 @@
 //! # Layout
 //! - [`startup`]: `Application::build` — the one way the server is assembled.
 //! - [`routes`]: HTTP handlers, one file per action.
-//! - [`services`]: use cases spanning several commands (sign-up, linking).
+//! - [`services`]: use cases spanning several commands (sign-up, linking, sending a message).
+//! - [`chat`]: running replies, streaming them durably, resuming and stopping them.
+//! - [`providers`]: model provider adapters.
 //! - [`store`]: database connection, migrations, the global log, the command bus.
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
 //! - [`auth`], [`extract`], [`error`]: request plumbing.
 //! - [`cli`], [`commands`]: the command line.
 
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mock_upstream;
 pub mod projector;
+pub mod providers;
 pub mod routes;
 pub mod services;
 pub mod startup;

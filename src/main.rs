@@ -13,6 +13,9 @@ async fn main() -> std::process::ExitCode {
         None => commands::serve::run(storage, ServeArgs::from_env()).await,
         Some(Command::Serve(args)) => commands::serve::run(storage, args).await,
         Some(Command::Migrate) => commands::migrate::run(storage).await,
+        Some(Command::MockUpstream { bind }) => threadline::mock_upstream::run(&bind)
+            .await
+            .map_err(Into::into),
         Some(Command::Projections { command }) => {
             commands::projections::run(storage, command).await
         }

@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::RateLimiter;
+use crate::chat::models::Models;
+use crate::chat::{ChatService, Signals};
 use crate::config::Settings;
 use crate::projector::Projector;
 use crate::state::AppState;
@@ -49,10 +51,44 @@ impl Application {
         let projector = Projector::new(db.clone());
         projector.prepare().await?;
 
+        let bus = CommandBus::new(db.clone());
+        let signals = Signals::default();
+        let chat = ChatService::new(
+            db.clone(),
+            bus.clone(),
+            projector.clone(),
+            match &settings.provider_env {
+                Some(vars) => Models::from_lookup(
+                    settings.echo_delay,
+                    |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                    None,
+                ),
+                None => Models::from_env(settings.echo_delay),
+            },
+            signals.clone(),
+        );
+        // Replies left running by a previous process (or a dead node) end as interrupted,
+        // once the projections have caught up with them.
+        for p in projector.projections() {
+            projector.catch_up(p.as_ref()).await?;
+        }
+        chat.heartbeat().await.map_err(StoreError::from)?;
+        match chat.recover_orphans().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(replies = n, "marked replies of a dead process interrupted"),
+            Err(e) => tracing::warn!(error = %e, "orphan recovery failed"),
+        }
+
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(projector.clone().run(stop_rx.clone())),
-            tokio::spawn(projector.clone().listen(stop_rx)),
+            tokio::spawn(crate::chat::listen(
+                db.clone(),
+                projector.clone(),
+                chat.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(chat.clone().run_maintenance(stop_rx)),
         ];
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -72,8 +108,9 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             db: db.clone(),
-            bus: CommandBus::new(db.clone()),
+            bus,
             projector,
+            chat,
             anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
             settings: Arc::new(settings.clone()),
         });

@@ -22,6 +22,7 @@ pub struct AppState {
     pub projector: Projector,
     pub settings: Arc<Settings>,
     pub anon_limiter: RateLimiter,
+    pub chat: Arc<crate::chat::ChatService>,
 }
 
 impl AppState {

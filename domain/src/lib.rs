@@ -7,11 +7,14 @@
 //! - [`values`]: parsed value types (`ThreadId`, `Email`, `Title`, …) that cannot hold bad input.
 //! - [`account`]: the `Account` aggregate (anonymous and registered accounts, sessions, linking).
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
-//! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, messages).
+//! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
+//!   tree, which reply is active).
+//! - [`generation`]: the `Generation` aggregate (one assistant reply and its chunks).
 //! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
 
 pub mod account;
 pub mod email;
+pub mod generation;
 pub mod thread;
 pub mod upcast;
 pub mod values;

@@ -9,12 +9,15 @@
 //! Who may act on a thread is decided before a command reaches it: the HTTP layer checks the
 //! caller against the thread-list projection (whose owner follows account links).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::EVENT_VERSION;
+use crate::generation::GenerationStatus;
 use crate::values::{AccountId, Title};
 
 /// Where a title came from.
@@ -51,6 +54,33 @@ pub enum ThreadCommand {
     Delete {
         at: DateTime<Utc>,
     },
+    /// Post a user message under `parent_id` (the root when `None`). Posting an id that exists
+    /// with the same text writes nothing; with another text it is refused (the caller posts the
+    /// edit as a new sibling message instead).
+    PostUserMessage {
+        message_id: String,
+        parent_id: Option<String>,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// Start an assistant reply to the user message `parent_id`.
+    StartReply {
+        generation_id: String,
+        message_id: String,
+        parent_id: String,
+        model: String,
+        at: DateTime<Utc>,
+    },
+    /// Record how the reply ended (idempotent).
+    FinishReply {
+        generation_id: String,
+        status: GenerationStatus,
+        at: DateTime<Utc>,
+    },
+    /// Ask the active reply to stop.
+    RequestStop {
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of the `Thread` stream.
@@ -81,6 +111,28 @@ pub enum ThreadEvent {
     ThreadDeleted {
         at: DateTime<Utc>,
     },
+    UserMessagePosted {
+        message_id: String,
+        parent_id: Option<String>,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    ReplyStarted {
+        generation_id: String,
+        message_id: String,
+        parent_id: String,
+        model: String,
+        at: DateTime<Utc>,
+    },
+    ReplyFinished {
+        generation_id: String,
+        status: GenerationStatus,
+        at: DateTime<Utc>,
+    },
+    ReplyStopRequested {
+        generation_id: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ThreadEvent {
@@ -93,6 +145,10 @@ impl DomainEvent for ThreadEvent {
             Self::ThreadPinned { .. } => "ThreadPinned",
             Self::ThreadUnpinned { .. } => "ThreadUnpinned",
             Self::ThreadDeleted { .. } => "ThreadDeleted",
+            Self::UserMessagePosted { .. } => "UserMessagePosted",
+            Self::ReplyStarted { .. } => "ReplyStarted",
+            Self::ReplyFinished { .. } => "ReplyFinished",
+            Self::ReplyStopRequested { .. } => "ReplyStopRequested",
         }
         .to_owned()
     }
@@ -109,6 +165,14 @@ pub enum ThreadError {
     AlreadyExists,
     #[error("the thread does not exist")]
     NotFound,
+    #[error("a message with this id already exists with other content")]
+    MessageExists,
+    #[error("the parent message does not exist in this thread")]
+    ParentNotFound,
+    #[error("a reply is already streaming in this thread")]
+    ReplyInProgress,
+    #[error("no reply is streaming in this thread")]
+    NoActiveReply,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +190,9 @@ pub struct Thread {
     title: Option<Title>,
     archived: bool,
     pinned: bool,
+    /// Message id → (parent id, user text; empty for assistant messages).
+    messages: BTreeMap<String, (Option<String>, String)>,
+    active_reply: Option<String>,
 }
 
 impl Aggregate for Thread {
@@ -159,6 +226,30 @@ impl Aggregate for Thread {
             ThreadEvent::ThreadPinned { .. } => self.pinned = true,
             ThreadEvent::ThreadUnpinned { .. } => self.pinned = false,
             ThreadEvent::ThreadDeleted { .. } => self.state = State::Deleted,
+            ThreadEvent::UserMessagePosted {
+                message_id,
+                parent_id,
+                text,
+                ..
+            } => {
+                self.messages.insert(message_id, (parent_id, text));
+            }
+            ThreadEvent::ReplyStarted {
+                generation_id,
+                message_id,
+                parent_id,
+                ..
+            } => {
+                self.messages
+                    .insert(message_id, (Some(parent_id), String::new()));
+                self.active_reply = Some(generation_id);
+            }
+            ThreadEvent::ReplyFinished { generation_id, .. } => {
+                if self.active_reply.as_ref() == Some(&generation_id) {
+                    self.active_reply = None;
+                }
+            }
+            ThreadEvent::ReplyStopRequested { .. } => {}
         }
     }
 }
@@ -194,6 +285,70 @@ impl Thread {
                 E::ThreadUnpinned { at }
             }),
             C::Delete { at } => Some(E::ThreadDeleted { at }),
+            C::PostUserMessage {
+                message_id,
+                parent_id,
+                text,
+                at,
+            } => {
+                if let Some((_, existing)) = self.messages.get(&message_id) {
+                    return if *existing == text {
+                        Ok(None)
+                    } else {
+                        Err(ThreadError::MessageExists)
+                    };
+                }
+                if let Some(parent) = &parent_id
+                    && !self.messages.contains_key(parent)
+                {
+                    return Err(ThreadError::ParentNotFound);
+                }
+                Some(E::UserMessagePosted {
+                    message_id,
+                    parent_id,
+                    text,
+                    at,
+                })
+            }
+            C::StartReply {
+                generation_id,
+                message_id,
+                parent_id,
+                model,
+                at,
+            } => {
+                if self.active_reply.is_some() {
+                    return Err(ThreadError::ReplyInProgress);
+                }
+                if !self.messages.contains_key(&parent_id) {
+                    return Err(ThreadError::ParentNotFound);
+                }
+                if self.messages.contains_key(&message_id) {
+                    return Err(ThreadError::MessageExists);
+                }
+                Some(E::ReplyStarted {
+                    generation_id,
+                    message_id,
+                    parent_id,
+                    model,
+                    at,
+                })
+            }
+            C::FinishReply {
+                generation_id,
+                status,
+                at,
+            } => (self.active_reply.as_ref() == Some(&generation_id)).then_some(E::ReplyFinished {
+                generation_id,
+                status,
+                at,
+            }),
+            C::RequestStop { at } => {
+                let Some(generation_id) = self.active_reply.clone() else {
+                    return Err(ThreadError::NoActiveReply);
+                };
+                Some(E::ReplyStopRequested { generation_id, at })
+            }
         })
     }
 }
@@ -347,6 +502,152 @@ mod tests {
             .given(vec![created(), ThreadEvent::ThreadDeleted { at: at() }])
             .when(ThreadCommand::Delete { at: at() })
             .then_expect_error(ThreadError::NotFound);
+    }
+
+    fn posted(id: &str, parent: Option<&str>, text: &str) -> ThreadEvent {
+        ThreadEvent::UserMessagePosted {
+            message_id: id.into(),
+            parent_id: parent.map(Into::into),
+            text: text.into(),
+            at: at(),
+        }
+    }
+
+    fn post(id: &str, parent: Option<&str>, text: &str) -> ThreadCommand {
+        ThreadCommand::PostUserMessage {
+            message_id: id.into(),
+            parent_id: parent.map(Into::into),
+            text: text.into(),
+            at: at(),
+        }
+    }
+
+    fn reply_started(generation: &str, message: &str, parent: &str) -> ThreadEvent {
+        ThreadEvent::ReplyStarted {
+            generation_id: generation.into(),
+            message_id: message.into(),
+            parent_id: parent.into(),
+            model: "echo".into(),
+            at: at(),
+        }
+    }
+
+    fn start_reply(generation: &str, message: &str, parent: &str) -> ThreadCommand {
+        ThreadCommand::StartReply {
+            generation_id: generation.into(),
+            message_id: message.into(),
+            parent_id: parent.into(),
+            model: "echo".into(),
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_user_message_is_posted_under_an_existing_parent() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(post("m1", None, "hi"))
+            .then_expect_events(vec![posted("m1", None, "hi")]);
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ])
+            .when(post("m2", Some("a1"), "more"))
+            .then_expect_events(vec![posted("m2", Some("a1"), "more")]);
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(post("m2", Some("nope"), "x"))
+            .then_expect_error(ThreadError::ParentNotFound);
+    }
+
+    #[test]
+    fn reposting_a_message_is_harmless_but_changing_it_is_refused() {
+        ThreadTest::with(())
+            .given(vec![created(), posted("m1", None, "hi")])
+            .when(post("m1", None, "hi"))
+            .then_expect_events(vec![]);
+        ThreadTest::with(())
+            .given(vec![created(), posted("m1", None, "hi")])
+            .when(post("m1", None, "edited"))
+            .then_expect_error(ThreadError::MessageExists);
+    }
+
+    #[test]
+    fn one_reply_streams_at_a_time() {
+        ThreadTest::with(())
+            .given(vec![created(), posted("m1", None, "hi")])
+            .when(start_reply("g1", "a1", "m1"))
+            .then_expect_events(vec![reply_started("g1", "a1", "m1")]);
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ])
+            .when(start_reply("g2", "a2", "m1"))
+            .then_expect_error(ThreadError::ReplyInProgress);
+    }
+
+    #[test]
+    fn a_finished_reply_frees_the_thread_for_the_next_one() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+                ThreadEvent::ReplyFinished {
+                    generation_id: "g1".into(),
+                    status: GenerationStatus::Completed,
+                    at: at(),
+                },
+            ])
+            .when(start_reply("g2", "a2", "m1"))
+            .then_expect_events(vec![reply_started("g2", "a2", "m1")]);
+    }
+
+    #[test]
+    fn finishing_another_or_an_already_finished_reply_writes_nothing() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ])
+            .when(ThreadCommand::FinishReply {
+                generation_id: "other".into(),
+                status: GenerationStatus::Completed,
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_stop_is_requested_only_while_a_reply_streams() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ])
+            .when(ThreadCommand::RequestStop { at: at() })
+            .then_expect_events(vec![ThreadEvent::ReplyStopRequested {
+                generation_id: "g1".into(),
+                at: at(),
+            }]);
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::RequestStop { at: at() })
+            .then_expect_error(ThreadError::NoActiveReply);
+    }
+
+    #[test]
+    fn a_reply_needs_an_existing_user_message() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(start_reply("g1", "a1", "m1"))
+            .then_expect_error(ThreadError::ParentNotFound);
     }
 
     #[test]

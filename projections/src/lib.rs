@@ -7,11 +7,13 @@
 //! - [`projection`]: the `Projection` trait the projector runtime drives, and table naming for
 //!   rebuilds into shadow tables.
 //! - [`accounts`]: accounts and sessions (authentication reads).
-//! - [`threads`]: the thread list and thread view per account.
+//! - [`threads`]: the thread list per account.
+//! - [`messages`]: each thread's message tree and each reply's progress.
 
 pub mod accounts;
 pub mod db;
 pub mod event;
+pub mod messages;
 pub mod projection;
 pub mod threads;
 
@@ -21,7 +23,11 @@ pub use projection::{Projection, ProjectionError, Tables};
 
 /// Every projection of the product, in the order the projector runs them.
 pub fn all() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(accounts::Accounts), Box::new(threads::Threads)]
+    vec![
+        Box::new(accounts::Accounts),
+        Box::new(threads::Threads),
+        Box::new(messages::Messages),
+    ]
 }
 
 /// Microseconds since the Unix epoch: how projections store instants (sortable on both backends).

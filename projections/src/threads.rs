@@ -46,6 +46,16 @@ pub enum Change {
         from: String,
         to: String,
     },
+    /// A message was posted or a reply started: the thread moves up the list.
+    Touch {
+        id: String,
+        at: i64,
+    },
+    /// The thread's streaming reply started (`Some`) or ended (`None`).
+    SetActive {
+        id: String,
+        generation_id: Option<String>,
+    },
 }
 
 /// Folds one event of thread `thread_id`.
@@ -84,6 +94,26 @@ pub fn apply_thread(thread_id: &str, event: ThreadEvent) -> Vec<Change> {
             at: micros(at),
         },
         ThreadEvent::ThreadDeleted { .. } => Change::Delete { id },
+        ThreadEvent::UserMessagePosted { at, .. } => Change::Touch { id, at: micros(at) },
+        ThreadEvent::ReplyStarted {
+            generation_id, at, ..
+        } => {
+            return vec![
+                Change::Touch {
+                    id: id.clone(),
+                    at: micros(at),
+                },
+                Change::SetActive {
+                    id,
+                    generation_id: Some(generation_id),
+                },
+            ];
+        }
+        ThreadEvent::ReplyFinished { .. } => Change::SetActive {
+            id,
+            generation_id: None,
+        },
+        ThreadEvent::ReplyStopRequested { .. } => return vec![],
     }]
 }
 
@@ -141,6 +171,14 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             format!("DELETE FROM {threads} WHERE id = $1"),
             vec![id.into()],
         )],
+        Change::Touch { id, at } => vec![Stmt::new(
+            format!("UPDATE {threads} SET last_activity_at = $1, updated_at = $1 WHERE id = $2"),
+            vec![at.into(), id.into()],
+        )],
+        Change::SetActive { id, generation_id } => vec![Stmt::new(
+            format!("UPDATE {threads} SET active_generation_id = $1 WHERE id = $2"),
+            vec![generation_id.into(), id.into()],
+        )],
         Change::MoveOwner { from, to } => vec![
             Stmt::new(
                 format!("INSERT INTO {links} (anonymous_id, target_id) VALUES ($1, $2)"),
@@ -183,7 +221,8 @@ impl Projection for Threads {
                     updated_at BIGINT NOT NULL,
                     last_activity_at BIGINT NOT NULL,
                     archived {flag} NOT NULL,
-                    pinned {flag} NOT NULL
+                    pinned {flag} NOT NULL,
+                    active_generation_id TEXT
                 )"
             ),
             format!(
@@ -227,10 +266,12 @@ pub struct ThreadRow {
     pub last_activity_at: i64,
     pub archived: bool,
     pub pinned: bool,
+    /// The generation streaming a reply in this thread now, if any.
+    pub active_generation_id: Option<String>,
 }
 
-const THREAD_COLUMNS: &str =
-    "id, owner, title, created_at, updated_at, last_activity_at, archived, pinned";
+const THREAD_COLUMNS: &str = "id, owner, title, created_at, updated_at, last_activity_at, \
+    archived, pinned, active_generation_id";
 
 /// Filters and position of one page of an account's threads.
 #[derive(Debug, Clone, Default)]

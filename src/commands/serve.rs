@@ -17,6 +17,8 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .collect(),
         anon_per_minute: args.anon_per_minute,
         workers: args.workers,
+        echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
+        provider_env: None,
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

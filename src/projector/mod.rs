@@ -7,7 +7,7 @@
 //! runs the projector (a session advisory lock); the others follow the leader's checkpoints.
 //!
 //! Commits wake the runner at once: [`Projector::wake`] in-process, `LISTEN threadline_events`
-//! for commits of other nodes. A slow poll is only the fallback.
+//! for commits of other nodes (`chat::listen`). A slow poll is only the fallback.
 //!
 //! # Layout
 //! - [`Projector`]: the handle (wake, wait for a cursor, status).
@@ -214,36 +214,6 @@ impl Projector {
             }
         }
         tracing::debug!("projector stopped");
-    }
-
-    /// Forwards PostgreSQL notifications (commits and checkpoints of any node) to the runner.
-    pub async fn listen(self, mut stop: watch::Receiver<bool>) {
-        let Db::Postgres(pool) = &self.db else {
-            return;
-        };
-        loop {
-            let listener = async {
-                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-                listener
-                    .listen_all(["threadline_events", "threadline_checkpoints"])
-                    .await?;
-                loop {
-                    listener.recv().await?;
-                    self.wake();
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), sqlx::Error>(())
-            };
-            tokio::select! {
-                result = listener => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "event listener lost; reconnecting");
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                _ = stop.changed() => return,
-            }
-        }
     }
 
     /// The database this projector writes to.

@@ -2,6 +2,8 @@
 //! OpenAPI drift test compares with `api-spec/openapi.yaml`.
 
 pub mod auth;
+pub mod chat;
+pub mod generations;
 pub mod health;
 pub mod me;
 pub mod threads;
@@ -39,6 +41,10 @@ routes! {
     "/v1/me" => { get: me::get::handle },
     "/v1/me/sessions" => { get: me::sessions::list },
     "/v1/me/sessions/{id}" => { delete: me::sessions::revoke },
+    "/v1/chat" => { post: chat::send::handle },
+    "/v1/chat/{id}/stream" => { get: chat::resume::handle },
+    "/v1/chat/{id}/stop" => { post: chat::stop::handle },
+    "/v1/generations/{id}/events" => { get: generations::events::handle },
     "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },
     "/v1/threads/{id}" => {
         get: threads::get::handle,

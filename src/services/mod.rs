@@ -1,3 +1,4 @@
 //! Use cases that take more than one command: what the thin HTTP handlers call.
 
 pub mod accounts;
+pub mod chat;

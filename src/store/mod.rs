@@ -94,12 +94,20 @@ struct Migration {
 }
 
 /// The project's migrations, in order. Each is applied once, inside a transaction.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "event_log",
-    sqlite: include_str!("../../migrations/sqlite/0001_event_log.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_event_log.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "event_log",
+        sqlite: include_str!("../../migrations/sqlite/0001_event_log.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_event_log.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "nodes",
+        sqlite: include_str!("../../migrations/sqlite/0002_nodes.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_nodes.sql"),
+    },
+];
 
 /// An arbitrary constant: the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x7468_726c_6d69_6772;

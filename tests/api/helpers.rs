@@ -29,6 +29,14 @@ impl TestDb {
         }
     }
 
+    /// Another node's view of the same database (its own data dir).
+    pub fn same_database(&self) -> Self {
+        Self {
+            data_dir: tempfile::tempdir().unwrap(),
+            database_url: self.database_url.clone(),
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.database_url.is_some()
     }
@@ -40,6 +48,8 @@ impl TestDb {
         s.anon_per_minute = 0;
         s.workers = 2;
         s.admin_emails = vec!["admin@example.com".into()];
+        s.echo_delay = std::time::Duration::from_millis(5);
+        s.provider_env = Some(vec![]);
         s
     }
 
@@ -319,4 +329,186 @@ pub fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, co
         body["title"].is_string() && body["detail"].is_string(),
         "{body}"
     );
+}
+
+/// One SSE event of a UI message stream.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+
+    pub fn kind(&self) -> String {
+        if self.data == "[DONE]" {
+            return "[DONE]".into();
+        }
+        self.json()["type"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Parses a whole SSE body (keep-alive comments skipped).
+pub fn parse_sse(body: &str) -> Vec<SseEvent> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push(v);
+                }
+            }
+            (!data.is_empty()).then(|| SseEvent {
+                id,
+                data: data.join("\n"),
+            })
+        })
+        .collect()
+}
+
+/// The text a stream's `text-delta` parts add up to.
+pub fn streamed_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.kind() == "text-delta")
+        .map(|e| e.json()["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A response being read incrementally.
+pub struct LiveStream {
+    pub response: reqwest::Response,
+    buffer: String,
+}
+
+impl LiveStream {
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// Reads until at least `n` complete events arrived; returns them all.
+    pub async fn read_events(&mut self, n: usize) -> Vec<SseEvent> {
+        loop {
+            let events = parse_sse(&self.buffer);
+            let complete = self.buffer.matches("\n\n").count();
+            if events.len() >= n && complete >= n {
+                return events;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(20), self.response.chunk())
+                .await
+            {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) => return events,
+                other => panic!("stream stalled: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads to the end of the stream.
+    pub async fn read_all(mut self) -> Vec<SseEvent> {
+        while let Some(bytes) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("stream stalled")
+                .unwrap()
+        {
+            self.buffer.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        parse_sse(&self.buffer)
+    }
+}
+
+impl TestApp {
+    /// Starts a chat request the way the AI SDK's `DefaultChatTransport` sends it.
+    pub async fn chat(
+        &self,
+        token: &str,
+        thread: &str,
+        message_id: &str,
+        text: &str,
+        model: Option<&str>,
+    ) -> Response {
+        let mut body = json!({
+            "id": thread,
+            "messages": [{"id": message_id, "role": "user", "parts": [{"type": "text", "text": text}]}],
+            "trigger": "submit-message",
+        });
+        if let Some(model) = model {
+            body["model"] = json!(model);
+        }
+        self.request(Method::POST, "/v1/chat", Some(token), Some(body))
+            .await
+    }
+
+    /// Sends a message and reads the whole reply stream.
+    pub async fn chat_all(
+        &self,
+        token: &str,
+        thread: &str,
+        message_id: &str,
+        text: &str,
+        model: Option<&str>,
+    ) -> Vec<SseEvent> {
+        let res = self.chat(token, thread, message_id, text, model).await;
+        assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+        LiveStream::new(res).read_all().await
+    }
+
+    pub async fn resume(&self, token: &str, thread: &str, last_event_id: Option<&str>) -> Response {
+        let mut req = self
+            .client
+            .get(format!("{}/v1/chat/{thread}/stream", self.address))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn stop_reply(&self, token: &str, thread: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/v1/chat/{thread}/stop"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Waits until the thread has a title and returns it.
+    pub async fn wait_title(&self, token: &str, thread: &str) -> String {
+        for _ in 0..200 {
+            let (_, t) = self.get_thread(token, thread).await;
+            if let Some(title) = t["title"].as_str() {
+                return title.to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the thread was never titled");
+    }
+
+    /// Waits until the thread's newest message has left the `streaming` status.
+    pub async fn wait_reply_done(&self, token: &str, thread: &str) -> Value {
+        for _ in 0..400 {
+            let (_, t) = self.get_thread(token, thread).await;
+            let last = t["messages"].as_array().and_then(|m| m.last()).cloned();
+            if let Some(last) = last
+                && last["metadata"]["status"] != "streaming"
+                && t["active_generation_id"].is_null()
+            {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the reply never finished");
+    }
 }

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod chat;
 mod concurrency;
 mod errors;
 mod global_order;
 mod helpers;
+mod nodes;
 mod openapi;
 mod rebuild;
 mod threads;

@@ -25,6 +25,8 @@ pub struct ThreadJson {
     pub last_activity_at: String,
     pub archived: bool,
     pub pinned: bool,
+    /// The generation streaming a reply now (resume it with `GET /v1/chat/{id}/stream`).
+    pub active_generation_id: Option<String>,
 }
 
 impl From<ThreadRow> for ThreadJson {
@@ -37,6 +39,7 @@ impl From<ThreadRow> for ThreadJson {
             last_activity_at: rfc3339(t.last_activity_at),
             archived: t.archived,
             pinned: t.pinned,
+            active_generation_id: t.active_generation_id,
         }
     }
 }

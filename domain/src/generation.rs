@@ -1,0 +1,487 @@
+//! The `Generation` aggregate: one assistant reply, from the context sent to the model to its
+//! last token chunk and how it ended.
+//!
+//! A generation has exactly one writer: the task on the node that runs it. That task keeps the
+//! aggregate in memory and appends its events with known sequence numbers (see
+//! `src/chat/writer.rs`), so appending chunk batch 10,000 costs what batch 10 costs: nothing
+//! is replayed. Everything else (the thread, stop requests, resumes) only reads this stream.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::EVENT_VERSION;
+
+/// A message of the exact context sent to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// One durable piece of a reply. Each chunk has an index (its position in the reply),
+/// assigned in order by the aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Chunk {
+    Text {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
+    ToolInputStart {
+        tool_call_id: String,
+        tool_name: String,
+    },
+    ToolInputDelta {
+        tool_call_id: String,
+        delta: String,
+    },
+}
+
+/// Token counts as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_input_tokens: u64,
+}
+
+/// How a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationStatus {
+    Completed,
+    Failed,
+    Stopped,
+    Interrupted,
+}
+
+impl GenerationStatus {
+    /// The status as stored and shown (`completed`, `failed`, `stopped`, `interrupted`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenerationStatus::Completed => "completed",
+            GenerationStatus::Failed => "failed",
+            GenerationStatus::Stopped => "stopped",
+            GenerationStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Commands of a generation (issued by its writer).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationCommand {
+    Start {
+        thread_id: String,
+        /// The assistant message this reply fills.
+        message_id: String,
+        /// The user message it answers.
+        parent_id: String,
+        model: String,
+        provider: String,
+        context: Vec<ContextMessage>,
+        /// The node running the generation (for crash recovery).
+        node_id: String,
+        at: DateTime<Utc>,
+    },
+    AppendChunks {
+        chunks: Vec<Chunk>,
+    },
+    Complete {
+        finish_reason: String,
+        usage: TokenUsage,
+        /// Milliseconds spent waiting on the provider (first byte to last).
+        provider_ms: u64,
+        at: DateTime<Utc>,
+    },
+    Fail {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    Stop {
+        at: DateTime<Utc>,
+    },
+    Interrupt {
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of the `Generation` stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GenerationEvent {
+    GenerationStarted {
+        thread_id: String,
+        message_id: String,
+        parent_id: String,
+        model: String,
+        provider: String,
+        context: Vec<ContextMessage>,
+        node_id: String,
+        at: DateTime<Utc>,
+    },
+    ChunksAppended {
+        /// Index of the first chunk; the others follow in order.
+        first_index: u64,
+        chunks: Vec<Chunk>,
+    },
+    GenerationCompleted {
+        finish_reason: String,
+        usage: TokenUsage,
+        provider_ms: u64,
+        at: DateTime<Utc>,
+    },
+    GenerationFailed {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    GenerationStopped {
+        at: DateTime<Utc>,
+    },
+    GenerationInterrupted {
+        at: DateTime<Utc>,
+    },
+}
+
+impl GenerationEvent {
+    /// The status this event ends the generation with, if it is terminal.
+    pub fn terminal_status(&self) -> Option<GenerationStatus> {
+        match self {
+            GenerationEvent::GenerationCompleted { .. } => Some(GenerationStatus::Completed),
+            GenerationEvent::GenerationFailed { .. } => Some(GenerationStatus::Failed),
+            GenerationEvent::GenerationStopped { .. } => Some(GenerationStatus::Stopped),
+            GenerationEvent::GenerationInterrupted { .. } => Some(GenerationStatus::Interrupted),
+            GenerationEvent::GenerationStarted { .. } | GenerationEvent::ChunksAppended { .. } => {
+                None
+            }
+        }
+    }
+}
+
+impl DomainEvent for GenerationEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::GenerationStarted { .. } => "GenerationStarted",
+            Self::ChunksAppended { .. } => "ChunksAppended",
+            Self::GenerationCompleted { .. } => "GenerationCompleted",
+            Self::GenerationFailed { .. } => "GenerationFailed",
+            Self::GenerationStopped { .. } => "GenerationStopped",
+            Self::GenerationInterrupted { .. } => "GenerationInterrupted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}
+
+/// Why a generation command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenerationError {
+    #[error("the generation was already started")]
+    AlreadyStarted,
+    #[error("the generation has not started")]
+    NotStarted,
+    #[error("the generation has already ended")]
+    AlreadyEnded,
+    #[error("a chunk batch must not be empty")]
+    EmptyBatch,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+enum State {
+    #[default]
+    New,
+    Running,
+    Ended(GenerationStatus),
+}
+
+/// The `Generation` aggregate's state: the next chunk index and whether it is running.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    state: State,
+    next_index: u64,
+}
+
+impl Generation {
+    /// Decides the events of a command (pure; the writer calls this without the event store).
+    pub fn decide(
+        &self,
+        command: GenerationCommand,
+    ) -> Result<Vec<GenerationEvent>, GenerationError> {
+        use GenerationCommand as C;
+        use GenerationEvent as E;
+        match (self.state, command) {
+            (
+                State::New,
+                C::Start {
+                    thread_id,
+                    message_id,
+                    parent_id,
+                    model,
+                    provider,
+                    context,
+                    node_id,
+                    at,
+                },
+            ) => Ok(vec![E::GenerationStarted {
+                thread_id,
+                message_id,
+                parent_id,
+                model,
+                provider,
+                context,
+                node_id,
+                at,
+            }]),
+            (_, C::Start { .. }) => Err(GenerationError::AlreadyStarted),
+            (State::New, _) => Err(GenerationError::NotStarted),
+            (State::Ended(_), _) => Err(GenerationError::AlreadyEnded),
+            (State::Running, C::AppendChunks { chunks }) => {
+                if chunks.is_empty() {
+                    return Err(GenerationError::EmptyBatch);
+                }
+                Ok(vec![E::ChunksAppended {
+                    first_index: self.next_index,
+                    chunks,
+                }])
+            }
+            (
+                State::Running,
+                C::Complete {
+                    finish_reason,
+                    usage,
+                    provider_ms,
+                    at,
+                },
+            ) => Ok(vec![E::GenerationCompleted {
+                finish_reason,
+                usage,
+                provider_ms,
+                at,
+            }]),
+            (State::Running, C::Fail { error, at }) => Ok(vec![E::GenerationFailed { error, at }]),
+            (State::Running, C::Stop { at }) => Ok(vec![E::GenerationStopped { at }]),
+            (State::Running, C::Interrupt { at }) => Ok(vec![E::GenerationInterrupted { at }]),
+        }
+    }
+
+    /// Applies an event (the same fold cqrs-es uses).
+    pub fn fold(&mut self, event: &GenerationEvent) {
+        match event {
+            GenerationEvent::GenerationStarted { .. } => self.state = State::Running,
+            GenerationEvent::ChunksAppended {
+                first_index,
+                chunks,
+            } => {
+                self.next_index = first_index + chunks.len() as u64;
+            }
+            other => {
+                if let Some(status) = other.terminal_status() {
+                    self.state = State::Ended(status);
+                }
+            }
+        }
+    }
+
+    /// Whether the generation is still running.
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+
+    /// Index the next chunk will get.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+}
+
+impl Aggregate for Generation {
+    const TYPE: &'static str = "Generation";
+    type Command = GenerationCommand;
+    type Event = GenerationEvent;
+    type Error = GenerationError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.fold(&event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type GenerationTest = TestFramework<Generation>;
+
+    fn start() -> GenerationCommand {
+        GenerationCommand::Start {
+            thread_id: "t".into(),
+            message_id: "m2".into(),
+            parent_id: "m1".into(),
+            model: "echo".into(),
+            provider: "echo".into(),
+            context: vec![ContextMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
+            node_id: "n".into(),
+            at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn started() -> GenerationEvent {
+        GenerationEvent::GenerationStarted {
+            thread_id: "t".into(),
+            message_id: "m2".into(),
+            parent_id: "m1".into(),
+            model: "echo".into(),
+            provider: "echo".into(),
+            context: vec![ContextMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }],
+            node_id: "n".into(),
+            at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn text(s: &str) -> Chunk {
+        Chunk::Text { text: s.into() }
+    }
+
+    fn appended(first_index: u64, n: usize) -> GenerationEvent {
+        GenerationEvent::ChunksAppended {
+            first_index,
+            chunks: (0..n).map(|i| text(&format!("c{i}"))).collect(),
+        }
+    }
+
+    #[test]
+    fn a_generation_starts_with_its_exact_context() {
+        GenerationTest::with(())
+            .given_no_previous_events()
+            .when(start())
+            .then_expect_events(vec![started()]);
+    }
+
+    #[test]
+    fn a_generation_starts_once() {
+        GenerationTest::with(())
+            .given(vec![started()])
+            .when(start())
+            .then_expect_error(GenerationError::AlreadyStarted);
+    }
+
+    #[test]
+    fn chunk_batches_get_consecutive_indices() {
+        GenerationTest::with(())
+            .given(vec![started(), appended(0, 3)])
+            .when(GenerationCommand::AppendChunks {
+                chunks: vec![text("x"), text("y")],
+            })
+            .then_expect_events(vec![GenerationEvent::ChunksAppended {
+                first_index: 3,
+                chunks: vec![text("x"), text("y")],
+            }]);
+    }
+
+    #[test]
+    fn an_empty_batch_or_chunks_before_start_are_refused() {
+        GenerationTest::with(())
+            .given(vec![started()])
+            .when(GenerationCommand::AppendChunks { chunks: vec![] })
+            .then_expect_error(GenerationError::EmptyBatch);
+        GenerationTest::with(())
+            .given_no_previous_events()
+            .when(GenerationCommand::AppendChunks {
+                chunks: vec![text("x")],
+            })
+            .then_expect_error(GenerationError::NotStarted);
+    }
+
+    #[test]
+    fn a_running_generation_completes_fails_stops_or_is_interrupted() {
+        let at = DateTime::UNIX_EPOCH;
+        let cases = [
+            (
+                GenerationCommand::Complete {
+                    finish_reason: "stop".into(),
+                    usage: TokenUsage::default(),
+                    provider_ms: 5,
+                    at,
+                },
+                GenerationEvent::GenerationCompleted {
+                    finish_reason: "stop".into(),
+                    usage: TokenUsage::default(),
+                    provider_ms: 5,
+                    at,
+                },
+            ),
+            (
+                GenerationCommand::Fail {
+                    error: "boom".into(),
+                    at,
+                },
+                GenerationEvent::GenerationFailed {
+                    error: "boom".into(),
+                    at,
+                },
+            ),
+            (
+                GenerationCommand::Stop { at },
+                GenerationEvent::GenerationStopped { at },
+            ),
+            (
+                GenerationCommand::Interrupt { at },
+                GenerationEvent::GenerationInterrupted { at },
+            ),
+        ];
+        for (command, event) in cases {
+            GenerationTest::with(())
+                .given(vec![started(), appended(0, 1)])
+                .when(command)
+                .then_expect_events(vec![event]);
+        }
+    }
+
+    #[test]
+    fn nothing_follows_the_end_of_a_generation() {
+        GenerationTest::with(())
+            .given(vec![
+                started(),
+                GenerationEvent::GenerationStopped {
+                    at: DateTime::UNIX_EPOCH,
+                },
+            ])
+            .when(GenerationCommand::AppendChunks {
+                chunks: vec![text("late")],
+            })
+            .then_expect_error(GenerationError::AlreadyEnded);
+    }
+
+    #[test]
+    fn the_next_index_does_not_depend_on_replaying_chunks_one_by_one() {
+        let mut g = Generation::default();
+        g.fold(&started());
+        g.fold(&appended(0, 10_000));
+        assert_eq!(g.next_index(), 10_000);
+        assert!(g.is_running());
+    }
+}

@@ -1,0 +1,5 @@
+-- Nodes record a heartbeat; a running reply whose node is silent gets marked interrupted.
+CREATE TABLE IF NOT EXISTS nodes (
+    id           TEXT    PRIMARY KEY,
+    heartbeat_at INTEGER NOT NULL
+);

@@ -1,0 +1,374 @@
+//! Streamed replies: starting a generation, running it, serving its stream, stopping it, and
+//! recovering replies whose node died.
+//!
+//! # Layout
+//! - [`ChatService`] (here): the node's registry of running generations, start/stop, recovery.
+//! - [`appender`]: group commit of generation events.
+//! - [`writer`]: the task that runs one generation (provider → durable chunks → clients).
+//! - [`reader`]: the SSE stream of a generation (backlog from the log, then live).
+//! - [`render`]: generation events → AI SDK UI message stream parts.
+//! - [`models`]: which models exist and who serves them.
+
+pub mod appender;
+pub mod models;
+pub mod reader;
+pub mod render;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use threadline_domain::generation::{Generation, GenerationCommand, GenerationEvent};
+use threadline_domain::thread::{Thread, ThreadCommand};
+use threadline_projections::Db;
+use threadline_projections::messages;
+use tokio::sync::{broadcast, watch};
+
+use crate::store::commands::{CommandBus, CommandMeta};
+use appender::Appender;
+use models::Models;
+
+/// Events of a running generation, as committed: `(sequence, event)`.
+pub type Committed = Arc<Vec<(i64, GenerationEvent)>>;
+
+/// A generation running on this node.
+pub struct LiveGeneration {
+    pub thread_id: String,
+    events: broadcast::Sender<Committed>,
+    stop: watch::Sender<bool>,
+}
+
+/// Signals shared by every part of a node: "the log changed" (local commits and, on
+/// PostgreSQL, other nodes' commits) and stop requests from other nodes.
+#[derive(Clone)]
+pub struct Signals {
+    log_changed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self {
+            log_changed: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+impl Signals {
+    /// Tells readers that new events may be in the log.
+    pub fn log_changed(&self) {
+        self.log_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Subscribes to "the log changed".
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.log_changed.subscribe()
+    }
+}
+
+/// Runs and serves replies on this node.
+pub struct ChatService {
+    pub db: Db,
+    pub bus: CommandBus,
+    pub projector: crate::projector::Projector,
+    pub models: Models,
+    pub node_id: String,
+    pub signals: Signals,
+    http: reqwest::Client,
+    appender: Appender,
+    live: Mutex<HashMap<String, Arc<LiveGeneration>>>,
+}
+
+/// What starting a reply needs.
+pub struct StartReply {
+    pub generation_id: String,
+    pub thread_id: String,
+    pub message_id: String,
+    pub parent_id: String,
+    pub model: models::Model,
+    pub context: Vec<crate::providers::ChatMessage>,
+    /// The thread's title is generated after this reply when it has none.
+    pub needs_title: bool,
+    pub first_user_text: String,
+    pub meta: CommandMeta,
+}
+
+impl ChatService {
+    /// A service for this node.
+    pub fn new(
+        db: Db,
+        bus: CommandBus,
+        projector: crate::projector::Projector,
+        models: Models,
+        signals: Signals,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            projector,
+            appender: Appender::start(db.clone()),
+            db,
+            bus,
+            models,
+            node_id: uuid::Uuid::now_v7().to_string(),
+            signals,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveGeneration>>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live feed of a generation running on this node (subscribe before reading the log).
+    pub fn subscribe(&self, generation_id: &str) -> Option<broadcast::Receiver<Committed>> {
+        self.registry()
+            .get(generation_id)
+            .map(|live| live.events.subscribe())
+    }
+
+    /// Appends `GenerationStarted` (so the reply is resumable the moment this returns) and
+    /// spawns the writer task that runs it.
+    pub async fn start(self: &Arc<Self>, reply: StartReply) -> Result<(), crate::error::ApiError> {
+        let mut generation = Generation::default();
+        let context = reply
+            .context
+            .iter()
+            .map(|m| threadline_domain::generation::ContextMessage {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
+            .collect();
+        let started = generation
+            .decide(GenerationCommand::Start {
+                thread_id: reply.thread_id.clone(),
+                message_id: reply.message_id.clone(),
+                parent_id: reply.parent_id.clone(),
+                model: reply.model.id.clone(),
+                provider: reply.model.provider.name().to_owned(),
+                context,
+                node_id: self.node_id.clone(),
+                at: Utc::now(),
+            })
+            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+        let metadata = writer::metadata(&reply.meta);
+        self.appender
+            .append(&reply.generation_id, 1, &started, &metadata)
+            .await
+            .map_err(|e| crate::error::ApiError::Unavailable(e.to_string()))?;
+        for event in &started {
+            generation.fold(event);
+        }
+        let (events, _) = broadcast::channel(1024);
+        let (stop, _) = watch::channel(false);
+        let live = Arc::new(LiveGeneration {
+            thread_id: reply.thread_id.clone(),
+            events,
+            stop,
+        });
+        self.registry()
+            .insert(reply.generation_id.clone(), live.clone());
+        self.committed();
+        tokio::spawn(writer::run(self.clone(), reply, generation, live, metadata));
+        Ok(())
+    }
+
+    /// After a local commit: wake the projector and live readers.
+    fn committed(&self) {
+        self.projector.wake();
+        self.signals.log_changed();
+    }
+
+    fn finished(&self, generation_id: &str) {
+        self.registry().remove(generation_id);
+    }
+
+    /// Stops a generation if it runs on this node; returns whether it did.
+    pub fn stop_local(&self, generation_id: &str) -> bool {
+        match self.registry().get(generation_id) {
+            Some(live) => {
+                live.stop.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops a generation wherever it runs: here directly, elsewhere through PostgreSQL.
+    pub async fn stop(&self, generation_id: &str) -> Result<(), sqlx::Error> {
+        if self.stop_local(generation_id) {
+            return Ok(());
+        }
+        if let Db::Postgres(pool) = &self.db {
+            sqlx::query("SELECT pg_notify('threadline_stop', $1)")
+                .bind(generation_id)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks replies whose node is gone as interrupted (keeping every committed chunk) and
+    /// frees their threads. On SQLite there is one node, so every running reply not owned by
+    /// this process is orphaned; on PostgreSQL a node is gone when its heartbeat is stale.
+    pub async fn recover_orphans(&self) -> Result<usize, crate::error::ApiError> {
+        let running = messages::running(&self.db).await?;
+        let alive = live_nodes(&self.db, &self.node_id).await?;
+        let mut recovered = 0;
+        for generation in running {
+            if alive.contains(&generation.node_id) || self.registry().contains_key(&generation.id) {
+                continue;
+            }
+            if writer::interrupt(self, &generation.id, &generation.thread_id).await {
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Records this node as alive.
+    pub async fn heartbeat(&self) -> Result<(), sqlx::Error> {
+        self.db
+            .execute(&threadline_projections::Stmt::new(
+                "INSERT INTO nodes (id, heartbeat_at) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                vec![
+                    self.node_id.as_str().into(),
+                    Utc::now().timestamp_micros().into(),
+                ],
+            ))
+            .await
+            .map(drop)
+    }
+
+    /// Heartbeats and recovers orphaned replies until `stop` turns true.
+    pub async fn run_maintenance(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.heartbeat().await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            match self.recover_orphans().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(replies = n, "marked replies of a dead node interrupted"),
+                Err(e) => tracing::warn!(error = %e, "orphan recovery failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Ends a thread's reply on the thread stream (frees it for the next one) and waits until
+    /// the projections show it, so a client reading the thread after the stream ends sees the
+    /// finished reply.
+    async fn finish_on_thread(
+        &self,
+        thread_id: &str,
+        generation_id: &str,
+        status: threadline_domain::generation::GenerationStatus,
+        meta: &CommandMeta,
+    ) {
+        let result = self
+            .bus
+            .execute::<Thread>(
+                thread_id,
+                ThreadCommand::FinishReply {
+                    generation_id: generation_id.to_owned(),
+                    status,
+                    at: Utc::now(),
+                },
+                meta,
+            )
+            .await;
+        self.committed();
+        match result {
+            Ok(Some(cursor)) => {
+                if !self.projector.wait_for(cursor, FINISH_VISIBLE).await {
+                    tracing::warn!(
+                        generation_id,
+                        "projections did not show the finished reply in time"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, thread_id, generation_id, "cannot finish the reply on its thread")
+            }
+        }
+    }
+}
+
+/// How long the end of a stream waits for the projections to show the finished reply.
+const FINISH_VISIBLE: Duration = Duration::from_secs(3);
+/// How often a node records that it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A node silent for this long is dead.
+const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn live_nodes(db: &Db, me: &str) -> Result<Vec<String>, sqlx::Error> {
+    if let Db::Sqlite { .. } = db {
+        return Ok(vec![me.to_owned()]);
+    }
+    let since = Utc::now().timestamp_micros() - NODE_TIMEOUT.as_micros() as i64;
+    let mut nodes: Vec<String> = threadline_projections::on_read!(db, pool =>
+        sqlx::query_scalar("SELECT id FROM nodes WHERE heartbeat_at > $1")
+            .bind(since)
+            .fetch_all(pool)
+            .await)?;
+    nodes.push(me.to_owned());
+    Ok(nodes)
+}
+
+/// Forwards PostgreSQL notifications to this node: commits of any node wake the projector and
+/// live readers; stop requests reach the node running the reply.
+pub async fn listen(
+    db: Db,
+    projector: crate::projector::Projector,
+    chat: Arc<ChatService>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Db::Postgres(pool) = &db else {
+        return;
+    };
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener
+                .listen_all([
+                    "threadline_events",
+                    "threadline_checkpoints",
+                    "threadline_stop",
+                ])
+                .await?;
+            loop {
+                let note = listener.recv().await?;
+                match note.channel() {
+                    "threadline_stop" => {
+                        chat.stop_local(note.payload());
+                    }
+                    _ => {
+                        projector.wake();
+                        chat.signals.log_changed();
+                    }
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            result = listener => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "notification listener lost; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The SSE stream of one generation: the backlog from the log, then live batches as they
+//! become durable.
+//!
+//! The reader subscribes to the node's live feed *before* reading the backlog and skips what it
+//! has already sent by sequence, so no chunk is missed or doubled at the seam. A generation
+//! running on another node (or a lagging reader) is followed through the log, woken by
+//! "the log changed" signals (PostgreSQL `LISTEN` carries them across nodes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use futures::Stream;
+use threadline_domain::generation::GenerationEvent;
+use threadline_projections::Db;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::ChatService;
+use super::render::{PartId, Renderer, SSE_DONE, SSE_KEEPALIVE, sse_event};
+
+/// Keep-alive comment interval.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often a reader without a live feed re-reads the log when nothing wakes it.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Events of generation `id` after `after_sequence`, in order.
+pub async fn load_after(
+    db: &Db,
+    id: &str,
+    after_sequence: i64,
+) -> Result<Vec<(i64, GenerationEvent)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, serde_json::Value)> = threadline_projections::on_read!(db, pool =>
+        sqlx::query_as(
+            "SELECT sequence, event_type, event_version, payload FROM events \
+             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
+             ORDER BY sequence",
+        )
+        .bind(id)
+        .bind(after_sequence)
+        .fetch_all(pool)
+        .await)?;
+    rows.into_iter()
+        .map(|(seq, event_type, version, payload)| {
+            let payload = threadline_domain::upcast::upcast_payload(&event_type, &version, payload);
+            serde_json::from_value(payload)
+                .map(|e| (seq, e))
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .collect()
+}
+
+/// The UI message stream of generation `id`, resuming after part `after` when given.
+pub fn stream(
+    service: Arc<ChatService>,
+    id: String,
+    after: Option<PartId>,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    async_stream::stream! {
+        let mut live = service.subscribe(&id);
+        let mut signal = service.signals.subscribe();
+        let mut renderer = Renderer::default();
+        let mut last = 0i64;
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        let emit = |renderer: &mut Renderer, seq: i64, event: &GenerationEvent| -> String {
+            renderer
+                .render(seq, event)
+                .iter()
+                .filter(|p| after.is_none_or(|a| p.id > a))
+                .map(sse_event)
+                .collect()
+        };
+        'reload: loop {
+            let backlog = match load_after(&service.db, &id, last).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, generation = %id, "cannot read the reply's events");
+                    yield Ok(Bytes::from(format!(
+                        "data: {}\n\n",
+                        serde_json::json!({"type": "error", "errorText": "the reply could not be read; retry"})
+                    )));
+                    return;
+                }
+            };
+            for (seq, event) in backlog {
+                let text = emit(&mut renderer, seq, &event);
+                last = seq;
+                if !text.is_empty() {
+                    yield Ok(Bytes::from(text));
+                }
+                if renderer.is_done() {
+                    yield Ok(Bytes::from_static(SSE_DONE.as_bytes()));
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    batch = async { match live.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                        match batch {
+                            Ok(batch) => {
+                                let mut text = String::new();
+                                for (seq, event) in batch.iter() {
+                                    if *seq <= last {
+                                        continue;
+                                    }
+                                    if *seq != last + 1 {
+                                        continue 'reload;
+                                    }
+                                    text.push_str(&emit(&mut renderer, *seq, event));
+                                    last = *seq;
+                                }
+                                if !text.is_empty() {
+                                    yield Ok(Bytes::from(text));
+                                }
+                                if renderer.is_done() {
+                                    yield Ok(Bytes::from_static(SSE_DONE.as_bytes()));
+                                    return;
+                                }
+                            }
+                            Err(RecvError::Lagged(_)) => continue 'reload,
+                            Err(RecvError::Closed) => {
+                                live = None;
+                                continue 'reload;
+                            }
+                        }
+                    }
+                    changed = signal.changed(), if live.is_none() => {
+                        if changed.is_err() {
+                            tokio::time::sleep(POLL).await;
+                        }
+                        continue 'reload;
+                    }
+                    _ = tokio::time::sleep(POLL), if live.is_none() => continue 'reload,
+                    _ = keepalive.tick() => yield Ok(Bytes::from_static(SSE_KEEPALIVE.as_bytes())),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The task that runs one generation: calls the provider, turns its deltas into chunk batches,
+//! makes each batch durable (group commit through the appender), and only then hands it to
+//! the readers. A client disconnecting never stops it; a stop request or the end of the
+//! provider stream does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::{FutureExt, StreamExt};
+use serde_json::{Value, json};
+use threadline_domain::generation::{
+    Chunk, Generation, GenerationCommand, GenerationEvent, GenerationStatus, TokenUsage,
+};
+use threadline_domain::thread::{Thread, ThreadCommand, TitleSource};
+use threadline_domain::values::Title;
+
+use super::{ChatService, Committed, LiveGeneration, StartReply};
+use crate::providers::{ChatMessage, ChatRequest, ProviderError, ProviderEvent, ProviderStream};
+use crate::store::commands::CommandMeta;
+
+/// Attempts at a provider call that fails before its first token.
+const PROVIDER_ATTEMPTS: u32 = 3;
+/// Longest silence tolerated from a provider mid-stream.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a title may be.
+const TITLE_MAX_CHARS: usize = 80;
+
+/// Event metadata for a generation's rows.
+pub fn metadata(meta: &CommandMeta) -> Value {
+    json!({
+        "correlation_id": meta.correlation_id,
+        "causation_id": meta.causation_id,
+        "actor": meta.actor,
+    })
+}
+
+/// One running generation's bookkeeping.
+struct Run {
+    service: Arc<ChatService>,
+    id: String,
+    generation: Generation,
+    live: Arc<LiveGeneration>,
+    metadata: Value,
+    next_sequence: i64,
+    completed: bool,
+}
+
+impl Run {
+    /// Decides, appends durably, then publishes. Returns false when the append failed.
+    async fn commit(&mut self, command: GenerationCommand) -> bool {
+        match self.commit_quietly(command).await {
+            Some(committed) => {
+                self.publish(committed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn publish(&self, committed: Committed) {
+        let _ = self.live.events.send(committed);
+        self.service.committed();
+    }
+
+    /// Decides and appends durably without telling readers yet.
+    async fn commit_quietly(&mut self, command: GenerationCommand) -> Option<Committed> {
+        let events = match self.generation.decide(command) {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(generation = %self.id, error = %e, "generation refused a command");
+                return None;
+            }
+        };
+        if let Err(e) = self
+            .service
+            .appender
+            .append(&self.id, self.next_sequence, &events, &self.metadata)
+            .await
+        {
+            tracing::error!(generation = %self.id, error = %e, "cannot append generation events");
+            return None;
+        }
+        let committed: Vec<(i64, GenerationEvent)> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (self.next_sequence + i as i64, e))
+            .collect();
+        for (_, event) in &committed {
+            self.generation.fold(event);
+        }
+        self.next_sequence += committed.len() as i64;
+        Some(Arc::new(committed))
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<Chunk>) -> bool {
+        if pending.is_empty() {
+            return true;
+        }
+        let chunks = std::mem::take(pending);
+        self.commit(GenerationCommand::AppendChunks { chunks })
+            .await
+    }
+}
+
+/// Runs a generation to its end.
+pub(super) async fn run(
+    service: Arc<ChatService>,
+    reply: StartReply,
+    generation: Generation,
+    live: Arc<LiveGeneration>,
+    metadata: Value,
+) {
+    let mut run = Run {
+        service: service.clone(),
+        id: reply.generation_id.clone(),
+        generation,
+        live: live.clone(),
+        metadata,
+        next_sequence: 2,
+        completed: false,
+    };
+    let mut stop = live.stop.subscribe();
+    let request = ChatRequest {
+        model: reply.model.upstream.clone(),
+        messages: reply.context.clone(),
+    };
+    let provider_started = Instant::now();
+    let stream = tokio::select! {
+        result = open_stream(&service, &reply, &request) => Some(result),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    let mut pending: Vec<Chunk> = Vec::new();
+    let mut usage = TokenUsage::default();
+    let mut finish_reason = "stop".to_owned();
+    let outcome = match stream {
+        None => Outcome::Stopped,
+        Some(Err(e)) => Outcome::Failed(e.to_string()),
+        Some(Ok(mut stream)) => loop {
+            let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
+            };
+            let Ok(next) = next else {
+                break Outcome::Failed("the provider stopped sending (idle timeout)".into());
+            };
+            let mut ended = None;
+            let mut item = next;
+            // Take everything that is already there: deltas coalesce into one batch.
+            loop {
+                match item {
+                    None => {
+                        ended = Some(Outcome::Completed);
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        ended = Some(Outcome::Failed(e.to_string()));
+                        break;
+                    }
+                    Some(Ok(event)) => absorb(event, &mut pending, &mut usage, &mut finish_reason),
+                }
+                match stream.next().now_or_never() {
+                    Some(next) => item = next,
+                    None => break,
+                }
+            }
+            if !run.flush(&mut pending).await {
+                break Outcome::Lost;
+            }
+            if let Some(outcome) = ended {
+                break outcome;
+            }
+        },
+    };
+    let provider_ms = provider_started.elapsed().as_millis() as u64;
+    if !run.flush(&mut pending).await {
+        return end(&service, &reply, &run, Outcome::Lost).await;
+    }
+    let at = Utc::now();
+    run.completed = matches!(outcome, Outcome::Completed);
+    let command = match &outcome {
+        Outcome::Completed => GenerationCommand::Complete {
+            finish_reason,
+            usage,
+            provider_ms,
+            at,
+        },
+        Outcome::Failed(error) => GenerationCommand::Fail {
+            error: error.clone(),
+            at,
+        },
+        Outcome::Stopped => GenerationCommand::Stop { at },
+        Outcome::Lost => GenerationCommand::Interrupt { at },
+    };
+    // The terminal event reaches live readers only after the thread and its projections show
+    // the reply finished: a client that reads the thread when its stream ends sees it done.
+    match run.commit_quietly(command).await {
+        Some(terminal) => {
+            end(&service, &reply, &run, outcome).await;
+            run.publish(terminal);
+            if reply.needs_title && status_of_completed(&run) {
+                title_thread(&service, &reply).await;
+            }
+        }
+        None => end(&service, &reply, &run, Outcome::Lost).await,
+    }
+}
+
+fn status_of_completed(run: &Run) -> bool {
+    run.completed
+}
+
+enum Outcome {
+    Completed,
+    Failed(String),
+    Stopped,
+    /// The log could not be written: the reply is left for recovery to mark interrupted.
+    Lost,
+}
+
+async fn end(service: &Arc<ChatService>, reply: &StartReply, run: &Run, outcome: Outcome) {
+    let status = match outcome {
+        Outcome::Completed => GenerationStatus::Completed,
+        Outcome::Failed(_) => GenerationStatus::Failed,
+        Outcome::Stopped => GenerationStatus::Stopped,
+        Outcome::Lost => {
+            service.finished(&run.id);
+            return;
+        }
+    };
+    service
+        .finish_on_thread(&reply.thread_id, &run.id, status, &reply.meta)
+        .await;
+    service.finished(&run.id);
+}
+
+/// Titles the thread after its first exchange.
+async fn title_thread(service: &Arc<ChatService>, reply: &StartReply) {
+    {
+        let title = generate_title(service, &reply.first_user_text).await;
+        if let Ok(title) = Title::parse(&title) {
+            let result = service
+                .bus
+                .execute::<Thread>(
+                    &reply.thread_id,
+                    ThreadCommand::Rename {
+                        title,
+                        source: TitleSource::Generated,
+                        at: Utc::now(),
+                    },
+                    &reply.meta,
+                )
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot title the thread");
+            }
+            service.committed();
+        }
+    }
+}
+
+fn absorb(
+    event: ProviderEvent,
+    pending: &mut Vec<Chunk>,
+    usage: &mut TokenUsage,
+    finish_reason: &mut String,
+) {
+    match event {
+        ProviderEvent::TextDelta { text } => match pending.last_mut() {
+            Some(Chunk::Text { text: last }) => last.push_str(&text),
+            _ => pending.push(Chunk::Text { text }),
+        },
+        ProviderEvent::ReasoningDelta { text } => match pending.last_mut() {
+            Some(Chunk::Reasoning { text: last }) => last.push_str(&text),
+            _ => pending.push(Chunk::Reasoning { text }),
+        },
+        ProviderEvent::ToolCallStart { id, name, .. } => pending.push(Chunk::ToolInputStart {
+            tool_call_id: id,
+            tool_name: name,
+        }),
+        ProviderEvent::ToolCallDelta { index, arguments } => {
+            let id = pending
+                .iter()
+                .rev()
+                .find_map(|c| match c {
+                    Chunk::ToolInputStart { tool_call_id, .. } => Some(tool_call_id.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| format!("call-{index}"));
+            pending.push(Chunk::ToolInputDelta {
+                tool_call_id: id,
+                delta: arguments,
+            });
+        }
+        ProviderEvent::Usage { usage: u } => {
+            *usage = TokenUsage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                reasoning_tokens: u.reasoning_tokens,
+                cached_input_tokens: u.cached_input_tokens,
+            }
+        }
+        ProviderEvent::Finish { reason } => *finish_reason = reason.as_str().to_owned(),
+    }
+}
+
+/// Opens the provider stream, retrying failures before the first token with backoff that
+/// honours the provider's `retry-after`.
+async fn open_stream(
+    service: &ChatService,
+    reply: &StartReply,
+    request: &ChatRequest,
+) -> Result<ProviderStream, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match reply.model.provider.stream(&service.http, request).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.is_retryable() && attempt < PROVIDER_ATTEMPTS => {
+                let backoff = Duration::from_millis(250 * 2u64.pow(attempt - 1));
+                let wait = match &e {
+                    ProviderError::Http {
+                        retry_after: Some(d),
+                        ..
+                    } => *d,
+                    _ => backoff,
+                }
+                .min(Duration::from_secs(10));
+                tracing::info!(error = %e, attempt, ?wait, "provider call failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A title for a thread from its first message: a cheap model's summary when
+/// `THREADLINE_TITLE_MODEL` names one, else the message's first words.
+async fn generate_title(service: &ChatService, first_message: &str) -> String {
+    let fallback = first_words(first_message);
+    let Some(model) = std::env::var("THREADLINE_TITLE_MODEL")
+        .ok()
+        .and_then(|id| service.models.resolve(&id))
+    else {
+        return fallback;
+    };
+    let request = ChatRequest {
+        model: model.upstream.clone(),
+        messages: vec![
+            ChatMessage {
+                role: "system".into(),
+                content: "Write a short title (at most 6 words) for a chat that starts with the \
+                          user's message. Answer with the title only."
+                    .into(),
+            },
+            ChatMessage {
+                role: "user".into(),
+                content: first_message.to_owned(),
+            },
+        ],
+    };
+    let collect = async {
+        let mut stream = model.provider.stream(&service.http, &request).await.ok()?;
+        let mut text = String::new();
+        while let Some(Ok(event)) = stream.next().await {
+            if let ProviderEvent::TextDelta { text: t } = event {
+                text.push_str(&t);
+            }
+        }
+        Some(text)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), collect).await {
+        Ok(Some(text)) if !text.trim().is_empty() => first_words(text.trim().trim_matches('"')),
+        _ => fallback,
+    }
+}
+
+/// The first words of `text`, at most 80 characters, on one line.
+pub fn first_words(text: &str) -> String {
+    let mut title = String::new();
+    for word in text.split_whitespace() {
+        let extra = if title.is_empty() { 0 } else { 1 } + word.chars().count();
+        if title.chars().count() + extra > TITLE_MAX_CHARS {
+            break;
+        }
+        if !title.is_empty() {
+            title.push(' ');
+        }
+        title.push_str(word);
+    }
+    if title.is_empty() {
+        title = text
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(TITLE_MAX_CHARS)
+            .collect();
+    }
+    if title.trim().is_empty() {
+        "New chat".to_owned()
+    } else {
+        title
+    }
+}
+
+/// Marks a reply of a dead node interrupted. Appends at the stream's next sequence, so it loses
+/// (returns false) if the original writer is in fact still appending.
+pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &str) -> bool {
+    let next: Result<Option<i64>, sqlx::Error> = threadline_projections::on_read!(&service.db, pool =>
+        sqlx::query_scalar(
+            "SELECT MAX(sequence) FROM events WHERE aggregate_type = 'Generation' AND aggregate_id = $1",
+        )
+        .bind(generation_id)
+        .fetch_one(pool)
+        .await);
+    let Ok(Some(last)) = next else { return false };
+    let meta = CommandMeta::system();
+    let event = GenerationEvent::GenerationInterrupted { at: Utc::now() };
+    if let Err(e) = service
+        .appender
+        .append(generation_id, last + 1, &[event], &metadata(&meta))
+        .await
+    {
+        tracing::debug!(error = %e, generation_id, "interrupt lost the race");
+        return false;
+    }
+    service.committed();
+    service
+        .finish_on_thread(
+            thread_id,
+            generation_id,
+            GenerationStatus::Interrupted,
+            &meta,
+        )
+        .await;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_is_the_first_words_up_to_80_characters() {
+        assert_eq!(
+            first_words("  What is   the capital of France? "),
+            "What is the capital of France?"
+        );
+        let long = "word ".repeat(40);
+        let title = first_words(&long);
+        assert!(title.chars().count() <= 80 && title.starts_with("word word"));
+        assert_eq!(first_words("   "), "New chat");
+        assert_eq!(first_words(&"x".repeat(100)).chars().count(), 80);
+    }
+
+    #[test]
+    fn consecutive_deltas_coalesce_into_one_chunk() {
+        let mut pending = Vec::new();
+        let (mut usage, mut reason) = (TokenUsage::default(), String::new());
+        for t in ["a", "b", "c"] {
+            absorb(
+                ProviderEvent::TextDelta { text: t.into() },
+                &mut pending,
+                &mut usage,
+                &mut reason,
+            );
+        }
+        absorb(
+            ProviderEvent::ReasoningDelta { text: "r".into() },
+            &mut pending,
+            &mut usage,
+            &mut reason,
+        );
+        assert_eq!(
+            pending,
+            vec![
+                Chunk::Text { text: "abc".into() },
+                Chunk::Reasoning { text: "r".into() }
+            ]
+        );
+    }
+}

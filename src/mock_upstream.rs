@@ -1,0 +1,878 @@
+//! A mock OpenAI-compatible upstream for tests, benchmarks and local runs without API keys.
+//!
+//! It serves `POST /v1/chat/completions` over real HTTP and speaks the Chat Completions stream
+//! format exactly (`data: {json}\n\n` chunks, a role chunk, one word per content chunk, a
+//! finishing chunk with `delta: {}`, the usage-only chunk with `choices: []` when the request set
+//! `stream_options.include_usage`, then `data: [DONE]`). Non-streaming requests get a
+//! `chat.completion` object. `GET /v1/models` lists the one model, `mock`.
+//!
+//! The reply is deterministic: word `i` is `w{i}` followed by a space (`w0 w1 w2 ` for three
+//! words), reasoning word `i` is `r{i} `. `prompt_tokens` is the number of whitespace-separated
+//! words in all request messages, `completion_tokens` the number of words generated (reasoning
+//! included, as OpenAI counts them), `reasoning_tokens` the reasoning words.
+//!
+//! # Knobs
+//! Set through the model name, `mock` or `mock:key=value,key=value`, and overridden per request
+//! by an `x-mock: key=value,…` header. Unknown keys and bad values get a 400.
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `len` | words in the reply | 20 |
+//! | `tps` | words per second, fractions allowed; 0 = as fast as possible | 0 |
+//! | `ttft_ms` | delay before the first word (after the role chunk) | 0 |
+//! | `reasoning` | reasoning words sent first as `delta.reasoning_content`, `content: null` | 0 |
+//! | `keepalive` | send a `: keep-alive` comment before the first chunk (`keepalive` alone = 1) | 0 |
+//! | `status` | answer this HTTP status with an OpenAI-style error body instead | – |
+//! | `retry_after` | with `status`: a `retry-after` header, in seconds | – |
+//! | `error_after` | after N words send `data: {"error":{…}}` and end | – |
+//! | `stall_after` | after N words pause for `stall_ms`, then go on | – |
+//! | `stall_ms` | length of the stall | 60000 |
+//! | `drop_after` | after N words cut the connection (no `[DONE]`, no chunked terminator) | – |
+//!
+//! Word counts in `*_after` include the reasoning words (they come first). The stream-only knobs
+//! are ignored for non-streaming requests, which wait `ttft_ms` plus the pacing time, then answer.
+//!
+//! # Layout
+//! - [`MockUpstream`] (start on any port, stop, request counter) and [`run`] for the CLI;
+//! - the handlers, the knob parser, the stream generator;
+//! - tests that drive it through [`crate::providers::openai`].
+
+use std::any::Any;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{Extensions, Server, ServerHandle};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The request header that overrides the knobs of the model name.
+pub const KNOB_HEADER: &str = "x-mock";
+
+/// A mock upstream running in the background (for tests and benchmarks).
+pub struct MockUpstream {
+    port: u16,
+    handle: ServerHandle,
+    task: JoinHandle<io::Result<()>>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl MockUpstream {
+    /// Binds `bind` (port 0 picks a free port) and serves on one worker thread until
+    /// [`MockUpstream::stop`] or drop. Signals are left to the host process.
+    pub async fn start(bind: &str) -> io::Result<MockUpstream> {
+        let listener = TcpListener::bind(bind)?;
+        let port = listener.local_addr()?.port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let server = build_server(listener, Arc::clone(&requests), 1, false)?;
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        Ok(MockUpstream {
+            port,
+            handle,
+            task,
+            requests,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The API root to configure a provider with: `http://127.0.0.1:{port}/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// How many chat completion requests arrived so far (including those answered with an error
+    /// status), to check retry attempts.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server at once, closing open streams, and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.handle.stop(false).await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        // The stop command is sent when `stop` is called; the returned future only waits.
+        std::mem::drop(self.handle.stop(false));
+    }
+}
+
+/// Serves on `bind` with two workers until Ctrl-C / SIGTERM (for `threadline mock-upstream`).
+pub async fn run(bind: &str) -> io::Result<()> {
+    let listener = TcpListener::bind(bind)?;
+    let addr = listener.local_addr()?;
+    let server = build_server(listener, Arc::new(AtomicUsize::new(0)), 2, true)?;
+    tracing::info!(%addr, "mock upstream listening on http://{addr}/v1");
+    server.await
+}
+
+fn build_server(
+    listener: TcpListener,
+    requests: Arc<AtomicUsize>,
+    workers: usize,
+    signals: bool,
+) -> io::Result<Server> {
+    let counter = web::Data::from(requests);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(counter.clone())
+            .route("/v1/chat/completions", web::post().to(chat_completions))
+            .route("/v1/models", web::get().to(models))
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    // Stalled streams must not hold a Ctrl-C for long.
+    .shutdown_timeout(1)
+    .on_connect(set_nodelay);
+    let server = if signals {
+        server
+    } else {
+        server.disable_signals()
+    };
+    Ok(server.listen(listener)?.run())
+}
+
+/// One small write per word: without this, Nagle's algorithm holds words back on loopback.
+fn set_nodelay(connection: &dyn Any, _: &mut Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = tcp.set_nodelay(true);
+    }
+}
+
+// ---- handlers ----
+
+async fn chat_completions(
+    request: HttpRequest,
+    body: Bytes,
+    counter: web::Data<AtomicUsize>,
+) -> HttpResponse {
+    let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    let parsed: MockRequest = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let header = request
+        .headers()
+        .get(KNOB_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let knobs = match Knobs::from_request(&parsed.model, header) {
+        Ok(knobs) => knobs,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    if let Some(status) = knobs.status.filter(|s| !s.is_success()) {
+        let mut response =
+            error_response(status, &format!("mock error (HTTP {})", status.as_u16()));
+        if let Some(seconds) = knobs.retry_after
+            && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&seconds.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let reply = Reply {
+        id: format!("chatcmpl-mock{number}"),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: parsed.model.clone(),
+        prompt_tokens: parsed.messages.iter().map(MockMessage::word_count).sum(),
+        include_usage: parsed
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        knobs,
+    };
+    if parsed.stream.unwrap_or(false) {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(reply.into_stream())
+    } else {
+        reply.wait_whole_reply().await;
+        HttpResponse::Ok().json(reply.completion())
+    }
+}
+
+async fn models() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": [{"id": "mock", "object": "model", "created": 0, "owned_by": "threadline"}],
+    }))
+}
+
+async fn not_found() -> HttpResponse {
+    error_response(StatusCode::NOT_FOUND, "no such route on the mock upstream")
+}
+
+/// An OpenAI-style error: `{"error":{"message","type","param","code"}}`.
+fn error_response(status: StatusCode, message: &str) -> HttpResponse {
+    let (kind, code) = match status.as_u16() {
+        429 => ("requests", "rate_limit_exceeded"),
+        401 => ("invalid_request_error", "invalid_api_key"),
+        404 => ("invalid_request_error", "not_found"),
+        s if s >= 500 => ("server_error", "server_error"),
+        _ => ("invalid_request_error", "invalid_request"),
+    };
+    HttpResponse::build(status).json(json!({
+        "error": {"message": message, "type": kind, "param": null, "code": code}
+    }))
+}
+
+// ---- knobs ----
+
+/// The behaviour asked for by one request.
+#[derive(Debug, Clone, PartialEq)]
+struct Knobs {
+    len: usize,
+    tps: f64,
+    ttft: Duration,
+    status: Option<StatusCode>,
+    retry_after: Option<u64>,
+    error_after: Option<usize>,
+    stall_after: Option<usize>,
+    stall: Duration,
+    drop_after: Option<usize>,
+    reasoning: usize,
+    keepalive: bool,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            len: 20,
+            tps: 0.0,
+            ttft: Duration::ZERO,
+            status: None,
+            retry_after: None,
+            error_after: None,
+            stall_after: None,
+            stall: Duration::from_millis(60_000),
+            drop_after: None,
+            reasoning: 0,
+            keepalive: false,
+        }
+    }
+}
+
+impl Knobs {
+    /// Knobs from the model name (`mock:len=3`), then the `x-mock` header on top.
+    fn from_request(model: &str, header: Option<&str>) -> Result<Self, String> {
+        let mut knobs = Knobs::default();
+        if let Some((_, spec)) = model.split_once(':').filter(|(name, _)| *name == "mock") {
+            knobs.apply(spec)?;
+        }
+        if let Some(spec) = header {
+            knobs.apply(spec)?;
+        }
+        Ok(knobs)
+    }
+
+    /// Applies `key=value,key=value` (spaces around items allowed, empty items skipped).
+    fn apply(&mut self, spec: &str) -> Result<(), String> {
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = match item.split_once('=') {
+                Some((key, value)) => (key.trim(), Some(value.trim())),
+                None => (item, None),
+            };
+            let number = || -> Result<u64, String> {
+                value
+                    .ok_or_else(|| format!("mock knob `{key}` needs a value"))?
+                    .parse::<u64>()
+                    .map_err(|_| format!("mock knob `{key}`: not a whole number"))
+            };
+            let count = || number().and_then(|n| usize::try_from(n).map_err(|e| e.to_string()));
+            match key {
+                "len" => self.len = count()?,
+                "tps" => {
+                    self.tps = value
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .ok_or_else(|| "mock knob `tps`: not a number ≥ 0".to_owned())?;
+                }
+                "ttft_ms" => self.ttft = Duration::from_millis(number()?),
+                "status" => {
+                    let code = u16::try_from(number()?).map_err(|e| e.to_string())?;
+                    self.status = Some(
+                        StatusCode::from_u16(code)
+                            .map_err(|_| format!("mock knob `status`: {code} is no status"))?,
+                    );
+                }
+                "retry_after" => self.retry_after = Some(number()?),
+                "error_after" => self.error_after = Some(count()?),
+                "stall_after" => self.stall_after = Some(count()?),
+                "stall_ms" => self.stall = Duration::from_millis(number()?),
+                "drop_after" => self.drop_after = Some(count()?),
+                "reasoning" => self.reasoning = count()?,
+                "keepalive" => self.keepalive = value.is_none_or(|v| !matches!(v, "0" | "false")),
+                _ => return Err(format!("unknown mock knob `{key}`")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pause between two words.
+    fn word_period(&self) -> Option<Duration> {
+        (self.tps > 0.0)
+            .then(|| Duration::try_from_secs_f64(1.0 / self.tps).ok())
+            .flatten()
+    }
+}
+
+// ---- the reply ----
+
+#[derive(Deserialize)]
+struct MockRequest {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    messages: Vec<MockMessage>,
+    stream: Option<bool>,
+    stream_options: Option<MockStreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct MockStreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct MockMessage {
+    #[serde(default)]
+    content: Value,
+}
+
+impl MockMessage {
+    /// Words of a string content, or of the `text` of each content part.
+    fn word_count(&self) -> u64 {
+        let count = |text: &str| text.split_whitespace().count() as u64;
+        match &self.content {
+            Value::String(text) => count(text),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|part| part.get("text").and_then(Value::as_str))
+                .map(count)
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// Everything needed to produce one reply.
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u64,
+    include_usage: bool,
+    knobs: Knobs,
+}
+
+impl Reply {
+    fn content_text(&self) -> String {
+        (0..self.knobs.len).map(|i| format!("w{i} ")).collect()
+    }
+
+    fn reasoning_text(&self) -> String {
+        (0..self.knobs.reasoning)
+            .map(|i| format!("r{i} "))
+            .collect()
+    }
+
+    fn usage(&self) -> Value {
+        let completion_tokens = (self.knobs.len + self.knobs.reasoning) as u64;
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": self.knobs.reasoning},
+        })
+    }
+
+    /// One `data: {chunk}\n\n` frame.
+    fn frame(&self, choices: Value, usage: Value) -> Bytes {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": choices,
+        });
+        if self.include_usage
+            && let Some(object) = chunk.as_object_mut()
+        {
+            object.insert("usage".to_owned(), usage);
+        }
+        Bytes::from(format!("data: {chunk}\n\n"))
+    }
+
+    fn delta_frame(&self, delta: Value) -> Bytes {
+        self.frame(
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
+            Value::Null,
+        )
+    }
+
+    /// The streamed reply. "drop" yields an `Err`, on which actix closes the connection without
+    /// the chunked-encoding terminator, so the client sees a body error, not a clean EOF (actix
+    /// also logs "Response payload stream error" at error level).
+    fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+        async_stream::stream! {
+            let knobs = self.knobs.clone();
+            if knobs.keepalive {
+                yield Ok(Bytes::from_static(b": keep-alive\n\n"));
+            }
+            yield Ok(self.delta_frame(json!({"role": "assistant", "content": ""})));
+            if !knobs.ttft.is_zero() {
+                tokio::time::sleep(knobs.ttft).await;
+            }
+            let period = knobs.word_period();
+            let total = knobs.reasoning + knobs.len;
+            let mut next = Instant::now();
+            for sent in 0..=total {
+                if knobs.error_after == Some(sent) {
+                    yield Ok(Bytes::from_static(
+                        b"data: {\"error\":{\"message\":\"mock mid-stream error\",\"type\":\"server_error\"}}\n\n",
+                    ));
+                    return;
+                }
+                if knobs.drop_after == Some(sent) {
+                    // actix drops its unflushed write buffer on a body error (head included, if
+                    // nothing was flushed yet); returning `Pending` once makes it flush first.
+                    tokio::task::yield_now().await;
+                    yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
+                    return;
+                }
+                if knobs.stall_after == Some(sent) {
+                    tokio::time::sleep(knobs.stall).await;
+                    next = next.max(Instant::now());
+                }
+                if sent == total {
+                    break;
+                }
+                if let Some(period) = period {
+                    tokio::time::sleep_until(next).await;
+                    next += period;
+                }
+                let delta = if sent < knobs.reasoning {
+                    json!({"content": null, "reasoning_content": format!("r{sent} ")})
+                } else {
+                    json!({"content": format!("w{} ", sent - knobs.reasoning)})
+                };
+                yield Ok(self.delta_frame(delta));
+            }
+            yield Ok(self.frame(
+                json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]),
+                Value::Null,
+            ));
+            if self.include_usage {
+                yield Ok(self.frame(json!([]), self.usage()));
+            }
+            yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
+    }
+
+    /// A non-streaming request takes as long as the stream would have.
+    async fn wait_whole_reply(&self) {
+        let words = (self.knobs.reasoning + self.knobs.len).saturating_sub(1) as u32;
+        let pacing = self
+            .knobs
+            .word_period()
+            .and_then(|p| p.checked_mul(words))
+            .unwrap_or(Duration::ZERO);
+        let wait = self.knobs.ttft.saturating_add(pacing);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn completion(&self) -> Value {
+        let mut message = json!({
+            "role": "assistant",
+            "content": self.content_text(),
+            "refusal": null,
+        });
+        if self.knobs.reasoning > 0
+            && let Some(object) = message.as_object_mut()
+        {
+            object.insert(
+                "reasoning_content".to_owned(),
+                Value::String(self.reasoning_text()),
+            );
+        }
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+            "usage": self.usage(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant as StdInstant;
+
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::providers::openai::{self, OpenAiConfig};
+    use crate::providers::{
+        ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, Usage,
+    };
+
+    fn config(mock: &MockUpstream) -> OpenAiConfig {
+        OpenAiConfig {
+            base_url: mock.base_url(),
+            api_key: "test".into(),
+            name: "openai".into(),
+        }
+    }
+
+    fn request(model: &str) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages: vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "be brief".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "say three words".into(),
+                },
+            ],
+        }
+    }
+
+    /// Streams `model` from the mock and collects every item.
+    async fn collect(
+        mock: &MockUpstream,
+        model: &str,
+    ) -> Result<Vec<Result<ProviderEvent, ProviderError>>, ProviderError> {
+        let http = reqwest::Client::new();
+        let stream = openai::stream(&http, &config(mock), &request(model)).await?;
+        Ok(stream.collect().await)
+    }
+
+    fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Ok(ProviderEvent::TextDelta { text }) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_plain_reply_streams_words_then_usage_then_stop() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=3").await.unwrap();
+        let expected: Vec<Result<ProviderEvent, ProviderError>> = vec![
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w2 ".into() }),
+            Ok(ProviderEvent::Usage {
+                usage: Usage {
+                    input_tokens: 5,
+                    output_tokens: 3,
+                    reasoning_tokens: 0,
+                    cached_input_tokens: 0,
+                },
+            }),
+            Ok(ProviderEvent::Finish {
+                reason: FinishReason::Stop,
+            }),
+        ];
+        assert_eq!(events, expected);
+        assert_eq!(text_of(&events), "w0 w1 w2 ");
+        assert_eq!(mock.requests(), 1);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn reasoning_words_come_first_with_keepalive() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=2,reasoning=2,keepalive")
+            .await
+            .unwrap();
+        let expected: Vec<Result<ProviderEvent, ProviderError>> = vec![
+            Ok(ProviderEvent::ReasoningDelta { text: "r0 ".into() }),
+            Ok(ProviderEvent::ReasoningDelta { text: "r1 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            Ok(ProviderEvent::Usage {
+                usage: Usage {
+                    input_tokens: 5,
+                    output_tokens: 4,
+                    reasoning_tokens: 2,
+                    cached_input_tokens: 0,
+                },
+            }),
+            Ok(ProviderEvent::Finish {
+                reason: FinishReason::Stop,
+            }),
+        ];
+        assert_eq!(events, expected);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_status_knob_answers_an_http_error_with_retry_after() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let Err(error) = collect(&mock, "mock:status=429,retry_after=2").await else {
+            panic!("expected an HTTP error");
+        };
+        assert_eq!(
+            error,
+            ProviderError::Http {
+                status: 429,
+                message: "mock error (HTTP 429)".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            }
+        );
+        assert!(error.is_retryable());
+        assert_eq!(mock.requests(), 1);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_header_overrides_the_model_knobs() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let http = reqwest::Client::new();
+        let response = http
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .header(KNOB_HEADER, "status=503")
+            .json(&json!({"model": "mock:len=3", "messages": [], "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "server_error");
+
+        let response = http
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .header(KNOB_HEADER, "bogus=1")
+            .json(&json!({"model": "mock", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(mock.requests(), 2);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn error_after_sends_an_error_object_mid_stream() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=5,error_after=2").await.unwrap();
+        let expected: Vec<Result<ProviderEvent, ProviderError>> = vec![
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            Err(ProviderError::Stream("mock mid-stream error".into())),
+        ];
+        assert_eq!(events, expected);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn drop_after_breaks_the_connection_without_done() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=5,drop_after=2").await.unwrap();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(text_of(&events), "w0 w1 ");
+        let Some(Err(ProviderError::Stream(message))) = events.last() else {
+            panic!("expected a stream error, got {events:?}");
+        };
+        assert!(message.starts_with("stream ended early"), "{message}");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_raw_body_of_a_dropped_stream_fails_in_reqwest() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({"model": "mock:len=5,drop_after=2", "messages": [], "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let error = response.text().await.unwrap_err();
+        assert!(error.is_body() || error.is_decode(), "{error:?}");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_stall_delays_the_rest_of_the_reply() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let started = StdInstant::now();
+        let events = collect(&mock, "mock:len=3,stall_after=1,stall_ms=300")
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(text_of(&events), "w0 w1 w2 ");
+        assert!(matches!(
+            events.last(),
+            Some(Ok(ProviderEvent::Finish {
+                reason: FinishReason::Stop
+            }))
+        ));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn pacing_follows_tps_and_ttft() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let started = StdInstant::now();
+        // First word after 100 ms, then 4 more at 50 words/s: ≥ 180 ms in all.
+        let events = collect(&mock, "mock:len=5,tps=50,ttft_ms=100")
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(180));
+        assert_eq!(text_of(&events), "w0 w1 w2 w3 w4 ");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_exact_wire_frames() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({
+                "model": "mock:len=1",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "a b"}]}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let frames: Vec<&str> = body.split_terminator("\n\n").collect();
+        assert_eq!(frames.len(), 5, "{body}");
+        let json = |frame: &str| -> Value {
+            serde_json::from_str(frame.strip_prefix("data: ").unwrap()).unwrap()
+        };
+        let role = json(frames[0]);
+        assert_eq!(role["object"], "chat.completion.chunk");
+        assert_eq!(role["model"], "mock:len=1");
+        assert_eq!(
+            role["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(role["usage"], Value::Null);
+        assert_eq!(json(frames[1])["choices"][0]["delta"]["content"], "w0 ");
+        let finish = json(frames[2]);
+        assert_eq!(finish["choices"][0]["delta"], json!({}));
+        assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+        let usage = json(frames[3]);
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({
+                "prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            })
+        );
+        assert_eq!(frames[4], "data: [DONE]");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn without_include_usage_there_is_no_usage_chunk() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({"model": "mock:len=2", "messages": [], "stream": true}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!body.contains("usage"), "{body}");
+        assert!(body.ends_with("data: [DONE]\n\n"));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_non_streaming_request_gets_a_chat_completion() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({
+                "model": "mock:len=3,reasoning=1",
+                "messages": [{"role": "user", "content": "one two three four"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["choices"][0]["message"]["content"], "w0 w1 w2 ");
+        assert_eq!(body["choices"][0]["message"]["reasoning_content"], "r0 ");
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(body["usage"]["prompt_tokens"], 4);
+        assert_eq!(body["usage"]["completion_tokens"], 4);
+        assert_eq!(
+            body["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            1
+        );
+        mock.stop().await;
+    }
+
+    #[test]
+    fn knobs_parse_from_the_model_name_and_header() {
+        let knobs =
+            Knobs::from_request("mock:len=3, tps=2.5,keepalive", Some("len=7,ttft_ms=40")).unwrap();
+        assert_eq!(knobs.len, 7);
+        assert_eq!(knobs.tps, 2.5);
+        assert!(knobs.keepalive);
+        assert_eq!(knobs.ttft, Duration::from_millis(40));
+        assert_eq!(Knobs::from_request("mock", None).unwrap(), Knobs::default());
+        assert_eq!(
+            Knobs::from_request("gpt-4o", None).unwrap(),
+            Knobs::default()
+        );
+        assert!(Knobs::from_request("mock:len=x", None).is_err());
+        assert!(Knobs::from_request("mock:tps=-1", None).is_err());
+        assert!(Knobs::from_request("mock:status=42", None).is_err());
+        assert!(Knobs::from_request("mock", Some("nope=1")).is_err());
+        assert!(
+            !Knobs::from_request("mock:keepalive=0", None)
+                .unwrap()
+                .keepalive
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Model providers: each module maps one provider's streaming wire format into the one internal
+//! type [`ProviderEvent`]. Dispatch is a closed enum ([`Provider`]), not trait objects.
+//!
+//! # Layout
+//! - this file: the internal chunk type, request type, errors, and [`Provider`] dispatch.
+//! - [`echo`]: the built-in development model (no network).
+//! - [`openai`]: OpenAI-compatible Chat Completions (OpenAI, OpenRouter, DeepSeek, xAI, Groq,
+//!   Ollama, vLLM, …).
+//! - [`sse`]: a small incremental Server-Sent Events decoder shared by adapters.
+
+pub mod echo;
+pub mod openai;
+pub mod sse;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+/// One piece of a streamed reply, whatever the provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProviderEvent {
+    /// Visible answer text.
+    TextDelta { text: String },
+    /// Reasoning / thinking text.
+    ReasoningDelta { text: String },
+    /// A tool call begins (`index` identifies it within the reply).
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// More of a tool call's JSON arguments.
+    ToolCallDelta { index: u32, arguments: String },
+    /// Token usage as reported by the provider (totals for the reply so far).
+    Usage { usage: Usage },
+    /// The provider finished the reply.
+    Finish { reason: FinishReason },
+}
+
+/// Token counts of one reply, exactly as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub cached_input_tokens: u64,
+}
+
+/// Why a reply ended, in the AI SDK's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ContentFilter,
+    ToolCalls,
+    Error,
+    Other,
+}
+
+impl FinishReason {
+    /// The AI SDK `finishReason` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content-filter",
+            FinishReason::ToolCalls => "tool-calls",
+            FinishReason::Error => "error",
+            FinishReason::Other => "other",
+        }
+    }
+}
+
+/// A message of the context sent to a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// What is sent to a provider for one reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The provider's own model name.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered with an HTTP error status before streaming.
+    #[error("provider returned HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        /// From `retry-after-ms`, `retry-after` (seconds or HTTP date) or the body.
+        retry_after: Option<Duration>,
+    },
+    /// The stream carried an error object, or broke mid-way.
+    #[error("provider stream error: {0}")]
+    Stream(String),
+    /// Could not connect or send the request.
+    #[error("cannot reach the provider: {0}")]
+    Connect(String),
+    /// No data within the allowed time.
+    #[error("provider timed out: {0}")]
+    Timeout(String),
+}
+
+impl ProviderError {
+    /// Whether retrying the same request later may succeed (429, 5xx, connection failures).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Http { status, .. } => *status == 429 || *status >= 500,
+            ProviderError::Connect(_) | ProviderError::Timeout(_) => true,
+            ProviderError::Stream(_) => false,
+        }
+    }
+}
+
+/// A stream of provider events.
+pub type ProviderStream = Pin<Box<dyn Stream<Item = Result<ProviderEvent, ProviderError>> + Send>>;
+
+/// A configured provider.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    /// The built-in development model.
+    Echo(echo::EchoConfig),
+    /// An OpenAI-compatible Chat Completions endpoint.
+    OpenAi(openai::OpenAiConfig),
+}
+
+impl Provider {
+    /// Starts streaming a reply. Errors before the first byte of the stream (HTTP status,
+    /// connection) are returned here; later ones arrive in the stream.
+    pub async fn stream(
+        &self,
+        http: &reqwest::Client,
+        request: &ChatRequest,
+    ) -> Result<ProviderStream, ProviderError> {
+        match self {
+            Provider::Echo(config) => Ok(echo::stream(config, request)),
+            Provider::OpenAi(config) => openai::stream(http, config, request).await,
+        }
+    }
+
+    /// The provider's name as recorded in events (`echo`, `openai`, `openrouter`, …).
+    pub fn name(&self) -> &str {
+        match self {
+            Provider::Echo(_) => "echo",
+            Provider::OpenAi(config) => &config.name,
+        }
+    }
+}

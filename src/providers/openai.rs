@@ -1,0 +1,1021 @@
+//! OpenAI-compatible Chat Completions adapter (OpenAI, OpenRouter, DeepSeek, xAI, Groq, Ollama,
+//! vLLM, llama.cpp, Gemini's compatibility endpoint, …).
+//!
+//! Sends `POST {base_url}/chat/completions` with `stream: true` and
+//! `stream_options.include_usage`, decodes the SSE body with [`super::sse`] and maps each
+//! `chat.completion.chunk` to [`ProviderEvent`]s. The servers differ in small ways that all end
+//! up in the same events: reasoning arrives as `delta.reasoning_content` (DeepSeek, vLLM) or
+//! `delta.reasoning` (OpenRouter, Ollama); usage comes on its own last chunk with `choices: []`
+//! or `null`, or on the finishing chunk; errors after the stream started come as a `data:` line
+//! with an `error` object (or vLLM's `{"object":"error"}`) on an HTTP 200.
+//!
+//! The reply always ends the same way: `Usage` (if the server reported any) then one `Finish`,
+//! emitted when the stream ends (`[DONE]` or a clean end of body after a `finish_reason`), or a
+//! single `Err`, after which the stream ends.
+//!
+//! # Layout
+//! - constants and [`OpenAiConfig`];
+//! - [`handle_openai_error`] and the `retry-after` parsing;
+//! - [`stream`], and `events_from_body` which drives the decoder and the mapper over any body;
+//! - `ChunkMapper`: the pure frame-to-event mapping, tested with fixture files;
+//! - private wire structs and small named mapping functions;
+//! - tests (fixtures in `tests/fixtures/openai/`).
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, HeaderMap};
+use serde::{Deserialize, Serialize};
+
+use super::sse::{SseDecoder, SseItem};
+use super::{
+    ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage,
+};
+
+/// Path of the endpoint, appended to [`OpenAiConfig::base_url`].
+const CHAT_COMPLETIONS_PATH: &str = "/chat/completions";
+/// The `data:` payload that ends an OpenAI stream.
+const DONE_MARKER: &str = "[DONE]";
+/// How much of a non-JSON error body is kept as the message.
+const MAX_RAW_ERROR_CHARS: usize = 500;
+
+/// Where and how to reach one OpenAI-compatible endpoint.
+#[derive(Clone)]
+pub struct OpenAiConfig {
+    /// The provider name recorded in events: `openai`, `openrouter`, `deepseek`, …
+    pub name: String,
+    /// The API root including the version, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …`; redacted in `Debug`.
+    pub api_key: String,
+}
+
+impl fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Maps a non-2xx answer to [`ProviderError::Http`]: the message comes from the JSON error body
+/// (`error.message`, or vLLM's top-level `message`) or the raw text; the retry delay from
+/// `retry-after-ms`, then `retry-after` (seconds or HTTP date, relative to `now`), then a
+/// "try again in 20s" hint in the message.
+pub fn handle_openai_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    now: DateTime<Utc>,
+) -> ProviderError {
+    let message = openai_error_message(body).unwrap_or_else(|| {
+        let raw = body.trim();
+        if raw.is_empty() {
+            status
+                .canonical_reason()
+                .map_or_else(|| format!("HTTP {}", status.as_u16()), str::to_owned)
+        } else {
+            raw.chars().take(MAX_RAW_ERROR_CHARS).collect()
+        }
+    });
+    let retry_after =
+        retry_after_from_headers(headers, now).or_else(|| retry_after_from_message(&message));
+    ProviderError::Http {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    }
+}
+
+/// The delay asked for by `retry-after-ms` (milliseconds), else `retry-after` (seconds, or an
+/// HTTP date turned into a delay from `now`, never negative).
+pub fn retry_after_from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(parse_non_negative_number) {
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+    }
+    let value = header("retry-after")?;
+    if let Some(seconds) = parse_non_negative_number(value) {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (date.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// OpenAI's 429 messages end in "Please try again in 20s." (or `1.5s`, `6m0s`, `120ms`).
+fn retry_after_from_message(message: &str) -> Option<Duration> {
+    const HINT: &str = "try again in ";
+    let start = message.find(HINT)? + HINT.len();
+    let token = message[start..].split_whitespace().next()?;
+    parse_go_duration(token.trim_end_matches(['.', ',', ')']))
+}
+
+/// Parses durations like `20s`, `1.5s`, `6m0s`, `1h2m`, `120ms`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0_f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * factor;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+fn parse_non_negative_number(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+/// Starts a streamed completion. HTTP and connection errors are returned here; everything after
+/// the response head arrives in the stream.
+pub async fn stream(
+    http: &reqwest::Client,
+    config: &OpenAiConfig,
+    request: &ChatRequest,
+) -> Result<ProviderStream, ProviderError> {
+    let url = format!(
+        "{}{CHAT_COMPLETIONS_PATH}",
+        config.base_url.trim_end_matches('/')
+    );
+    let body = OpenAiRequest {
+        model: &request.model,
+        messages: &request.messages,
+        stream: true,
+        stream_options: OpenAiStreamOptions {
+            include_usage: true,
+        },
+    };
+    let response = http
+        .post(url)
+        .bearer_auth(&config.api_key)
+        .header(ACCEPT, "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                ProviderError::Timeout(error_chain(&e))
+            } else {
+                ProviderError::Connect(error_chain(&e))
+            }
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        return Err(handle_openai_error(status, &headers, &text, Utc::now()));
+    }
+    Ok(events_from_body(
+        response.bytes_stream().map_err(|e| error_chain(&e)),
+    ))
+}
+
+/// Decodes an SSE body (any chunking) and maps it to events. A transport error ends the body like
+/// an EOF would, with its text kept in the "stream ended early" error.
+fn events_from_body<S, B>(body: S) -> ProviderStream
+where
+    S: Stream<Item = Result<B, String>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+{
+    Box::pin(async_stream::stream! {
+        let mut body = Box::pin(body);
+        let mut decoder = SseDecoder::new();
+        let mut mapper = ChunkMapper::default();
+        let mut cause = None;
+        loop {
+            let items = match body.next().await {
+                Some(Ok(bytes)) => decoder.feed(bytes.as_ref()),
+                Some(Err(e)) => {
+                    cause = Some(e);
+                    break;
+                }
+                None => break,
+            };
+            for item in items {
+                match mapper.on_item(item) {
+                    Ok(events) => {
+                        for event in events {
+                            yield Ok(event);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                }
+                if mapper.is_done() {
+                    return;
+                }
+            }
+        }
+        // A partial line after a broken connection is not trustworthy; after a clean EOF it is a
+        // last event without its blank line.
+        let last_items = if cause.is_none() { decoder.finish() } else { Vec::new() };
+        for item in last_items {
+            match mapper.on_item(item) {
+                Ok(events) => {
+                    for event in events {
+                        yield Ok(event);
+                    }
+                }
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        match mapper.on_end(cause.as_deref()) {
+            Ok(events) => {
+                for event in events {
+                    yield Ok(event);
+                }
+            }
+            Err(e) => yield Err(e),
+        }
+    })
+}
+
+/// The error and its sources, `: `-separated (reqwest's top-level text alone is vague).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Maps the `data:` payloads of one stream to events. Pure: no I/O, so fixtures drive it.
+///
+/// `Usage` and `Finish` are held back until the stream ends, because servers send them in either
+/// order (usage on its own chunk after the finishing one, or on the finishing chunk itself).
+#[derive(Debug, Default)]
+struct ChunkMapper {
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    /// Tool-call indexes already announced with `ToolCallStart`.
+    started_tools: Vec<u32>,
+    /// `[DONE]`, an error or the end was handled; later input is ignored.
+    done: bool,
+}
+
+impl ChunkMapper {
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn on_item(&mut self, item: SseItem) -> Result<Vec<ProviderEvent>, ProviderError> {
+        match item {
+            // `: keep-alive`, `: OPENROUTER PROCESSING`
+            SseItem::Comment(_) => Ok(Vec::new()),
+            SseItem::Event(event) => self.on_data(&event.data),
+        }
+    }
+
+    fn on_data(&mut self, data: &str) -> Result<Vec<ProviderEvent>, ProviderError> {
+        let data = data.trim();
+        if self.done || data.is_empty() {
+            return Ok(Vec::new());
+        }
+        if data == DONE_MARKER {
+            return Ok(self.close());
+        }
+        let chunk: OpenAiChunk = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(e) => return Err(self.fail(format!("malformed chunk ({e}): {data}"))),
+        };
+        if let Some(message) = openai_chunk_error(&chunk) {
+            return Err(self.fail(message));
+        }
+        if let Some(usage) = &chunk.usage {
+            self.usage = Some(openai_usage_to_ours(usage));
+        }
+        let mut events = Vec::new();
+        let Some(choice) = chunk.choices.and_then(|choices| choices.into_iter().next()) else {
+            return Ok(events);
+        };
+        if let Some(delta) = choice.delta {
+            let reasoning =
+                non_empty(delta.reasoning_content).or_else(|| non_empty(delta.reasoning));
+            if let Some(text) = reasoning {
+                events.push(ProviderEvent::ReasoningDelta { text });
+            }
+            if let Some(text) = non_empty(delta.content) {
+                events.push(ProviderEvent::TextDelta { text });
+            }
+            for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                self.map_tool_call(position, call, &mut events);
+            }
+        }
+        if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+            self.finish = Some(openai_finish_reason_to_ours(&reason));
+        }
+        Ok(events)
+    }
+
+    /// The body ended without `[DONE]`: fine after a `finish_reason`, an error otherwise.
+    fn on_end(&mut self, cause: Option<&str>) -> Result<Vec<ProviderEvent>, ProviderError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        if self.finish.is_none() {
+            let message = match cause {
+                Some(cause) => format!("stream ended early: {cause}"),
+                None => "stream ended early".to_owned(),
+            };
+            return Err(self.fail(message));
+        }
+        Ok(self.close())
+    }
+
+    fn map_tool_call(
+        &mut self,
+        position: usize,
+        call: OpenAiToolCallDelta,
+        events: &mut Vec<ProviderEvent>,
+    ) {
+        // Some servers omit `index` when there is one call per chunk.
+        let index = call
+            .index
+            .unwrap_or_else(|| u32::try_from(position).unwrap_or(u32::MAX));
+        let (name, arguments) = match call.function {
+            Some(function) => (function.name, function.arguments),
+            None => (None, None),
+        };
+        let id = non_empty(call.id);
+        let name = non_empty(name);
+        // Some servers repeat the id on every piece: announce each call once.
+        if (id.is_some() || name.is_some()) && !self.started_tools.contains(&index) {
+            self.started_tools.push(index);
+            events.push(ProviderEvent::ToolCallStart {
+                index,
+                id: id.unwrap_or_else(|| format!("call_{index}")),
+                name: name.unwrap_or_default(),
+            });
+        }
+        if let Some(arguments) = non_empty(arguments) {
+            events.push(ProviderEvent::ToolCallDelta { index, arguments });
+        }
+    }
+
+    fn close(&mut self) -> Vec<ProviderEvent> {
+        self.done = true;
+        let mut events = Vec::with_capacity(2);
+        if let Some(usage) = self.usage.take() {
+            events.push(ProviderEvent::Usage { usage });
+        }
+        // `[DONE]` without a finish_reason: the reply ended, for no stated reason.
+        events.push(ProviderEvent::Finish {
+            reason: self.finish.take().unwrap_or(FinishReason::Other),
+        });
+        events
+    }
+
+    fn fail(&mut self, message: String) -> ProviderError {
+        self.done = true;
+        ProviderError::Stream(message)
+    }
+}
+
+// ---- wire structs ----
+
+#[derive(Serialize)]
+struct OpenAiRequest<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    stream_options: OpenAiStreamOptions,
+}
+
+#[derive(Serialize)]
+struct OpenAiStreamOptions {
+    include_usage: bool,
+}
+
+/// A `chat.completion.chunk`, or an error object sent in its place.
+#[derive(Deserialize)]
+struct OpenAiChunk {
+    choices: Option<Vec<OpenAiChoice>>,
+    usage: Option<OpenAiUsage>,
+    /// OpenAI / OpenRouter: `{"error": {"message": …}}`.
+    error: Option<OpenAiErrorField>,
+    /// vLLM: `{"object": "error", "message": …}`.
+    object: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiChoice {
+    delta: Option<OpenAiDelta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiDelta {
+    content: Option<String>,
+    /// DeepSeek, vLLM.
+    reasoning_content: Option<String>,
+    /// OpenRouter, Ollama.
+    reasoning: Option<String>,
+    tool_calls: Option<Vec<OpenAiToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiToolCallDelta {
+    index: Option<u32>,
+    id: Option<String>,
+    function: Option<OpenAiFunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiFunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<OpenAiPromptTokensDetails>,
+    completion_tokens_details: Option<OpenAiCompletionTokensDetails>,
+    /// DeepSeek's name for cached input tokens.
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiPromptTokensDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiCompletionTokensDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+/// An error body: `{"error": {...}}`, `{"error": "text"}` or vLLM's `{"object":"error",...}`.
+#[derive(Deserialize)]
+struct OpenAiErrorBody {
+    error: Option<OpenAiErrorField>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OpenAiErrorField {
+    Object {
+        message: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        code: Option<serde_json::Value>,
+    },
+    Text(String),
+}
+
+// ---- mapping functions ----
+
+fn openai_finish_reason_to_ours(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Other,
+    }
+}
+
+fn openai_usage_to_ours(usage: &OpenAiUsage) -> Usage {
+    Usage {
+        input_tokens: usage.prompt_tokens.unwrap_or(0),
+        output_tokens: usage.completion_tokens.unwrap_or(0),
+        reasoning_tokens: usage
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0),
+        cached_input_tokens: usage
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .or(usage.prompt_cache_hit_tokens)
+            .unwrap_or(0),
+    }
+}
+
+fn openai_error_field_message(error: &OpenAiErrorField) -> String {
+    match error {
+        OpenAiErrorField::Object {
+            message: Some(message),
+            ..
+        } if !message.is_empty() => message.clone(),
+        OpenAiErrorField::Object { kind, code, .. } => {
+            let code = code.as_ref().map(|c| match c {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            kind.clone()
+                .or(code)
+                .unwrap_or_else(|| "unknown error".to_owned())
+        }
+        OpenAiErrorField::Text(text) => text.clone(),
+    }
+}
+
+/// The message of an error object sent as a stream chunk, if the chunk is one.
+fn openai_chunk_error(chunk: &OpenAiChunk) -> Option<String> {
+    if let Some(error) = &chunk.error {
+        return Some(openai_error_field_message(error));
+    }
+    if chunk.object.as_deref() == Some("error") {
+        return Some(
+            chunk
+                .message
+                .clone()
+                .unwrap_or_else(|| "unknown error".to_owned()),
+        );
+    }
+    None
+}
+
+/// The message of a JSON error body, if the body is one.
+fn openai_error_message(body: &str) -> Option<String> {
+    let parsed: OpenAiErrorBody = serde_json::from_str(body).ok()?;
+    match (&parsed.error, parsed.message) {
+        (Some(error), _) => Some(openai_error_field_message(error)),
+        (None, Some(message)) => Some(message),
+        (None, None) => None,
+    }
+}
+
+fn non_empty(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn text(t: &str) -> ProviderEvent {
+        ProviderEvent::TextDelta { text: t.into() }
+    }
+
+    fn reasoning(t: &str) -> ProviderEvent {
+        ProviderEvent::ReasoningDelta { text: t.into() }
+    }
+
+    fn usage(input: u64, output: u64, reasoning: u64, cached: u64) -> ProviderEvent {
+        ProviderEvent::Usage {
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                reasoning_tokens: reasoning,
+                cached_input_tokens: cached,
+            },
+        }
+    }
+
+    fn finish(reason: FinishReason) -> ProviderEvent {
+        ProviderEvent::Finish { reason }
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/openai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
+
+    /// Feeds `body` through the real body driver in pieces of `size` bytes.
+    fn run_body(body: &[u8], size: usize) -> Vec<Result<ProviderEvent, ProviderError>> {
+        let pieces: Vec<Result<Vec<u8>, String>> =
+            body.chunks(size).map(|c| Ok(c.to_vec())).collect();
+        futures::executor::block_on(events_from_body(futures::stream::iter(pieces)).collect())
+    }
+
+    /// Runs a fixture in 7-byte pieces (and, as a check, in a few other sizes: same result).
+    fn run_fixture(name: &str) -> Vec<Result<ProviderEvent, ProviderError>> {
+        let body = fixture(name);
+        let events = run_body(&body, 7);
+        for size in [1, 2, 3, 64, body.len().max(1)] {
+            assert_eq!(
+                run_body(&body, size),
+                events,
+                "{name} in {size}-byte pieces"
+            );
+        }
+        events
+    }
+
+    fn oks(events: &[ProviderEvent]) -> Vec<Result<ProviderEvent, ProviderError>> {
+        events.iter().cloned().map(Ok).collect()
+    }
+
+    #[test]
+    fn plain_text_without_usage() {
+        assert_eq!(
+            run_fixture("plain_text.sse"),
+            oks(&[
+                text("Hello"),
+                text("! How"),
+                text(" can I help?"),
+                finish(FinishReason::Stop)
+            ])
+        );
+    }
+
+    #[test]
+    fn usage_on_its_own_last_chunk_comes_before_finish() {
+        assert_eq!(
+            run_fixture("usage_own_chunk.sse"),
+            oks(&[
+                text("The answer"),
+                text(" is 4."),
+                usage(1200, 80, 64, 1024),
+                finish(FinishReason::Stop)
+            ])
+        );
+    }
+
+    #[test]
+    fn crlf_line_endings_give_the_same_events() {
+        assert!(
+            fixture("usage_own_chunk_crlf.sse")
+                .windows(2)
+                .any(|w| w == b"\r\n")
+        );
+        assert_eq!(
+            run_fixture("usage_own_chunk_crlf.sse"),
+            run_fixture("usage_own_chunk.sse")
+        );
+    }
+
+    #[test]
+    fn usage_on_the_finishing_chunk_gemini_style() {
+        assert_eq!(
+            run_fixture("usage_on_finish_chunk.sse"),
+            oks(&[
+                text("Rust is"),
+                text(" a systems language."),
+                usage(8, 12, 0, 0),
+                finish(FinishReason::Stop)
+            ])
+        );
+    }
+
+    #[test]
+    fn deepseek_reasoning_content_keepalives_and_cache_hits() {
+        assert_eq!(
+            run_fixture("deepseek_reasoning.sse"),
+            oks(&[
+                reasoning("Okay"),
+                reasoning(", the user"),
+                reasoning(" asks 9.11 vs 9.8."),
+                text("9.8"),
+                text(" is larger."),
+                usage(13, 120, 98, 64),
+                finish(FinishReason::Stop)
+            ])
+        );
+    }
+
+    #[test]
+    fn tool_call_deltas_start_once_then_stream_arguments() {
+        assert_eq!(
+            run_fixture("tool_calls.sse"),
+            oks(&[
+                ProviderEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_DdmO9pD3xa9XTPNJ32zg2hcA".into(),
+                    name: "get_weather".into()
+                },
+                ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "{\"loc".into()
+                },
+                ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "ation\": \"Paris\"}".into()
+                },
+                ProviderEvent::ToolCallStart {
+                    index: 1,
+                    id: "call_Ab12Cd34Ef56Gh78Ij90Kl12".into(),
+                    name: "get_time".into()
+                },
+                ProviderEvent::ToolCallDelta {
+                    index: 1,
+                    arguments: "{\"tz\":\"CET\"}".into()
+                },
+                usage(85, 52, 0, 0),
+                finish(FinishReason::ToolCalls)
+            ])
+        );
+    }
+
+    #[test]
+    fn openrouter_processing_comments_and_reasoning_are_handled() {
+        assert_eq!(
+            run_fixture("openrouter_processing.sse"),
+            oks(&[
+                reasoning("Simple greeting."),
+                text("Hi"),
+                text(" there!"),
+                usage(9, 12, 5, 0),
+                finish(FinishReason::Stop)
+            ])
+        );
+    }
+
+    #[test]
+    fn a_mid_stream_error_object_with_http_200_ends_the_stream() {
+        let mut expected = oks(&[text("Once upon"), text(" a time")]);
+        expected.push(Err(ProviderError::Stream(
+            "Provider disconnected unexpectedly".into(),
+        )));
+        assert_eq!(run_fixture("openrouter_midstream_error.sse"), expected);
+    }
+
+    #[test]
+    fn vllm_usage_chunk_with_null_choices() {
+        assert_eq!(
+            run_fixture("vllm_choices_null.sse"),
+            oks(&[
+                text("Paris"),
+                text(" is the capital"),
+                usage(24, 16, 0, 0),
+                finish(FinishReason::Length)
+            ])
+        );
+    }
+
+    #[test]
+    fn vllm_error_object_ends_the_stream() {
+        let mut expected = oks(&[text("Hel")]);
+        expected.push(Err(ProviderError::Stream(
+            "The decoder prompt is longer than the maximum model length".into(),
+        )));
+        assert_eq!(run_fixture("vllm_error.sse"), expected);
+    }
+
+    #[test]
+    fn a_body_ending_before_any_finish_reason_is_an_error() {
+        let mut expected = oks(&[text("Partial")]);
+        expected.push(Err(ProviderError::Stream("stream ended early".into())));
+        assert_eq!(run_fixture("ended_early.sse"), expected);
+    }
+
+    #[test]
+    fn a_body_ending_after_finish_reason_without_done_is_complete() {
+        let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"length\"}]}\n\n";
+        assert_eq!(
+            run_body(body, 5),
+            oks(&[text("ok"), finish(FinishReason::Length)])
+        );
+    }
+
+    #[test]
+    fn a_last_done_without_blank_line_is_still_seen() {
+        let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":null}]}\n\ndata: [DONE]";
+        assert_eq!(
+            run_body(body, 4),
+            oks(&[text("ok"), finish(FinishReason::Other)])
+        );
+    }
+
+    #[test]
+    fn a_broken_connection_keeps_its_cause() {
+        let pieces: Vec<Result<&'static [u8], String>> = vec![
+            Ok(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"),
+            Err("connection reset".into()),
+        ];
+        let events: Vec<_> =
+            futures::executor::block_on(events_from_body(futures::stream::iter(pieces)).collect());
+        let mut expected = oks(&[text("a")]);
+        expected.push(Err(ProviderError::Stream(
+            "stream ended early: connection reset".into(),
+        )));
+        assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn malformed_json_is_a_stream_error() {
+        let mut mapper = ChunkMapper::default();
+        let error = mapper.on_data("{\"choices\": [").unwrap_err();
+        assert!(matches!(error, ProviderError::Stream(m) if m.starts_with("malformed chunk")));
+        assert!(mapper.is_done());
+        assert_eq!(mapper.on_end(None), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn data_after_done_is_ignored() {
+        let mut mapper = ChunkMapper::default();
+        assert_eq!(
+            mapper.on_data("[DONE]").unwrap(),
+            vec![finish(FinishReason::Other)]
+        );
+        assert_eq!(
+            mapper.on_data("{\"choices\":[{\"delta\":{\"content\":\"late\"}}]}"),
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
+    fn finish_reasons_map_to_ours() {
+        for (theirs, ours) in [
+            ("stop", FinishReason::Stop),
+            ("length", FinishReason::Length),
+            ("tool_calls", FinishReason::ToolCalls),
+            ("function_call", FinishReason::ToolCalls),
+            ("content_filter", FinishReason::ContentFilter),
+            ("eos", FinishReason::Other),
+        ] {
+            assert_eq!(openai_finish_reason_to_ours(theirs), ours, "{theirs}");
+        }
+    }
+
+    #[test]
+    fn the_api_key_is_redacted_in_debug() {
+        let config = OpenAiConfig {
+            name: "openai".into(),
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: "sk-secret".into(),
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("sk-secret"), "{debug}");
+        assert!(debug.contains("[redacted]"));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn retry_after_ms_wins_over_retry_after() {
+        let h = headers(&[("retry-after-ms", "1500"), ("retry-after", "30")]);
+        assert_eq!(
+            retry_after_from_headers(&h, now()),
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let h = headers(&[("retry-after", "20")]);
+        assert_eq!(
+            retry_after_from_headers(&h, now()),
+            Some(Duration::from_secs(20))
+        );
+    }
+
+    #[test]
+    fn retry_after_as_an_http_date_is_a_delay_from_now() {
+        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:45 GMT")]);
+        assert_eq!(
+            retry_after_from_headers(&h, now()),
+            Some(Duration::from_secs(45))
+        );
+    }
+
+    #[test]
+    fn retry_after_in_the_past_is_zero() {
+        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]);
+        assert_eq!(retry_after_from_headers(&h, now()), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn unusable_retry_after_values_are_ignored() {
+        for value in ["soon", "-3", "NaN", "inf"] {
+            let h = headers(&[("retry-after", value)]);
+            assert_eq!(retry_after_from_headers(&h, now()), None, "{value}");
+        }
+        let h = headers(&[("retry-after-ms", "bogus"), ("retry-after", "2")]);
+        assert_eq!(
+            retry_after_from_headers(&h, now()),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    const RATE_LIMIT_BODY: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+
+    #[test]
+    fn a_429_body_gives_the_message_and_header_delay() {
+        let h = headers(&[("retry-after", "2")]);
+        let error = handle_openai_error(StatusCode::TOO_MANY_REQUESTS, &h, RATE_LIMIT_BODY, now());
+        assert_eq!(
+            error,
+            ProviderError::Http {
+                status: 429,
+                message: "Rate limit reached for gpt-4o in organization org-abc on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            }
+        );
+        assert!(error.is_retryable());
+    }
+
+    #[test]
+    fn without_headers_the_delay_comes_from_the_message() {
+        let error = handle_openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            RATE_LIMIT_BODY,
+            now(),
+        );
+        assert!(matches!(
+            error,
+            ProviderError::Http { retry_after: Some(d), .. } if d == Duration::from_secs(20)
+        ));
+    }
+
+    #[test]
+    fn go_style_durations_parse() {
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_go_duration("120ms"), Some(Duration::from_millis(120)));
+        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_go_duration("20"), None);
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn non_json_and_vllm_error_bodies() {
+        let error = handle_openai_error(
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            "<html>bad gateway</html>\n",
+            now(),
+        );
+        assert_eq!(
+            error,
+            ProviderError::Http {
+                status: 502,
+                message: "<html>bad gateway</html>".into(),
+                retry_after: None
+            }
+        );
+        let error = handle_openai_error(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            r#"{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}"#,
+            now(),
+        );
+        assert!(
+            matches!(error, ProviderError::Http { status: 400, message, .. } if message == "max_tokens is too large")
+        );
+        let error = handle_openai_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HeaderMap::new(),
+            "",
+            now(),
+        );
+        assert!(
+            matches!(error, ProviderError::Http { message, .. } if message == "Service Unavailable")
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! `GET /v1/chat/{thread_id}/stream`: resume the thread's active reply (204 when none).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use threadline_projections::messages;
+
+use crate::auth::Caller;
+use crate::chat::render::PartId;
+use crate::error::ApiError;
+use crate::routes::threads::owned;
+use crate::state::AppState;
+
+pub async fn handle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thread = owned(&state, &caller, &path).await?;
+    let active = match thread.active_generation_id {
+        Some(id) => Some(id),
+        None => messages::running_in_thread(&state.db, &thread.id)
+            .await?
+            .map(|g| g.id),
+    };
+    let Some(generation_id) = active else {
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    Ok(super::sse(crate::chat::reader::stream(
+        state.chat.clone(),
+        generation_id,
+        last_event_id(&req),
+    )))
+}
+
+/// The `Last-Event-ID` header as a part id.
+pub fn last_event_id(req: &HttpRequest) -> Option<PartId> {
+    req.headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(PartId::parse)
+}

@@ -1,0 +1,3 @@
+//! `/v1/generations/*`: replies by id.
+
+pub mod events;

@@ -1,0 +1,387 @@
+//! Sending a message: the body the AI SDK's `DefaultChatTransport` posts (or the short form),
+//! the message tree rules (new message, edit as sibling, regenerate as sibling reply), and the
+//! start of the reply.
+
+use std::collections::BTreeMap;
+
+use actix_web::HttpRequest;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
+use threadline_domain::thread::{Thread, ThreadCommand};
+use threadline_domain::values::{AccountId, ThreadId};
+use threadline_projections::messages::{self, MessageRow};
+use threadline_projections::threads;
+
+use crate::auth::Caller;
+use crate::chat::StartReply;
+use crate::error::ApiError;
+use crate::providers::ChatMessage;
+use crate::state::AppState;
+use crate::store::commands::CommandMeta;
+
+/// Longest user message in characters.
+const MAX_MESSAGE_CHARS: usize = 100_000;
+/// Most messages a request may carry (the client sends the whole conversation).
+const MAX_MESSAGES: usize = 10_000;
+
+/// A message as the AI SDK sends it (`UIMessage`), or plain text in the short form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IncomingMessage {
+    Text(String),
+    Ui {
+        id: Option<String>,
+        role: String,
+        #[serde(default)]
+        parts: Vec<Value>,
+        /// Older clients send `content` instead of parts.
+        content: Option<String>,
+    },
+}
+
+impl IncomingMessage {
+    fn role(&self) -> &str {
+        match self {
+            IncomingMessage::Text(_) => "user",
+            IncomingMessage::Ui { role, .. } => role,
+        }
+    }
+
+    fn id(&self) -> Option<&str> {
+        match self {
+            IncomingMessage::Text(_) => None,
+            IncomingMessage::Ui { id, .. } => id.as_deref().filter(|i| !i.is_empty()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            IncomingMessage::Text(t) => t.clone(),
+            IncomingMessage::Ui { parts, content, .. } => {
+                let text: String = parts
+                    .iter()
+                    .filter(|p| p["type"] == "text")
+                    .filter_map(|p| p["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("");
+                if text.is_empty() {
+                    content.clone().unwrap_or_default()
+                } else {
+                    text
+                }
+            }
+        }
+    }
+}
+
+/// The body of `POST /v1/chat`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatBody {
+    /// The thread id; a new id creates the thread.
+    pub id: String,
+    /// The conversation as the client has it (only the last user message is used).
+    #[serde(default)]
+    pub messages: Vec<IncomingMessage>,
+    /// Short form: the one message to send.
+    pub message: Option<IncomingMessage>,
+    /// `submit-message` (default) or `regenerate-message`.
+    pub trigger: Option<String>,
+    /// With `regenerate-message`: the assistant message to regenerate.
+    #[serde(rename = "messageId")]
+    pub message_id: Option<String>,
+    /// The model id (default: the server's default model).
+    pub model: Option<String>,
+}
+
+impl ChatBody {
+    /// Parses and checks a raw body (the route accepts larger bodies than the JSON default).
+    pub fn parse(req: &HttpRequest, bytes: &[u8]) -> Result<Self, ApiError> {
+        let json_type = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        if bytes.len() > crate::routes::chat::send::CHAT_BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge {
+                limit: crate::routes::chat::send::CHAT_BODY_LIMIT,
+            });
+        }
+        let body: ChatBody = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                ApiError::invalid_field("body", e.to_string())
+            } else {
+                ApiError::BadRequest {
+                    code: "invalid_json",
+                    detail: format!("the body is not valid JSON: {e}"),
+                }
+            }
+        })?;
+        if body.messages.len() > MAX_MESSAGES {
+            return Err(ApiError::invalid_field(
+                "messages",
+                format!("at most {MAX_MESSAGES} messages"),
+            ));
+        }
+        Ok(body)
+    }
+}
+
+/// Posts the message (or picks the reply to regenerate), starts the reply and returns its
+/// generation id.
+pub async fn send(
+    state: &AppState,
+    caller: &Caller,
+    body: ChatBody,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let thread_id = ThreadId::parse(&body.id).map_err(|e| ApiError::invalid_field("id", e.0))?;
+    let model_id = body
+        .model
+        .clone()
+        .unwrap_or_else(|| state.chat.models.default_id().to_owned());
+    let model = state.chat.models.resolve(&model_id).ok_or_else(|| {
+        ApiError::invalid_field(
+            "model",
+            format!("unknown or unavailable model {model_id:?}"),
+        )
+    })?;
+    let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
+    let thread = ensure_thread(state, caller, &thread_id, &meta).await?;
+
+    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
+    let first_exchange = all.is_empty();
+    let regenerate = body.trigger.as_deref() == Some("regenerate-message");
+    let (user_id, user_text) = if regenerate {
+        regenerate_target(&all, body.message_id.as_deref())?
+    } else {
+        post_user_message(state, &thread_id, &all, &body, &meta).await?
+    };
+
+    let generation_id = uuid::Uuid::now_v7().to_string();
+    let reply_id = format!("msg-{}", uuid::Uuid::now_v7().simple());
+    let cursor = state
+        .send::<Thread>(
+            thread_id.as_str(),
+            ThreadCommand::StartReply {
+                generation_id: generation_id.clone(),
+                message_id: reply_id.clone(),
+                parent_id: user_id.clone(),
+                model: model.id.clone(),
+                at: Utc::now(),
+            },
+            &meta,
+        )
+        .await?;
+    state.settle(cursor).await;
+    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
+    let context = context_for(&all, &user_id, &user_text);
+    state
+        .chat
+        .start(StartReply {
+            generation_id: generation_id.clone(),
+            thread_id: thread_id.as_str().to_owned(),
+            message_id: reply_id,
+            parent_id: user_id,
+            model,
+            context,
+            needs_title: first_exchange && thread.title.is_none(),
+            first_user_text: user_text,
+            meta,
+        })
+        .await?;
+    Ok(generation_id)
+}
+
+/// The caller's thread `id`, created when it does not exist yet. Another account's thread is
+/// a 404.
+async fn ensure_thread(
+    state: &AppState,
+    caller: &Caller,
+    id: &ThreadId,
+    meta: &CommandMeta,
+) -> Result<threads::ThreadRow, ApiError> {
+    if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
+        return Ok(thread);
+    }
+    let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let created = state
+        .run::<Thread>(
+            id.as_str(),
+            ThreadCommand::Create {
+                owner,
+                title: None,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await;
+    match created {
+        Ok(()) => {}
+        Err(ApiError::Conflict {
+            code: "thread_exists",
+            ..
+        }) => {
+            return Err(ApiError::NotFound("thread"));
+        }
+        Err(e) => return Err(e),
+    }
+    threads::get(&state.db, caller.id(), id.as_str())
+        .await?
+        .ok_or(ApiError::NotFound("thread"))
+}
+
+/// Posts the request's last user message. A known id with the same text is reused (a resend);
+/// with another text it is an edit, posted as a new sibling under the same parent.
+async fn post_user_message(
+    state: &AppState,
+    thread_id: &ThreadId,
+    all: &[MessageRow],
+    body: &ChatBody,
+    meta: &CommandMeta,
+) -> Result<(String, String), ApiError> {
+    let message = body
+        .message
+        .as_ref()
+        .or_else(|| body.messages.iter().rev().find(|m| m.role() == "user"))
+        .ok_or_else(|| ApiError::invalid_field("messages", "no user message to send"))?;
+    let text = message.text();
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "messages",
+            "the message has no text",
+        ));
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::invalid_field(
+            "messages",
+            format!("a message may have at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    let client_id = message.id().map(str::to_owned);
+    if let Some(id) = &client_id
+        && id.chars().count() > 128
+    {
+        return Err(ApiError::invalid_field(
+            "messages",
+            "message ids are at most 128 characters",
+        ));
+    }
+    let existing = client_id
+        .as_deref()
+        .and_then(|id| all.iter().find(|m| m.id == id));
+    let (id, parent) = match existing {
+        Some(m) if m.role == "user" && m.text == text => return Ok((m.id.clone(), text)),
+        Some(m) => (new_message_id(), m.parent_id.clone()),
+        None => (
+            client_id.unwrap_or_else(new_message_id),
+            messages::current_path(all)
+                .last()
+                .map(|p| p.message.id.clone()),
+        ),
+    };
+    let cursor = state
+        .send::<Thread>(
+            thread_id.as_str(),
+            ThreadCommand::PostUserMessage {
+                message_id: id.clone(),
+                parent_id: parent,
+                text: text.clone(),
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await?;
+    state.settle(cursor).await;
+    Ok((id, text))
+}
+
+fn new_message_id() -> String {
+    format!("msg-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The user message whose reply is regenerated: the parent of `message_id` (or of the newest
+/// assistant message).
+fn regenerate_target(
+    all: &[MessageRow],
+    message_id: Option<&str>,
+) -> Result<(String, String), ApiError> {
+    let assistant = match message_id {
+        Some(id) => all.iter().find(|m| m.id == id),
+        None => all.iter().rev().find(|m| m.role == "assistant"),
+    }
+    .ok_or(ApiError::NotFound("message"))?;
+    let parent = match assistant.role.as_str() {
+        "user" => assistant,
+        _ => assistant
+            .parent_id
+            .as_deref()
+            .and_then(|p| all.iter().find(|m| m.id == p))
+            .ok_or(ApiError::NotFound("message"))?,
+    };
+    Ok((parent.id.clone(), parent.text.clone()))
+}
+
+/// The conversation sent to the model: the path from the root to the user message, rebuilt
+/// from the log (client-supplied history is never trusted).
+fn context_for(all: &[MessageRow], user_id: &str, user_text: &str) -> Vec<ChatMessage> {
+    let path = messages::current_path_to(all, Some(user_id));
+    let mut context: Vec<ChatMessage> = path
+        .iter()
+        .filter(|p| !(p.message.role == "assistant" && p.message.text.is_empty()))
+        .map(|p| ChatMessage {
+            role: p.message.role.clone(),
+            content: p.message.text.clone(),
+        })
+        .collect();
+    if context.last().is_none_or(|m| m.role != "user") {
+        context.push(ChatMessage {
+            role: "user".into(),
+            content: user_text.to_owned(),
+        });
+    }
+    context
+}
+
+/// A message of a thread's current path as the API returns it: the AI SDK's `UIMessage` shape
+/// (`id`, `role`, `parts`) plus `metadata` with the tree and reply details.
+pub fn ui_message(
+    p: &messages::PathMessage,
+    generation: Option<&messages::GenerationRow>,
+) -> Value {
+    let m = &p.message;
+    let mut parts = Vec::new();
+    if m.role == "assistant" {
+        parts.push(serde_json::json!({"type": "step-start"}));
+        if !m.reasoning.is_empty() {
+            parts.push(
+                serde_json::json!({"type": "reasoning", "text": m.reasoning, "state": "done"}),
+            );
+        }
+        if !m.text.is_empty() {
+            parts.push(serde_json::json!({"type": "text", "text": m.text, "state": "done"}));
+        }
+    } else {
+        parts.push(serde_json::json!({"type": "text", "text": m.text}));
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("parent_id", serde_json::json!(m.parent_id));
+    metadata.insert("sibling_ids", serde_json::json!(p.sibling_ids));
+    metadata.insert(
+        "created_at",
+        serde_json::json!(threadline_projections::rfc3339(m.created_at)),
+    );
+    metadata.insert("status", serde_json::json!(m.status));
+    if m.role == "assistant" {
+        metadata.insert("model", serde_json::json!(m.model));
+        metadata.insert("generation_id", serde_json::json!(m.generation_id));
+        if let Some(g) = generation {
+            metadata.insert("finish_reason", serde_json::json!(g.finish_reason));
+            metadata.insert("error", serde_json::json!(g.error));
+        }
+    }
+    serde_json::json!({"id": m.id, "role": m.role, "parts": parts, "metadata": metadata})
+}
