@@ -6,6 +6,7 @@
 //! - [`services`]: use cases spanning several commands (sign-up, linking, sending a message).
 //! - [`chat`]: running replies, streaming them durably, resuming and stopping them.
 //! - [`providers`]: model provider adapters.
+//! - [`feed`]: the per-account live feed of thread changes.
 //! - [`store`]: database connection, migrations, the global log, the command bus.
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
 //! - [`auth`], [`extract`], [`error`]: request plumbing.
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod mock_upstream;
 pub mod projector;
 pub mod providers;

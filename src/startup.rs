@@ -79,8 +79,10 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "orphan recovery failed"),
         }
 
+        let feed = crate::feed::FeedHub::new(db.clone());
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
+            tokio::spawn(feed.clone().run(signals.clone(), stop_rx.clone())),
             tokio::spawn(projector.clone().run(stop_rx.clone())),
             tokio::spawn(crate::chat::listen(
                 db.clone(),
@@ -111,6 +113,7 @@ impl Application {
             bus,
             projector,
             chat,
+            feed,
             anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
             settings: Arc::new(settings.clone()),
         });

@@ -23,6 +23,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub anon_limiter: RateLimiter,
     pub chat: Arc<crate::chat::ChatService>,
+    pub feed: crate::feed::FeedHub,
 }
 
 impl AppState {

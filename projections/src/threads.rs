@@ -316,6 +316,14 @@ pub async fn get(db: &Db, owner: &str, id: &str) -> Result<Option<ThreadRow>, sq
     on_read!(db, pool => sqlx::query_as(&sql).bind(id).bind(owner).fetch_optional(pool).await)
 }
 
+/// The owner of thread `id`, if it exists.
+pub async fn owner_of(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_scalar("SELECT owner FROM threads WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

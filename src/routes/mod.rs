@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod events;
 pub mod generations;
 pub mod health;
 pub mod me;
@@ -44,6 +45,7 @@ routes! {
     "/v1/chat" => { post: chat::send::handle },
     "/v1/chat/{id}/stream" => { get: chat::resume::handle },
     "/v1/chat/{id}/stop" => { post: chat::stop::handle },
+    "/v1/events" => { get: events::handle },
     "/v1/generations/{id}/events" => { get: generations::events::handle },
     "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },
     "/v1/threads/{id}" => {

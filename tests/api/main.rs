@@ -7,6 +7,7 @@ mod accounts;
 mod chat;
 mod concurrency;
 mod errors;
+mod feed;
 mod global_order;
 mod helpers;
 mod nodes;

@@ -33,13 +33,16 @@ impl Node {
         if let Some(url) = &db.database_url {
             cmd.env("DATABASE_URL", url);
         }
-        let child = cmd.spawn().unwrap();
-        let address = format!("http://127.0.0.1:{port}");
+        // Dropping the node kills and waits for the child.
+        let node = Node {
+            child: cmd.spawn().unwrap(),
+            address: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
-            if let Ok(res) = reqwest::get(format!("{address}/readyz")).await
+            if let Ok(res) = reqwest::get(format!("{}/readyz", node.address)).await
                 && res.status().is_success()
             {
-                return Node { child, address };
+                return node;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

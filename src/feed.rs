@@ -1,0 +1,317 @@
+//! The per-account live feed (`GET /v1/events`): what a sidebar needs to stay in sync across
+//! devices — threads created, renamed or titled, archived, pinned, deleted; messages posted;
+//! replies started and finished.
+//!
+//! One task per node tails the global log and broadcasts feed items; each connection filters
+//! them by owner. A reconnecting client sends `Last-Event-ID` (a log cursor `"{tx}.{position}"`)
+//! and first gets what it missed from the log, then the live items, de-duplicated by cursor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use futures::Stream;
+use serde_json::{Value, json};
+use threadline_domain::thread::ThreadEvent;
+use threadline_projections::{Db, StoredEvent, threads};
+use tokio::sync::{broadcast, watch};
+
+use crate::chat::Signals;
+use crate::store::log::{self, Cursor};
+
+/// One item of the feed.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub cursor: Cursor,
+    pub owner: String,
+    pub json: Value,
+}
+
+/// Formats a cursor as an SSE id.
+pub fn cursor_id(cursor: Cursor) -> String {
+    format!("{}.{}", cursor.0, cursor.1)
+}
+
+/// Parses an SSE id back into a cursor.
+pub fn parse_cursor(s: &str) -> Option<Cursor> {
+    let (tx, pos) = s.trim().split_once('.')?;
+    Some((tx.parse().ok()?, pos.parse().ok()?))
+}
+
+/// The node's feed: the tailing task's output and the owner cache it shares with backlogs.
+#[derive(Clone)]
+pub struct FeedHub {
+    db: Db,
+    items: broadcast::Sender<Arc<Vec<FeedItem>>>,
+    owners: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl FeedHub {
+    /// A hub over `db` (start its task with [`FeedHub::run`]).
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            items: broadcast::Sender::new(1024),
+            owners: Arc::default(),
+        }
+    }
+
+    /// Tails the log from its head until `stop`, broadcasting feed items.
+    pub async fn run(self, signals: Signals, mut stop: watch::Receiver<bool>) {
+        let mut changed = signals.subscribe();
+        let mut cursor = loop {
+            match log::head(&self.db).await {
+                Ok(head) => break head,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed cannot read the log head");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        loop {
+            match self.items_after(cursor, 1000).await {
+                Ok((items, last)) => {
+                    cursor = last;
+                    if !items.is_empty() {
+                        let _ = self.items.send(Arc::new(items));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "feed cannot read the log"),
+            }
+            tokio::select! {
+                _ = changed.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Feed items after `after` (at most `limit` log events read) and the cursor reached.
+    async fn items_after(
+        &self,
+        after: Cursor,
+        limit: i64,
+    ) -> Result<(Vec<FeedItem>, Cursor), sqlx::Error> {
+        let mut cursor = after;
+        let mut items = Vec::new();
+        loop {
+            let events = log::read_after(&self.db, cursor, limit).await?;
+            let Some(last) = events.last().map(StoredEvent::cursor) else {
+                return Ok((items, cursor));
+            };
+            for event in &events {
+                if let Some(item) = self.item(event).await? {
+                    items.push(item);
+                }
+            }
+            cursor = last;
+            if (events.len() as i64) < limit {
+                return Ok((items, cursor));
+            }
+        }
+    }
+
+    async fn owner_of(
+        &self,
+        thread_id: &str,
+        event: &StoredEvent,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let cached = self
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(thread_id)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let owner = match threads::owner_of(&self.db, thread_id).await? {
+            Some(owner) => Some(owner),
+            None => event.metadata["actor"].as_str().map(str::to_owned),
+        };
+        if let Some(owner) = &owner {
+            self.remember(thread_id, owner);
+        }
+        Ok(owner)
+    }
+
+    fn remember(&self, thread_id: &str, owner: &str) {
+        let mut owners = self
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if owners.len() > 100_000 {
+            owners.clear();
+        }
+        owners.insert(thread_id.to_owned(), owner.to_owned());
+    }
+
+    async fn item(&self, event: &StoredEvent) -> Result<Option<FeedItem>, sqlx::Error> {
+        if event.aggregate_type != "Thread" {
+            return Ok(None);
+        }
+        let Ok(thread_event) = event.decode::<ThreadEvent>() else {
+            return Ok(None);
+        };
+        let thread_id = event.aggregate_id.as_str();
+        if let ThreadEvent::ThreadCreated { owner, .. } = &thread_event {
+            self.remember(thread_id, &owner.to_string());
+        }
+        let Some(owner) = self.owner_of(thread_id, event).await? else {
+            return Ok(None);
+        };
+        let at = threadline_projections::rfc3339(event.recorded_at);
+        let json = match thread_event {
+            ThreadEvent::ThreadCreated { title, .. } => {
+                json!({"type": "thread.created", "thread_id": thread_id, "title": title, "at": at})
+            }
+            ThreadEvent::ThreadRenamed { title, source, .. } => json!({
+                "type": "thread.titled", "thread_id": thread_id, "title": title,
+                "source": source, "at": at,
+            }),
+            ThreadEvent::ThreadArchived { .. } => {
+                json!({"type": "thread.updated", "thread_id": thread_id, "archived": true, "at": at})
+            }
+            ThreadEvent::ThreadUnarchived { .. } => {
+                json!({"type": "thread.updated", "thread_id": thread_id, "archived": false, "at": at})
+            }
+            ThreadEvent::ThreadPinned { .. } => {
+                json!({"type": "thread.updated", "thread_id": thread_id, "pinned": true, "at": at})
+            }
+            ThreadEvent::ThreadUnpinned { .. } => {
+                json!({"type": "thread.updated", "thread_id": thread_id, "pinned": false, "at": at})
+            }
+            ThreadEvent::ThreadDeleted { .. } => {
+                json!({"type": "thread.deleted", "thread_id": thread_id, "at": at})
+            }
+            ThreadEvent::UserMessagePosted { message_id, .. } => json!({
+                "type": "message.posted", "thread_id": thread_id, "message_id": message_id, "at": at,
+            }),
+            ThreadEvent::ReplyStarted {
+                generation_id,
+                message_id,
+                model,
+                ..
+            } => json!({
+                "type": "reply.started", "thread_id": thread_id, "generation_id": generation_id,
+                "message_id": message_id, "model": model, "at": at,
+            }),
+            ThreadEvent::ReplyFinished {
+                generation_id,
+                status,
+                ..
+            } => json!({
+                "type": "reply.finished", "thread_id": thread_id, "generation_id": generation_id,
+                "status": status.as_str(), "at": at,
+            }),
+            ThreadEvent::ReplyStopRequested { .. } => return Ok(None),
+        };
+        Ok(Some(FeedItem {
+            cursor: event.cursor(),
+            owner,
+            json,
+        }))
+    }
+
+    /// The feed of `account`, after `after` when resuming.
+    pub fn stream(
+        self,
+        account: String,
+        after: Option<Cursor>,
+    ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+        async_stream::stream! {
+            // Subscribe before reading the backlog, then skip by cursor: nothing is lost or
+            // doubled at the seam.
+            let mut live = self.items.subscribe();
+            let mut last = after.unwrap_or((i64::MIN, i64::MIN));
+            if let Some(after) = after {
+                match self.items_after(after, 1000).await {
+                    Ok((items, reached)) => {
+                        let text = render(&items, &account, &mut last);
+                        last = last.max(reached);
+                        if !text.is_empty() {
+                            yield Ok(Bytes::from(text));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "feed backlog failed"),
+                }
+            }
+            let mut keepalive = tokio::time::interval(Duration::from_secs(15));
+            keepalive.tick().await;
+            yield Ok(Bytes::from_static(b": connected\n\n"));
+            loop {
+                tokio::select! {
+                    batch = live.recv() => match batch {
+                        Ok(items) => {
+                            let text = render(&items, &account, &mut last);
+                            if !text.is_empty() {
+                                yield Ok(Bytes::from(text));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            // Too slow for the live feed: catch up from the log.
+                            if let Ok((items, _)) = self.items_after(last, 1000).await {
+                                let text = render(&items, &account, &mut last);
+                                if !text.is_empty() {
+                                    yield Ok(Bytes::from(text));
+                                }
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = keepalive.tick() => yield Ok(Bytes::from_static(b": keep-alive\n\n")),
+                }
+            }
+        }
+    }
+}
+
+/// The SSE text of `account`'s items after `last`, advancing `last`.
+fn render(items: &[FeedItem], account: &str, last: &mut Cursor) -> String {
+    let mut out = String::new();
+    for item in items {
+        if item.cursor <= *last {
+            continue;
+        }
+        *last = item.cursor;
+        if item.owner == account {
+            out.push_str(&format!(
+                "id: {}\ndata: {}\n\n",
+                cursor_id(item.cursor),
+                item.json
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pos: i64, owner: &str) -> FeedItem {
+        FeedItem {
+            cursor: (0, pos),
+            owner: owner.into(),
+            json: json!({"type": "thread.created", "n": pos}),
+        }
+    }
+
+    #[test]
+    fn a_connection_sees_only_its_own_items_once_in_order() {
+        let mut last = (0, 1);
+        let items = vec![item(1, "a"), item(2, "a"), item(3, "b"), item(4, "a")];
+        let text = render(&items, "a", &mut last);
+        assert_eq!(text.matches("data: ").count(), 2, "{text}");
+        assert!(text.contains("id: 0.2") && text.contains("id: 0.4"));
+        assert_eq!(last, (0, 4));
+        assert!(render(&items, "a", &mut last).is_empty(), "no doubles");
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(parse_cursor(&cursor_id((7, 42))), Some((7, 42)));
+        assert_eq!(parse_cursor("x"), None);
+    }
+}

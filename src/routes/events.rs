@@ -1,0 +1,32 @@
+//! `GET /v1/events`: the caller's live feed (SSE). `Last-Event-ID` resumes after a cursor.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::feed::parse_cursor;
+use crate::state::AppState;
+
+pub async fn handle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    let after = match req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) => Some(parse_cursor(id).ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_cursor",
+            detail: "Last-Event-ID is not a cursor this server issued".into(),
+        })?),
+        None => None,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(state.feed.clone().stream(caller.id().to_owned(), after)))
+}

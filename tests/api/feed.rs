@@ -1,0 +1,83 @@
+//! The per-account live feed keeps other devices in sync, and resumes without gaps.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{LiveStream, spawn_app};
+
+async fn open(app: &crate::helpers::TestApp, token: &str, last: Option<&str>) -> LiveStream {
+    let mut req = app
+        .client
+        .get(format!("{}/v1/events", app.address))
+        .bearer_auth(token);
+    if let Some(id) = last {
+        req = req.header("last-event-id", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    LiveStream::new(res)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_device_sees_thread_changes_and_replies_and_can_resume() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let stranger = app.anonymous().await;
+    let mut feed = open(&app, &user.token, None).await;
+    let mut strangers_feed = open(&app, &stranger.token, None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    app.chat_all(&user.token, "f1", "u1", "hello feed", None)
+        .await;
+    app.wait_title(&user.token, "f1").await;
+    app.patch_thread(&user.token, "f1", json!({"pinned": true}))
+        .await;
+    app.create_thread(&stranger.token, json!({"id": "theirs"}))
+        .await;
+
+    let events = feed.read_events(6).await;
+    let kinds: Vec<String> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "thread.created",
+            "message.posted",
+            "reply.started",
+            "reply.finished",
+            "thread.titled",
+            "thread.updated"
+        ]
+    );
+    assert!(
+        events.iter().all(|e| e.json()["thread_id"] == "f1"),
+        "only the caller's threads"
+    );
+    assert_eq!(events[3].json()["status"], "completed");
+    let theirs = strangers_feed.read_events(1).await;
+    assert_eq!(theirs[0].json()["thread_id"], "theirs");
+
+    // A reconnect with Last-Event-ID gets exactly what came after.
+    let mut resumed = open(&app, &user.token, events[2].id.as_deref()).await;
+    let again = resumed.read_events(3).await;
+    let ids: Vec<_> = again.iter().map(|e| e.id.clone()).collect();
+    let expected: Vec<_> = events[3..].iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, expected);
+    app.delete_thread(&user.token, "f1").await;
+    let more = resumed.read_events(4).await;
+    assert_eq!(more[3].kind(), "thread.deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_feed_cursor_is_a_400() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let res = app
+        .client
+        .get(format!("{}/v1/events", app.address))
+        .bearer_auth(&user.token)
+        .header("last-event-id", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
