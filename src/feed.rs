@@ -148,6 +148,13 @@ impl FeedHub {
     }
 
     async fn item(&self, event: &StoredEvent) -> Result<Option<FeedItem>, sqlx::Error> {
+        if event.event_type == "AnonymousAccountLinked" {
+            // Threads changed owners: forget what was cached.
+            self.owners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+        }
         if event.aggregate_type != "Thread" {
             return Ok(None);
         }
@@ -224,7 +231,11 @@ impl FeedHub {
             // Subscribe before reading the backlog, then skip by cursor: nothing is lost or
             // doubled at the seam.
             let mut live = self.items.subscribe();
-            let mut last = after.unwrap_or((i64::MIN, i64::MIN));
+            // Without a cursor the feed starts now: nothing before the log's current head.
+            let mut last = match after {
+                Some(after) => after,
+                None => log::head(&self.db).await.unwrap_or((i64::MIN, i64::MIN)),
+            };
             if let Some(after) = after {
                 match self.items_after(after, 1000).await {
                     Ok((items, reached)) => {

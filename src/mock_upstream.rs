@@ -149,7 +149,7 @@ fn build_server(
 }
 
 /// One small write per word: without this, Nagle's algorithm holds words back on loopback.
-fn set_nodelay(connection: &dyn Any, _: &mut Extensions) {
+pub fn set_nodelay(connection: &dyn Any, _: &mut Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
         let _ = tcp.set_nodelay(true);
     }

@@ -141,6 +141,9 @@ impl Application {
         })
         .workers(workers)
         .shutdown_timeout(30)
+        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm and delayed
+        // ACKs hold parts back ~40 ms.
+        .on_connect(crate::mock_upstream::set_nodelay)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),

@@ -149,21 +149,33 @@ pub async fn send(
             format!("unknown or unavailable model {model_id:?}"),
         )
     })?;
+    let regenerate = body.trigger.as_deref() == Some("regenerate-message");
+    // Check the message before anything is written: a refused request leaves no thread behind.
+    let outgoing = if regenerate {
+        None
+    } else {
+        Some(user_message(&body)?)
+    };
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let thread = ensure_thread(state, caller, &thread_id, &meta).await?;
+    let title = ensure_thread(state, caller, &thread_id, &meta).await?;
 
+    // No waits for projections on the way to the first token: the context is built from the
+    // messages read here plus what this request posts. The end of the stream waits instead.
     let all = messages::all_of(&state.db, thread_id.as_str()).await?;
     let first_exchange = all.is_empty();
-    let regenerate = body.trigger.as_deref() == Some("regenerate-message");
-    let (user_id, user_text) = if regenerate {
-        regenerate_target(&all, body.message_id.as_deref())?
-    } else {
-        post_user_message(state, &thread_id, &all, &body, &meta).await?
+    let (user_id, user_text, posted_under) = match outgoing {
+        None => {
+            let (id, text) = regenerate_target(&all, body.message_id.as_deref())?;
+            (id, text, None)
+        }
+        Some((client_id, text)) => {
+            post_user_message(state, &thread_id, &all, client_id, text, &meta).await?
+        }
     };
 
     let generation_id = uuid::Uuid::now_v7().to_string();
     let reply_id = format!("msg-{}", uuid::Uuid::now_v7().simple());
-    let cursor = state
+    state
         .send::<Thread>(
             thread_id.as_str(),
             ThreadCommand::StartReply {
@@ -176,9 +188,7 @@ pub async fn send(
             &meta,
         )
         .await?;
-    state.settle(cursor).await;
-    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
-    let context = context_for(&all, &user_id, &user_text);
+    let context = context_for(&all, &user_id, &user_text, posted_under);
     state
         .chat
         .start(StartReply {
@@ -188,7 +198,7 @@ pub async fn send(
             parent_id: user_id,
             model,
             context,
-            needs_title: first_exchange && thread.title.is_none(),
+            needs_title: first_exchange && title.is_none(),
             first_user_text: user_text,
             meta,
         })
@@ -196,20 +206,20 @@ pub async fn send(
     Ok(generation_id)
 }
 
-/// The caller's thread `id`, created when it does not exist yet. Another account's thread is
-/// a 404.
+/// The caller's thread `id`, created when it does not exist yet; returns its title. Another
+/// account's thread is a 404.
 async fn ensure_thread(
     state: &AppState,
     caller: &Caller,
     id: &ThreadId,
     meta: &CommandMeta,
-) -> Result<threads::ThreadRow, ApiError> {
+) -> Result<Option<String>, ApiError> {
     if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
-        return Ok(thread);
+        return Ok(thread.title);
     }
     let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let created = state
-        .run::<Thread>(
+        .send::<Thread>(
             id.as_str(),
             ThreadCommand::Create {
                 owner,
@@ -220,34 +230,30 @@ async fn ensure_thread(
         )
         .await;
     match created {
-        Ok(()) => {}
+        Ok(_) => Ok(None),
+        // Taken by another account (or deleted): indistinguishable from missing.
         Err(ApiError::Conflict {
             code: "thread_exists",
             ..
-        }) => {
-            return Err(ApiError::NotFound("thread"));
-        }
-        Err(e) => return Err(e),
+        }) => Err(ApiError::NotFound("thread")),
+        Err(e) => Err(e),
     }
-    threads::get(&state.db, caller.id(), id.as_str())
-        .await?
-        .ok_or(ApiError::NotFound("thread"))
 }
 
-/// Posts the request's last user message. A known id with the same text is reused (a resend);
-/// with another text it is an edit, posted as a new sibling under the same parent.
-async fn post_user_message(
-    state: &AppState,
-    thread_id: &ThreadId,
-    all: &[MessageRow],
-    body: &ChatBody,
-    meta: &CommandMeta,
-) -> Result<(String, String), ApiError> {
+/// The request's user message: `message` in the short form, else the last user message of
+/// `messages`. Returns the client's id for it (if any) and its text.
+fn user_message(body: &ChatBody) -> Result<(Option<String>, String), ApiError> {
     let message = body
         .message
         .as_ref()
         .or_else(|| body.messages.iter().rev().find(|m| m.role() == "user"))
         .ok_or_else(|| ApiError::invalid_field("messages", "no user message to send"))?;
+    if message.role() != "user" {
+        return Err(ApiError::invalid_field(
+            "message",
+            "only user messages can be sent",
+        ));
+    }
     let text = message.text();
     if text.trim().is_empty() {
         return Err(ApiError::invalid_field(
@@ -270,11 +276,25 @@ async fn post_user_message(
             "message ids are at most 128 characters",
         ));
     }
+    Ok((client_id, text))
+}
+
+/// Posts the user message. A known id with the same text is reused (a resend); with another
+/// text it is an edit, posted as a new sibling under the same parent. Returns the message id,
+/// its text and, when it was posted now, the parent it was posted under.
+async fn post_user_message(
+    state: &AppState,
+    thread_id: &ThreadId,
+    all: &[MessageRow],
+    client_id: Option<String>,
+    text: String,
+    meta: &CommandMeta,
+) -> Result<(String, String, Option<Option<String>>), ApiError> {
     let existing = client_id
         .as_deref()
         .and_then(|id| all.iter().find(|m| m.id == id));
     let (id, parent) = match existing {
-        Some(m) if m.role == "user" && m.text == text => return Ok((m.id.clone(), text)),
+        Some(m) if m.role == "user" && m.text == text => return Ok((m.id.clone(), text, None)),
         Some(m) => (new_message_id(), m.parent_id.clone()),
         None => (
             client_id.unwrap_or_else(new_message_id),
@@ -283,20 +303,19 @@ async fn post_user_message(
                 .map(|p| p.message.id.clone()),
         ),
     };
-    let cursor = state
+    state
         .send::<Thread>(
             thread_id.as_str(),
             ThreadCommand::PostUserMessage {
                 message_id: id.clone(),
-                parent_id: parent,
+                parent_id: parent.clone(),
                 text: text.clone(),
                 at: Utc::now(),
             },
             meta,
         )
         .await?;
-    state.settle(cursor).await;
-    Ok((id, text))
+    Ok((id, text, Some(parent)))
 }
 
 fn new_message_id() -> String {
@@ -326,9 +345,23 @@ fn regenerate_target(
 }
 
 /// The conversation sent to the model: the path from the root to the user message, rebuilt
-/// from the log (client-supplied history is never trusted).
-fn context_for(all: &[MessageRow], user_id: &str, user_text: &str) -> Vec<ChatMessage> {
-    let path = messages::current_path_to(all, Some(user_id));
+/// from the log (client-supplied history is never trusted). `posted_under` is the parent of a
+/// user message this request just posted (not in `all` yet).
+fn context_for(
+    all: &[MessageRow],
+    user_id: &str,
+    user_text: &str,
+    posted_under: Option<Option<String>>,
+) -> Vec<ChatMessage> {
+    let leaf = match &posted_under {
+        Some(parent) => parent.as_deref(),
+        None => Some(user_id),
+    };
+    let path = if leaf.is_some() {
+        messages::current_path_to(all, leaf)
+    } else {
+        Vec::new()
+    };
     let mut context: Vec<ChatMessage> = path
         .iter()
         .filter(|p| !(p.message.role == "assistant" && p.message.text.is_empty()))

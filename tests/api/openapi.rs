@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::{Method, StatusCode};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{LiveStream, SseEvent, spawn_app};
 
 fn spec() -> Value {
     serde_yaml::from_str(threadline::routes::health::OPENAPI_YAML).unwrap()
@@ -164,11 +165,97 @@ fn assert_documented(spec: &Value, method: &str, path: &str, status: StatusCode,
     );
 }
 
+/// Asserts that the head of an SSE response of `method path` is documented: its status,
+/// `text/event-stream` for that status, and the documented constant headers.
+fn assert_documented_stream(spec: &Value, method: &str, path: &str, res: &Response) {
+    let status = res.status();
+    let op = &spec["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {path} is not documented");
+    let response = resolve(spec, &op["responses"][status.as_str()]);
+    assert!(
+        response.is_object(),
+        "{method} {path} does not document status {status}"
+    );
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{method} {path} {status} answered {content_type:?}, not an event stream"
+    );
+    assert!(
+        response["content"]["text/event-stream"].is_object(),
+        "{method} {path} {status} does not document text/event-stream"
+    );
+    for (name, header) in response["headers"].as_object().into_iter().flatten() {
+        if let Some(expected) = resolve(spec, header)["schema"]["const"].as_str() {
+            let got = res
+                .headers()
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok());
+            assert_eq!(
+                got,
+                Some(expected),
+                "{method} {path} {status}: header {name}"
+            );
+        }
+    }
+}
+
+/// Asserts that every event has an id of two dot-separated integers and data matching the
+/// component schema `schema`.
+fn assert_events_documented(spec: &Value, schema: &str, events: &[SseEvent], at: &str) {
+    let schema = json!({"$ref": format!("#/components/schemas/{schema}")});
+    for event in events {
+        let id = event.id.as_deref().unwrap_or_default();
+        assert!(
+            id.split_once('.')
+                .is_some_and(|(a, b)| a.parse::<i64>().is_ok() && b.parse::<i64>().is_ok()),
+            "{at}: event id {id:?} is not `a.b`: {event:?}"
+        );
+        let mut problems = Vec::new();
+        check(spec, &schema, &event.json(), "$", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "{at}: {problems:#?}\nevent: {}",
+            event.data
+        );
+    }
+}
+
+/// Asserts that a UI message stream response of `method path` is documented (see
+/// [`assert_documented_stream`]), reads it to its end and checks every part against
+/// `UIMessageStreamPart` and the closing `[DONE]`. Returns the events.
+async fn assert_documented_ui_stream(
+    spec: &Value,
+    method: &str,
+    path: &str,
+    res: Response,
+) -> Vec<SseEvent> {
+    assert_documented_stream(spec, method, path, &res);
+    let events = LiveStream::new(res).read_all().await;
+    let (done, parts) = events
+        .split_last()
+        .unwrap_or_else(|| panic!("{method} {path}: an empty stream"));
+    assert_eq!(done.kind(), "[DONE]", "{method} {path}: {events:?}");
+    assert_events_documented(
+        spec,
+        "UIMessageStreamPart",
+        parts,
+        &format!("{method} {path}"),
+    );
+    events
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_responses_match_the_documented_schemas() {
     let spec = spec();
     let app = spawn_app().await;
     let mut seen = Vec::new();
+    // Streaming routes, checked by `assert_documented_stream` rather than `call`.
+    let mut streamed = Vec::new();
     let mut call = async |method: Method,
                           path: &str,
                           template: &str,
@@ -271,6 +358,128 @@ async fn real_responses_match_the_documented_schemas() {
         None,
     )
     .await;
+
+    // The caller's live feed, opened before the chat below (its items are checked after it).
+    let res = app
+        .client
+        .get(format!("{}/v1/events", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_documented_stream(&spec, "GET", "/v1/events", &res);
+    streamed.push(("GET".to_owned(), "/v1/events".to_owned()));
+    let mut feed = LiveStream::new(res);
+    // The feed is subscribed once its `: connected` comment arrived.
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(bytes) = feed.response.chunk().await.unwrap() {
+            if String::from_utf8_lossy(&bytes).contains(": connected") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the feed never said it was connected");
+
+    // The chat transport, with the echo model: a reply streamed to its end…
+    let chat_id = "doc-chat";
+    let res = app
+        .chat(&token, chat_id, "doc-m1", "hello there", None)
+        .await;
+    let events = assert_documented_ui_stream(&spec, "POST", "/v1/chat", res).await;
+    assert!(
+        events.iter().any(|e| e.kind() == "finish"),
+        "the reply did not finish: {events:?}"
+    );
+    streamed.push(("POST".to_owned(), "/v1/chat".to_owned()));
+    app.wait_reply_done(&token, chat_id).await;
+    // …then nothing left to resume or stop…
+    let resumed = call(
+        Method::GET,
+        &format!("/v1/chat/{chat_id}/stream"),
+        "/v1/chat/{id}/stream",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert!(resumed.is_null(), "expected 204, got {resumed}");
+    let stopped = call(
+        Method::POST,
+        &format!("/v1/chat/{chat_id}/stop"),
+        "/v1/chat/{id}/stop",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(stopped["code"], "no_active_reply", "{stopped}");
+    // …the thread with its user message and reply…
+    let chat = call(
+        Method::GET,
+        &format!("/v1/threads/{chat_id}"),
+        "/v1/threads/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{chat}");
+    let generation = messages[1]["metadata"]["generation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // …and the finished reply replayed, whole and after a part.
+    let events_path = format!("/v1/generations/{generation}/events");
+    for query in ["", "?after=1.1"] {
+        let res = app
+            .client
+            .get(format!("{}{events_path}{query}", app.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let replay =
+            assert_documented_ui_stream(&spec, "GET", "/v1/generations/{id}/events", res).await;
+        // The same parts with the same ids (`start` and `start-step`, 1.0 and 1.1, skipped).
+        let skipped = if query.is_empty() { 0 } else { 2 };
+        let ids = |events: &[SseEvent]| -> Vec<Option<String>> {
+            events.iter().map(|e| e.id.clone()).collect()
+        };
+        assert_eq!(ids(&replay), ids(&events[skipped..]), "the replay differs");
+    }
+    streamed.push(("GET".to_owned(), "/v1/generations/{id}/events".to_owned()));
+    call(
+        Method::GET,
+        &format!("{events_path}?after=nope"),
+        "/v1/generations/{id}/events",
+        Some(&token),
+        None,
+    )
+    .await;
+
+    // The feed showed the chat: the thread created, the message posted, the reply started and
+    // finished (and the thread titled, at some point).
+    let items = feed.read_events(4).await;
+    assert_events_documented(&spec, "FeedEvent", &items, "GET /v1/events");
+    let kinds: Vec<String> = items.iter().map(SseEvent::kind).collect();
+    assert_eq!(
+        kinds[..3],
+        ["thread.created", "message.posted", "reply.started"],
+        "{items:?}"
+    );
+    drop(feed);
+    let res = app
+        .client
+        .get(format!("{}/v1/events", app.address))
+        .bearer_auth(&token)
+        .header("last-event-id", "forged")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_cursor", "{body}");
+    assert_documented(&spec, "GET", "/v1/events", status, &body);
+
     call(
         Method::POST,
         "/v1/auth/logout",
@@ -302,7 +511,7 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
-    let covered: BTreeSet<_> = seen.into_iter().collect();
+    let covered: BTreeSet<_> = seen.into_iter().chain(streamed).collect();
     let all: BTreeSet<_> = threadline::routes::ROUTES
         .iter()
         .map(|(m, p)| (m.to_uppercase(), (*p).to_owned()))

@@ -28,14 +28,22 @@ pub async fn handle(
     Ok(super::sse(crate::chat::reader::stream(
         state.chat.clone(),
         generation_id,
-        last_event_id(&req),
+        last_event_id(&req)?,
     )))
 }
 
-/// The `Last-Event-ID` header as a part id.
-pub fn last_event_id(req: &HttpRequest) -> Option<PartId> {
-    req.headers()
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
+/// The `Last-Event-ID` header as a part id (400 when it is not one this server issued).
+pub fn last_event_id(req: &HttpRequest) -> Result<Option<PartId>, ApiError> {
+    let Some(value) = req.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
         .and_then(PartId::parse)
+        .map(Some)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_cursor",
+            detail: "Last-Event-ID is not a part id this server issued".into(),
+        })
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/chat`: send a message (or regenerate a reply) and stream the reply back.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -15,9 +16,22 @@ pub async fn handle(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Bytes,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = ChatBody::parse(&req, &body)?;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest {
+            code: "invalid_body",
+            detail: e.to_string(),
+        })?;
+        if bytes.len() + chunk.len() > CHAT_BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge {
+                limit: CHAT_BODY_LIMIT,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body = ChatBody::parse(&req, &bytes)?;
     let generation_id = chat::send(&state, &caller, body, &request_id(&req)).await?;
     Ok(super::sse(crate::chat::reader::stream(
         state.chat.clone(),

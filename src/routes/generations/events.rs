@@ -35,7 +35,7 @@ pub async fn handle(
             PartId::parse(a)
                 .ok_or_else(|| ApiError::invalid_field("after", "must be a part id like 3.1"))?,
         ),
-        None => last_event_id(&req),
+        None => last_event_id(&req)?,
     };
     Ok(crate::routes::chat::sse(crate::chat::reader::stream(
         state.chat.clone(),
