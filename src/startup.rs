@@ -69,9 +69,7 @@ impl Application {
         );
         // Replies left running by a previous process (or a dead node) end as interrupted,
         // once the projections have caught up with them.
-        for p in projector.projections() {
-            projector.catch_up(p.as_ref()).await?;
-        }
+        projector.catch_up_all().await?;
         chat.heartbeat().await.map_err(StoreError::from)?;
         match chat.recover_orphans().await {
             Ok(0) => {}

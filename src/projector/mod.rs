@@ -187,6 +187,19 @@ impl Projector {
         }
     }
 
+    /// Brings every projection to the head of the log, reading each batch of events once and
+    /// applying it to all projections in one transaction. Returns the events read.
+    pub async fn catch_up_all(&self) -> Result<u64, ProjectorError> {
+        let mut read = 0;
+        loop {
+            let n = apply_batch_all(&self.db, &self.projections).await?;
+            read += n;
+            if n < BATCH_SIZE as u64 {
+                return Ok(read);
+            }
+        }
+    }
+
     /// Runs the projector until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut leader = Leadership::new(&self.db);
@@ -196,9 +209,7 @@ impl Projector {
             }
             let result = async {
                 if leader.ensure().await? {
-                    for p in self.projections.iter() {
-                        self.catch_up(p.as_ref()).await?;
-                    }
+                    self.catch_up_all().await?;
                 }
                 self.publish().await
             }
@@ -249,6 +260,49 @@ pub(crate) async fn apply_batch(
     if notify && let Tx::Postgres(pg) = &mut tx {
         sqlx::query("SELECT pg_notify('threadline_checkpoints', $1)")
             .bind(projection.name())
+            .execute(&mut **pg)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(events.len() as u64)
+}
+
+/// One batch for every projection: lock all checkpoints, read the events after the slowest,
+/// fold each event into the projections that have not applied it, advance every checkpoint.
+async fn apply_batch_all(
+    db: &Db,
+    projections: &[Box<dyn Projection>],
+) -> Result<u64, ProjectorError> {
+    let mut tx = db.begin().await?;
+    let mut checkpoints = Vec::with_capacity(projections.len());
+    for p in projections {
+        let Some((version, cursor)) = lock_checkpoint(&mut tx, p.name()).await? else {
+            return Err(ProjectorError::UnknownProjection(p.name().to_owned()));
+        };
+        checkpoints.push((version, cursor));
+    }
+    let Some(from) = checkpoints.iter().map(|(_, c)| *c).min() else {
+        return Ok(0);
+    };
+    let events = log::read_after(db, from, BATCH_SIZE).await?;
+    let Some(last) = events.last().map(StoredEvent::cursor) else {
+        return Ok(0);
+    };
+    let live = Tables::live();
+    let mut stmts = Vec::with_capacity(events.len() * projections.len());
+    for event in &events {
+        for (p, (_, cursor)) in projections.iter().zip(&checkpoints) {
+            if event.cursor() > *cursor {
+                stmts.extend(p.statements(event, &live)?);
+            }
+        }
+    }
+    tx.execute_batch(&stmts).await?;
+    for (p, (version, _)) in projections.iter().zip(&checkpoints) {
+        set_checkpoint(&mut tx, p.name(), *version, last).await?;
+    }
+    if let Tx::Postgres(pg) = &mut tx {
+        sqlx::query("SELECT pg_notify('threadline_checkpoints', '')")
             .execute(&mut **pg)
             .await?;
     }
