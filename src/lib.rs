@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod feed;
+pub mod metrics;
 pub mod mock_upstream;
 pub mod projector;
 pub mod providers;

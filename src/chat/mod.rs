@@ -75,6 +75,7 @@ pub struct ChatService {
     pub models: Models,
     pub node_id: String,
     pub signals: Signals,
+    pub metrics: crate::metrics::Metrics,
     http: reqwest::Client,
     appender: Appender,
     live: Mutex<HashMap<String, Arc<LiveGeneration>>>,
@@ -92,6 +93,8 @@ pub struct StartReply {
     pub needs_title: bool,
     pub first_user_text: String,
     pub meta: CommandMeta,
+    /// When the request arrived (for overhead and time-to-first-chunk metrics).
+    pub received: std::time::Instant,
 }
 
 impl ChatService {
@@ -111,6 +114,7 @@ impl ChatService {
             models,
             node_id: uuid::Uuid::now_v7().to_string(),
             signals,
+            metrics: crate::metrics::Metrics::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .build()

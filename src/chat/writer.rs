@@ -130,6 +130,9 @@ pub(super) async fn run(
         result = open_stream(&service, &reply, &request) => Some(result),
         _ = stop.wait_for(|s| *s) => None,
     };
+    // Time spent waiting on the provider: opening the stream and awaiting its next item.
+    let mut provider_wait = provider_started.elapsed();
+    let mut first_chunk = true;
     let mut pending: Vec<Chunk> = Vec::new();
     let mut usage = TokenUsage::default();
     let mut finish_reason = "stop".to_owned();
@@ -137,11 +140,13 @@ pub(super) async fn run(
         None => Outcome::Stopped,
         Some(Err(e)) => Outcome::Failed(e.to_string()),
         Some(Ok(mut stream)) => loop {
+            let waiting = Instant::now();
             let next = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
                 next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
             };
+            provider_wait += waiting.elapsed();
             let Ok(next) = next else {
                 break Outcome::Failed("the provider stopped sending (idle timeout)".into());
             };
@@ -165,8 +170,16 @@ pub(super) async fn run(
                     None => break,
                 }
             }
+            let had_chunks = !pending.is_empty();
             if !run.flush(&mut pending).await {
                 break Outcome::Lost;
+            }
+            if had_chunks && first_chunk {
+                first_chunk = false;
+                service
+                    .metrics
+                    .time_to_first_chunk
+                    .observe(reply.received.elapsed());
             }
             if let Some(outcome) = ended {
                 break outcome;
@@ -179,6 +192,19 @@ pub(super) async fn run(
     }
     let at = Utc::now();
     run.completed = matches!(outcome, Outcome::Completed);
+    service
+        .metrics
+        .reply_overhead
+        .observe(reply.received.elapsed().saturating_sub(provider_wait));
+    let counter = match outcome {
+        Outcome::Completed => Some(&service.metrics.replies_completed),
+        Outcome::Failed(_) => Some(&service.metrics.replies_failed),
+        Outcome::Stopped => Some(&service.metrics.replies_stopped),
+        Outcome::Lost => None,
+    };
+    if let Some(counter) = counter {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
             finish_reason,

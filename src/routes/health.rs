@@ -35,3 +35,10 @@ pub async fn openapi() -> Result<HttpResponse, ApiError> {
         ))),
     }
 }
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.chat.metrics.render())
+}

@@ -35,6 +35,7 @@ routes! {
     "/healthz" => { get: health::healthz },
     "/readyz" => { get: health::readyz },
     "/openapi.json" => { get: health::openapi },
+    "/metrics" => { get: health::metrics },
     "/v1/auth/anonymous" => { post: auth::anonymous::handle },
     "/v1/auth/register" => { post: auth::register::handle },
     "/v1/auth/login" => { post: auth::login::handle },

@@ -137,6 +137,7 @@ pub async fn send(
     caller: &Caller,
     body: ChatBody,
     request_id: &str,
+    received: std::time::Instant,
 ) -> Result<String, ApiError> {
     let thread_id = ThreadId::parse(&body.id).map_err(|e| ApiError::invalid_field("id", e.0))?;
     let model_id = body
@@ -201,6 +202,7 @@ pub async fn send(
             needs_title: first_exchange && title.is_none(),
             first_user_text: user_text,
             meta,
+            received,
         })
         .await?;
     Ok(generation_id)

@@ -446,3 +446,31 @@ mod upstream {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reply_reports_its_overhead_in_a_header_and_the_metrics() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let res = app.chat(&user.token, "t1", "u1", "measure me", None).await;
+    let overhead: f64 = res.headers()["x-threadline-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead >= 0.0);
+    LiveStream::new(res).read_all().await;
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("threadline_reply_overhead_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("threadline_replies_total{status=\"completed\"} 1"),
+        "{metrics}"
+    );
+}

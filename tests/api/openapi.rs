@@ -511,6 +511,21 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
+    // Plain-text metrics.
+    let res = app.request(Method::GET, "/metrics", None, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let op = &spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+    assert!(
+        op["text/plain"].is_object(),
+        "/metrics documents text/plain"
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("threadline_reply_overhead_seconds_count 1"),
+        "{text}"
+    );
+    streamed.push(("GET".to_owned(), "/metrics".to_owned()));
+
     let covered: BTreeSet<_> = seen.into_iter().chain(streamed).collect();
     let all: BTreeSet<_> = threadline::routes::ROUTES
         .iter()

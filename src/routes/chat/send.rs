@@ -18,6 +18,7 @@ pub async fn handle(
     caller: Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let received = std::time::Instant::now();
     let mut bytes = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest {
@@ -32,10 +33,22 @@ pub async fn handle(
         bytes.extend_from_slice(&chunk);
     }
     let body = ChatBody::parse(&req, &bytes)?;
-    let generation_id = chat::send(&state, &caller, body, &request_id(&req)).await?;
-    Ok(super::sse(crate::chat::reader::stream(
+    let generation_id = chat::send(&state, &caller, body, &request_id(&req), received).await?;
+    let mut response = super::sse(crate::chat::reader::stream(
         state.chat.clone(),
         generation_id,
         None,
-    )))
+    ));
+    // Threadline's own time before the reply starts streaming; the whole reply's overhead
+    // (total minus provider wait) is the `threadline_reply_overhead_seconds` metric.
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&format!(
+        "{:.3}",
+        received.elapsed().as_secs_f64() * 1000.0
+    )) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-threadline-overhead-ms"),
+            value,
+        );
+    }
+    Ok(response)
 }
