@@ -128,7 +128,9 @@ async fn main() {
         t50.saturating_sub(d50)
     );
 
-    // 3. Durable chunk events per second with 1,000 concurrent replies.
+    // 3. Durable chunk events per second with 1,000 concurrent replies, and how long a
+    //    committed batch takes to reach the connection (server side, from /metrics).
+    let metrics_before = commit_to_send(&client, &base).await;
     let rows_before = chunk_rows(&db).await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..1000)
@@ -154,6 +156,17 @@ async fn main() {
     println!(
         "1,000 concurrent replies of 50 chunks (10 ms apart): {rows} durable chunk events in {secs:.2}s = {:.0} events/s",
         rows as f64 / secs
+    );
+    let metrics_after = commit_to_send(&client, &base).await;
+    let delta: Vec<(f64, u64)> = metrics_after
+        .iter()
+        .zip(&metrics_before)
+        .map(|((le, a), (_, b))| (*le, a - b))
+        .collect();
+    println!(
+        "commit-to-send at 1,000 concurrent streams (bucket bounds): p50 <= {} ms, p99 <= {} ms",
+        quantile(&delta, 0.5) * 1000.0,
+        quantile(&delta, 0.99) * 1000.0
     );
 
     // 4. Resume of a 1,000-chunk reply (finished; the whole backlog comes from the log).
@@ -277,6 +290,40 @@ async fn read_stream(res: reqwest::Response, started: Instant, marker: &str) -> 
         }
     }
     (first.unwrap_or_else(|| started.elapsed()), bytes)
+}
+
+/// Cumulative buckets `(le seconds, count)` of `threadline_commit_to_send_seconds`.
+async fn commit_to_send(client: &reqwest::Client, base: &str) -> Vec<(f64, u64)> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("threadline_commit_to_send_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The smallest bucket bound holding the `q` quantile.
+fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0, |(_, c)| *c);
+    let target = (total as f64 * q).ceil() as u64;
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= target.max(1))
+        .map_or(f64::NAN, |(le, _)| *le)
 }
 
 async fn chunk_rows(db: &threadline_projections::Db) -> u64 {

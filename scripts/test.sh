@@ -19,7 +19,10 @@ compat() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
   fi
   cargo build --bin threadline
-  (cd clients/ai-sdk && npm ci --no-audit --no-fund --loglevel=error && node --test compat.test.mjs)
+  local bin
+  bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/threadline"
+  (cd clients/ai-sdk && npm ci --no-audit --no-fund --loglevel=error \
+    && THREADLINE_BIN="$bin" node --test compat.test.mjs)
 }
 
 echo "== tests on SQLite"

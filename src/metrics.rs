@@ -65,6 +65,9 @@ pub struct Metrics {
     pub reply_overhead: Histogram,
     /// Per reply: time from the request to the first durable chunk sent to readers.
     pub time_to_first_chunk: Histogram,
+    /// Per live chunk batch and reader: from its commit until the reader hands it to the
+    /// connection.
+    pub commit_to_send: Histogram,
     pub replies_completed: AtomicU64,
     pub replies_failed: AtomicU64,
     pub replies_stopped: AtomicU64,
@@ -84,6 +87,11 @@ impl Metrics {
             &mut out,
             "threadline_time_to_first_chunk_seconds",
             "Time from the chat request to the first durable chunk of its reply.",
+        );
+        self.commit_to_send.render(
+            &mut out,
+            "threadline_commit_to_send_seconds",
+            "From a chunk batch's commit until a live reader writes it to its connection.",
         );
         let _ = writeln!(
             out,

@@ -2,7 +2,8 @@
 // (package `ai`, version pinned in package.json) against a running Threadline server.
 //
 // Starts `THREADLINE_BIN` (default ../../target/debug/threadline) on a free port with a fresh
-// data dir (or DATABASE_URL when set), then: send, resume (204 and active), stop, regenerate.
+// data dir (or the database of COMPAT_DATABASE_URL when set), then: send, resume (204 and
+// active), stop, regenerate.
 // Every assembled UIMessage must equal what GET /v1/threads/{id} returns.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -53,7 +54,10 @@ before(async () => {
     THREADLINE_ANON_PER_MINUTE: "0",
     RUST_LOG: "warn",
   };
-  for (const key of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY"]) delete env[key];
+  // Only the built-in echo model: no provider keys or model choices from the environment.
+  for (const key of Object.keys(env)) {
+    if (key.endsWith("_API_KEY") || key.startsWith("THREADLINE_") && key.endsWith("_MODEL")) delete env[key];
+  }
   if (process.env.COMPAT_DATABASE_URL) env.DATABASE_URL = process.env.COMPAT_DATABASE_URL;
   else delete env.DATABASE_URL;
   server = spawn(bin, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });

@@ -201,7 +201,8 @@ impl Projection for Threads {
     }
 
     fn version(&self) -> i64 {
-        1
+        // 2: `active_generation_id`, activity from messages and replies.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {

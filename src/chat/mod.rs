@@ -30,8 +30,14 @@ use crate::store::commands::{CommandBus, CommandMeta};
 use appender::Appender;
 use models::Models;
 
-/// Events of a running generation, as committed: `(sequence, event)`.
-pub type Committed = Arc<Vec<(i64, GenerationEvent)>>;
+/// Events of a running generation as committed: `(sequence, event)`, with the commit's time.
+pub struct Batch {
+    pub committed_at: std::time::Instant,
+    pub events: Vec<(i64, GenerationEvent)>,
+}
+
+/// A committed batch, shared by every reader of the generation.
+pub type Committed = Arc<Batch>;
 
 /// A generation running on this node.
 pub struct LiveGeneration {

@@ -99,7 +99,11 @@ pub fn stream(
                         match batch {
                             Ok(batch) => {
                                 let mut text = String::new();
-                                for (seq, event) in batch.iter() {
+                                let chunks = batch
+                                    .events
+                                    .iter()
+                                    .any(|(_, e)| matches!(e, GenerationEvent::ChunksAppended { .. }));
+                                for (seq, event) in batch.events.iter() {
                                     if *seq <= last {
                                         continue;
                                     }
@@ -111,6 +115,9 @@ pub fn stream(
                                 }
                                 if !text.is_empty() {
                                     yield Ok(Bytes::from(text));
+                                    if chunks {
+                                        service.metrics.commit_to_send.observe(batch.committed_at.elapsed());
+                                    }
                                 }
                                 if renderer.is_done() {
                                     yield Ok(Bytes::from_static(SSE_DONE.as_bytes()));

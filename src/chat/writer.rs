@@ -15,7 +15,7 @@ use threadline_domain::generation::{
 use threadline_domain::thread::{Thread, ThreadCommand, TitleSource};
 use threadline_domain::values::Title;
 
-use super::{ChatService, Committed, LiveGeneration, StartReply};
+use super::{Batch, ChatService, Committed, LiveGeneration, StartReply};
 use crate::providers::{ChatMessage, ChatRequest, ProviderError, ProviderEvent, ProviderStream};
 use crate::store::commands::CommandMeta;
 
@@ -90,7 +90,10 @@ impl Run {
             self.generation.fold(event);
         }
         self.next_sequence += committed.len() as i64;
-        Some(Arc::new(committed))
+        Some(Arc::new(Batch {
+            committed_at: Instant::now(),
+            events: committed,
+        }))
     }
 
     async fn flush(&mut self, pending: &mut Vec<Chunk>) -> bool {
@@ -98,6 +101,10 @@ impl Run {
             return true;
         }
         let chunks = std::mem::take(pending);
+        self.service
+            .metrics
+            .chunk_batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.commit(GenerationCommand::AppendChunks { chunks })
             .await
     }
@@ -251,7 +258,10 @@ async fn end(service: &Arc<ChatService>, reply: &StartReply, run: &Run, outcome:
         Outcome::Failed(_) => GenerationStatus::Failed,
         Outcome::Stopped => GenerationStatus::Stopped,
         Outcome::Lost => {
+            // The log refused a write: try to end the reply as interrupted (at the next free
+            // sequence) so the thread is not left blocked; recovery retries if this fails too.
             service.finished(&run.id);
+            interrupt(service, &run.id, &reply.thread_id).await;
             return;
         }
     };

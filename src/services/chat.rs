@@ -8,7 +8,7 @@ use actix_web::HttpRequest;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use threadline_domain::thread::{Thread, ThreadCommand};
+use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
 use threadline_projections::threads;
@@ -158,7 +158,12 @@ pub async fn send(
         Some(user_message(&body)?)
     };
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let title = ensure_thread(state, caller, &thread_id, &meta).await?;
+    let (title, active) = ensure_thread(state, caller, &thread_id, &meta).await?;
+    if active.is_some() {
+        // Refuse before posting anything (the Thread aggregate refuses again if a reply
+        // started in between).
+        return Err(ThreadError::ReplyInProgress.into());
+    }
 
     // No waits for projections on the way to the first token: the context is built from the
     // messages read here plus what this request posts. The end of the stream waits instead.
@@ -208,16 +213,22 @@ pub async fn send(
     Ok(generation_id)
 }
 
-/// The caller's thread `id`, created when it does not exist yet; returns its title. Another
-/// account's thread is a 404.
+/// The caller's thread `id`, created when it does not exist yet; returns its title and its
+/// streaming generation. Another account's thread is a 404.
 async fn ensure_thread(
     state: &AppState,
     caller: &Caller,
     id: &ThreadId,
     meta: &CommandMeta,
-) -> Result<Option<String>, ApiError> {
+) -> Result<(Option<String>, Option<String>), ApiError> {
     if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
-        return Ok(thread.title);
+        let active = match thread.active_generation_id {
+            Some(g) => Some(g),
+            None => messages::running_in_thread(&state.db, id.as_str())
+                .await?
+                .map(|g| g.id),
+        };
+        return Ok((thread.title, active));
     }
     let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let created = state
@@ -232,7 +243,7 @@ async fn ensure_thread(
         )
         .await;
     match created {
-        Ok(_) => Ok(None),
+        Ok(_) => Ok((None, None)),
         // Taken by another account (or deleted): indistinguishable from missing.
         Err(ApiError::Conflict {
             code: "thread_exists",

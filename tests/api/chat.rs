@@ -229,6 +229,15 @@ async fn one_reply_at_a_time_per_thread() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], "reply_in_progress");
     app.stop_reply(&user.token, "t1").await;
+    let (_, thread) = app.get_thread(&user.token, "t1").await;
+    let ids: Vec<&str> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "the refused message was not posted: {ids:?}");
+    assert_eq!(ids[0], "u1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,11 @@ async fn workload(app: &TestApp) {
     )
     .await;
     app.delete_thread(&token, &gone).await;
+    app.chat_all(&token, "talk", "u1", "first question", None)
+        .await;
+    app.chat_all(&token, "talk", "u2", "second question", None)
+        .await;
+    app.wait_reply_done(&token, "talk").await;
     app.logout(&token).await;
     app.registered("bob@example.com").await;
 }
@@ -47,11 +52,15 @@ async fn the_rebuild_command_reproduces_the_live_tables_while_the_server_runs() 
     workload(&app).await;
     let db = app.db.connect().await;
     let before = dump_all(&db).await;
-    assert!(
+    let rows = |table: &str| {
         before
             .iter()
-            .any(|(t, rows)| t == "threads" && rows.len() == 6)
-    );
+            .find(|(t, _)| t == table)
+            .map(|(_, r)| r.len())
+    };
+    assert_eq!(rows("threads"), Some(7));
+    assert_eq!(rows("messages"), Some(4));
+    assert_eq!(rows("generations"), Some(2));
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
     cmd.args(["projections", "rebuild"])
