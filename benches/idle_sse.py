@@ -30,7 +30,11 @@ async def hold(port, token, ready):
 
 
 async def main():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (N * 2 + 1024, N * 2 + 1024))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = N + 1024  # per process: the client and the server each hold N sockets
+    if hard != resource.RLIM_INFINITY and hard < want:
+        sys.exit(f"need {want} file descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     data = tempfile.mkdtemp()
     env = dict(os.environ, THREADLINE_BIND=f"127.0.0.1:{port}", THREADLINE_DATA_DIR=data,
