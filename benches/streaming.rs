@@ -31,6 +31,7 @@ async fn main() {
         .ok()
         .filter(|u| !u.is_empty());
     settings.anon_per_minute = 0;
+    settings.allow_direct_models = true;
     settings.provider_env = Some(vec![
         ("OPENAI_API_KEY".into(), "bench".into()),
         ("OPENAI_BASE_URL".into(), mock.base_url()),

@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// Milliseconds between the words of the built-in `echo` model.
     #[arg(long, env = "THREADLINE_ECHO_DELAY_MS", default_value_t = 20)]
     pub echo_delay_ms: u64,
+    /// Accept `provider/upstream-model` names outside the catalog (development, tests).
+    #[arg(long, env = "THREADLINE_ALLOW_DIRECT_MODELS", default_value_t = false)]
+    pub allow_direct_models: bool,
 }
 
 #[derive(Debug, Parser)]

@@ -22,6 +22,9 @@ pub struct Settings {
     pub workers: usize,
     /// `THREADLINE_ECHO_DELAY_MS`: pause between the words of the built-in `echo` model.
     pub echo_delay: std::time::Duration,
+    /// `THREADLINE_ALLOW_DIRECT_MODELS`: accept `provider/upstream-model` names outside the
+    /// catalog (development and tests; no access rules or prices apply to them).
+    pub allow_direct_models: bool,
     /// Provider variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …) to use instead of the
     /// process environment (tests point providers at a mock upstream this way).
     pub provider_env: Option<Vec<(String, String)>>,
@@ -39,6 +42,7 @@ impl Settings {
             workers: 0,
             echo_delay: std::time::Duration::from_millis(20),
             provider_env: None,
+            allow_direct_models: false,
         }
     }
 
@@ -65,6 +69,7 @@ impl fmt::Debug for Settings {
             .field("anon_per_minute", &self.anon_per_minute)
             .field("workers", &self.workers)
             .field("echo_delay", &self.echo_delay)
+            .field("allow_direct_models", &self.allow_direct_models)
             .field(
                 "provider_env",
                 &self

@@ -25,9 +25,9 @@ pub enum ApiError {
     /// 401: no valid bearer token, or wrong credentials.
     #[error("{detail}")]
     Unauthorized { code: &'static str, detail: String },
-    /// 403: authenticated but not allowed.
-    #[error("{0}")]
-    Forbidden(String),
+    /// 403: authenticated but not allowed (`forbidden`, `account_required`, `premium_required`).
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
     /// 404: no such resource for this caller (another account's resources included).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -74,9 +74,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. } => code,
             ApiError::Validation(_) => "validation_failed",
-            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -175,6 +175,12 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<threadline_domain::catalog::CatalogError> for ApiError {
+    fn from(e: threadline_domain::catalog::CatalogError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<EmailError> for ApiError {
     fn from(e: EmailError) -> Self {
         match e {
@@ -192,7 +198,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

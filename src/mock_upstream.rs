@@ -54,6 +54,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+mod anthropic;
+mod gemini;
+
 /// The request header that overrides the knobs of the model name.
 pub const KNOB_HEADER: &str = "x-mock";
 
@@ -133,6 +136,11 @@ fn build_server(
         App::new()
             .app_data(counter.clone())
             .route("/v1/chat/completions", web::post().to(chat_completions))
+            .route("/v1/messages", web::post().to(anthropic::messages))
+            .route(
+                "/v1beta/models/{model_action}",
+                web::post().to(gemini::models_action),
+            )
             .route("/v1/models", web::get().to(models))
             .default_service(web::to(not_found))
     })

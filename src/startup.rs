@@ -27,6 +27,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("projector set-up failed: {0}")]
     Projector(#[from] crate::projector::ProjectorError),
+    #[error("cannot seed the model catalog: {0}")]
+    Seed(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -69,6 +71,8 @@ impl Application {
         );
         // Replies left running by a previous process (or a dead node) end as interrupted,
         // once the projections have caught up with them.
+        projector.catch_up_all().await?;
+        seed_catalog(&db, &bus).await?;
         projector.catch_up_all().await?;
         chat.heartbeat().await.map_err(StoreError::from)?;
         match chat.recover_orphans().await {
@@ -199,4 +203,32 @@ impl Application {
         tracing::info!("threadline stopped");
         result
     }
+}
+
+/// Seeds the model catalog with the defaults of SPEC §7 the first time a database is used
+/// (from then on the catalog changes only through admins).
+async fn seed_catalog(db: &Db, bus: &CommandBus) -> Result<(), StartupError> {
+    use threadline_domain::catalog::{CatalogCommand, CatalogModel, default_catalog};
+    if !threadline_projections::catalog::all(db)
+        .await
+        .map_err(StoreError::from)?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let meta = crate::store::commands::CommandMeta::system();
+    for (id, spec) in default_catalog() {
+        bus.execute::<CatalogModel>(
+            id,
+            CatalogCommand::Define {
+                spec,
+                at: chrono::Utc::now(),
+            },
+            &meta,
+        )
+        .await
+        .map_err(|e| StartupError::Seed(e.to_string()))?;
+    }
+    tracing::info!("seeded the default model catalog");
+    Ok(())
 }

@@ -96,6 +96,8 @@ pub enum GenerationCommand {
         usage: TokenUsage,
         /// Milliseconds spent waiting on the provider (first byte to last).
         provider_ms: u64,
+        /// What the tokens cost at the catalog's prices, in micro-dollars.
+        cost_micros: u64,
         at: DateTime<Utc>,
     },
     Fail {
@@ -132,6 +134,9 @@ pub enum GenerationEvent {
         finish_reason: String,
         usage: TokenUsage,
         provider_ms: u64,
+        /// Micro-dollars at the catalog's prices (absent in events written before prices).
+        #[serde(default)]
+        cost_micros: u64,
         at: DateTime<Utc>,
     },
     GenerationFailed {
@@ -256,12 +261,14 @@ impl Generation {
                     finish_reason,
                     usage,
                     provider_ms,
+                    cost_micros,
                     at,
                 },
             ) => Ok(vec![E::GenerationCompleted {
                 finish_reason,
                 usage,
                 provider_ms,
+                cost_micros,
                 at,
             }]),
             (State::Running, C::Fail { error, at }) => Ok(vec![E::GenerationFailed { error, at }]),
@@ -425,12 +432,14 @@ mod tests {
                     finish_reason: "stop".into(),
                     usage: TokenUsage::default(),
                     provider_ms: 5,
+                    cost_micros: 7,
                     at,
                 },
                 GenerationEvent::GenerationCompleted {
                     finish_reason: "stop".into(),
                     usage: TokenUsage::default(),
                     provider_ms: 5,
+                    cost_micros: 7,
                     at,
                 },
             ),

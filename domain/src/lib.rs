@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`values`]: parsed value types (`ThreadId`, `Email`, `Title`, …) that cannot hold bad input.
 //! - [`account`]: the `Account` aggregate (anonymous and registered accounts, sessions, linking).
+//! - [`catalog`]: the model catalog (one stream per model id), access levels and prices.
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
 //!   tree, which reply is active).
@@ -13,6 +14,7 @@
 //! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
 
 pub mod account;
+pub mod catalog;
 pub mod email;
 pub mod generation;
 pub mod thread;

@@ -7,10 +7,12 @@
 //! - [`projection`]: the `Projection` trait the projector runtime drives, and table naming for
 //!   rebuilds into shadow tables.
 //! - [`accounts`]: accounts and sessions (authentication reads).
+//! - [`catalog`]: the model catalog.
 //! - [`threads`]: the thread list per account.
 //! - [`messages`]: each thread's message tree and each reply's progress.
 
 pub mod accounts;
+pub mod catalog;
 pub mod db;
 pub mod event;
 pub mod messages;
@@ -27,6 +29,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(accounts::Accounts),
         Box::new(threads::Threads),
         Box::new(messages::Messages),
+        Box::new(catalog::Catalog),
     ]
 }
 

@@ -147,6 +147,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             usage,
             provider_ms,
             at,
+            ..
         } => vec![Change::Finish {
             generation_id,
             status: status.unwrap_or("completed"),
@@ -576,6 +577,7 @@ mod tests {
                     cached_input_tokens: 4,
                 },
                 provider_ms: 9,
+                cost_micros: 0,
                 at: DateTime::UNIX_EPOCH,
             },
         );

@@ -1,15 +1,21 @@
-//! Which models this server offers and which provider serves each.
+//! Which providers this server can call, and how a catalog entry becomes a callable model.
 //!
-//! The built-in `echo` model is always offered. Each OpenAI-compatible provider with an API key
-//! in the environment adds its models from the default catalog (SPEC §7), and any model of a
-//! configured provider can be named directly as `provider/upstream-model` (for example
-//! `openrouter/meta-llama/llama-3.3-70b-instruct`). The full catalog with access levels and
-//! prices comes with the providers issue.
+//! The catalog (ids, access levels, credits, prices) lives in the log (`CatalogModel` streams,
+//! seeded from `threadline_domain::catalog::default_catalog` on first start, changed by admins);
+//! this module knows which providers have credentials: OpenAI-compatible ones, Anthropic
+//! (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`) and Gemini (`GEMINI_API_KEY`, `GEMINI_BASE_URL`). A catalog model is offered when its
+//! provider is configured (`echo` always is). With `THREADLINE_ALLOW_DIRECT_MODELS`, any model
+//! of a configured provider can also be named directly as `provider/upstream-model` — meant for
+//! development and tests (no access rules or prices apply to such names).
 
 use std::time::Duration;
 
+use threadline_domain::catalog::{Capability, ModelSpec, Prices};
+
 use crate::providers::Provider;
+use crate::providers::anthropic::{self, AnthropicConfig};
 use crate::providers::echo::EchoConfig;
+use crate::providers::gemini::{self, GeminiConfig};
 use crate::providers::openai::OpenAiConfig;
 
 /// A model a request may name.
@@ -20,6 +26,8 @@ pub struct Model {
     /// The provider's own model name.
     pub upstream: String,
     pub provider: Provider,
+    /// Token prices from the catalog (zero for directly named models).
+    pub prices: Prices,
 }
 
 /// OpenAI-compatible providers: (name, key variable, base URL variable, default base URL).
@@ -51,27 +59,10 @@ const OPENAI_COMPATIBLE: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Default catalog entries per provider: (model id, upstream model).
-const CATALOG: &[(&str, &str, &str)] = &[
-    ("openai", "gpt-4o-mini", "gpt-4o-mini"),
-    ("openai", "gpt-4o", "gpt-4o"),
-    ("openai", "gpt-5", "gpt-5"),
-    ("openai", "gpt-5-mini", "gpt-5-mini"),
-    ("openai", "gpt-5-nano", "gpt-5-nano"),
-    ("deepseek", "deepseek-r1", "deepseek-reasoner"),
-    ("deepseek", "deepseek-v3", "deepseek-chat"),
-    ("xai", "grok-4", "grok-4"),
-    ("xai", "grok-3-mini", "grok-3-mini"),
-    ("openrouter", "kimi-k2", "moonshotai/kimi-k2"),
-    ("openrouter", "glm-4.5", "z-ai/glm-4.5"),
-    ("openrouter", "gpt-oss-120b", "openai/gpt-oss-120b"),
-];
-
-/// The models of this server.
+/// The providers of this server.
 #[derive(Debug, Clone)]
 pub struct Models {
     providers: Vec<Provider>,
-    models: Vec<Model>,
     default: String,
 }
 
@@ -108,35 +99,28 @@ impl Models {
                 }));
             }
         }
-        let mut models = vec![Model {
-            id: "echo".into(),
-            upstream: "echo".into(),
-            provider: providers[0].clone(),
-        }];
-        for (provider, id, upstream) in CATALOG {
-            if let Some(p) = providers.iter().find(|p| p.name() == *provider) {
-                models.push(Model {
-                    id: (*id).to_owned(),
-                    upstream: (*upstream).to_owned(),
-                    provider: p.clone(),
-                });
-            }
+        if let Some(api_key) = get("ANTHROPIC_API_KEY") {
+            providers.push(Provider::Anthropic(AnthropicConfig {
+                name: "anthropic".into(),
+                base_url: get("ANTHROPIC_BASE_URL")
+                    .unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_owned()),
+                api_key,
+                thinking_budget: None,
+            }));
         }
-        let default = default
-            .filter(|d| models.iter().any(|m| &m.id == d))
-            .unwrap_or_else(|| {
-                models
-                    .iter()
-                    .find(|m| m.id == "gpt-4o-mini")
-                    .unwrap_or(&models[0])
-                    .id
-                    .clone()
-            });
-        Self {
-            providers,
-            models,
-            default,
+        if let Some(api_key) = get("GEMINI_API_KEY") {
+            providers.push(Provider::Gemini(GeminiConfig {
+                name: "gemini".into(),
+                base_url: get("GEMINI_BASE_URL")
+                    .unwrap_or_else(|| gemini::DEFAULT_BASE_URL.to_owned()),
+                api_key,
+                include_thoughts: false,
+            }));
         }
+        let has_openai = providers.iter().any(|p| p.name() == "openai");
+        let default =
+            default.unwrap_or_else(|| if has_openai { "gpt-4o-mini" } else { "echo" }.to_owned());
+        Self { providers, default }
     }
 
     /// The model used when a request names none.
@@ -144,16 +128,25 @@ impl Models {
         &self.default
     }
 
-    /// The models offered by name.
-    pub fn list(&self) -> &[Model] {
-        &self.models
+    /// Whether a provider of this name is configured.
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.iter().any(|p| p.name() == name)
     }
 
-    /// Resolves a model id: a catalog id, or `provider/upstream` for a configured provider.
-    pub fn resolve(&self, id: &str) -> Option<Model> {
-        if let Some(m) = self.models.iter().find(|m| m.id == id) {
-            return Some(m.clone());
-        }
+    /// The model of catalog entry `id`, if its provider is configured.
+    pub fn from_catalog(&self, id: &str, spec: &ModelSpec) -> Option<Model> {
+        let provider = self.providers.iter().find(|p| p.name() == spec.provider)?;
+        let reasoning = spec.capabilities.contains(&Capability::Reasoning);
+        Some(Model {
+            id: id.to_owned(),
+            upstream: spec.upstream.clone(),
+            provider: provider.for_reasoning(reasoning),
+            prices: spec.prices,
+        })
+    }
+
+    /// A directly named model `provider/upstream` of a configured provider (not `echo`).
+    pub fn direct(&self, id: &str) -> Option<Model> {
         let (provider, upstream) = id.split_once('/')?;
         let provider = self.providers.iter().find(|p| p.name() == provider)?;
         if matches!(provider, Provider::Echo(_)) || upstream.is_empty() {
@@ -163,6 +156,7 @@ impl Models {
             id: id.to_owned(),
             upstream: upstream.to_owned(),
             provider: provider.clone(),
+            prices: Prices::default(),
         })
     }
 }
@@ -181,16 +175,21 @@ mod tests {
     }
 
     #[test]
-    fn without_keys_only_echo_is_offered_and_is_the_default() {
+    fn without_keys_only_echo_is_callable_and_is_the_default() {
         let models = Models::from_lookup(Duration::ZERO, lookup(&[]), None);
-        assert_eq!(models.list().len(), 1);
         assert_eq!(models.default_id(), "echo");
-        assert!(models.resolve("gpt-4o").is_none());
-        assert!(models.resolve("openai/gpt-4o").is_none());
+        let catalog = threadline_domain::catalog::default_catalog();
+        let callable: Vec<&str> = catalog
+            .iter()
+            .filter(|(id, spec)| models.from_catalog(id, spec).is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(callable, ["echo"]);
+        assert!(models.direct("openai/gpt-4o").is_none());
     }
 
     #[test]
-    fn a_configured_provider_adds_its_catalog_models_and_direct_names() {
+    fn a_configured_provider_makes_its_catalog_models_callable() {
         let models = Models::from_lookup(
             Duration::ZERO,
             lookup(&[
@@ -200,18 +199,21 @@ mod tests {
             None,
         );
         assert_eq!(models.default_id(), "gpt-4o-mini");
-        let m = models.resolve("gpt-5").unwrap();
+        let catalog = threadline_domain::catalog::default_catalog();
+        let (id, spec) = catalog.iter().find(|(id, _)| *id == "gpt-5").unwrap();
+        let m = models.from_catalog(id, spec).unwrap();
         assert_eq!(m.upstream, "gpt-5");
         let Provider::OpenAi(config) = &m.provider else {
             panic!()
         };
         assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(
-            models.resolve("openai/mock:len=3").unwrap().upstream,
+            models.direct("openai/mock:len=3").unwrap().upstream,
             "mock:len=3"
         );
+        let (id, spec) = catalog.iter().find(|(id, _)| *id == "deepseek-r1").unwrap();
         assert!(
-            models.resolve("deepseek-r1").is_none(),
+            models.from_catalog(id, spec).is_none(),
             "deepseek has no key"
         );
     }

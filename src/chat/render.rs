@@ -268,6 +268,7 @@ mod tests {
                 finish_reason: "stop".into(),
                 usage: TokenUsage::default(),
                 provider_ms: 1,
+                cost_micros: 0,
                 at: DateTime::UNIX_EPOCH,
             },
         ]);
@@ -360,6 +361,7 @@ mod tests {
                 finish_reason: "tool-calls".into(),
                 usage: TokenUsage::default(),
                 provider_ms: 1,
+                cost_micros: 0,
                 at: DateTime::UNIX_EPOCH,
             },
         ]);

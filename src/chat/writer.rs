@@ -214,6 +214,12 @@ pub(super) async fn run(
     }
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
+            cost_micros: reply.model.prices.cost_micros(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                usage.cached_input_tokens,
+            ),
             finish_reason,
             usage,
             provider_ms,
@@ -375,10 +381,14 @@ async fn open_stream(
 /// `THREADLINE_TITLE_MODEL` names one, else the message's first words.
 async fn generate_title(service: &ChatService, first_message: &str) -> String {
     let fallback = first_words(first_message);
-    let Some(model) = std::env::var("THREADLINE_TITLE_MODEL")
+    let Ok(id) = std::env::var("THREADLINE_TITLE_MODEL") else {
+        return fallback;
+    };
+    let spec = threadline_projections::catalog::get(&service.db, &id)
+        .await
         .ok()
-        .and_then(|id| service.models.resolve(&id))
-    else {
+        .flatten();
+    let Some(model) = spec.and_then(|spec| service.models.from_catalog(&id, &spec)) else {
         return fallback;
     };
     let request = ChatRequest {

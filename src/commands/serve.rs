@@ -19,6 +19,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
         workers: args.workers,
         echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
         provider_env: None,
+        allow_direct_models: args.allow_direct_models,
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

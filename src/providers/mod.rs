@@ -6,9 +6,13 @@
 //! - [`echo`]: the built-in development model (no network).
 //! - [`openai`]: OpenAI-compatible Chat Completions (OpenAI, OpenRouter, DeepSeek, xAI, Groq,
 //!   Ollama, vLLM, …).
+//! - [`anthropic`]: Anthropic Messages.
+//! - [`gemini`]: Google Gemini `streamGenerateContent`.
 //! - [`sse`]: a small incremental Server-Sent Events decoder shared by adapters.
 
+pub mod anthropic;
 pub mod echo;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
 
@@ -124,6 +128,9 @@ impl ProviderError {
     }
 }
 
+/// Thinking budget for Anthropic models with the reasoning capability.
+pub const REASONING_BUDGET_TOKENS: u32 = 4096;
+
 /// A stream of provider events.
 pub type ProviderStream = Pin<Box<dyn Stream<Item = Result<ProviderEvent, ProviderError>> + Send>>;
 
@@ -134,9 +141,30 @@ pub enum Provider {
     Echo(echo::EchoConfig),
     /// An OpenAI-compatible Chat Completions endpoint.
     OpenAi(openai::OpenAiConfig),
+    /// Anthropic Messages.
+    Anthropic(anthropic::AnthropicConfig),
+    /// Google Gemini.
+    Gemini(gemini::GeminiConfig),
 }
 
 impl Provider {
+    /// This provider configured for a model with (or without) reasoning: reasoning parameters
+    /// are sent only to models that have the capability (Anthropic thinking budget, Gemini
+    /// `includeThoughts`); OpenAI-compatible servers stream reasoning on their own.
+    pub fn for_reasoning(&self, reasoning: bool) -> Provider {
+        match self {
+            Provider::Anthropic(config) => Provider::Anthropic(anthropic::AnthropicConfig {
+                thinking_budget: reasoning.then_some(REASONING_BUDGET_TOKENS),
+                ..config.clone()
+            }),
+            Provider::Gemini(config) => Provider::Gemini(gemini::GeminiConfig {
+                include_thoughts: reasoning,
+                ..config.clone()
+            }),
+            other => other.clone(),
+        }
+    }
+
     /// Starts streaming a reply. Errors before the first byte of the stream (HTTP status,
     /// connection) are returned here; later ones arrive in the stream.
     pub async fn stream(
@@ -147,6 +175,8 @@ impl Provider {
         match self {
             Provider::Echo(config) => Ok(echo::stream(config, request)),
             Provider::OpenAi(config) => openai::stream(http, config, request).await,
+            Provider::Anthropic(config) => anthropic::stream(http, config, request).await,
+            Provider::Gemini(config) => gemini::stream(http, config, request).await,
         }
     }
 
@@ -155,6 +185,8 @@ impl Provider {
         match self {
             Provider::Echo(_) => "echo",
             Provider::OpenAi(config) => &config.name,
+            Provider::Anthropic(config) => &config.name,
+            Provider::Gemini(config) => &config.name,
         }
     }
 }

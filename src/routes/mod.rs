@@ -1,12 +1,14 @@
 //! HTTP routes. One file per action; [`config`] registers them all from one table, which the
 //! OpenAPI drift test compares with `api-spec/openapi.yaml`.
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod events;
 pub mod generations;
 pub mod health;
 pub mod me;
+pub mod models;
 pub mod threads;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -48,6 +50,8 @@ routes! {
     "/v1/chat/{id}/stop" => { post: chat::stop::handle },
     "/v1/events" => { get: events::handle },
     "/v1/generations/{id}/events" => { get: generations::events::handle },
+    "/v1/models" => { get: models::list },
+    "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },
     "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },
     "/v1/threads/{id}" => {
         get: threads::get::handle,

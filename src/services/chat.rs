@@ -8,10 +8,11 @@ use actix_web::HttpRequest;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
+use threadline_domain::catalog::{Access, Tier};
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
-use threadline_projections::threads;
+use threadline_projections::{catalog, threads};
 
 use crate::auth::Caller;
 use crate::chat::StartReply;
@@ -144,12 +145,7 @@ pub async fn send(
         .model
         .clone()
         .unwrap_or_else(|| state.chat.models.default_id().to_owned());
-    let model = state.chat.models.resolve(&model_id).ok_or_else(|| {
-        ApiError::invalid_field(
-            "model",
-            format!("unknown or unavailable model {model_id:?}"),
-        )
-    })?;
+    let model = resolve_model(state, caller, &model_id).await?;
     let regenerate = body.trigger.as_deref() == Some("regenerate-message");
     // Check the message before anything is written: a refused request leaves no thread behind.
     let outgoing = if regenerate {
@@ -211,6 +207,52 @@ pub async fn send(
         })
         .await?;
     Ok(generation_id)
+}
+
+/// The caller's plan for model access. Subscriptions (and with them `Pro`) come with billing.
+pub fn tier_of(caller: &Caller) -> Tier {
+    if caller.is_anonymous() {
+        Tier::Anonymous
+    } else {
+        Tier::Free
+    }
+}
+
+/// The model a request names, with the catalog's access rule enforced on the server.
+pub async fn resolve_model(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::chat::models::Model, ApiError> {
+    let unknown = || ApiError::invalid_field("model", format!("unknown model {id:?}"));
+    let Some(spec) = catalog::get(&state.db, id).await? else {
+        return match state.settings.allow_direct_models {
+            true => state.chat.models.direct(id).ok_or_else(unknown),
+            false => Err(unknown()),
+        };
+    };
+    if !spec.enabled {
+        return Err(ApiError::invalid_field(
+            "model",
+            format!("model {id:?} is disabled"),
+        ));
+    }
+    if !spec.access.allows(tier_of(caller)) {
+        let (code, detail) = match spec.access {
+            Access::PremiumRequired => ("premium_required", "this model needs a subscription"),
+            _ => ("account_required", "this model needs a signed-in account"),
+        };
+        return Err(ApiError::Forbidden {
+            code,
+            detail: format!("{detail} ({id})"),
+        });
+    }
+    state.chat.models.from_catalog(id, &spec).ok_or_else(|| {
+        ApiError::invalid_field(
+            "model",
+            format!("model {id:?} is not available: its provider is not configured"),
+        )
+    })
 }
 
 /// The caller's thread `id`, created when it does not exist yet; returns its title and its

@@ -13,6 +13,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 use threadline_domain::account::Account;
+use threadline_domain::catalog::CatalogModel;
 use threadline_domain::email::EmailRegistration;
 use threadline_domain::thread::Thread;
 use threadline_projections::Db;
@@ -140,6 +141,7 @@ struct Inner {
     accounts: Framework<Account>,
     emails: Framework<EmailRegistration>,
     threads: Framework<Thread>,
+    catalog: Framework<CatalogModel>,
 }
 
 /// Picks the framework of an aggregate type out of the bus.
@@ -169,6 +171,12 @@ impl Routed for Thread {
     }
 }
 
+impl Routed for CatalogModel {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.catalog
+    }
+}
+
 impl CommandBus {
     /// A bus writing to `db`.
     pub fn new(db: Db) -> Self {
@@ -177,6 +185,7 @@ impl CommandBus {
                 accounts: Framework::new(&db),
                 emails: Framework::new(&db),
                 threads: Framework::new(&db),
+                catalog: Framework::new(&db),
                 streams: Default::default(),
                 db,
             }),

@@ -483,3 +483,57 @@ async fn each_reply_reports_its_overhead_in_a_header_and_the_metrics() {
         "{metrics}"
     );
 }
+
+mod other_providers {
+    use super::*;
+    use threadline::mock_upstream::MockUpstream;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn anthropic_and_gemini_replies_stream_through_the_same_pipeline() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let root = format!("http://127.0.0.1:{}", mock.port());
+        let app = spawn_on(TestDb::fresh().await, move |s| {
+            s.provider_env = Some(vec![
+                ("ANTHROPIC_API_KEY".into(), "test-key".into()),
+                ("ANTHROPIC_BASE_URL".into(), root.clone()),
+                ("GEMINI_API_KEY".into(), "test-key".into()),
+                ("GEMINI_BASE_URL".into(), root),
+            ]);
+        })
+        .await;
+        let user = app.anonymous().await;
+        for (thread, model) in [
+            ("claude", "anthropic/mock:len=4,reasoning=2"),
+            ("gemini", "gemini/mock:len=4,reasoning=2"),
+        ] {
+            let events = app
+                .chat_all(&user.token, thread, "u1", "hi", Some(model))
+                .await;
+            assert_eq!(streamed_text(&events), "w0 w1 w2 w3 ", "{model}");
+            assert!(
+                events.iter().any(|e| e.kind() == "reasoning-delta"),
+                "{model}"
+            );
+            let t = app.wait_reply_done(&user.token, thread).await;
+            assert_eq!(
+                t["messages"][1]["metadata"]["status"], "completed",
+                "{model}"
+            );
+            assert_eq!(t["messages"][1]["parts"][1]["type"], "reasoning", "{model}");
+        }
+        // Catalog models of both providers are now offered.
+        let (_, list) = app
+            .call(reqwest::Method::GET, "/v1/models", Some(&user.token), None)
+            .await;
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            ids.contains(&"claude-4-sonnet") && ids.contains(&"gemini-2.5-flash"),
+            "{ids:?}"
+        );
+    }
+}

@@ -50,6 +50,7 @@ impl TestDb {
         s.admin_emails = vec!["admin@example.com".into()];
         s.echo_delay = std::time::Duration::from_millis(5);
         s.provider_env = Some(vec![]);
+        s.allow_direct_models = true;
         s
     }
 

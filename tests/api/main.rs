@@ -10,6 +10,7 @@ mod errors;
 mod feed;
 mod global_order;
 mod helpers;
+mod models;
 mod nodes;
 mod openapi;
 mod rebuild;

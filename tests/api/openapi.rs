@@ -511,6 +511,43 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
+    // The model catalog: the caller's view, and the admin endpoints.
+    call(
+        Method::GET,
+        "/v1/models",
+        "/v1/models",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    let admin = app.registered("admin@example.com").await;
+    let entry = call(
+        Method::GET,
+        "/v1/admin/models/echo",
+        "/v1/admin/models/{id}",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    let mut model_spec = entry.clone();
+    model_spec.as_object_mut().unwrap().remove("id");
+    call(
+        Method::PUT,
+        "/v1/admin/models/echo",
+        "/v1/admin/models/{id}",
+        Some(&admin.token),
+        Some(model_spec),
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/admin/models/echo",
+        "/v1/admin/models/{id}",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+
     // Plain-text metrics.
     let res = app.request(Method::GET, "/metrics", None, None).await;
     assert_eq!(res.status(), StatusCode::OK);

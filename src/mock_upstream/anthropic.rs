@@ -1,0 +1,602 @@
+//! The mock upstream's Anthropic Messages endpoint, `POST /v1/messages`.
+//!
+//! Same knobs, words and counting as the Chat Completions route (see the parent module; the
+//! request counter is shared), in Anthropic's wire format:
+//! `message_start` (`usage.input_tokens` = words in `system` and `messages`), one `ping`, after
+//! `ttft_ms` a thinking block when `reasoning > 0` (one `thinking_delta` per word `r{i} `, then a
+//! `signature_delta`, `content_block_stop`), a text block with one `text_delta` per word `w{i} `,
+//! `message_delta` with `stop_reason: end_turn` and the cumulative `usage.output_tokens`
+//! (reply plus reasoning words), `message_stop`. `keepalive` adds a `ping` before
+//! `message_start`.
+//!
+//! `status` answers Anthropic's error body (`{"type":"error","error":{"type","message"}}`, the
+//! type chosen by the status, e.g. `rate_limit_error` for 429, `overloaded_error` for 529) with
+//! `retry-after`; `error_after` sends `event: error` with an `overloaded_error` and ends;
+//! `drop_after` and `stall_after` work as on the OpenAI route. A request without `stream: true`
+//! gets a whole `message` object.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{KNOB_HEADER, Knobs, MockMessage};
+
+/// A stand-in for the signature Anthropic puts on thinking blocks.
+const MOCK_SIGNATURE: &str = "bW9jay1zaWduYXR1cmU=";
+
+/// `POST /v1/messages`.
+pub(super) async fn messages(
+    request: HttpRequest,
+    body: Bytes,
+    counter: web::Data<AtomicUsize>,
+) -> HttpResponse {
+    let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
+    let parsed: MessagesRequest = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    let header = request
+        .headers()
+        .get(KNOB_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let knobs = match Knobs::from_request(&parsed.model, header) {
+        Ok(knobs) => knobs,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    if let Some(status) = knobs.status.filter(|s| !s.is_success()) {
+        let mut response =
+            error_response(status, &format!("mock error (HTTP {})", status.as_u16()));
+        if let Some(seconds) = knobs.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let system = MockMessage {
+        content: parsed.system.unwrap_or(Value::Null),
+    };
+    let reply = Reply {
+        id: format!("msg_mock{number}"),
+        model: parsed.model,
+        input_tokens: system.word_count()
+            + parsed
+                .messages
+                .iter()
+                .map(MockMessage::word_count)
+                .sum::<u64>(),
+        knobs,
+    };
+    if parsed.stream.unwrap_or(false) {
+        HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("cache-control", "no-cache"))
+            .streaming(reply.into_stream())
+    } else {
+        reply.wait_whole_reply().await;
+        HttpResponse::Ok().json(reply.message())
+    }
+}
+
+/// An Anthropic error body; the error type follows the status as the real API's does.
+fn error_response(status: StatusCode, message: &str) -> HttpResponse {
+    let kind = match status.as_u16() {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        s if s >= 500 => "api_error",
+        _ => "invalid_request_error",
+    };
+    HttpResponse::build(status).json(json!({
+        "type": "error",
+        "error": {"type": kind, "message": message},
+    }))
+}
+
+#[derive(Deserialize)]
+struct MessagesRequest {
+    #[serde(default)]
+    model: String,
+    /// A string or a list of text blocks.
+    system: Option<Value>,
+    #[serde(default)]
+    messages: Vec<MockMessage>,
+    stream: Option<bool>,
+}
+
+/// Everything needed to produce one reply.
+struct Reply {
+    id: String,
+    model: String,
+    input_tokens: u64,
+    knobs: Knobs,
+}
+
+impl Reply {
+    fn output_tokens(&self) -> u64 {
+        (self.knobs.len + self.knobs.reasoning) as u64
+    }
+
+    /// One `event: {type}\ndata: {json}\n\n` frame; the type is repeated inside, as Anthropic does.
+    fn frame(data: &Value) -> Bytes {
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+    }
+
+    fn message_start(&self) -> Bytes {
+        Self::frame(&json!({
+            "type": "message_start",
+            "message": {
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": self.input_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 1,
+                },
+            },
+        }))
+    }
+
+    fn block_start(index: usize, block: Value) -> Bytes {
+        Self::frame(&json!({"type": "content_block_start", "index": index, "content_block": block}))
+    }
+
+    fn block_delta(index: usize, delta: Value) -> Bytes {
+        Self::frame(&json!({"type": "content_block_delta", "index": index, "delta": delta}))
+    }
+
+    fn block_stop(index: usize) -> Bytes {
+        Self::frame(&json!({"type": "content_block_stop", "index": index}))
+    }
+
+    fn ping() -> Bytes {
+        Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n")
+    }
+
+    /// The streamed reply. As on the OpenAI route, "drop" yields an `Err` so that actix closes the
+    /// connection without the chunked-encoding terminator.
+    fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
+        async_stream::stream! {
+            let knobs = self.knobs.clone();
+            if knobs.keepalive {
+                yield Ok(Self::ping());
+            }
+            yield Ok(self.message_start());
+            yield Ok(Self::ping());
+            if !knobs.ttft.is_zero() {
+                tokio::time::sleep(knobs.ttft).await;
+            }
+            let period = knobs.word_period();
+            let total = knobs.reasoning + knobs.len;
+            // The thinking block, if any, is block 0 and the text block follows it.
+            let text_index = usize::from(knobs.reasoning > 0);
+            let mut next = Instant::now();
+            for sent in 0..=total {
+                if knobs.error_after == Some(sent) {
+                    yield Ok(Bytes::from_static(
+                        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+                    ));
+                    return;
+                }
+                if knobs.drop_after == Some(sent) {
+                    // Let actix flush what it has before the error makes it drop its buffer.
+                    tokio::task::yield_now().await;
+                    yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
+                    return;
+                }
+                if knobs.stall_after == Some(sent) {
+                    tokio::time::sleep(knobs.stall).await;
+                    next = next.max(Instant::now());
+                }
+                if sent == 0 && knobs.reasoning > 0 {
+                    yield Ok(Self::block_start(
+                        0,
+                        json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    ));
+                }
+                if sent == knobs.reasoning {
+                    if knobs.reasoning > 0 {
+                        yield Ok(Self::block_delta(
+                            0,
+                            json!({"type": "signature_delta", "signature": MOCK_SIGNATURE}),
+                        ));
+                        yield Ok(Self::block_stop(0));
+                    }
+                    yield Ok(Self::block_start(text_index, json!({"type": "text", "text": ""})));
+                }
+                if sent == total {
+                    break;
+                }
+                if let Some(period) = period {
+                    tokio::time::sleep_until(next).await;
+                    next += period;
+                }
+                yield Ok(if sent < knobs.reasoning {
+                    Self::block_delta(0, json!({"type": "thinking_delta", "thinking": format!("r{sent} ")}))
+                } else {
+                    let word = sent - knobs.reasoning;
+                    Self::block_delta(text_index, json!({"type": "text_delta", "text": format!("w{word} ")}))
+                });
+            }
+            yield Ok(Self::block_stop(text_index));
+            yield Ok(Self::frame(&json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                "usage": {"output_tokens": self.output_tokens()},
+            })));
+            yield Ok(Self::frame(&json!({"type": "message_stop"})));
+        }
+    }
+
+    /// A non-streaming request takes as long as the stream would have.
+    async fn wait_whole_reply(&self) {
+        let words = (self.knobs.reasoning + self.knobs.len).saturating_sub(1) as u32;
+        let pacing = self
+            .knobs
+            .word_period()
+            .and_then(|p| p.checked_mul(words))
+            .unwrap_or(Duration::ZERO);
+        let wait = self.knobs.ttft.saturating_add(pacing);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn message(&self) -> Value {
+        let mut content = Vec::with_capacity(2);
+        if self.knobs.reasoning > 0 {
+            let thinking: String = (0..self.knobs.reasoning)
+                .map(|i| format!("r{i} "))
+                .collect();
+            content.push(
+                json!({"type": "thinking", "thinking": thinking, "signature": MOCK_SIGNATURE}),
+            );
+        }
+        let text: String = (0..self.knobs.len).map(|i| format!("w{i} ")).collect();
+        content.push(json!({"type": "text", "text": text}));
+        json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": "end_turn",
+            "stop_sequence": null,
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": self.output_tokens(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::mock_upstream::MockUpstream;
+    use crate::providers::anthropic::{self, AnthropicConfig};
+    use crate::providers::{
+        ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, Usage,
+    };
+
+    fn base_url(mock: &MockUpstream) -> String {
+        format!("http://127.0.0.1:{}", mock.port())
+    }
+
+    fn config(mock: &MockUpstream) -> AnthropicConfig {
+        AnthropicConfig {
+            base_url: base_url(mock),
+            ..AnthropicConfig::new("test")
+        }
+    }
+
+    fn request(model: &str) -> ChatRequest {
+        ChatRequest {
+            model: model.into(),
+            messages: vec![
+                ChatMessage {
+                    role: "system".into(),
+                    content: "be brief".into(),
+                },
+                ChatMessage {
+                    role: "user".into(),
+                    content: "say three words".into(),
+                },
+            ],
+        }
+    }
+
+    /// Streams `model` from the mock through the Anthropic adapter and collects every item.
+    async fn collect(
+        mock: &MockUpstream,
+        model: &str,
+    ) -> Result<Vec<Result<ProviderEvent, ProviderError>>, ProviderError> {
+        let http = reqwest::Client::new();
+        let stream = anthropic::stream(&http, &config(mock), &request(model)).await?;
+        Ok(stream.collect().await)
+    }
+
+    fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Ok(ProviderEvent::TextDelta { text }) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn usage(input: u64, output: u64) -> Result<ProviderEvent, ProviderError> {
+        Ok(ProviderEvent::Usage {
+            usage: Usage {
+                input_tokens: input,
+                output_tokens: output,
+                reasoning_tokens: 0,
+                cached_input_tokens: 0,
+            },
+        })
+    }
+
+    fn stop() -> Result<ProviderEvent, ProviderError> {
+        Ok(ProviderEvent::Finish {
+            reason: FinishReason::Stop,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_plain_reply_streams_words_then_usage_then_stop() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=3").await.unwrap();
+        let expected = vec![
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w2 ".into() }),
+            // "be brief" + "say three words"
+            usage(5, 3),
+            stop(),
+        ];
+        assert_eq!(events, expected);
+        assert_eq!(text_of(&events), "w0 w1 w2 ");
+        assert_eq!(mock.requests(), 1);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn reasoning_words_come_first_as_a_thinking_block() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=2,reasoning=2,keepalive")
+            .await
+            .unwrap();
+        let expected = vec![
+            Ok(ProviderEvent::ReasoningDelta { text: "r0 ".into() }),
+            Ok(ProviderEvent::ReasoningDelta { text: "r1 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            usage(5, 4),
+            stop(),
+        ];
+        assert_eq!(events, expected);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_status_knob_answers_an_anthropic_error_with_retry_after() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let Err(error) = collect(&mock, "mock:status=429,retry_after=2").await else {
+            panic!("expected an HTTP error");
+        };
+        assert_eq!(
+            error,
+            ProviderError::Http {
+                status: 429,
+                message: "mock error (HTTP 429)".into(),
+                retry_after: Some(Duration::from_secs(2)),
+            }
+        );
+        assert!(error.is_retryable());
+        assert_eq!(mock.requests(), 1);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn error_bodies_carry_the_anthropic_error_type() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let http = reqwest::Client::new();
+        for (status, kind) in [
+            ("529", "overloaded_error"),
+            ("429", "rate_limit_error"),
+            ("400", "invalid_request_error"),
+            ("503", "api_error"),
+        ] {
+            let response = http
+                .post(format!("{}/v1/messages", base_url(&mock)))
+                .header(KNOB_HEADER, format!("status={status}"))
+                .json(&json!({"model": "mock", "max_tokens": 10, "messages": [], "stream": true}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_str(), status);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["type"], kind, "{status}");
+        }
+        let response = http
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .json(&json!({"model": "mock:bogus=1", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        // Both routes count into the same counter.
+        http.post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({"model": "mock:len=1", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(mock.requests(), 6);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn error_after_sends_an_overloaded_error_event() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=5,error_after=2").await.unwrap();
+        let expected = vec![
+            Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
+            Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
+            Err(ProviderError::Stream("Overloaded".into())),
+        ];
+        assert_eq!(events, expected);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn drop_after_breaks_the_connection_before_message_stop() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:len=5,drop_after=2").await.unwrap();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(text_of(&events), "w0 w1 ");
+        let Some(Err(ProviderError::Stream(message))) = events.last() else {
+            panic!("expected a stream error, got {events:?}");
+        };
+        assert!(message.starts_with("stream ended early"), "{message}");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_stall_delays_the_rest_of_the_reply() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let started = std::time::Instant::now();
+        let events = collect(&mock, "mock:len=3,stall_after=1,stall_ms=300")
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(text_of(&events), "w0 w1 w2 ");
+        assert_eq!(events.last(), Some(&stop()));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_exact_wire_frames() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .json(&json!({
+                "model": "mock:len=1,reasoning=1",
+                "max_tokens": 100,
+                "system": [{"type": "text", "text": "be brief"}],
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "a b"}]}],
+                "stream": true,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let frames: Vec<(&str, Value)> = body
+            .split_terminator("\n\n")
+            .map(|frame| {
+                let (event, data) = frame.split_once('\n').unwrap();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                let event = event.strip_prefix("event: ").unwrap();
+                assert_eq!(data["type"], event, "{frame}");
+                (event, data)
+            })
+            .collect();
+        let names: Vec<&str> = frames.iter().map(|(event, _)| *event).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        assert_eq!(frames[0].1["message"]["usage"]["input_tokens"], 4);
+        assert_eq!(frames[0].1["message"]["model"], "mock:len=1,reasoning=1");
+        assert_eq!(frames[2].1["content_block"]["type"], "thinking");
+        assert_eq!(
+            frames[3].1["delta"],
+            json!({"type": "thinking_delta", "thinking": "r0 "})
+        );
+        assert_eq!(frames[4].1["delta"]["type"], "signature_delta");
+        assert_eq!(frames[6].1["index"], 1);
+        assert_eq!(
+            frames[6].1["content_block"],
+            json!({"type": "text", "text": ""})
+        );
+        assert_eq!(
+            frames[7].1["delta"],
+            json!({"type": "text_delta", "text": "w0 "})
+        );
+        assert_eq!(frames[9].1["delta"]["stop_reason"], "end_turn");
+        assert_eq!(frames[9].1["usage"], json!({"output_tokens": 2}));
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_non_streaming_request_gets_a_message() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .json(&json!({
+                "model": "mock:len=3",
+                "max_tokens": 100,
+                "system": "be brief",
+                "messages": [{"role": "user", "content": "one two three four"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["type"], "message");
+        assert_eq!(
+            body["content"],
+            json!([{"type": "text", "text": "w0 w1 w2 "}])
+        );
+        assert_eq!(body["stop_reason"], "end_turn");
+        assert_eq!(body["usage"]["input_tokens"], 6);
+        assert_eq!(body["usage"]["output_tokens"], 3);
+        mock.stop().await;
+    }
+}

@@ -1,0 +1,19 @@
+//! `/v1/admin/*`: operator endpoints, 403 for everyone but admins (`THREADLINE_ADMIN_EMAILS`).
+
+pub mod models;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Refuses callers without the admin role.
+pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    if state.settings.is_admin(caller.account.email.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            code: "forbidden",
+            detail: "this endpoint is for admins".into(),
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The model catalog: offered models per caller, access enforced on the server, admin changes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use threadline::mock_upstream::MockUpstream;
+
+use crate::helpers::{TestApp, TestDb, assert_problem, spawn_app, spawn_on};
+
+async fn app_with_openai() -> (TestApp, MockUpstream) {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let base = mock.base_url();
+    let app = spawn_on(TestDb::fresh().await, move |s| {
+        s.provider_env = Some(vec![
+            ("OPENAI_API_KEY".into(), "test-key".into()),
+            ("OPENAI_BASE_URL".into(), base),
+        ]);
+    })
+    .await;
+    (app, mock)
+}
+
+fn model<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not offered: {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_provider_keys_only_echo_is_offered() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let (status, list) = app
+        .call(Method::GET, "/v1/models", Some(&user.token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["echo"]);
+    assert_eq!(list["data"][0]["available"], true);
+    assert_eq!(list["data"][0]["default"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_provider_offers_its_catalog_models_with_access_per_caller() {
+    let (app, _mock) = app_with_openai().await;
+    let anon = app.anonymous().await;
+    let (_, list) = app
+        .call(Method::GET, "/v1/models", Some(&anon.token), None)
+        .await;
+    assert_eq!(model(&list, "gpt-4o-mini")["available"], true);
+    assert_eq!(model(&list, "gpt-4o-mini")["default"], true);
+    assert_eq!(model(&list, "gpt-4o")["access"], "account_required");
+    assert_eq!(model(&list, "gpt-4o")["available"], false);
+    assert_eq!(model(&list, "gpt-5")["available"], false);
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["provider"] == "openai" || m["provider"] == "echo")
+    );
+
+    let user = app.registered("ada@example.com").await;
+    let (_, list) = app
+        .call(Method::GET, "/v1/models", Some(&user.token), None)
+        .await;
+    assert_eq!(model(&list, "gpt-4o")["available"], true);
+    assert_eq!(
+        model(&list, "gpt-5")["available"],
+        false,
+        "premium needs a subscription"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_access_is_enforced_on_the_server_for_every_tier_and_level() {
+    let (app, _mock) = app_with_openai().await;
+    let anon = app.anonymous().await;
+    let free = app.registered("free@example.com").await;
+    // (caller, model, expected) — gpt-4o-mini public, gpt-4o account_required, gpt-5 premium.
+    let cases = [
+        (&anon, "gpt-4o-mini", None),
+        (&anon, "gpt-4o", Some("account_required")),
+        (&anon, "gpt-5", Some("premium_required")),
+        (&free, "gpt-4o-mini", None),
+        (&free, "gpt-4o", None),
+        (&free, "gpt-5", Some("premium_required")),
+    ];
+    for (i, (user, model, refusal)) in cases.into_iter().enumerate() {
+        let thread = format!("access-{i}");
+        let res = app
+            .chat(&user.token, &thread, "u1", "hi", Some(model))
+            .await;
+        match refusal {
+            None => {
+                assert_eq!(res.status(), StatusCode::OK, "{model}");
+                crate::helpers::LiveStream::new(res).read_all().await;
+            }
+            Some(code) => {
+                let status = res.status();
+                let body: Value = res.json().await.unwrap();
+                assert_problem(status, &body, StatusCode::FORBIDDEN, code);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_change_the_catalog_and_everyone_else_gets_403() {
+    let (app, _mock) = app_with_openai().await;
+    let admin = app.registered("admin@example.com").await;
+    let user = app.registered("ada@example.com").await;
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/v1/admin/models/gpt-5",
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
+
+    let (status, mut entry) = app
+        .call(
+            Method::GET,
+            "/v1/admin/models/gpt-5",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    assert_eq!(entry["access"], "premium_required");
+    entry["access"] = json!("public");
+    entry["credits"] = json!(3);
+    let id = entry.as_object_mut().unwrap().remove("id").unwrap();
+    assert_eq!(id, "gpt-5");
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/admin/models/gpt-5",
+            Some(&user.token),
+            Some(entry.clone()),
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, updated) = app
+        .call(
+            Method::PUT,
+            "/v1/admin/models/gpt-5",
+            Some(&admin.token),
+            Some(entry),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["credits"], 3);
+
+    let anon = app.anonymous().await;
+    let (_, list) = app
+        .call(Method::GET, "/v1/models", Some(&anon.token), None)
+        .await;
+    assert_eq!(
+        model(&list, "gpt-5")["available"],
+        true,
+        "the change takes effect"
+    );
+    let res = app
+        .chat(&anon.token, "now-public", "u1", "hi", Some("gpt-5"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    crate::helpers::LiveStream::new(res).read_all().await;
+
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/admin/models/x",
+            Some(&admin.token),
+            Some(json!({"provider": "openai"})),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/v1/admin/models/nope",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
