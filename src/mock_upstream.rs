@@ -260,6 +260,10 @@ struct Knobs {
     stall: Duration,
     drop_after: Option<usize>,
     reasoning: usize,
+    /// Prompt tokens reported as read from the provider's cache, each in its format: inside
+    /// `prompt_tokens` for OpenAI and `promptTokenCount` for Gemini, beside `input_tokens`
+    /// (`cache_read_input_tokens`) for Anthropic.
+    cached: usize,
     keepalive: bool,
 }
 
@@ -276,6 +280,7 @@ impl Default for Knobs {
             stall: Duration::from_millis(60_000),
             drop_after: None,
             reasoning: 0,
+            cached: 0,
             keepalive: false,
         }
     }
@@ -330,6 +335,7 @@ impl Knobs {
                 "stall_ms" => self.stall = Duration::from_millis(number()?),
                 "drop_after" => self.drop_after = Some(count()?),
                 "reasoning" => self.reasoning = count()?,
+                "cached" => self.cached = count()?,
                 "keepalive" => self.keepalive = value.is_none_or(|v| !matches!(v, "0" | "false")),
                 _ => return Err(format!("unknown mock knob `{key}`")),
             }
@@ -407,11 +413,12 @@ impl Reply {
 
     fn usage(&self) -> Value {
         let completion_tokens = (self.knobs.len + self.knobs.reasoning) as u64;
+        let cached = self.knobs.cached as u64;
         json!({
-            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens": self.prompt_tokens + cached,
             "completion_tokens": completion_tokens,
-            "total_tokens": self.prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "total_tokens": self.prompt_tokens + cached + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {"reasoning_tokens": self.knobs.reasoning},
         })
     }

@@ -69,13 +69,56 @@ pub struct Prices {
     pub reasoning: u64,
 }
 
+/// How a provider's reported counts overlap. Providers disagree: OpenAI counts cached prompt
+/// tokens inside `prompt_tokens` and reasoning inside `completion_tokens`; Anthropic reports
+/// cache reads beside `input_tokens` and thinking inside `output_tokens`; Gemini counts cached
+/// content inside `promptTokenCount` but thoughts beside `candidatesTokenCount`. Counting each
+/// token once needs to know which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageCounting {
+    /// Cached input tokens are part of the reported input count.
+    pub cached_in_input: bool,
+    /// Reasoning tokens are part of the reported output count.
+    pub reasoning_in_output: bool,
+}
+
+impl UsageCounting {
+    pub const OPENAI: Self = Self {
+        cached_in_input: true,
+        reasoning_in_output: true,
+    };
+    pub const ANTHROPIC: Self = Self {
+        cached_in_input: false,
+        reasoning_in_output: true,
+    };
+    pub const GEMINI: Self = Self {
+        cached_in_input: true,
+        reasoning_in_output: false,
+    };
+}
+
 impl Prices {
-    /// The cost of a reply in micro-dollars. Cached input tokens are billed at the cached price
-    /// instead of the input price (providers report them inside the input count), reasoning
-    /// tokens at the reasoning price instead of the output price (likewise inside the output).
-    pub fn cost_micros(&self, input: u64, output: u64, reasoning: u64, cached: u64) -> u64 {
-        let fresh_input = input.saturating_sub(cached);
-        let visible_output = output.saturating_sub(reasoning);
+    /// The cost of a reply in micro-dollars, each token counted once: cached input at the
+    /// cached price, reasoning at the reasoning price, the rest at the input and output prices.
+    /// Counts are as the provider reported them; `counting` says how they overlap.
+    pub fn cost_micros(
+        &self,
+        input: u64,
+        output: u64,
+        reasoning: u64,
+        cached: u64,
+        counting: UsageCounting,
+    ) -> u64 {
+        let fresh_input = if counting.cached_in_input {
+            input.saturating_sub(cached)
+        } else {
+            input
+        };
+        let visible_output = if counting.reasoning_in_output {
+            output.saturating_sub(reasoning)
+        } else {
+            output
+        };
         let total = u128::from(fresh_input) * u128::from(self.input)
             + u128::from(cached) * u128::from(self.cached_input)
             + u128::from(visible_output) * u128::from(self.output)
@@ -436,17 +479,27 @@ mod tests {
             reasoning: 8_000_000,
         };
         // 1,000 input of which 400 cached; 300 output of which 100 reasoning.
-        let cost = prices.cost_micros(1_000, 300, 100, 400);
+        let cost = prices.cost_micros(1_000, 300, 100, 400, UsageCounting::OPENAI);
         let expected =
             (600 * 2_000_000 + 400 * 500_000 + 200 * 8_000_000 + 100 * 8_000_000) / 1_000_000;
         assert_eq!(cost, expected);
-        assert_eq!(prices.cost_micros(0, 0, 0, 0), 0);
+        assert_eq!(prices.cost_micros(0, 0, 0, 0, UsageCounting::OPENAI), 0);
+        // The same tokens as Anthropic reports them (cache reads beside the input) and as
+        // Gemini does (thoughts beside the output) cost the same.
+        assert_eq!(
+            prices.cost_micros(600, 300, 100, 400, UsageCounting::ANTHROPIC),
+            expected
+        );
+        assert_eq!(
+            prices.cost_micros(1_000, 200, 100, 400, UsageCounting::GEMINI),
+            expected
+        );
         assert_eq!(
             Prices {
                 input: 1,
                 ..Prices::default()
             }
-            .cost_micros(1, 0, 0, 0),
+            .cost_micros(1, 0, 0, 0, UsageCounting::OPENAI),
             1,
             "rounds up"
         );

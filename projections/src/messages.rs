@@ -53,6 +53,7 @@ pub enum Change {
         error: Option<String>,
         usage: Option<[i64; 4]>,
         provider_ms: Option<i64>,
+        cost_micros: Option<i64>,
         at: i64,
     },
 }
@@ -146,8 +147,8 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             finish_reason,
             usage,
             provider_ms,
+            cost_micros,
             at,
-            ..
         } => vec![Change::Finish {
             generation_id,
             status: status.unwrap_or("completed"),
@@ -160,6 +161,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
                 usage.cached_input_tokens as i64,
             ]),
             provider_ms: Some(provider_ms as i64),
+            cost_micros: Some(cost_micros as i64),
             at: micros(at),
         }],
         GenerationEvent::GenerationFailed { error, at } => vec![Change::Finish {
@@ -169,6 +171,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             error: Some(error),
             usage: None,
             provider_ms: None,
+            cost_micros: None,
             at: micros(at),
         }],
         GenerationEvent::GenerationStopped { at }
@@ -180,6 +183,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
                 error: None,
                 usage: None,
                 provider_ms: None,
+                cost_micros: None,
                 at: micros(at),
             }]
         }
@@ -272,6 +276,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             error,
             usage,
             provider_ms,
+            cost_micros,
             at,
         } => {
             let [input, output, reasoning, cached] = usage.map_or([None; 4], |u| u.map(Some));
@@ -284,7 +289,8 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                     format!(
                         "UPDATE {generations} SET status = $1, finish_reason = $2, error = $3, \
                          input_tokens = $4, output_tokens = $5, reasoning_tokens = $6, \
-                         cached_input_tokens = $7, provider_ms = $8, finished_at = $9 WHERE id = $10"
+                         cached_input_tokens = $7, provider_ms = $8, finished_at = $9, \
+                         cost_micros = $10 WHERE id = $11"
                     ),
                     vec![
                         status.into(),
@@ -296,6 +302,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                         cached.into(),
                         provider_ms.into(),
                         at.into(),
+                        cost_micros.into(),
                         generation_id.into(),
                     ],
                 ),
@@ -313,7 +320,8 @@ impl Projection for Messages {
     }
 
     fn version(&self) -> i64 {
-        1
+        // 2: the reply's cost.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -360,6 +368,7 @@ impl Projection for Messages {
                     reasoning_tokens BIGINT,
                     cached_input_tokens BIGINT,
                     provider_ms BIGINT,
+                    cost_micros BIGINT,
                     started_at BIGINT NOT NULL,
                     finished_at BIGINT
                 )"
@@ -423,6 +432,7 @@ pub struct GenerationRow {
     pub reasoning_tokens: Option<i64>,
     pub cached_input_tokens: Option<i64>,
     pub provider_ms: Option<i64>,
+    pub cost_micros: Option<i64>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
 }
@@ -431,7 +441,7 @@ const MESSAGE_COLUMNS: &str = "thread_id, id, parent_id, role, text, reasoning, 
     generation_id, status, position, created_at";
 const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, node_id, status, \
     chunks, finish_reason, error, input_tokens, output_tokens, reasoning_tokens, \
-    cached_input_tokens, provider_ms, started_at, finished_at";
+    cached_input_tokens, provider_ms, cost_micros, started_at, finished_at";
 
 /// Every message of a thread, oldest first.
 pub async fn all_of(db: &Db, thread_id: &str) -> Result<Vec<MessageRow>, sqlx::Error> {

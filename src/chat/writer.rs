@@ -219,6 +219,7 @@ pub(super) async fn run(
                 usage.output_tokens,
                 usage.reasoning_tokens,
                 usage.cached_input_tokens,
+                reply.model.provider.usage_counting(),
             ),
             finish_reason,
             usage,

@@ -154,7 +154,7 @@ impl Reply {
                 "usage": {
                     "input_tokens": self.input_tokens,
                     "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+                    "cache_read_input_tokens": self.knobs.cached,
                     "output_tokens": 1,
                 },
             },
@@ -289,7 +289,7 @@ impl Reply {
             "usage": {
                 "input_tokens": self.input_tokens,
                 "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_read_input_tokens": self.knobs.cached,
                 "output_tokens": self.output_tokens(),
             },
         })

@@ -184,11 +184,13 @@ impl GeminiReply {
     fn usage(&self, sent: usize) -> Value {
         let thoughts = sent.min(self.knobs.reasoning) as u64;
         let candidates = sent.saturating_sub(self.knobs.reasoning) as u64;
+        let cached = self.knobs.cached as u64;
         json!({
-            "promptTokenCount": self.prompt_tokens,
+            "promptTokenCount": self.prompt_tokens + cached,
             "candidatesTokenCount": candidates,
             "thoughtsTokenCount": thoughts,
-            "totalTokenCount": self.prompt_tokens + candidates + thoughts,
+            "cachedContentTokenCount": cached,
+            "totalTokenCount": self.prompt_tokens + cached + candidates + thoughts,
         })
     }
 

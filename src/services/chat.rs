@@ -469,6 +469,23 @@ pub fn ui_message(
         if let Some(g) = generation {
             metadata.insert("finish_reason", serde_json::json!(g.finish_reason));
             metadata.insert("error", serde_json::json!(g.error));
+            if let (Some(input), Some(output), Some(reasoning), Some(cached)) = (
+                g.input_tokens,
+                g.output_tokens,
+                g.reasoning_tokens,
+                g.cached_input_tokens,
+            ) {
+                metadata.insert(
+                    "usage",
+                    serde_json::json!({
+                        "input_tokens": input,
+                        "output_tokens": output,
+                        "reasoning_tokens": reasoning,
+                        "cached_input_tokens": cached,
+                    }),
+                );
+                metadata.insert("cost_micros", serde_json::json!(g.cost_micros));
+            }
         }
     }
     serde_json::json!({"id": m.id, "role": m.role, "parts": parts, "metadata": metadata})

@@ -200,3 +200,62 @@ async fn admins_change_the_catalog_and_everyone_else_gets_403() {
         .await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// Each provider reports usage its own way; the recorded counts are exactly the provider's
+/// and the cost counts each token once (cached prompt tokens not billed twice, reasoning not
+/// billed twice, running totals not summed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_cost_are_recorded_exactly_per_provider() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let root = format!("http://127.0.0.1:{}", mock.port());
+    let app = spawn_on(TestDb::fresh().await, move |s| {
+        s.provider_env = Some(vec![
+            ("OPENAI_API_KEY".into(), "k".into()),
+            ("OPENAI_BASE_URL".into(), format!("{root}/v1")),
+            ("ANTHROPIC_API_KEY".into(), "k".into()),
+            ("ANTHROPIC_BASE_URL".into(), root.clone()),
+            ("GEMINI_API_KEY".into(), "k".into()),
+            ("GEMINI_BASE_URL".into(), root),
+        ]);
+    })
+    .await;
+    let admin = app.registered("admin@example.com").await;
+    // (provider, [input, output, reasoning, cached] as the mock reports them, cost in µ$)
+    let cases = [
+        ("openai", [6, 7, 2, 3], 20),
+        ("anthropic", [3, 7, 0, 3], 18),
+        ("gemini", [6, 5, 2, 3], 20),
+    ];
+    for (provider, usage, cost) in cases {
+        let id = format!("priced-{provider}");
+        let spec = json!({
+            "provider": provider,
+            "upstream": "mock:len=5,reasoning=2,cached=3",
+            "capabilities": ["reasoning"],
+            "access": "public",
+            "credits": 1,
+            "prices": {"input": 1_000_000, "output": 2_000_000, "cached_input": 100_000, "reasoning": 3_000_000},
+            "enabled": true,
+        });
+        let (status, body) = app
+            .call(
+                Method::PUT,
+                &format!("/v1/admin/models/{id}"),
+                Some(&admin.token),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let thread = format!("usage-{provider}");
+        app.chat_all(&admin.token, &thread, "u1", "one two three", Some(&id))
+            .await;
+        let t = app.wait_reply_done(&admin.token, &thread).await;
+        let meta = &t["messages"][1]["metadata"];
+        assert_eq!(
+            meta["usage"],
+            json!({"input_tokens": usage[0], "output_tokens": usage[1], "reasoning_tokens": usage[2], "cached_input_tokens": usage[3]}),
+            "{provider}"
+        );
+        assert_eq!(meta["cost_micros"], cost, "{provider}");
+    }
+}
