@@ -482,6 +482,7 @@ mod tests {
                 "promptTokenCount": 4,
                 "candidatesTokenCount": candidates,
                 "thoughtsTokenCount": thoughts,
+                "cachedContentTokenCount": 0,
                 "totalTokenCount": 4 + candidates + thoughts,
             })
         };
