@@ -564,6 +564,7 @@ mod tests {
             base_url: mock.base_url(),
             api_key: "test".into(),
             name: "openai".into(),
+            reasoning_effort: None,
         }
     }
 

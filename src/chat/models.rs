@@ -96,6 +96,7 @@ impl Models {
                     name: (*name).to_owned(),
                     base_url: get(url).unwrap_or_else(|| (*default_url).to_owned()),
                     api_key,
+                    reasoning_effort: None,
                 }));
             }
         }

@@ -149,8 +149,8 @@ pub enum Provider {
 
 impl Provider {
     /// This provider configured for a model with (or without) reasoning: reasoning parameters
-    /// are sent only to models that have the capability (Anthropic thinking budget, Gemini
-    /// `includeThoughts`); OpenAI-compatible servers stream reasoning on their own.
+    /// are sent only to models that have the capability (OpenAI `reasoning_effort`, Anthropic
+    /// thinking budget, Gemini `includeThoughts`).
     pub fn for_reasoning(&self, reasoning: bool) -> Provider {
         match self {
             Provider::Anthropic(config) => Provider::Anthropic(anthropic::AnthropicConfig {
@@ -161,6 +161,14 @@ impl Provider {
                 include_thoughts: reasoning,
                 ..config.clone()
             }),
+            // OpenAI's own reasoning models take an effort; compatible servers (DeepSeek,
+            // OpenRouter, …) stream reasoning on their own and may reject the parameter.
+            Provider::OpenAi(config) if config.name == "openai" => {
+                Provider::OpenAi(openai::OpenAiConfig {
+                    reasoning_effort: reasoning.then(|| "medium".to_owned()),
+                    ..config.clone()
+                })
+            }
             other => other.clone(),
         }
     }
@@ -198,5 +206,63 @@ impl Provider {
             Provider::Anthropic(config) => &config.name,
             Provider::Gemini(config) => &config.name,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openai(name: &str) -> Provider {
+        Provider::OpenAi(openai::OpenAiConfig {
+            name: name.into(),
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key: "k".into(),
+            reasoning_effort: None,
+        })
+    }
+
+    #[test]
+    fn reasoning_parameters_go_only_to_reasoning_models_of_each_provider() {
+        let Provider::OpenAi(c) = openai("openai").for_reasoning(true) else {
+            panic!()
+        };
+        assert_eq!(c.reasoning_effort.as_deref(), Some("medium"));
+        let Provider::OpenAi(c) = openai("openai").for_reasoning(false) else {
+            panic!()
+        };
+        assert_eq!(c.reasoning_effort, None);
+        let Provider::OpenAi(c) = openai("deepseek").for_reasoning(true) else {
+            panic!()
+        };
+        assert_eq!(
+            c.reasoning_effort, None,
+            "compatible servers get no OpenAI-only parameter"
+        );
+
+        let anthropic = Provider::Anthropic(anthropic::AnthropicConfig::new("k"));
+        let Provider::Anthropic(c) = anthropic.for_reasoning(true) else {
+            panic!()
+        };
+        assert_eq!(c.thinking_budget, Some(REASONING_BUDGET_TOKENS));
+        let Provider::Anthropic(c) = anthropic.for_reasoning(false) else {
+            panic!()
+        };
+        assert_eq!(c.thinking_budget, None);
+
+        let gemini = Provider::Gemini(gemini::GeminiConfig {
+            name: "gemini".into(),
+            base_url: gemini::DEFAULT_BASE_URL.into(),
+            api_key: "k".into(),
+            include_thoughts: false,
+        });
+        let Provider::Gemini(c) = gemini.for_reasoning(true) else {
+            panic!()
+        };
+        assert!(c.include_thoughts);
+        let Provider::Gemini(c) = gemini.for_reasoning(false) else {
+            panic!()
+        };
+        assert!(!c.include_thoughts);
     }
 }

@@ -51,6 +51,9 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// Sent as `Authorization: Bearer …`; redacted in `Debug`.
     pub api_key: String,
+    /// `reasoning_effort` for reasoning models (`low`, `medium`, `high`); only ever set for
+    /// models with the reasoning capability, never sent otherwise.
+    pub reasoning_effort: Option<String>,
 }
 
 impl fmt::Debug for OpenAiConfig {
@@ -177,6 +180,7 @@ pub async fn stream(
         stream_options: OpenAiStreamOptions {
             include_usage: true,
         },
+        reasoning_effort: config.reasoning_effort.as_deref(),
     };
     let response = http
         .post(url)
@@ -420,6 +424,8 @@ struct OpenAiRequest<'a> {
     messages: &'a [ChatMessage],
     stream: bool,
     stream_options: OpenAiStreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -870,11 +876,34 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_effort_is_sent_only_when_set() {
+        let messages = [ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        let body = |effort: Option<&'static str>| {
+            serde_json::to_value(OpenAiRequest {
+                model: "gpt-5",
+                messages: &messages,
+                stream: true,
+                stream_options: OpenAiStreamOptions {
+                    include_usage: true,
+                },
+                reasoning_effort: effort,
+            })
+            .unwrap()
+        };
+        assert_eq!(body(Some("medium"))["reasoning_effort"], "medium");
+        assert!(body(None).get("reasoning_effort").is_none());
+    }
+
+    #[test]
     fn the_api_key_is_redacted_in_debug() {
         let config = OpenAiConfig {
             name: "openai".into(),
             base_url: "https://api.openai.com/v1".into(),
             api_key: "sk-secret".into(),
+            reasoning_effort: None,
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("sk-secret"), "{debug}");
