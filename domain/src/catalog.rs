@@ -128,6 +128,14 @@ impl Prices {
     }
 }
 
+/// Another provider serving the same model, tried when the primary fails before its first
+/// token (e.g. the same model on OpenRouter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub provider: String,
+    pub upstream: String,
+}
+
 /// Everything the catalog says about one model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSpec {
@@ -141,6 +149,9 @@ pub struct ModelSpec {
     pub credits: u32,
     pub prices: Prices,
     pub enabled: bool,
+    /// Providers tried in order when the primary fails before the first token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<Fallback>,
 }
 
 /// Commands of a catalog entry.
@@ -233,6 +244,7 @@ pub fn default_catalog() -> Vec<(&'static str, ModelSpec)> {
                 reasoning: p[3],
             },
             enabled: true,
+            fallbacks: Vec::new(),
         }
     };
     vec![
@@ -430,6 +442,7 @@ mod tests {
             credits,
             prices: Prices::default(),
             enabled: true,
+            fallbacks: Vec::new(),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Model {
     pub provider: Provider,
     /// Token prices from the catalog (zero for directly named models).
     pub prices: Prices,
+    /// Configured fallbacks, in order: `(provider, upstream model)`.
+    pub fallbacks: Vec<(Provider, String)>,
 }
 
 /// OpenAI-compatible providers: (name, key variable, base URL variable, default base URL).
@@ -138,11 +140,20 @@ impl Models {
     pub fn from_catalog(&self, id: &str, spec: &ModelSpec) -> Option<Model> {
         let provider = self.providers.iter().find(|p| p.name() == spec.provider)?;
         let reasoning = spec.capabilities.contains(&Capability::Reasoning);
+        let fallbacks = spec
+            .fallbacks
+            .iter()
+            .filter_map(|f| {
+                let p = self.providers.iter().find(|p| p.name() == f.provider)?;
+                Some((p.for_reasoning(reasoning), f.upstream.clone()))
+            })
+            .collect();
         Some(Model {
             id: id.to_owned(),
             upstream: spec.upstream.clone(),
             provider: provider.for_reasoning(reasoning),
             prices: spec.prices,
+            fallbacks,
         })
     }
 
@@ -158,6 +169,7 @@ impl Models {
             upstream: upstream.to_owned(),
             provider: provider.clone(),
             prices: Prices::default(),
+            fallbacks: Vec::new(),
         })
     }
 }

@@ -349,16 +349,38 @@ fn absorb(
 }
 
 /// Opens the provider stream, retrying failures before the first token with backoff that
-/// honours the provider's `retry-after`.
+/// honours the provider's `retry-after`, then trying the model's fallback providers in order.
 async fn open_stream(
     service: &ChatService,
     reply: &StartReply,
     request: &ChatRequest,
 ) -> Result<ProviderStream, ProviderError> {
+    let mut result = open_with_retries(service, &reply.model.provider, request).await;
+    for (provider, upstream) in &reply.model.fallbacks {
+        match &result {
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, fallback = provider.name(), "provider failed; trying a fallback");
+                let request = ChatRequest {
+                    model: upstream.clone(),
+                    messages: request.messages.clone(),
+                };
+                result = open_with_retries(service, provider, &request).await;
+            }
+            _ => break,
+        }
+    }
+    result
+}
+
+async fn open_with_retries(
+    service: &ChatService,
+    provider: &crate::providers::Provider,
+    request: &ChatRequest,
+) -> Result<ProviderStream, ProviderError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match reply.model.provider.stream(&service.http, request).await {
+        match provider.stream(&service.http, request).await {
             Ok(stream) => return Ok(stream),
             Err(e) if e.is_retryable() && attempt < PROVIDER_ATTEMPTS => {
                 let backoff = Duration::from_millis(250 * 2u64.pow(attempt - 1));

@@ -259,3 +259,64 @@ async fn usage_and_cost_are_recorded_exactly_per_provider() {
         assert_eq!(meta["cost_micros"], cost, "{provider}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_falls_back_to_the_next_one_listed() {
+    let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let base = mock.base_url();
+    let app = spawn_on(TestDb::fresh().await, move |s| {
+        s.provider_env = Some(vec![
+            ("OPENAI_API_KEY".into(), "k".into()),
+            ("OPENAI_BASE_URL".into(), base.clone()),
+            ("OPENROUTER_API_KEY".into(), "k".into()),
+            ("OPENROUTER_BASE_URL".into(), base),
+        ]);
+    })
+    .await;
+    let admin = app.registered("admin@example.com").await;
+    let define = |primary: &str| {
+        json!({
+            "provider": "openai",
+            "upstream": primary,
+            "capabilities": [],
+            "access": "public",
+            "credits": 1,
+            "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0},
+            "enabled": true,
+            "fallbacks": [{"provider": "openrouter", "upstream": "mock:len=3"}],
+        })
+    };
+    let (status, entry) = app
+        .call(
+            Method::PUT,
+            "/v1/admin/models/with-fallback",
+            Some(&admin.token),
+            Some(define("mock:status=503,retry_after=0")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    assert_eq!(entry["fallbacks"][0]["provider"], "openrouter");
+    let events = app
+        .chat_all(&admin.token, "fb", "u1", "hi", Some("with-fallback"))
+        .await;
+    assert_eq!(crate::helpers::streamed_text(&events), "w0 w1 w2 ");
+    assert_eq!(
+        mock.requests(),
+        4,
+        "three attempts at the primary, then the fallback"
+    );
+
+    // A client error (400) is not the provider being down: no fallback.
+    app.call(
+        Method::PUT,
+        "/v1/admin/models/with-fallback",
+        Some(&admin.token),
+        Some(define("mock:status=400")),
+    )
+    .await;
+    let events = app
+        .chat_all(&admin.token, "fb2", "u1", "hi", Some("with-fallback"))
+        .await;
+    assert!(events.iter().any(|e| e.kind() == "error"));
+    assert_eq!(mock.requests(), 5);
+}
