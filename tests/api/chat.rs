@@ -428,6 +428,23 @@ mod upstream {
             3,
             "429 is retried up to three attempts in all"
         );
+
+        // The wait between attempts is the provider's retry-after (a lower bound: sleeps are
+        // never shorter, however busy the machine).
+        let started = std::time::Instant::now();
+        app.chat_all(
+            &user.token,
+            "t2",
+            "u1",
+            "hi",
+            Some("openai/mock:status=429,retry_after=1"),
+        )
+        .await;
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "two waits of retry-after: 1"
+        );
+        assert_eq!(mock.requests(), 6);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
