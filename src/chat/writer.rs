@@ -21,6 +21,9 @@ use crate::store::commands::CommandMeta;
 
 /// Attempts at a provider call that fails before its first token.
 const PROVIDER_ATTEMPTS: u32 = 3;
+/// Total time allowed for getting a stream from the provider or its fallbacks (retries and
+/// their waits included).
+const OPEN_DEADLINE: Duration = Duration::from_secs(45);
 /// Longest silence tolerated from a provider mid-stream.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a title may be.
@@ -351,6 +354,21 @@ fn absorb(
 /// Opens the provider stream, retrying failures before the first token with backoff that
 /// honours the provider's `retry-after`, then trying the model's fallback providers in order.
 async fn open_stream(
+    service: &ChatService,
+    reply: &StartReply,
+    request: &ChatRequest,
+) -> Result<ProviderStream, ProviderError> {
+    tokio::time::timeout(OPEN_DEADLINE, open_with_fallbacks(service, reply, request))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ProviderError::Timeout(format!(
+                "no stream from the provider within {}s",
+                OPEN_DEADLINE.as_secs()
+            )))
+        })
+}
+
+async fn open_with_fallbacks(
     service: &ChatService,
     reply: &StartReply,
     request: &ChatRequest,
