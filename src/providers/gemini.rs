@@ -29,13 +29,13 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap};
 use serde::{Deserialize, Serialize};
 
 use super::openai::retry_after_from_headers;
-use super::sse::{SseDecoder, SseItem};
+use super::sse::{SseItem, SseMapper, error_chain, events_from_body};
 use super::{ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage};
 
 /// The public endpoint, the default for [`GeminiConfig::base_url`].
@@ -171,7 +171,7 @@ pub async fn stream(
         let text = response.text().await.unwrap_or_default();
         return Err(handle_gemini_error(status, &headers, &text, Utc::now()));
     }
-    Ok(events_from_body(
+    Ok(events_from_body::<ChunkMapper, _, _>(
         response.bytes_stream().map_err(|e| error_chain(&e)),
     ))
 }
@@ -222,80 +222,6 @@ fn encode_path_segment(text: &str) -> String {
     out
 }
 
-/// Decodes an SSE body (any chunking) and maps it to events. A transport error ends the body like
-/// an EOF would, with its text kept in the "stream ended early" error.
-fn events_from_body<S, B>(body: S) -> ProviderStream
-where
-    S: Stream<Item = Result<B, String>> + Send + 'static,
-    B: AsRef<[u8]> + Send,
-{
-    Box::pin(async_stream::stream! {
-        let mut body = Box::pin(body);
-        let mut decoder = SseDecoder::new();
-        let mut mapper = ChunkMapper::default();
-        let mut cause = None;
-        loop {
-            let items = match body.next().await {
-                Some(Ok(bytes)) => decoder.feed(bytes.as_ref()),
-                Some(Err(e)) => {
-                    cause = Some(e);
-                    break;
-                }
-                None => break,
-            };
-            for item in items {
-                match mapper.on_item(item) {
-                    Ok(events) => {
-                        for event in events {
-                            yield Ok(event);
-                        }
-                    }
-                    Err(e) => {
-                        yield Err(e);
-                        return;
-                    }
-                }
-            }
-        }
-        // A partial line after a broken connection is not trustworthy; after a clean EOF it is a
-        // last event without its blank line.
-        let last_items = if cause.is_none() { decoder.finish() } else { Vec::new() };
-        for item in last_items {
-            match mapper.on_item(item) {
-                Ok(events) => {
-                    for event in events {
-                        yield Ok(event);
-                    }
-                }
-                Err(e) => {
-                    yield Err(e);
-                    return;
-                }
-            }
-        }
-        match mapper.on_end(cause.as_deref()) {
-            Ok(events) => {
-                for event in events {
-                    yield Ok(event);
-                }
-            }
-            Err(e) => yield Err(e),
-        }
-    })
-}
-
-/// The error and its sources, `: `-separated (reqwest's top-level text alone is vague).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Maps the `data:` payloads of one stream to events. Pure: no I/O, so fixtures drive it.
 ///
 /// `Usage` and `Finish` are held back until the body ends: usage is a running total that every
@@ -308,6 +234,20 @@ struct ChunkMapper {
     tool_calls: u32,
     /// An error or the end was handled; later input is ignored.
     done: bool,
+}
+
+impl SseMapper for ChunkMapper {
+    fn on_item(&mut self, item: SseItem) -> Result<Vec<ProviderEvent>, ProviderError> {
+        Self::on_item(self, item)
+    }
+
+    fn on_end(&mut self, cause: Option<&str>) -> Result<Vec<ProviderEvent>, ProviderError> {
+        Self::on_end(self, cause)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
 }
 
 impl ChunkMapper {
@@ -568,6 +508,8 @@ fn non_empty(text: Option<String>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::providers::ChatMessage;
+    #[allow(unused_imports)]
+    use futures::StreamExt;
     use reqwest::header::HeaderValue;
 
     fn text(t: &str) -> ProviderEvent {
@@ -605,7 +547,9 @@ mod tests {
     fn run_body(body: &[u8], size: usize) -> Vec<Result<ProviderEvent, ProviderError>> {
         let pieces: Vec<Result<Vec<u8>, String>> =
             body.chunks(size).map(|c| Ok(c.to_vec())).collect();
-        futures::executor::block_on(events_from_body(futures::stream::iter(pieces)).collect())
+        futures::executor::block_on(
+            events_from_body::<ChunkMapper, _, _>(futures::stream::iter(pieces)).collect(),
+        )
     }
 
     /// Runs a CRLF-framed fixture in 7-byte pieces (and, as a check, in a few other sizes: same
@@ -755,8 +699,9 @@ mod tests {
             Ok(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}],\"role\":\"model\"}}]}\r\n\r\n"),
             Err("connection reset".into()),
         ];
-        let events: Vec<_> =
-            futures::executor::block_on(events_from_body(futures::stream::iter(pieces)).collect());
+        let events: Vec<_> = futures::executor::block_on(
+            events_from_body::<ChunkMapper, _, _>(futures::stream::iter(pieces)).collect(),
+        );
         let mut expected = oks(&[text("a")]);
         expected.push(Err(ProviderError::Stream(
             "stream ended early: connection reset".into(),

@@ -8,6 +8,10 @@
 //! followed by a blank line. Parsing follows the WHATWG `text/event-stream` rules (one optional
 //! space after the colon, events without `data` are not dispatched, unknown fields ignored).
 
+use futures::{Stream, StreamExt};
+
+use super::{ProviderError, ProviderEvent, ProviderStream};
+
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
@@ -157,6 +161,96 @@ impl SseDecoder {
             id,
         }));
     }
+}
+
+/// One provider's mapping from SSE items to events; [`events_from_body`] drives it.
+pub trait SseMapper: Default + Send + 'static {
+    /// Maps one decoded item (comments included: most providers ignore them).
+    fn on_item(&mut self, item: SseItem) -> Result<Vec<ProviderEvent>, ProviderError>;
+    /// The body ended (`cause` is the transport error that ended it, if any).
+    fn on_end(&mut self, cause: Option<&str>) -> Result<Vec<ProviderEvent>, ProviderError>;
+    /// Whether the stream is complete (a terminal frame was seen); later input is not read.
+    fn is_done(&self) -> bool {
+        false
+    }
+}
+
+/// Decodes an SSE body (any chunking) and maps it to events. A transport error ends the body like
+/// an EOF would, with its text kept in the "stream ended early" error.
+pub fn events_from_body<M, S, B>(body: S) -> ProviderStream
+where
+    M: SseMapper,
+    S: Stream<Item = Result<B, String>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+{
+    Box::pin(async_stream::stream! {
+        let mut body = Box::pin(body);
+        let mut decoder = SseDecoder::new();
+        let mut mapper = M::default();
+        let mut cause = None;
+        loop {
+            let items = match body.next().await {
+                Some(Ok(bytes)) => decoder.feed(bytes.as_ref()),
+                Some(Err(e)) => {
+                    cause = Some(e);
+                    break;
+                }
+                None => break,
+            };
+            for item in items {
+                match mapper.on_item(item) {
+                    Ok(events) => {
+                        for event in events {
+                            yield Ok(event);
+                        }
+                    }
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                }
+                if mapper.is_done() {
+                    return;
+                }
+            }
+        }
+        // A partial line after a broken connection is not trustworthy; after a clean EOF it is a
+        // last event without its blank line.
+        let last_items = if cause.is_none() { decoder.finish() } else { Vec::new() };
+        for item in last_items {
+            match mapper.on_item(item) {
+                Ok(events) => {
+                    for event in events {
+                        yield Ok(event);
+                    }
+                }
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        match mapper.on_end(cause.as_deref()) {
+            Ok(events) => {
+                for event in events {
+                    yield Ok(event);
+                }
+            }
+            Err(e) => yield Err(e),
+        }
+    })
+}
+
+/// The error and its sources, `: `-separated (reqwest's top-level text alone is vague).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
