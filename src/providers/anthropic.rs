@@ -544,7 +544,6 @@ mod tests {
     use super::*;
     use crate::providers::ChatMessage;
     use crate::providers::sse::SseDecoder;
-    #[allow(unused_imports)]
     use futures::StreamExt;
 
     fn text(t: &str) -> ProviderEvent {

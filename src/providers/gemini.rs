@@ -508,7 +508,6 @@ fn non_empty(text: Option<String>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::providers::ChatMessage;
-    #[allow(unused_imports)]
     use futures::StreamExt;
     use reqwest::header::HeaderValue;
 

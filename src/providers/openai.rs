@@ -532,7 +532,6 @@ fn non_empty(text: Option<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
     use futures::StreamExt;
     use reqwest::header::HeaderValue;
 
