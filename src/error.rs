@@ -49,6 +49,16 @@ pub enum ApiError {
     /// 429: a rate limit was hit; retry after the given seconds.
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64 },
+    /// 429: a plan's meter is used up for its window; the problem says which, how much was
+    /// used of what limit, and when the window resets.
+    #[error("the {meter} of this plan are used up until {resets_at}")]
+    QuotaExceeded {
+        meter: &'static str,
+        limit: u64,
+        used: u64,
+        resets_at: String,
+        retry_after: u64,
+    },
     /// 503: a dependency (the database) is unavailable; retrying later may work.
     #[error("service unavailable")]
     Unavailable(String),
@@ -66,6 +76,9 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a BTreeMap<String, Vec<String>>>,
+    /// For `quota_exceeded`: the meter, its limit, use, what remains and when it resets.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    quota: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -83,6 +96,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -181,6 +195,13 @@ impl From<threadline_domain::catalog::CatalogError> for ApiError {
     }
 }
 
+impl From<threadline_domain::ledger::LedgerError> for ApiError {
+    fn from(e: threadline_domain::ledger::LedgerError) -> Self {
+        // Exhaustion is turned into `QuotaExceeded` where the window is known.
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<EmailError> for ApiError {
     fn from(e: EmailError) -> Self {
         match e {
@@ -204,7 +225,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -227,6 +250,22 @@ impl ResponseError for ApiError {
             ApiError::Validation(errors) => Some(errors),
             _ => None,
         };
+        let quota = match self {
+            ApiError::QuotaExceeded {
+                meter,
+                limit,
+                used,
+                resets_at,
+                ..
+            } => Some(serde_json::json!({
+                "meter": meter,
+                "limit": limit,
+                "used": used,
+                "remaining": limit.saturating_sub(*used),
+                "resets_at": resets_at,
+            })),
+            _ => None,
+        };
         let problem = Problem {
             r#type: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),
@@ -234,11 +273,13 @@ impl ResponseError for ApiError {
             detail,
             code: self.code(),
             errors,
+            quota,
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         match self {
-            ApiError::TooManyRequests { retry_after, .. } => {
+            ApiError::TooManyRequests { retry_after, .. }
+            | ApiError::QuotaExceeded { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Unauthorized { .. } => {

@@ -10,6 +10,7 @@
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
 //!   tree, which reply is active).
+//! - [`ledger`]: credits per account, meter and window (reserve, settle, release).
 //! - [`generation`]: the `Generation` aggregate (one assistant reply and its chunks).
 //! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
 
@@ -17,6 +18,7 @@ pub mod account;
 pub mod catalog;
 pub mod email;
 pub mod generation;
+pub mod ledger;
 pub mod thread;
 pub mod upcast;
 pub mod values;

@@ -8,6 +8,7 @@
 //!   rebuilds into shadow tables.
 //! - [`accounts`]: accounts and sessions (authentication reads).
 //! - [`catalog`]: the model catalog.
+//! - [`usage`]: credit use per window and the ledger lines behind it.
 //! - [`threads`]: the thread list per account.
 //! - [`messages`]: each thread's message tree and each reply's progress.
 
@@ -18,6 +19,7 @@ pub mod event;
 pub mod messages;
 pub mod projection;
 pub mod threads;
+pub mod usage;
 
 pub use db::{Arg, Backend, Db, Stmt, Tx};
 pub use event::StoredEvent;
@@ -30,6 +32,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(threads::Threads),
         Box::new(messages::Messages),
         Box::new(catalog::Catalog),
+        Box::new(usage::UsageLedger),
     ]
 }
 

@@ -101,6 +101,16 @@ pub struct StartReply {
     pub meta: CommandMeta,
     /// When the request arrived (for overhead and time-to-first-chunk metrics).
     pub received: std::time::Instant,
+    /// The credits reserved for this reply, settled or released when it ends.
+    pub reservation: Option<Reservation>,
+}
+
+/// Credits reserved in a window for one reply.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// The `CreditWindow` stream.
+    pub window_id: String,
+    pub amount: u64,
 }
 
 impl ChatService {
@@ -272,6 +282,37 @@ impl ChatService {
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// Settles a reply's reserved credits (`charge`) or gives them back.
+    pub async fn close_reservation(
+        &self,
+        reservation: &Reservation,
+        generation_id: &str,
+        charge: bool,
+        meta: &CommandMeta,
+    ) {
+        use threadline_domain::ledger::{CreditWindow, LedgerCommand};
+        let command = if charge {
+            LedgerCommand::Settle {
+                generation_id: generation_id.to_owned(),
+                amount: reservation.amount,
+                at: Utc::now(),
+            }
+        } else {
+            LedgerCommand::Release {
+                generation_id: generation_id.to_owned(),
+                at: Utc::now(),
+            }
+        };
+        if let Err(e) = self
+            .bus
+            .execute::<CreditWindow>(&reservation.window_id, command, meta)
+            .await
+        {
+            tracing::error!(error = %e, generation_id, "cannot close the credit reservation");
+        }
+        self.committed();
     }
 
     /// Ends a thread's reply on the thread stream (frees it for the next one) and waits until

@@ -30,6 +30,8 @@ pub struct Model {
     pub prices: Prices,
     /// Configured fallbacks, in order: `(provider, upstream model)`.
     pub fallbacks: Vec<(Provider, String)>,
+    /// Credits one message costs (zero for directly named models).
+    pub credits: u32,
 }
 
 /// OpenAI-compatible providers: (name, key variable, base URL variable, default base URL).
@@ -154,6 +156,7 @@ impl Models {
             provider: provider.for_reasoning(reasoning),
             prices: spec.prices,
             fallbacks,
+            credits: spec.credits,
         })
     }
 
@@ -170,6 +173,7 @@ impl Models {
             provider: provider.clone(),
             prices: Prices::default(),
             fallbacks: Vec::new(),
+            credits: 0,
         })
     }
 }

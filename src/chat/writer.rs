@@ -236,6 +236,14 @@ pub(super) async fn run(
         Outcome::Stopped => GenerationCommand::Stop { at },
         Outcome::Lost => GenerationCommand::Interrupt { at },
     };
+    // Credits: charged for a completed reply and for one that produced anything; given back
+    // when it failed or was stopped before its first token.
+    if let Some(reservation) = &reply.reservation {
+        let charge = matches!(outcome, Outcome::Completed) || !first_chunk;
+        service
+            .close_reservation(reservation, &run.id, charge, &reply.meta)
+            .await;
+    }
     // The terminal event reaches live readers only after the thread and its projections show
     // the reply finished: a client that reads the thread when its stream ends sees it done.
     match run.commit_quietly(command).await {

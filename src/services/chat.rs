@@ -9,17 +9,18 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use threadline_domain::catalog::{Access, Tier};
+use threadline_domain::ledger::{self, CreditWindow, LedgerCommand, LedgerError};
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
 use threadline_projections::{catalog, threads};
 
 use crate::auth::Caller;
-use crate::chat::StartReply;
+use crate::chat::{Reservation, StartReply};
 use crate::error::ApiError;
 use crate::providers::ChatMessage;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::commands::{CommandError, CommandMeta};
 
 /// Longest user message in characters.
 const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -146,15 +147,62 @@ pub async fn send(
         .clone()
         .unwrap_or_else(|| state.chat.models.default_id().to_owned());
     let model = resolve_model(state, caller, &model_id).await?;
-    let regenerate = body.trigger.as_deref() == Some("regenerate-message");
-    // Check the message before anything is written: a refused request leaves no thread behind.
-    let outgoing = if regenerate {
-        None
-    } else {
-        Some(user_message(&body)?)
+    // Check the message before anything is written: a refused request leaves nothing behind.
+    let outgoing = match body.trigger.as_deref() {
+        Some("regenerate-message") => None,
+        _ => Some(user_message(&body)?),
     };
+    let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let (title, active) = ensure_thread(state, caller, &thread_id, &meta).await?;
+    let reservation = reserve_credits(state, caller, &generation_id, &model, &meta).await?;
+    let request = Outgoing {
+        thread_id,
+        model,
+        outgoing,
+        generation_id: generation_id.clone(),
+        reservation: reservation.clone(),
+        received,
+    };
+    let result = start_reply(state, caller, &body, request, &meta).await;
+    if result.is_err()
+        && let Some(reservation) = &reservation
+    {
+        // Nothing was started: the credits go back.
+        state
+            .chat
+            .close_reservation(reservation, &generation_id, false, &meta)
+            .await;
+    }
+    result.map(|()| generation_id)
+}
+
+/// A checked request, ready to post.
+struct Outgoing {
+    thread_id: ThreadId,
+    model: crate::chat::models::Model,
+    /// The user message (client id, text); `None` when regenerating.
+    outgoing: Option<(Option<String>, String)>,
+    generation_id: String,
+    reservation: Option<Reservation>,
+    received: std::time::Instant,
+}
+
+async fn start_reply(
+    state: &AppState,
+    caller: &Caller,
+    body: &ChatBody,
+    request: Outgoing,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let Outgoing {
+        thread_id,
+        model,
+        outgoing,
+        generation_id,
+        reservation,
+        received,
+    } = request;
+    let (title, active) = ensure_thread(state, caller, &thread_id, meta).await?;
     if active.is_some() {
         // Refuse before posting anything (the Thread aggregate refuses again if a reply
         // started in between).
@@ -171,11 +219,10 @@ pub async fn send(
             (id, text, None)
         }
         Some((client_id, text)) => {
-            post_user_message(state, &thread_id, &all, client_id, text, &meta).await?
+            post_user_message(state, &thread_id, &all, client_id, text, meta).await?
         }
     };
 
-    let generation_id = uuid::Uuid::now_v7().to_string();
     let reply_id = format!("msg-{}", uuid::Uuid::now_v7().simple());
     state
         .send::<Thread>(
@@ -187,14 +234,14 @@ pub async fn send(
                 model: model.id.clone(),
                 at: Utc::now(),
             },
-            &meta,
+            meta,
         )
         .await?;
     let context = context_for(&all, &user_id, &user_text, posted_under);
     state
         .chat
         .start(StartReply {
-            generation_id: generation_id.clone(),
+            generation_id,
             thread_id: thread_id.as_str().to_owned(),
             message_id: reply_id,
             parent_id: user_id,
@@ -202,11 +249,57 @@ pub async fn send(
             context,
             needs_title: first_exchange && title.is_none(),
             first_user_text: user_text,
-            meta,
+            meta: meta.clone(),
             received,
+            reservation,
         })
-        .await?;
-    Ok(generation_id)
+        .await
+}
+
+/// Reserves the model's credits in the caller's window for today (nothing for free models).
+/// An exhausted window is a 429 naming the meter, its limit, the use and the reset time.
+async fn reserve_credits(
+    state: &AppState,
+    caller: &Caller,
+    generation_id: &str,
+    model: &crate::chat::models::Model,
+    meta: &CommandMeta,
+) -> Result<Option<Reservation>, ApiError> {
+    if model.credits == 0 {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let (key, resets_at) = ledger::day_window(now);
+    let window_id = ledger::window_id(caller.id(), "credits", &key);
+    let limit = ledger::daily_credits(tier_of(caller));
+    let amount = u64::from(model.credits);
+    let reserved = state
+        .bus
+        .execute::<CreditWindow>(
+            &window_id,
+            LedgerCommand::Reserve {
+                generation_id: generation_id.to_owned(),
+                amount,
+                limit,
+                at: now,
+            },
+            meta,
+        )
+        .await;
+    state.projector.wake();
+    match reserved {
+        Ok(_) => Ok(Some(Reservation { window_id, amount })),
+        Err(CommandError::Rejected(LedgerError::Exhausted { used, limit })) => {
+            Err(ApiError::QuotaExceeded {
+                meter: "credits",
+                limit,
+                used,
+                resets_at: resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                retry_after: (resets_at - now).num_seconds().max(1) as u64,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The caller's plan for model access. Subscriptions (and with them `Pro`) come with billing.

@@ -15,6 +15,7 @@ use sqlite_es::SqliteEventRepository;
 use threadline_domain::account::Account;
 use threadline_domain::catalog::CatalogModel;
 use threadline_domain::email::EmailRegistration;
+use threadline_domain::ledger::CreditWindow;
 use threadline_domain::thread::Thread;
 use threadline_projections::Db;
 use uuid::Uuid;
@@ -142,6 +143,7 @@ struct Inner {
     emails: Framework<EmailRegistration>,
     threads: Framework<Thread>,
     catalog: Framework<CatalogModel>,
+    ledger: Framework<CreditWindow>,
 }
 
 /// Picks the framework of an aggregate type out of the bus.
@@ -171,6 +173,12 @@ impl Routed for Thread {
     }
 }
 
+impl Routed for CreditWindow {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.ledger
+    }
+}
+
 impl Routed for CatalogModel {
     fn framework(bus: &CommandBus) -> &Framework<Self> {
         &bus.inner.catalog
@@ -186,6 +194,7 @@ impl CommandBus {
                 emails: Framework::new(&db),
                 threads: Framework::new(&db),
                 catalog: Framework::new(&db),
+                ledger: Framework::new(&db),
                 streams: Default::default(),
                 db,
             }),

@@ -6,6 +6,7 @@
 mod accounts;
 mod chat;
 mod concurrency;
+mod credits;
 mod errors;
 mod feed;
 mod global_order;

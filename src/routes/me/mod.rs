@@ -2,3 +2,4 @@
 
 pub mod get;
 pub mod sessions;
+pub mod usage;

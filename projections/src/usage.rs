@@ -1,0 +1,359 @@
+//! Credit use per account and window, and the ledger lines behind it (what `/v1/me/usage`
+//! shows). Folds `CreditWindow` streams, whose ids are `{account}:{meter}:{window}`.
+
+use serde::Serialize;
+use threadline_domain::ledger::LedgerEvent;
+
+use crate::db::{Backend, Db, Stmt};
+use crate::event::StoredEvent;
+use crate::projection::{Projection, ProjectionError, Tables, decode};
+use crate::{micros, on_read};
+
+/// A change to the usage tables.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Adds to a window's use and reservations (and sets its quota when known).
+    Window {
+        id: String,
+        account: String,
+        meter: String,
+        window: String,
+        used: i64,
+        reserved: i64,
+        quota: Option<i64>,
+        at: i64,
+    },
+    Line {
+        position: i64,
+        account: String,
+        meter: String,
+        window: String,
+        generation_id: String,
+        kind: &'static str,
+        amount: i64,
+        at: i64,
+    },
+}
+
+/// Folds one event of window stream `id` at log `position`.
+pub fn apply(id: &str, position: i64, event: LedgerEvent) -> Vec<Change> {
+    let mut parts = id.splitn(3, ':');
+    let (Some(account), Some(meter), Some(window)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return vec![];
+    };
+    let (generation_id, kind, amount, used, reserved, quota, at) = match event {
+        LedgerEvent::CreditsReserved {
+            generation_id,
+            amount,
+            limit,
+            at,
+        } => (
+            generation_id,
+            "reserved",
+            amount as i64,
+            0,
+            amount as i64,
+            Some(limit as i64),
+            at,
+        ),
+        LedgerEvent::CreditsSettled {
+            generation_id,
+            reserved,
+            amount,
+            at,
+        } => (
+            generation_id,
+            "settled",
+            amount as i64,
+            amount as i64,
+            -(reserved as i64),
+            None,
+            at,
+        ),
+        LedgerEvent::CreditsReleased {
+            generation_id,
+            amount,
+            at,
+        } => (
+            generation_id,
+            "released",
+            amount as i64,
+            0,
+            -(amount as i64),
+            None,
+            at,
+        ),
+    };
+    vec![
+        Change::Window {
+            id: id.to_owned(),
+            account: account.to_owned(),
+            meter: meter.to_owned(),
+            window: window.to_owned(),
+            used,
+            reserved,
+            quota,
+            at: micros(at),
+        },
+        Change::Line {
+            position,
+            account: account.to_owned(),
+            meter: meter.to_owned(),
+            window: window.to_owned(),
+            generation_id,
+            kind,
+            amount,
+            at: micros(at),
+        },
+    ]
+}
+
+fn sql(change: Change, t: &Tables) -> Stmt {
+    let windows = t.name("usage_windows");
+    let lines = t.name("ledger_lines");
+    match change {
+        Change::Window {
+            id,
+            account,
+            meter,
+            window,
+            used,
+            reserved,
+            quota,
+            at,
+        } => Stmt::new(
+            format!(
+                "INSERT INTO {windows} (id, account, meter, window_key, used, reserved, quota, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, 0), $8) \
+                 ON CONFLICT (id) DO UPDATE SET used = {windows}.used + excluded.used, \
+                 reserved = {windows}.reserved + excluded.reserved, \
+                 quota = CASE WHEN $7 IS NULL THEN {windows}.quota ELSE excluded.quota END, \
+                 updated_at = excluded.updated_at"
+            ),
+            vec![
+                id.into(),
+                account.into(),
+                meter.into(),
+                window.into(),
+                used.into(),
+                reserved.into(),
+                quota.into(),
+                at.into(),
+            ],
+        ),
+        Change::Line {
+            position,
+            account,
+            meter,
+            window,
+            generation_id,
+            kind,
+            amount,
+            at,
+        } => Stmt::new(
+            format!(
+                "INSERT INTO {lines} (position, account, meter, window_key, generation_id, kind, amount, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            vec![
+                position.into(),
+                account.into(),
+                meter.into(),
+                window.into(),
+                generation_id.into(),
+                kind.into(),
+                amount.into(),
+                at.into(),
+            ],
+        ),
+    }
+}
+
+/// The usage projection.
+pub struct UsageLedger;
+
+impl Projection for UsageLedger {
+    fn name(&self) -> &'static str {
+        "usage"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["usage_windows", "ledger_lines"]
+    }
+
+    fn ddl(&self, _backend: Backend, t: &Tables) -> Vec<String> {
+        let (windows, lines) = (t.name("usage_windows"), t.name("ledger_lines"));
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {windows} (
+                    id TEXT PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    meter TEXT NOT NULL,
+                    window_key TEXT NOT NULL,
+                    used BIGINT NOT NULL,
+                    reserved BIGINT NOT NULL,
+                    quota BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {lines} (
+                    position BIGINT PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    meter TEXT NOT NULL,
+                    window_key TEXT NOT NULL,
+                    generation_id TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    amount BIGINT NOT NULL,
+                    at BIGINT NOT NULL
+                )"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {lines} (account, position)",
+                t.index("ledger_lines", "account")
+            ),
+        ]
+    }
+
+    fn statements(
+        &self,
+        event: &StoredEvent,
+        tables: &Tables,
+    ) -> Result<Vec<Stmt>, ProjectionError> {
+        if event.aggregate_type != "CreditWindow" {
+            return Ok(vec![]);
+        }
+        Ok(apply(&event.aggregate_id, event.position, decode(event)?)
+            .into_iter()
+            .map(|c| sql(c, tables))
+            .collect())
+    }
+}
+
+/// A window's totals.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct WindowRow {
+    pub used: i64,
+    pub reserved: i64,
+    pub quota: i64,
+}
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct LineRow {
+    pub meter: String,
+    pub window_key: String,
+    pub generation_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub at: i64,
+}
+
+/// The totals of window stream `id`.
+pub async fn window(db: &Db, id: &str) -> Result<Option<WindowRow>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_as("SELECT used, reserved, quota FROM usage_windows WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// The newest ledger lines of an account.
+pub async fn lines_of(db: &Db, account: &str, limit: i64) -> Result<Vec<LineRow>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_as(
+        "SELECT meter, window_key, generation_id, kind, amount, at FROM ledger_lines \
+         WHERE account = $1 ORDER BY position DESC LIMIT $2")
+        .bind(account)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    #[test]
+    fn reserve_settle_and_release_move_the_window_totals() {
+        let at = DateTime::UNIX_EPOCH;
+        let id = "acc:credits:2026-11-25";
+        let reserve = apply(
+            id,
+            1,
+            LedgerEvent::CreditsReserved {
+                generation_id: "g".into(),
+                amount: 3,
+                limit: 20,
+                at,
+            },
+        );
+        assert!(
+            matches!(&reserve[0], Change::Window { used: 0, reserved: 3, quota: Some(20), account, .. } if account == "acc")
+        );
+        let settle = apply(
+            id,
+            2,
+            LedgerEvent::CreditsSettled {
+                generation_id: "g".into(),
+                reserved: 3,
+                amount: 2,
+                at,
+            },
+        );
+        assert!(matches!(
+            &settle[0],
+            Change::Window {
+                used: 2,
+                reserved: -3,
+                quota: None,
+                ..
+            }
+        ));
+        let release = apply(
+            id,
+            3,
+            LedgerEvent::CreditsReleased {
+                generation_id: "h".into(),
+                amount: 4,
+                at,
+            },
+        );
+        assert!(matches!(
+            &release[0],
+            Change::Window {
+                used: 0,
+                reserved: -4,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &release[1],
+            Change::Line {
+                kind: "released",
+                amount: 4,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_malformed_window_id_is_ignored() {
+        assert!(
+            apply(
+                "nocolons",
+                1,
+                LedgerEvent::CreditsReleased {
+                    generation_id: "g".into(),
+                    amount: 1,
+                    at: DateTime::UNIX_EPOCH
+                }
+            )
+            .is_empty()
+        );
+    }
+}
