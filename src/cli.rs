@@ -37,8 +37,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
-    /// Run a mock upstream that speaks the OpenAI Chat Completions stream format (for tests and
-    /// benchmarks; knobs in the model name, see src/mock_upstream.rs).
+    /// Run a mock upstream that speaks the OpenAI, Anthropic and Gemini stream formats (for
+    /// tests and benchmarks; knobs in the model name, see src/mock_upstream.rs).
     MockUpstream {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8090")]

@@ -1,4 +1,7 @@
-//! A mock OpenAI-compatible upstream for tests, benchmarks and local runs without API keys.
+//! A mock upstream for tests, benchmarks and local runs without API keys: it speaks the OpenAI
+//! Chat Completions, Anthropic Messages (`POST /v1/messages`, [`anthropic`]) and Gemini
+//! (`POST /v1beta/models/{model}:streamGenerateContent`, [`gemini`]) stream formats, all with
+//! the same knobs.
 //!
 //! It serves `POST /v1/chat/completions` over real HTTP and speaks the Chat Completions stream
 //! format exactly (`data: {json}\n\n` chunks, a role chunk, one word per content chunk, a
@@ -9,7 +12,8 @@
 //! The reply is deterministic: word `i` is `w{i}` followed by a space (`w0 w1 w2 ` for three
 //! words), reasoning word `i` is `r{i} `. `prompt_tokens` is the number of whitespace-separated
 //! words in all request messages, `completion_tokens` the number of words generated (reasoning
-//! included, as OpenAI counts them), `reasoning_tokens` the reasoning words.
+//! included, as OpenAI counts them), `reasoning_tokens` the reasoning words. The `cached=N` knob
+//! reports N prompt tokens as read from cache, in each format's own way.
 //!
 //! # Knobs
 //! Set through the model name, `mock` or `mock:key=value,key=value`, and overridden per request

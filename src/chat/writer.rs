@@ -104,12 +104,16 @@ impl Run {
             return true;
         }
         let chunks = std::mem::take(pending);
-        self.service
-            .metrics
-            .chunk_batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.commit(GenerationCommand::AppendChunks { chunks })
-            .await
+        let committed = self
+            .commit(GenerationCommand::AppendChunks { chunks })
+            .await;
+        if committed {
+            self.service
+                .metrics
+                .chunk_batches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        committed
     }
 }
 

@@ -21,7 +21,7 @@
 //! # Layout
 //! - constants and [`AnthropicConfig`];
 //! - [`handle_anthropic_error`] (the delay comes from [`super::openai::retry_after_from_headers`]);
-//! - [`stream`], `request_body`, and `events_from_body` which drives the decoder and the mapper;
+//! - [`stream`], `request_body`, and `sse::events_from_body` driving the decoder and this module's `SseMapper`;
 //! - `EventMapper`: the pure event-to-[`ProviderEvent`] mapping, tested with fixture files;
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/anthropic/`).

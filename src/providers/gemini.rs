@@ -20,7 +20,7 @@
 //! # Layout
 //! - constants and [`GeminiConfig`];
 //! - [`handle_gemini_error`] and the `RetryInfo` parsing;
-//! - [`stream`], and `events_from_body` which drives the decoder and the mapper over any body;
+//! - [`stream`], and `sse::events_from_body` driving the decoder and this module's `SseMapper`;
 //! - `ChunkMapper`: the pure frame-to-event mapping, tested with fixture files;
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/gemini/`).

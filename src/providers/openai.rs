@@ -16,7 +16,7 @@
 //! # Layout
 //! - constants and [`OpenAiConfig`];
 //! - [`handle_openai_error`] and the `retry-after` parsing;
-//! - [`stream`], and `events_from_body` which drives the decoder and the mapper over any body;
+//! - [`stream`], and `sse::events_from_body` driving the decoder and this module's `SseMapper` over any body;
 //! - `ChunkMapper`: the pure frame-to-event mapping, tested with fixture files;
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/openai/`).

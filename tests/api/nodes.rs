@@ -21,6 +21,14 @@ impl Node {
             .unwrap()
             .port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_threadline"));
+        // Only the built-in echo model: no provider keys or model choices from outside.
+        for (key, _) in std::env::vars() {
+            if key.ends_with("_API_KEY")
+                || (key.starts_with("THREADLINE_") && key.ends_with("_MODEL"))
+            {
+                cmd.env_remove(key);
+            }
+        }
         cmd.arg("serve")
             .env("THREADLINE_BIND", format!("127.0.0.1:{port}"))
             .env("THREADLINE_DATA_DIR", db.data_dir.path())
@@ -28,7 +36,6 @@ impl Node {
             .env("THREADLINE_ANON_PER_MINUTE", "0")
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
-            .env_remove("OPENAI_API_KEY")
             .stdout(Stdio::null());
         if let Some(url) = &db.database_url {
             cmd.env("DATABASE_URL", url);

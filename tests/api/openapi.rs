@@ -511,7 +511,14 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
-    call(Method::GET, "/v1/me/usage", "/v1/me/usage", Some(&stranger.token), None).await;
+    call(
+        Method::GET,
+        "/v1/me/usage",
+        "/v1/me/usage",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
 
     // The model catalog: the caller's view, and the admin endpoints.
     call(
