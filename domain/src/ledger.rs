@@ -62,6 +62,13 @@ pub enum LedgerCommand {
         generation_id: String,
         at: DateTime<Utc>,
     },
+    /// Carries an anonymous account's use of the same window into this one when it is linked
+    /// (signing up never resets a quota).
+    Carry {
+        from_account: String,
+        amount: u64,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of a credit window.
@@ -84,6 +91,11 @@ pub enum LedgerEvent {
         amount: u64,
         at: DateTime<Utc>,
     },
+    CreditsCarried {
+        from_account: String,
+        amount: u64,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for LedgerEvent {
@@ -92,6 +104,7 @@ impl DomainEvent for LedgerEvent {
             LedgerEvent::CreditsReserved { .. } => "CreditsReserved",
             LedgerEvent::CreditsSettled { .. } => "CreditsSettled",
             LedgerEvent::CreditsReleased { .. } => "CreditsReleased",
+            LedgerEvent::CreditsCarried { .. } => "CreditsCarried",
         }
         .to_owned()
     }
@@ -177,6 +190,20 @@ impl Aggregate for CreditWindow {
                     at,
                 }
             }
+            LedgerCommand::Carry {
+                from_account,
+                amount,
+                at,
+            } => {
+                if amount == 0 {
+                    return Ok(());
+                }
+                LedgerEvent::CreditsCarried {
+                    from_account,
+                    amount,
+                    at,
+                }
+            }
             LedgerCommand::Release { generation_id, at } => {
                 let Some(reserved) = self.reserved.get(&generation_id) else {
                     return Err(LedgerError::NotReserved);
@@ -212,6 +239,7 @@ impl Aggregate for CreditWindow {
             LedgerEvent::CreditsReleased { generation_id, .. } => {
                 self.reserved.remove(&generation_id);
             }
+            LedgerEvent::CreditsCarried { amount, .. } => self.used += amount,
         }
     }
 }
@@ -317,6 +345,27 @@ mod tests {
                 at: at(),
             })
             .then_expect_error(LedgerError::NotReserved);
+    }
+
+    #[test]
+    fn carried_use_counts_against_the_limit() {
+        let carried = LedgerEvent::CreditsCarried {
+            from_account: "anon".into(),
+            amount: 8,
+            at: at(),
+        };
+        LedgerTest::with(())
+            .given_no_previous_events()
+            .when(LedgerCommand::Carry {
+                from_account: "anon".into(),
+                amount: 8,
+                at: at(),
+            })
+            .then_expect_events(vec![carried.clone()]);
+        LedgerTest::with(())
+            .given(vec![carried])
+            .when(reserve("b", 3))
+            .then_expect_error(LedgerError::Exhausted { used: 8, limit: 10 });
     }
 
     #[test]

@@ -84,6 +84,19 @@ pub fn apply(id: &str, position: i64, event: LedgerEvent) -> Vec<Change> {
             None,
             at,
         ),
+        LedgerEvent::CreditsCarried {
+            from_account,
+            amount,
+            at,
+        } => (
+            from_account,
+            "carried",
+            amount as i64,
+            amount as i64,
+            0,
+            None,
+            at,
+        ),
     };
     vec![
         Change::Window {

@@ -180,8 +180,42 @@ async fn link(
             meta,
         )
         .await?;
+    carry_todays_credits(state, anonymous.id(), &target.to_string(), meta).await?;
     tracing::info!(anonymous = %anonymous_id, into = %target, "linked anonymous account");
     Ok(anonymous_id.to_string())
+}
+
+/// Moves what the anonymous account spent today into the registered account's window, so that
+/// signing up never resets a quota. Both ledgers show it (a `carried` line on the registered
+/// account; the anonymous window keeps its own lines).
+async fn carry_todays_credits(
+    state: &AppState,
+    anonymous: &str,
+    target: &str,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    use threadline_domain::ledger::{self, CreditWindow, LedgerCommand};
+    let (key, _) = ledger::day_window(Utc::now());
+    let spent = threadline_projections::usage::window(
+        &state.db,
+        &ledger::window_id(anonymous, "credits", &key),
+    )
+    .await?
+    .map_or(0, |w| (w.used + w.reserved).max(0) as u64);
+    if spent > 0 {
+        state
+            .send::<CreditWindow>(
+                &ledger::window_id(target, "credits", &key),
+                LedgerCommand::Carry {
+                    from_account: anonymous.to_owned(),
+                    amount: spent,
+                    at: Utc::now(),
+                },
+                meta,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 async fn issue_session(

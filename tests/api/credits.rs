@@ -189,3 +189,34 @@ async fn twenty_sends_racing_for_the_last_credit_admit_exactly_one() {
     assert_eq!(u["meters"][0]["used"], 20);
     assert_eq!(u["meters"][0]["remaining"], 0, "never below zero");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_up_carries_the_days_spent_credits_instead_of_resetting_them() {
+    let (app, _mock) = app_with_openai().await;
+    let admin = app.registered("admin@example.com").await;
+    define(&app, &admin, "costly", "mock:len=2", 7).await;
+    let anon = app.anonymous().await;
+    app.chat_all(&anon.token, "a1", "u1", "hi", Some("costly"))
+        .await;
+    assert_eq!(settled_usage(&app, &anon).await["meters"][0]["used"], 7);
+
+    let (status, body) = app
+        .register(
+            "ada@example.com",
+            "correct horse battery",
+            Some(&anon.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let ada = User {
+        token: body["token"].as_str().unwrap().to_owned(),
+        account_id: body["account_id"].as_str().unwrap().to_owned(),
+        session_id: body["session_id"].as_str().unwrap().to_owned(),
+    };
+    let u = settled_usage(&app, &ada).await;
+    assert_eq!(u["tier"], "free");
+    assert_eq!(u["meters"][0]["used"], 7);
+    assert_eq!(u["meters"][0]["remaining"], 13);
+    assert_eq!(u["ledger"][0]["kind"], "carried");
+    assert_eq!(u["ledger"][0]["amount"], 7);
+}
