@@ -179,6 +179,9 @@ impl From<AccountError> for ApiError {
                 code: "already_linked",
                 detail: e.to_string(),
             },
+            AccountError::NoPinnedModel => {
+                ApiError::invalid_field("pinned_models", "at least one model must stay pinned")
+            }
             AccountError::NotAnonymous | AccountError::NotRegistered | AccountError::LinkToSelf => {
                 ApiError::Conflict {
                     code: "cannot_link",

@@ -32,6 +32,30 @@ pub enum AccountKind {
     },
 }
 
+/// What the frontend keeps for a user. `theme` and `mode` are opaque to the server;
+/// `custom_instructions`, `nickname` and `biography` shape the system prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Preferences {
+    pub nickname: Option<String>,
+    pub biography: Option<String>,
+    pub custom_instructions: Option<String>,
+    pub default_model: Option<String>,
+    /// Models pinned in the model picker; never empty once set.
+    pub pinned_models: Vec<String>,
+    pub theme: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// Limits of each preference, in characters (and entries for `pinned_models`).
+pub mod limits {
+    pub const NICKNAME: u64 = 50;
+    pub const BIOGRAPHY: u64 = 1_000;
+    pub const CUSTOM_INSTRUCTIONS: u64 = 3_000;
+    pub const MODEL_ID: u64 = 128;
+    pub const PINNED_MODELS: u64 = 30;
+    pub const THEME: u64 = 64;
+}
+
 /// Commands the `Account` aggregate accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountCommand {
@@ -66,6 +90,11 @@ pub enum AccountCommand {
         target: AccountId,
         at: DateTime<Utc>,
     },
+    /// Replaces the preferences (the caller merges a patch into the current ones first).
+    SetPreferences {
+        preferences: Preferences,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of the `Account` stream.
@@ -96,6 +125,10 @@ pub enum AccountEvent {
         target_account_id: AccountId,
         at: DateTime<Utc>,
     },
+    PreferencesUpdated {
+        preferences: Preferences,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -106,6 +139,7 @@ impl DomainEvent for AccountEvent {
             Self::SessionRevoked { .. } => "SessionRevoked",
             Self::AnonymousAccountLinked { .. } => "AnonymousAccountLinked",
             Self::AccountLinkedInto { .. } => "AccountLinkedInto",
+            Self::PreferencesUpdated { .. } => "PreferencesUpdated",
         }
         .to_owned()
     }
@@ -132,6 +166,8 @@ pub enum AccountError {
     AlreadyLinked,
     #[error("an account cannot be linked into itself")]
     LinkToSelf,
+    #[error("pinned models must not be empty")]
+    NoPinnedModel,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -148,6 +184,7 @@ enum State {
 pub struct Account {
     state: State,
     active_sessions: BTreeSet<uuid::Uuid>,
+    preferences: Option<Preferences>,
 }
 
 impl Aggregate for Account {
@@ -188,6 +225,9 @@ impl Aggregate for Account {
             AccountEvent::AccountLinkedInto {
                 target_account_id, ..
             } => self.state = State::LinkedInto(target_account_id),
+            AccountEvent::PreferencesUpdated { preferences, .. } => {
+                self.preferences = Some(preferences)
+            }
         }
     }
 }
@@ -250,6 +290,16 @@ impl Account {
                 }]),
                 State::Anonymous | State::LinkedInto(_) => Err(AccountError::NotRegistered),
             },
+            C::SetPreferences { preferences, at } => {
+                self.require_open()?;
+                if preferences.pinned_models.is_empty() {
+                    return Err(AccountError::NoPinnedModel);
+                }
+                if self.preferences.as_ref() == Some(&preferences) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::PreferencesUpdated { preferences, at }])
+            }
             C::LinkInto { target, at } => match self.state {
                 State::New => Err(AccountError::NotFound),
                 State::Registered => Err(AccountError::NotAnonymous),
@@ -524,6 +574,40 @@ mod tests {
                 at: at(),
             })
             .then_expect_error(AccountError::NotAnonymous);
+    }
+
+    #[test]
+    fn preferences_are_set_unless_unchanged_or_without_a_pinned_model() {
+        let prefs = Preferences {
+            nickname: Some("Ada".into()),
+            pinned_models: vec!["echo".into()],
+            ..Preferences::default()
+        };
+        let updated = AccountEvent::PreferencesUpdated {
+            preferences: prefs.clone(),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(AccountCommand::SetPreferences {
+                preferences: prefs.clone(),
+                at: at(),
+            })
+            .then_expect_events(vec![updated.clone()]);
+        AccountTest::with(())
+            .given(vec![anonymous(), updated])
+            .when(AccountCommand::SetPreferences {
+                preferences: prefs,
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given(vec![anonymous()])
+            .when(AccountCommand::SetPreferences {
+                preferences: Preferences::default(),
+                at: at(),
+            })
+            .then_expect_error(AccountError::NoPinnedModel);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Change {
         id: String,
         at: i64,
     },
+    SetPreferences {
+        id: String,
+        preferences: String,
+    },
 }
 
 /// Folds one account event (of account `account_id`) into changes.
@@ -92,6 +96,10 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
             target: target_account_id.to_string(),
         }],
         AccountEvent::AnonymousAccountLinked { .. } => vec![],
+        AccountEvent::PreferencesUpdated { preferences, .. } => vec![Change::SetPreferences {
+            id,
+            preferences: serde_json::to_string(&preferences).unwrap_or_default(),
+        }],
     }
 }
 
@@ -145,6 +153,10 @@ fn sql(change: Change, t: &Tables) -> Stmt {
                 created_at.into(),
             ],
         ),
+        Change::SetPreferences { id, preferences } => Stmt::new(
+            format!("UPDATE {accounts} SET preferences = $1 WHERE id = $2"),
+            vec![preferences.into(), id.into()],
+        ),
         Change::RevokeSession { id, at } => Stmt::new(
             format!("UPDATE {sessions} SET revoked_at = $1 WHERE id = $2"),
             vec![at.into(), id.into()],
@@ -161,7 +173,8 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i64 {
-        1
+        // 2: preferences.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -179,7 +192,8 @@ impl Projection for Accounts {
                     name TEXT,
                     password_hash TEXT,
                     created_at BIGINT NOT NULL,
-                    linked_into TEXT
+                    linked_into TEXT,
+                    preferences TEXT
                 )"
             ),
             format!(
@@ -235,6 +249,9 @@ pub struct AccountRow {
     pub password_hash: Option<String>,
     pub created_at: i64,
     pub linked_into: Option<String>,
+    /// JSON of the account's `Preferences`, once set.
+    #[serde(skip)]
+    pub preferences: Option<String>,
 }
 
 /// A session as the API shows it.
@@ -248,7 +265,8 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, kind, email, name, password_hash, created_at, linked_into";
+const ACCOUNT_COLUMNS: &str =
+    "id, kind, email, name, password_hash, created_at, linked_into, preferences";
 const SESSION_COLUMNS: &str = "id, account_id, user_agent, ip, created_at, revoked_at";
 
 /// The account with this id.

@@ -45,6 +45,7 @@ routes! {
     "/v1/me" => { get: me::get::handle },
     "/v1/me/sessions" => { get: me::sessions::list },
     "/v1/me/usage" => { get: me::usage::handle },
+    "/v1/me/preferences" => { get: me::preferences::get, patch: me::preferences::patch },
     "/v1/me/sessions/{id}" => { delete: me::sessions::revoke },
     "/v1/chat" => { post: chat::send::handle },
     "/v1/chat/{id}/stream" => { get: chat::resume::handle },

@@ -237,7 +237,16 @@ async fn start_reply(
             meta,
         )
         .await?;
-    let context = context_for(&all, &user_id, &user_text, posted_under);
+    let mut context = context_for(&all, &user_id, &user_text, posted_under);
+    if let Some(system) = system_prompt(&crate::routes::me::preferences::current(state, caller)) {
+        context.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: system,
+            },
+        );
+    }
     state
         .chat
         .start(StartReply {
@@ -300,6 +309,21 @@ async fn reserve_credits(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The system prompt from the user's preferences (none when they set nothing).
+fn system_prompt(prefs: &threadline_domain::account::Preferences) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(nickname) = &prefs.nickname {
+        parts.push(format!("The user's name is {nickname}."));
+    }
+    if let Some(bio) = &prefs.biography {
+        parts.push(format!("About the user: {bio}"));
+    }
+    if let Some(instructions) = &prefs.custom_instructions {
+        parts.push(instructions.clone());
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
 /// The caller's plan for model access. Subscriptions (and with them `Pro`) come with billing.

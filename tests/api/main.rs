@@ -14,5 +14,6 @@ mod helpers;
 mod models;
 mod nodes;
 mod openapi;
+mod preferences;
 mod rebuild;
 mod threads;

@@ -520,6 +520,23 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
+    call(
+        Method::GET,
+        "/v1/me/preferences",
+        "/v1/me/preferences",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    call(
+        Method::PATCH,
+        "/v1/me/preferences",
+        "/v1/me/preferences",
+        Some(&stranger.token),
+        Some(json!({"nickname": "Doc", "theme": "dark"})),
+    )
+    .await;
+
     // The model catalog: the caller's view, and the admin endpoints.
     call(
         Method::GET,

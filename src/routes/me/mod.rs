@@ -1,5 +1,6 @@
 //! `/v1/me*`: the caller's own account.
 
 pub mod get;
+pub mod preferences;
 pub mod sessions;
 pub mod usage;
