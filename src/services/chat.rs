@@ -164,6 +164,11 @@ pub async fn send(
         received,
     };
     let result = start_reply(state, caller, &body, request, &meta).await;
+    if let Ok(cursor) = &result {
+        // Read-your-writes for what follows (a stop, a resume, the thread view). The reply is
+        // already running: this wait overlaps the provider's time to first token.
+        state.settle(*cursor).await;
+    }
     if result.is_err()
         && let Some(reservation) = &reservation
     {
@@ -173,7 +178,7 @@ pub async fn send(
             .close_reservation(reservation, &generation_id, false, &meta)
             .await;
     }
-    result.map(|()| generation_id)
+    result.map(|_| generation_id)
 }
 
 /// A checked request, ready to post.
@@ -193,7 +198,7 @@ async fn start_reply(
     body: &ChatBody,
     request: Outgoing,
     meta: &CommandMeta,
-) -> Result<(), ApiError> {
+) -> Result<Option<crate::store::log::Cursor>, ApiError> {
     let Outgoing {
         thread_id,
         model,
@@ -224,7 +229,7 @@ async fn start_reply(
     };
 
     let reply_id = format!("msg-{}", uuid::Uuid::now_v7().simple());
-    state
+    let cursor = state
         .send::<Thread>(
             thread_id.as_str(),
             ThreadCommand::StartReply {
@@ -262,7 +267,8 @@ async fn start_reply(
             received,
             reservation,
         })
-        .await
+        .await?;
+    Ok(cursor)
 }
 
 /// Reserves the model's credits in the caller's window for today (nothing for free models).
@@ -381,12 +387,7 @@ async fn ensure_thread(
     meta: &CommandMeta,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
     if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
-        let active = match thread.active_generation_id {
-            Some(g) => Some(g),
-            None => messages::running_in_thread(&state.db, id.as_str())
-                .await?
-                .map(|g| g.id),
-        };
+        let active = crate::routes::chat::active_generation(state, &thread).await?;
         return Ok((thread.title, active));
     }
     let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -132,3 +132,33 @@ pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     threadline_projections::on_read!(db, pool =>
         sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await)
 }
+
+/// The payload of the newest `event_type` event of one stream, read from the log itself (no
+/// projection lag): for a handler that needs what its own command just recorded.
+pub async fn latest_payload(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    event_type: &str,
+) -> Result<Option<Value>, sqlx::Error> {
+    let sql = "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+               AND event_type = $3 ORDER BY sequence DESC LIMIT 1";
+    match db {
+        Db::Sqlite { writer, .. } => {
+            sqlx::query_scalar(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(event_type)
+                .fetch_optional(writer)
+                .await
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(event_type)
+                .fetch_optional(pool)
+                .await
+        }
+    }
+}

@@ -109,7 +109,9 @@ async fn a_node_killed_mid_reply_leaves_everything_committed_and_the_reply_inter
                 .bearer_auth(&token),
         )
         .await;
-        if t["messages"][1]["metadata"]["status"] == "interrupted" {
+        if t["messages"][1]["metadata"]["status"] == "interrupted"
+            && t["active_generation_id"].is_null()
+        {
             thread = t;
             break;
         }

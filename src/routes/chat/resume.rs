@@ -1,7 +1,6 @@
 //! `GET /v1/chat/{thread_id}/stream`: resume the thread's active reply (204 when none).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use threadline_projections::messages;
 
 use crate::auth::Caller;
 use crate::chat::render::PartId;
@@ -16,12 +15,7 @@ pub async fn handle(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let thread = owned(&state, &caller, &path).await?;
-    let active = match thread.active_generation_id {
-        Some(id) => Some(id),
-        None => messages::running_in_thread(&state.db, &thread.id)
-            .await?
-            .map(|g| g.id),
-    };
+    let active = super::active_generation(&state, &thread).await?;
     let Some(generation_id) = active else {
         return Ok(HttpResponse::NoContent().finish());
     };

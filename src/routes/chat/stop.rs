@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde_json::json;
-use threadline_domain::thread::{Thread, ThreadCommand};
+use threadline_domain::thread::{Thread, ThreadCommand, ThreadEvent};
 use threadline_projections::messages;
 
 use crate::auth::Caller;
@@ -15,6 +15,7 @@ use crate::extract::request_id;
 use crate::routes::threads::owned;
 use crate::state::AppState;
 use crate::store::commands::CommandMeta;
+use crate::store::log;
 
 pub async fn handle(
     req: HttpRequest,
@@ -31,13 +32,13 @@ pub async fn handle(
             &meta,
         )
         .await?;
-    let generation = match thread.active_generation_id {
-        Some(id) => Some(id),
-        None => messages::running_in_thread(&state.db, &thread.id)
+    // Which reply to stop comes from the event just recorded, not from a projection that may
+    // not have seen the reply start yet.
+    let stop_request: Option<ThreadEvent> =
+        log::latest_payload(&state.db, "Thread", &thread.id, "ReplyStopRequested")
             .await?
-            .map(|g| g.id),
-    };
-    let Some(generation_id) = generation else {
+            .and_then(|payload| serde_json::from_value(payload).ok());
+    let Some(ThreadEvent::ReplyStopRequested { generation_id, .. }) = stop_request else {
         return Err(ApiError::Conflict {
             code: "no_active_reply",
             detail: "no reply is streaming in this thread".into(),
