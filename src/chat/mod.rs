@@ -388,38 +388,37 @@ pub async fn listen(
         return;
     };
     loop {
-        let listener = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-            listener
-                .listen_all([
-                    "threadline_events",
-                    "threadline_checkpoints",
-                    "threadline_stop",
-                ])
-                .await?;
-            loop {
-                let note = listener.recv().await?;
-                match note.channel() {
-                    "threadline_stop" => {
-                        chat.stop_local(note.payload());
-                    }
-                    _ => {
-                        projector.wake();
-                        chat.signals.log_changed();
-                    }
-                }
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
+        let listener = forward_notifications(pool, &projector, &chat);
         tokio::select! {
-            result = listener => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "notification listener lost; reconnecting");
-                }
+            Err(e) = listener => {
+                tracing::warn!(error = %e, "notification listener lost; reconnecting");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Receives notifications until the connection fails.
+async fn forward_notifications(
+    pool: &sqlx::PgPool,
+    projector: &crate::projector::Projector,
+    chat: &ChatService,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener
+        .listen_all(["threadline_events", "threadline_checkpoints", "threadline_stop"])
+        .await?;
+    loop {
+        let note = listener.recv().await?;
+        match note.channel() {
+            "threadline_stop" => {
+                chat.stop_local(note.payload());
+            }
+            _ => {
+                projector.wake();
+                chat.signals.log_changed();
+            }
         }
     }
 }
