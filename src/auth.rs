@@ -83,6 +83,9 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// How a caller authenticated by API key is marked in `Caller::session_id`.
+pub const API_KEY_SESSION: &str = "api-key:";
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -94,6 +97,11 @@ impl Caller {
     /// The caller's account id.
     pub fn id(&self) -> &str {
         &self.account.id
+    }
+
+    /// Whether the caller authenticated with a personal API key (not a session).
+    pub fn via_api_key(&self) -> bool {
+        self.session_id.starts_with(API_KEY_SESSION)
     }
 
     /// Whether the caller is an anonymous account.
@@ -112,7 +120,30 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Prefix of personal API keys (session tokens start with `tl_`).
+pub const API_KEY_PREFIX: &str = "tlk_";
+
+/// A new random personal API key and its visible prefix.
+pub fn new_api_key() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let key = format!(
+        "{API_KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let prefix = key.chars().take(API_KEY_PREFIX.len() + 8).collect();
+    (key, prefix)
+}
+
 async fn resolve(state: web::Data<AppState>, token: String) -> Result<Caller, ApiError> {
+    if token.starts_with(API_KEY_PREFIX) {
+        let found = accounts::api_key_by_hash(&state.db, &hash_token(&token)).await?;
+        let (key, account) = found.ok_or_else(ApiError::unauthenticated)?;
+        return Ok(Caller {
+            account,
+            session_id: format!("{API_KEY_SESSION}{}", key.id),
+        });
+    }
     let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
     Ok(Caller {

@@ -179,6 +179,11 @@ impl From<AccountError> for ApiError {
                 code: "already_linked",
                 detail: e.to_string(),
             },
+            AccountError::ApiKeyNotFound => ApiError::NotFound("api key"),
+            AccountError::TooManyApiKeys => ApiError::Conflict {
+                code: "too_many_api_keys",
+                detail: e.to_string(),
+            },
             AccountError::NoPinnedModel => {
                 ApiError::invalid_field("pinned_models", "at least one model must stay pinned")
             }

@@ -95,7 +95,22 @@ pub enum AccountCommand {
         preferences: Preferences,
         at: DateTime<Utc>,
     },
+    /// Creates a personal API key (only its hash and visible prefix are recorded).
+    CreateApiKey {
+        key_id: uuid::Uuid,
+        name: String,
+        prefix: String,
+        key_hash: String,
+        at: DateTime<Utc>,
+    },
+    RevokeApiKey {
+        key_id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
 }
+
+/// Most live API keys an account may hold.
+pub const MAX_API_KEYS: usize = 20;
 
 /// Events of the `Account` stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +144,17 @@ pub enum AccountEvent {
         preferences: Preferences,
         at: DateTime<Utc>,
     },
+    ApiKeyCreated {
+        key_id: uuid::Uuid,
+        name: String,
+        prefix: String,
+        key_hash: String,
+        at: DateTime<Utc>,
+    },
+    ApiKeyRevoked {
+        key_id: uuid::Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -140,6 +166,8 @@ impl DomainEvent for AccountEvent {
             Self::AnonymousAccountLinked { .. } => "AnonymousAccountLinked",
             Self::AccountLinkedInto { .. } => "AccountLinkedInto",
             Self::PreferencesUpdated { .. } => "PreferencesUpdated",
+            Self::ApiKeyCreated { .. } => "ApiKeyCreated",
+            Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
         }
         .to_owned()
     }
@@ -168,6 +196,10 @@ pub enum AccountError {
     LinkToSelf,
     #[error("pinned models must not be empty")]
     NoPinnedModel,
+    #[error("the API key does not exist or was already revoked")]
+    ApiKeyNotFound,
+    #[error("an account holds at most 20 live API keys")]
+    TooManyApiKeys,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,6 +217,8 @@ pub struct Account {
     state: State,
     active_sessions: BTreeSet<uuid::Uuid>,
     preferences: Option<Preferences>,
+    #[serde(default)]
+    api_keys: BTreeSet<uuid::Uuid>,
 }
 
 impl Aggregate for Account {
@@ -227,6 +261,12 @@ impl Aggregate for Account {
             } => self.state = State::LinkedInto(target_account_id),
             AccountEvent::PreferencesUpdated { preferences, .. } => {
                 self.preferences = Some(preferences)
+            }
+            AccountEvent::ApiKeyCreated { key_id, .. } => {
+                self.api_keys.insert(key_id);
+            }
+            AccountEvent::ApiKeyRevoked { key_id, .. } => {
+                self.api_keys.remove(&key_id);
             }
         }
     }
@@ -299,6 +339,31 @@ impl Account {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::PreferencesUpdated { preferences, at }])
+            }
+            C::CreateApiKey {
+                key_id,
+                name,
+                prefix,
+                key_hash,
+                at,
+            } => {
+                self.require_open()?;
+                if self.api_keys.len() >= MAX_API_KEYS {
+                    return Err(AccountError::TooManyApiKeys);
+                }
+                Ok(vec![E::ApiKeyCreated {
+                    key_id,
+                    name,
+                    prefix,
+                    key_hash,
+                    at,
+                }])
+            }
+            C::RevokeApiKey { key_id, at } => {
+                if !self.api_keys.contains(&key_id) {
+                    return Err(AccountError::ApiKeyNotFound);
+                }
+                Ok(vec![E::ApiKeyRevoked { key_id, at }])
             }
             C::LinkInto { target, at } => match self.state {
                 State::New => Err(AccountError::NotFound),
@@ -608,6 +673,46 @@ mod tests {
                 at: at(),
             })
             .then_expect_error(AccountError::NoPinnedModel);
+    }
+
+    #[test]
+    fn api_keys_are_created_and_revoked_once() {
+        let id = Uuid::from_u128(3);
+        let created = AccountEvent::ApiKeyCreated {
+            key_id: id,
+            name: "ci".into(),
+            prefix: "tlk_abcd".into(),
+            key_hash: "h".into(),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::CreateApiKey {
+                key_id: id,
+                name: "ci".into(),
+                prefix: "tlk_abcd".into(),
+                key_hash: "h".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![created.clone()]);
+        let revoked = AccountEvent::ApiKeyRevoked {
+            key_id: id,
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered(), created.clone()])
+            .when(AccountCommand::RevokeApiKey {
+                key_id: id,
+                at: at(),
+            })
+            .then_expect_events(vec![revoked.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(), created, revoked])
+            .when(AccountCommand::RevokeApiKey {
+                key_id: id,
+                at: at(),
+            })
+            .then_expect_error(AccountError::ApiKeyNotFound);
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub enum Change {
         id: String,
         preferences: String,
     },
+    InsertApiKey {
+        id: String,
+        account_id: String,
+        name: String,
+        prefix: String,
+        key_hash: String,
+        created_at: i64,
+    },
+    RevokeApiKey {
+        id: String,
+        at: i64,
+    },
 }
 
 /// Folds one account event (of account `account_id`) into changes.
@@ -96,6 +108,24 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
             target: target_account_id.to_string(),
         }],
         AccountEvent::AnonymousAccountLinked { .. } => vec![],
+        AccountEvent::ApiKeyCreated {
+            key_id,
+            name,
+            prefix,
+            key_hash,
+            at,
+        } => vec![Change::InsertApiKey {
+            id: key_id.to_string(),
+            account_id: id,
+            name,
+            prefix,
+            key_hash,
+            created_at: micros(at),
+        }],
+        AccountEvent::ApiKeyRevoked { key_id, at } => vec![Change::RevokeApiKey {
+            id: key_id.to_string(),
+            at: micros(at),
+        }],
         AccountEvent::PreferencesUpdated { preferences, .. } => vec![Change::SetPreferences {
             id,
             preferences: serde_json::to_string(&preferences).unwrap_or_default(),
@@ -106,7 +136,33 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
 fn sql(change: Change, t: &Tables) -> Stmt {
     let accounts = t.name("accounts");
     let sessions = t.name("sessions");
+    let keys = t.name("api_keys");
     match change {
+        Change::InsertApiKey {
+            id,
+            account_id,
+            name,
+            prefix,
+            key_hash,
+            created_at,
+        } => Stmt::new(
+            format!(
+                "INSERT INTO {keys} (id, account_id, name, prefix, key_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            ),
+            vec![
+                id.into(),
+                account_id.into(),
+                name.into(),
+                prefix.into(),
+                key_hash.into(),
+                created_at.into(),
+            ],
+        ),
+        Change::RevokeApiKey { id, at } => Stmt::new(
+            format!("UPDATE {keys} SET revoked_at = $1 WHERE id = $2"),
+            vec![at.into(), id.into()],
+        ),
         Change::InsertAccount {
             id,
             kind,
@@ -173,17 +229,37 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i64 {
-        // 2: preferences.
-        2
+        // 2: preferences. 3: API keys.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["accounts", "sessions"]
+        &["accounts", "sessions", "api_keys"]
     }
 
     fn ddl(&self, _backend: Backend, t: &Tables) -> Vec<String> {
         let (accounts, sessions) = (t.name("accounts"), t.name("sessions"));
+        let keys = t.name("api_keys");
         vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {keys} (
+                    id TEXT PRIMARY KEY,
+                    account_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    prefix TEXT NOT NULL,
+                    key_hash TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {keys} (key_hash)",
+                t.index("api_keys", "hash")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {keys} (account_id, created_at)",
+                t.index("api_keys", "account")
+            ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {accounts} (
                     id TEXT PRIMARY KEY,
@@ -298,6 +374,44 @@ pub async fn session_by_token_hash(
         .await?
         .filter(|a| a.linked_into.is_none())
         .map(|a| (session, a)))
+}
+
+/// A personal API key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str = "id, account_id, name, prefix, created_at, revoked_at";
+
+/// The live key whose secret hashes to `key_hash`, with its account.
+pub async fn api_key_by_hash(
+    db: &Db,
+    key_hash: &str,
+) -> Result<Option<(ApiKeyRow, AccountRow)>, sqlx::Error> {
+    let sql =
+        format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+    let key: Option<ApiKeyRow> =
+        on_read!(db, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?;
+    let Some(key) = key else { return Ok(None) };
+    Ok(account(db, &key.account_id)
+        .await?
+        .filter(|a| a.linked_into.is_none())
+        .map(|a| (key, a)))
+}
+
+/// The live keys of an account, newest first.
+pub async fn api_keys_of(db: &Db, account_id: &str) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at DESC, id DESC"
+    );
+    on_read!(db, pool => sqlx::query_as(&sql).bind(account_id).fetch_all(pool).await)
 }
 
 /// The live sessions of an account, newest first.
@@ -415,7 +529,10 @@ mod tests {
         );
         assert!(stmts.sql.contains("sessions__rebuild"));
         assert!(
-            Accounts.ddl(Backend::Sqlite, &shadow)[1].contains("ix_accounts__rebuild_email_42")
+            Accounts
+                .ddl(Backend::Sqlite, &shadow)
+                .iter()
+                .any(|ddl| ddl.contains("ix_accounts__rebuild_email_42"))
         );
     }
 }

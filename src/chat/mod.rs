@@ -407,7 +407,11 @@ async fn forward_notifications(
 ) -> Result<std::convert::Infallible, sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener
-        .listen_all(["threadline_events", "threadline_checkpoints", "threadline_stop"])
+        .listen_all([
+            "threadline_events",
+            "threadline_checkpoints",
+            "threadline_stop",
+        ])
         .await?;
     loop {
         let note = listener.recv().await?;

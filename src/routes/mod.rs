@@ -45,6 +45,8 @@ routes! {
     "/v1/me" => { get: me::get::handle },
     "/v1/me/sessions" => { get: me::sessions::list },
     "/v1/me/usage" => { get: me::usage::handle },
+    "/v1/me/api-keys" => { get: me::api_keys::list, post: me::api_keys::create },
+    "/v1/me/api-keys/{id}" => { delete: me::api_keys::revoke },
     "/v1/me/preferences" => { get: me::preferences::get, patch: me::preferences::patch },
     "/v1/me/sessions/{id}" => { delete: me::sessions::revoke },
     "/v1/chat" => { post: chat::send::handle },

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod api_keys;
 mod chat;
 mod concurrency;
 mod credits;

@@ -537,6 +537,31 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
+    let key = call(
+        Method::POST,
+        "/v1/me/api-keys",
+        "/v1/me/api-keys",
+        Some(&stranger.token),
+        Some(json!({"name": "doc"})),
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/me/api-keys",
+        "/v1/me/api-keys",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    call(
+        Method::DELETE,
+        &format!("/v1/me/api-keys/{}", key["id"].as_str().unwrap()),
+        "/v1/me/api-keys/{id}",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+
     // The model catalog: the caller's view, and the admin endpoints.
     call(
         Method::GET,

@@ -14,6 +14,13 @@ pub async fn handle(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    if caller.via_api_key() {
+        return Err(ApiError::BadRequest {
+            code: "not_a_session",
+            detail: "an API key is not a session: revoke it with DELETE /v1/me/api-keys/{id}"
+                .into(),
+        });
+    }
     let session =
         SessionId::parse(&caller.session_id).map_err(|e| ApiError::Internal(e.to_string()))?;
     accounts::revoke_session(&state, &caller, session, &request_id(&req)).await?;

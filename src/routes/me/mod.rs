@@ -1,5 +1,6 @@
 //! `/v1/me*`: the caller's own account.
 
+pub mod api_keys;
 pub mod get;
 pub mod preferences;
 pub mod sessions;
