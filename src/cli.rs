@@ -73,6 +73,14 @@ pub struct ServeArgs {
     /// Milliseconds between the words of the built-in `echo` model.
     #[arg(long, env = "THREADLINE_ECHO_DELAY_MS", default_value_t = 20)]
     pub echo_delay_ms: u64,
+    /// Comma-separated browser origins allowed to call the API (`*` for any; empty: no CORS).
+    #[arg(
+        long,
+        env = "THREADLINE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cors_origins: Vec<String>,
     /// Accept `provider/upstream-model` names outside the catalog (development, tests).
     #[arg(long, env = "THREADLINE_ALLOW_DIRECT_MODELS", default_value_t = false)]
     pub allow_direct_models: bool,

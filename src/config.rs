@@ -22,6 +22,9 @@ pub struct Settings {
     pub workers: usize,
     /// `THREADLINE_ECHO_DELAY_MS`: pause between the words of the built-in `echo` model.
     pub echo_delay: std::time::Duration,
+    /// `THREADLINE_CORS_ORIGINS`: browser origins allowed to call the API (`*` for any);
+    /// empty means no CORS headers (same-origin frontends and servers need none).
+    pub cors_origins: Vec<String>,
     /// `THREADLINE_ALLOW_DIRECT_MODELS`: accept `provider/upstream-model` names outside the
     /// catalog (development and tests; no access rules or prices apply to them).
     pub allow_direct_models: bool,
@@ -43,6 +46,7 @@ impl Settings {
             echo_delay: std::time::Duration::from_millis(20),
             provider_env: None,
             allow_direct_models: false,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -70,6 +74,7 @@ impl fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("echo_delay", &self.echo_delay)
             .field("allow_direct_models", &self.allow_direct_models)
+            .field("cors_origins", &self.cors_origins)
             .field(
                 "provider_env",
                 &self

@@ -119,9 +119,16 @@ impl Application {
             anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
             settings: Arc::new(settings.clone()),
         });
+        let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                // Without configured origins no CORS middleware runs at all (it would refuse
+                // requests that carry an `Origin` header, same-origin ones included).
+                .wrap(actix_web::middleware::Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap_fn(|req, srv| {
                     let started = Instant::now();
                     let (method, path) = (req.method().clone(), req.path().to_owned());
@@ -231,4 +238,40 @@ async fn seed_catalog(db: &Db, bus: &CommandBus) -> Result<(), StartupError> {
     }
     tracing::info!("seeded the default model catalog");
     Ok(())
+}
+
+/// CORS for browser frontends on other origins: the configured origins (or any with `*`) may
+/// call every route with a bearer token and read the streaming headers. With no origins
+/// configured no CORS headers are sent.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::{Method, header};
+    let mut cors = actix_cors::Cors::default();
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors.allowed_methods([
+        Method::GET,
+        Method::POST,
+        Method::PATCH,
+        Method::PUT,
+        Method::DELETE,
+    ])
+    .allowed_headers([
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static("last-event-id"),
+        header::HeaderName::from_static("x-request-id"),
+        header::HeaderName::from_static("x-mock"),
+    ])
+    .expose_headers([
+        header::HeaderName::from_static("x-vercel-ai-ui-message-stream"),
+        header::HeaderName::from_static("x-threadline-overhead-ms"),
+        header::RETRY_AFTER,
+        header::LOCATION,
+    ])
+    .max_age(600)
 }

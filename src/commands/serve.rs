@@ -20,6 +20,12 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
         echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
         provider_env: None,
         allow_direct_models: args.allow_direct_models,
+        cors_origins: args
+            .cors_origins
+            .into_iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect(),
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

@@ -120,3 +120,72 @@ async fn health_and_readiness_answer() {
     };
     assert_eq!(body["database"], expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_browser_origins_get_cors_headers_and_others_do_not() {
+    use crate::helpers::{TestDb, spawn_on};
+    let app = spawn_on(TestDb::fresh().await, |s| {
+        s.cors_origins = vec!["https://chat.example.com".into()];
+    })
+    .await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, format!("{}/v1/chat", app.address))
+        .header("origin", "https://chat.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://chat.example.com"
+    );
+    let res = app
+        .client
+        .post(format!("{}/v1/auth/anonymous", app.address))
+        .header("origin", "https://chat.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://chat.example.com"
+    );
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("x-vercel-ai-ui-message-stream"),
+        "{exposed}"
+    );
+
+    let other = app
+        .client
+        .post(format!("{}/v1/auth/anonymous", app.address))
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_configured_origins_requests_with_an_origin_still_work() {
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(format!("{}/v1/auth/anonymous", app.address))
+        .header("origin", "http://127.0.0.1:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}
