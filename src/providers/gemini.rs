@@ -508,6 +508,7 @@ fn non_empty(text: Option<String>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::providers::ChatMessage;
+    use crate::providers::sse::testing;
     use futures::StreamExt;
     use reqwest::header::HeaderValue;
 
@@ -535,39 +536,21 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/gemini/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+        testing::fixture("gemini", name)
     }
 
-    /// Feeds `body` through the real body driver in pieces of `size` bytes.
     fn run_body(body: &[u8], size: usize) -> Vec<Result<ProviderEvent, ProviderError>> {
-        let pieces: Vec<Result<Vec<u8>, String>> =
-            body.chunks(size).map(|c| Ok(c.to_vec())).collect();
-        futures::executor::block_on(
-            events_from_body::<ChunkMapper, _, _>(futures::stream::iter(pieces)).collect(),
-        )
+        testing::run_body::<ChunkMapper>(body, size)
     }
 
-    /// Runs a CRLF-framed fixture in 7-byte pieces (and, as a check, in a few other sizes: same
-    /// result).
+    /// Runs a fixture in 7-byte pieces (and other sizes, checked to give the same result).
     fn run_fixture(name: &str) -> Vec<Result<ProviderEvent, ProviderError>> {
         let body = fixture(name);
         assert!(
             body.windows(4).any(|w| w == b"\r\n\r\n"),
             "{name} is not CRLF-framed"
         );
-        let events = run_body(&body, 7);
-        for size in [1, 2, 3, 64, body.len().max(1)] {
-            assert_eq!(
-                run_body(&body, size),
-                events,
-                "{name} in {size}-byte pieces"
-            );
-        }
-        events
+        testing::run_in_pieces::<ChunkMapper>(name, &body)
     }
 
     fn oks(events: &[ProviderEvent]) -> Vec<Result<ProviderEvent, ProviderError>> {

@@ -396,3 +396,50 @@ mod tests {
         );
     }
 }
+
+/// Fixture helpers shared by the adapters' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use futures::StreamExt;
+
+    use super::{SseMapper, events_from_body};
+    use crate::providers::{ProviderError, ProviderEvent};
+
+    /// The bytes of `tests/fixtures/{provider}/{name}`.
+    pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/{provider}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    }
+
+    /// Feeds `body` through the real body driver in pieces of `size` bytes.
+    pub fn run_body<M: SseMapper>(
+        body: &[u8],
+        size: usize,
+    ) -> Vec<Result<ProviderEvent, ProviderError>> {
+        let pieces: Vec<Result<Vec<u8>, String>> =
+            body.chunks(size).map(|c| Ok(c.to_vec())).collect();
+        futures::executor::block_on(
+            events_from_body::<M, _, _>(futures::stream::iter(pieces)).collect(),
+        )
+    }
+
+    /// Runs a body in 7-byte pieces, checking that 1, 2, 3, 64 bytes and the whole body give
+    /// the same events.
+    pub fn run_in_pieces<M: SseMapper>(
+        name: &str,
+        body: &[u8],
+    ) -> Vec<Result<ProviderEvent, ProviderError>> {
+        let events = run_body::<M>(body, 7);
+        for size in [1, 2, 3, 64, body.len().max(1)] {
+            assert_eq!(
+                run_body::<M>(body, size),
+                events,
+                "{name} in {size}-byte pieces"
+            );
+        }
+        events
+    }
+}
