@@ -572,7 +572,7 @@ mod tests {
         }
     }
 
-    fn request(model: &str) -> ChatRequest {
+    pub(super) fn request(model: &str) -> ChatRequest {
         ChatRequest {
             model: model.into(),
             messages: vec![
@@ -598,7 +598,7 @@ mod tests {
         Ok(stream.collect().await)
     }
 
-    fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
+    pub(super) fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
         events
             .iter()
             .filter_map(|e| match e {

@@ -302,10 +302,9 @@ mod tests {
 
     use super::*;
     use crate::mock_upstream::MockUpstream;
+    use crate::mock_upstream::tests::{request, text_of};
     use crate::providers::anthropic::{self, AnthropicConfig};
-    use crate::providers::{
-        ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, Usage,
-    };
+    use crate::providers::{FinishReason, ProviderError, ProviderEvent, Usage};
 
     fn base_url(mock: &MockUpstream) -> String {
         format!("http://127.0.0.1:{}", mock.port())
@@ -318,22 +317,6 @@ mod tests {
         }
     }
 
-    fn request(model: &str) -> ChatRequest {
-        ChatRequest {
-            model: model.into(),
-            messages: vec![
-                ChatMessage {
-                    role: "system".into(),
-                    content: "be brief".into(),
-                },
-                ChatMessage {
-                    role: "user".into(),
-                    content: "say three words".into(),
-                },
-            ],
-        }
-    }
-
     /// Streams `model` from the mock through the Anthropic adapter and collects every item.
     async fn collect(
         mock: &MockUpstream,
@@ -342,16 +325,6 @@ mod tests {
         let http = reqwest::Client::new();
         let stream = anthropic::stream(&http, &config(mock), &request(model)).await?;
         Ok(stream.collect().await)
-    }
-
-    fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Ok(ProviderEvent::TextDelta { text }) => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn usage(input: u64, output: u64) -> Result<ProviderEvent, ProviderError> {

@@ -271,10 +271,9 @@ mod tests {
 
     use super::super::MockUpstream;
     use super::*;
+    use crate::mock_upstream::tests::{request, text_of};
     use crate::providers::gemini::{self, GeminiConfig};
-    use crate::providers::{
-        ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, Usage,
-    };
+    use crate::providers::{FinishReason, ProviderError, ProviderEvent, Usage};
 
     fn config(mock: &MockUpstream, include_thoughts: bool) -> GeminiConfig {
         GeminiConfig {
@@ -282,22 +281,6 @@ mod tests {
             base_url: format!("http://127.0.0.1:{}", mock.port()),
             api_key: "test".into(),
             include_thoughts,
-        }
-    }
-
-    fn request(model: &str) -> ChatRequest {
-        ChatRequest {
-            model: model.into(),
-            messages: vec![
-                ChatMessage {
-                    role: "system".into(),
-                    content: "be brief".into(),
-                },
-                ChatMessage {
-                    role: "user".into(),
-                    content: "say three words".into(),
-                },
-            ],
         }
     }
 
@@ -311,16 +294,6 @@ mod tests {
         let stream =
             gemini::stream(&http, &config(mock, include_thoughts), &request(model)).await?;
         Ok(stream.collect().await)
-    }
-
-    fn text_of(events: &[Result<ProviderEvent, ProviderError>]) -> String {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Ok(ProviderEvent::TextDelta { text }) => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn url(mock: &MockUpstream, model: &str) -> String {
