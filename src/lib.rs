@@ -13,6 +13,7 @@
 //! - [`cli`], [`commands`]: the command line.
 
 pub mod auth;
+pub mod billing;
 pub mod chat;
 pub mod cli;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod feed;
+pub mod identity;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod projector;

@@ -59,7 +59,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 mod anthropic;
+pub mod billing;
 mod gemini;
+pub mod identity;
 
 /// The request header that overrides the knobs of the model name.
 pub const KNOB_HEADER: &str = "x-mock";
@@ -146,6 +148,8 @@ fn build_server(
                 web::post().to(gemini::models_action),
             )
             .route("/v1/models", web::get().to(models))
+            .configure(billing::routes)
+            .configure(identity::routes)
             .default_service(web::to(not_found))
     })
     .workers(workers)

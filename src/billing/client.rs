@@ -1,0 +1,1 @@
+//! Checkout and portal links through the billing providers' HTTP APIs.
