@@ -49,6 +49,54 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Reports from the projections (the same as `GET /v1/admin/usage`).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Audits answered from the log's projections.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// Output formats of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Messages, tokens by kind, credits and cost, grouped by day, model, provider, tier and
+    /// account.
+    Usage {
+        /// First UTC day (`YYYY-MM-DD`; default 29 days before `--to`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (`YYYY-MM-DD`; default today).
+        #[arg(long)]
+        to: Option<String>,
+        /// Comma-separated: day, model, provider, tier, account.
+        #[arg(long)]
+        group_by: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// An account's ledger statement: every credit movement with running balances.
+    Account {
+        /// The account id.
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -84,6 +132,10 @@ pub struct ServeArgs {
     /// Accept `provider/upstream-model` names outside the catalog (development, tests).
     #[arg(long, env = "THREADLINE_ALLOW_DIRECT_MODELS", default_value_t = false)]
     pub allow_direct_models: bool,
+    /// YAML file of plans (tiers' meters, limits, windows); default `<data-dir>/plans.yaml`
+    /// when it exists.
+    #[arg(long, env = "THREADLINE_PLANS_FILE")]
+    pub plans_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Parser)]

@@ -31,6 +31,9 @@ pub struct Settings {
     /// Provider variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …) to use instead of the
     /// process environment (tests point providers at a mock upstream this way).
     pub provider_env: Option<Vec<(String, String)>>,
+    /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
+    /// limits and windows laid over the SPEC §7 defaults.
+    pub plans: std::sync::Arc<threadline_domain::plans::Plans>,
 }
 
 impl Settings {
@@ -47,6 +50,7 @@ impl Settings {
             provider_env: None,
             allow_direct_models: false,
             cors_origins: Vec::new(),
+            plans: Default::default(),
         }
     }
 
@@ -58,6 +62,24 @@ impl Settings {
                 .any(|a| a.trim().eq_ignore_ascii_case(e))
         })
     }
+}
+
+/// Reads the plans file: `explicit` when given (it must exist), else `<data_dir>/plans.yaml`
+/// when present, else the defaults.
+pub fn load_plans(
+    explicit: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> Result<threadline_domain::plans::Plans, String> {
+    let default_path = data_dir.join("plans.yaml");
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None if default_path.exists() => default_path,
+        None => return Ok(Default::default()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the plans file {}: {e}", path.display()))?;
+    threadline_domain::plans::Plans::with_overrides(serde_yaml::Deserializer::from_str(&text))
+        .map_err(|e| format!("the plans file {} is invalid: {e}", path.display()))
 }
 
 impl fmt::Debug for Settings {

@@ -59,6 +59,13 @@ pub enum ApiError {
         resets_at: String,
         retry_after: u64,
     },
+    /// 402: the caller's plan does not include this meter at all (research on the free tier);
+    /// a subscription would.
+    #[error("the {tier} plan includes no {meter}; upgrade to use them")]
+    PlanRequired {
+        meter: &'static str,
+        tier: &'static str,
+    },
     /// 503: a dependency (the database) is unavailable; retrying later may work.
     #[error("service unavailable")]
     Unavailable(String),
@@ -97,6 +104,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::PlanRequired { .. } => "plan_required",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -236,6 +244,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            ApiError::PlanRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -271,6 +280,13 @@ impl ResponseError for ApiError {
                 "used": used,
                 "remaining": limit.saturating_sub(*used),
                 "resets_at": resets_at,
+            })),
+            ApiError::PlanRequired { meter, tier } => Some(serde_json::json!({
+                "meter": meter,
+                "tier": tier,
+                "limit": 0,
+                "used": 0,
+                "remaining": 0,
             })),
             _ => None,
         };

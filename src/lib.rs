@@ -9,6 +9,8 @@
 //! - [`feed`]: the per-account live feed of thread changes.
 //! - [`store`]: database connection, migrations, the global log, the command bus.
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
+//! - [`reports`]: admin usage reports and ledger statements (API and CLI).
+//! - [`billing`]: webhook signatures, checkout and portal links; [`identity`]: external JWTs.
 //! - [`auth`], [`extract`], [`error`]: request plumbing.
 //! - [`cli`], [`commands`]: the command line.
 
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod mock_upstream;
 pub mod projector;
 pub mod providers;
+pub mod reports;
 pub mod routes;
 pub mod services;
 pub mod startup;

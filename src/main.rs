@@ -19,6 +19,8 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Projections { command }) => {
             commands::projections::run(storage, command).await
         }
+        Some(Command::Report { command }) => commands::reports::report(storage, command).await,
+        Some(Command::Audit { command }) => commands::reports::audit(storage, command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

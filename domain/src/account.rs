@@ -30,6 +30,31 @@ pub enum AccountKind {
         /// PHC string of an argon2id hash; never the password.
         password_hash: String,
     },
+    /// Known through a JWT from an external identity provider; the stream id is derived from
+    /// the issuer and subject, so the first request of a new subject creates it exactly once.
+    External {
+        issuer: Option<String>,
+        subject: String,
+        email: Option<String>,
+        name: Option<String>,
+        /// The provider marks the user anonymous (a guest session).
+        anonymous: bool,
+    },
+}
+
+/// A subscription as the billing provider last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// `polar` or `stripe`.
+    pub provider: String,
+    pub subscription_id: String,
+    /// The provider's customer id (Stripe's billing portal needs it).
+    pub customer_id: Option<String>,
+    /// The provider's status (`active`, `trialing`, `canceled`, `past_due`, …).
+    pub status: String,
+    /// The subscription grants the pro tier until this moment (the end of the paid period;
+    /// `None` once it is revoked or expired).
+    pub pro_until: Option<DateTime<Utc>>,
 }
 
 /// What the frontend keeps for a user. `theme` and `mode` are opaque to the server;
@@ -107,6 +132,20 @@ pub enum AccountCommand {
         key_id: uuid::Uuid,
         at: DateTime<Utc>,
     },
+    /// Creates the account of an external identity; does nothing when it exists.
+    CreateExternal {
+        issuer: Option<String>,
+        subject: String,
+        email: Option<String>,
+        name: Option<String>,
+        anonymous: bool,
+        at: DateTime<Utc>,
+    },
+    /// Records the subscription's latest state (does nothing when it is unchanged).
+    ChangeSubscription {
+        subscription: Subscription,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Most live API keys an account may hold.
@@ -155,6 +194,10 @@ pub enum AccountEvent {
         key_id: uuid::Uuid,
         at: DateTime<Utc>,
     },
+    SubscriptionChanged {
+        subscription: Subscription,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -168,6 +211,7 @@ impl DomainEvent for AccountEvent {
             Self::PreferencesUpdated { .. } => "PreferencesUpdated",
             Self::ApiKeyCreated { .. } => "ApiKeyCreated",
             Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            Self::SubscriptionChanged { .. } => "SubscriptionChanged",
         }
         .to_owned()
     }
@@ -219,6 +263,8 @@ pub struct Account {
     preferences: Option<Preferences>,
     #[serde(default)]
     api_keys: BTreeSet<uuid::Uuid>,
+    #[serde(default)]
+    subscription: Option<Subscription>,
 }
 
 impl Aggregate for Account {
@@ -246,7 +292,9 @@ impl Aggregate for Account {
             AccountEvent::AccountCreated { kind, .. } => {
                 self.state = match kind {
                     AccountKind::Anonymous => State::Anonymous,
-                    AccountKind::Registered { .. } => State::Registered,
+                    AccountKind::Registered { .. } | AccountKind::External { .. } => {
+                        State::Registered
+                    }
                 };
             }
             AccountEvent::SessionIssued { session_id, .. } => {
@@ -267,6 +315,9 @@ impl Aggregate for Account {
             }
             AccountEvent::ApiKeyRevoked { key_id, .. } => {
                 self.api_keys.remove(&key_id);
+            }
+            AccountEvent::SubscriptionChanged { subscription, .. } => {
+                self.subscription = Some(subscription)
             }
         }
     }
@@ -364,6 +415,35 @@ impl Account {
                     return Err(AccountError::ApiKeyNotFound);
                 }
                 Ok(vec![E::ApiKeyRevoked { key_id, at }])
+            }
+            C::CreateExternal {
+                issuer,
+                subject,
+                email,
+                name,
+                anonymous,
+                at,
+            } => {
+                if self.state != State::New {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AccountCreated {
+                    kind: AccountKind::External {
+                        issuer,
+                        subject,
+                        email,
+                        name,
+                        anonymous,
+                    },
+                    at,
+                }])
+            }
+            C::ChangeSubscription { subscription, at } => {
+                self.require_open()?;
+                if self.subscription.as_ref() == Some(&subscription) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::SubscriptionChanged { subscription, at }])
             }
             C::LinkInto { target, at } => match self.state {
                 State::New => Err(AccountError::NotFound),
@@ -719,5 +799,74 @@ mod tests {
     fn an_account_is_not_linked_into_itself() {
         let id = AccountId(Uuid::from_u128(1));
         assert_eq!(check_link(id, id), Err(AccountError::LinkToSelf));
+    }
+
+    fn subscription(status: &str, until: Option<i64>) -> Subscription {
+        Subscription {
+            provider: "polar".into(),
+            subscription_id: "sub_1".into(),
+            customer_id: None,
+            status: status.into(),
+            pro_until: until.and_then(|t| DateTime::from_timestamp(t, 0)),
+        }
+    }
+
+    #[test]
+    fn a_subscription_change_is_recorded_once() {
+        let changed = AccountEvent::SubscriptionChanged {
+            subscription: subscription("active", Some(1_800_000_000)),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::ChangeSubscription {
+                subscription: subscription("active", Some(1_800_000_000)),
+                at: at(),
+            })
+            .then_expect_events(vec![changed.clone()]);
+        AccountTest::with(())
+            .given(vec![registered(), changed])
+            .when(AccountCommand::ChangeSubscription {
+                subscription: subscription("active", Some(1_800_000_000)),
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(AccountCommand::ChangeSubscription {
+                subscription: subscription("active", None),
+                at: at(),
+            })
+            .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn an_external_identity_is_created_once() {
+        let create = AccountCommand::CreateExternal {
+            issuer: Some("https://idp".into()),
+            subject: "user_1".into(),
+            email: None,
+            name: None,
+            anonymous: false,
+            at: at(),
+        };
+        let created = AccountEvent::AccountCreated {
+            kind: AccountKind::External {
+                issuer: Some("https://idp".into()),
+                subject: "user_1".into(),
+                email: None,
+                name: None,
+                anonymous: false,
+            },
+            at: at(),
+        };
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(create.clone())
+            .then_expect_events(vec![created.clone()]);
+        AccountTest::with(())
+            .given(vec![created])
+            .when(create)
+            .then_expect_events(vec![]);
     }
 }

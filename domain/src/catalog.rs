@@ -22,12 +22,23 @@ pub enum Access {
 }
 
 /// The caller's plan, as far as model access is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Anonymous,
     Free,
     Pro,
+}
+
+impl Tier {
+    /// The name used in plans, reports and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Anonymous => "anonymous",
+            Tier::Free => "free",
+            Tier::Pro => "pro",
+        }
+    }
 }
 
 impl Access {

@@ -41,6 +41,13 @@ pub enum Chunk {
     },
 }
 
+/// The account a reply is charged to, and its tier when the reply started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payer {
+    pub account_id: String,
+    pub tier: crate::catalog::Tier,
+}
+
 /// Token counts as the provider reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
@@ -86,6 +93,8 @@ pub enum GenerationCommand {
         context: Vec<ContextMessage>,
         /// The node running the generation (for crash recovery).
         node_id: String,
+        /// Whose plan pays for the reply (for usage reports).
+        charged_to: Option<Payer>,
         at: DateTime<Utc>,
     },
     AppendChunks {
@@ -123,6 +132,9 @@ pub enum GenerationEvent {
         provider: String,
         context: Vec<ContextMessage>,
         node_id: String,
+        /// Absent in events written before usage reports.
+        #[serde(default)]
+        charged_to: Option<Payer>,
         at: DateTime<Utc>,
     },
     ChunksAppended {
@@ -231,6 +243,7 @@ impl Generation {
                     provider,
                     context,
                     node_id,
+                    charged_to,
                     at,
                 },
             ) => Ok(vec![E::GenerationStarted {
@@ -241,6 +254,7 @@ impl Generation {
                 provider,
                 context,
                 node_id,
+                charged_to,
                 at,
             }]),
             (_, C::Start { .. }) => Err(GenerationError::AlreadyStarted),
@@ -349,6 +363,7 @@ mod tests {
                 content: "hi".into(),
             }],
             node_id: "n".into(),
+            charged_to: None,
             at: DateTime::UNIX_EPOCH,
         }
     }
@@ -365,6 +380,7 @@ mod tests {
                 content: "hi".into(),
             }],
             node_id: "n".into(),
+            charged_to: None,
             at: DateTime::UNIX_EPOCH,
         }
     }

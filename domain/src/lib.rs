@@ -10,7 +10,9 @@
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
 //!   tree, which reply is active).
-//! - [`ledger`]: credits per account, meter and window (reserve, settle, release).
+//! - [`ledger`]: use per account, meter and window (reserve, settle, release) and purchased
+//!   credits.
+//! - [`plans`]: tiers' meters, limits and windows (the policy the ledger's commands carry).
 //! - [`generation`]: the `Generation` aggregate (one assistant reply and its chunks).
 //! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
 
@@ -19,6 +21,7 @@ pub mod catalog;
 pub mod email;
 pub mod generation;
 pub mod ledger;
+pub mod plans;
 pub mod thread;
 pub mod upcast;
 pub mod values;

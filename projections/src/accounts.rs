@@ -54,6 +54,13 @@ pub enum Change {
         id: String,
         at: i64,
     },
+    SetSubscription {
+        id: String,
+        provider: String,
+        customer: Option<String>,
+        status: String,
+        pro_until: Option<i64>,
+    },
 }
 
 /// Folds one account event (of account `account_id`) into changes.
@@ -72,6 +79,16 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
                     Some(email.as_str().to_owned()),
                     name.map(|n| n.as_str().to_owned()),
                     Some(password_hash),
+                ),
+                // An external identity's email is the provider's to keep unique: it is not
+                // stored where registrations claim theirs.
+                AccountKind::External {
+                    name, anonymous, ..
+                } => (
+                    if anonymous { "anonymous" } else { "external" },
+                    None,
+                    name,
+                    None,
                 ),
             };
             vec![Change::InsertAccount {
@@ -129,6 +146,13 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
         AccountEvent::PreferencesUpdated { preferences, .. } => vec![Change::SetPreferences {
             id,
             preferences: serde_json::to_string(&preferences).unwrap_or_default(),
+        }],
+        AccountEvent::SubscriptionChanged { subscription, .. } => vec![Change::SetSubscription {
+            id,
+            provider: subscription.provider,
+            customer: subscription.customer_id,
+            status: subscription.status,
+            pro_until: subscription.pro_until.map(micros),
         }],
     }
 }
@@ -217,6 +241,25 @@ fn sql(change: Change, t: &Tables) -> Stmt {
             format!("UPDATE {sessions} SET revoked_at = $1 WHERE id = $2"),
             vec![at.into(), id.into()],
         ),
+        Change::SetSubscription {
+            id,
+            provider,
+            customer,
+            status,
+            pro_until,
+        } => Stmt::new(
+            format!(
+                "UPDATE {accounts} SET billing_provider = $1, billing_customer = $2, \
+                 subscription_status = $3, pro_until = $4 WHERE id = $5"
+            ),
+            vec![
+                provider.into(),
+                customer.into(),
+                status.into(),
+                pro_until.into(),
+                id.into(),
+            ],
+        ),
     }
 }
 
@@ -229,8 +272,8 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i64 {
-        // 2: preferences. 3: API keys.
-        3
+        // 2: preferences. 3: API keys. 4: subscriptions, external identities.
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -269,7 +312,11 @@ impl Projection for Accounts {
                     password_hash TEXT,
                     created_at BIGINT NOT NULL,
                     linked_into TEXT,
-                    preferences TEXT
+                    preferences TEXT,
+                    billing_provider TEXT,
+                    billing_customer TEXT,
+                    subscription_status TEXT,
+                    pro_until BIGINT
                 )"
             ),
             format!(
@@ -328,6 +375,16 @@ pub struct AccountRow {
     /// JSON of the account's `Preferences`, once set.
     #[serde(skip)]
     pub preferences: Option<String>,
+    /// `polar` or `stripe`, once a subscription was reported.
+    #[serde(skip)]
+    pub billing_provider: Option<String>,
+    #[serde(skip)]
+    pub billing_customer: Option<String>,
+    #[serde(skip)]
+    pub subscription_status: Option<String>,
+    /// The pro tier holds until this moment (micros), while a subscription is current.
+    #[serde(skip)]
+    pub pro_until: Option<i64>,
 }
 
 /// A session as the API shows it.
@@ -341,8 +398,8 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "id, kind, email, name, password_hash, created_at, linked_into, preferences";
+const ACCOUNT_COLUMNS: &str = "id, kind, email, name, password_hash, created_at, linked_into, \
+     preferences, billing_provider, billing_customer, subscription_status, pro_until";
 const SESSION_COLUMNS: &str = "id, account_id, user_agent, ip, created_at, revoked_at";
 
 /// The account with this id.

@@ -8,7 +8,8 @@
 //!   rebuilds into shadow tables.
 //! - [`accounts`]: accounts and sessions (authentication reads).
 //! - [`catalog`]: the model catalog.
-//! - [`usage`]: credit use per window and the ledger lines behind it.
+//! - [`usage`]: use per meter and window, purchased-credit books, the ledger lines behind them.
+//! - [`facts`]: one row per reply with its payer, tokens, credits and cost (admin reports).
 //! - [`threads`]: the thread list per account.
 //! - [`messages`]: each thread's message tree and each reply's progress.
 
@@ -16,6 +17,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod db;
 pub mod event;
+pub mod facts;
 pub mod messages;
 pub mod projection;
 pub mod threads;
@@ -33,6 +35,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(messages::Messages),
         Box::new(catalog::Catalog),
         Box::new(usage::UsageLedger),
+        Box::new(facts::UsageFacts),
     ]
 }
 

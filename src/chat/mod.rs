@@ -103,15 +103,11 @@ pub struct StartReply {
     pub received: std::time::Instant,
     /// The credits reserved for this reply, settled or released when it ends.
     pub reservation: Option<Reservation>,
+    /// The account and tier the reply is charged to.
+    pub payer: threadline_domain::generation::Payer,
 }
 
-/// Credits reserved in a window for one reply.
-#[derive(Debug, Clone)]
-pub struct Reservation {
-    /// The `CreditWindow` stream.
-    pub window_id: String,
-    pub amount: u64,
-}
+pub use crate::services::credits::Reservation;
 
 impl ChatService {
     /// A service for this node.
@@ -173,6 +169,7 @@ impl ChatService {
                 provider: reply.model.provider.name().to_owned(),
                 context,
                 node_id: self.node_id.clone(),
+                charged_to: Some(reply.payer.clone()),
                 at: Utc::now(),
             })
             .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
@@ -284,34 +281,16 @@ impl ChatService {
         }
     }
 
-    /// Settles a reply's reserved credits (`charge`) or gives them back.
+    /// Settles a reply's reservation (`charge`: with the actual cost when known) or gives
+    /// it back (`None`).
     pub async fn close_reservation(
         &self,
         reservation: &Reservation,
         generation_id: &str,
-        charge: bool,
+        charge: Option<Option<u64>>,
         meta: &CommandMeta,
     ) {
-        use threadline_domain::ledger::{CreditWindow, LedgerCommand};
-        let command = if charge {
-            LedgerCommand::Settle {
-                generation_id: generation_id.to_owned(),
-                amount: reservation.amount,
-                at: Utc::now(),
-            }
-        } else {
-            LedgerCommand::Release {
-                generation_id: generation_id.to_owned(),
-                at: Utc::now(),
-            }
-        };
-        if let Err(e) = self
-            .bus
-            .execute::<CreditWindow>(&reservation.window_id, command, meta)
-            .await
-        {
-            tracing::error!(error = %e, generation_id, "cannot close the credit reservation");
-        }
+        crate::services::credits::close(&self.bus, reservation, generation_id, charge, meta).await;
         self.committed();
     }
 

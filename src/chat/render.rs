@@ -235,6 +235,7 @@ mod tests {
             provider: "echo".into(),
             context: vec![],
             node_id: "n".into(),
+            charged_to: None,
             at: DateTime::UNIX_EPOCH,
         }
     }

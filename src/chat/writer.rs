@@ -219,15 +219,32 @@ pub(super) async fn run(
     if let Some(counter) = counter {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    let cost_micros = matches!(outcome, Outcome::Completed).then(|| {
+        reply.model.prices.cost_micros(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.cached_input_tokens,
+            reply.model.provider.usage_counting(),
+        )
+    });
+    // Credits: charged for a completed reply and for one that produced anything (at the
+    // actual cost when the provider reported usage); given back when it failed or was stopped
+    // before its first token.
+    if let Some(reservation) = &reply.reservation {
+        let charged = matches!(outcome, Outcome::Completed) || !first_chunk;
+        service
+            .close_reservation(
+                reservation,
+                &run.id,
+                charged.then_some(cost_micros),
+                &reply.meta,
+            )
+            .await;
+    }
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
-            cost_micros: reply.model.prices.cost_micros(
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.reasoning_tokens,
-                usage.cached_input_tokens,
-                reply.model.provider.usage_counting(),
-            ),
+            cost_micros: cost_micros.unwrap_or(0),
             finish_reason,
             usage,
             provider_ms,
@@ -240,14 +257,6 @@ pub(super) async fn run(
         Outcome::Stopped => GenerationCommand::Stop { at },
         Outcome::Lost => GenerationCommand::Interrupt { at },
     };
-    // Credits: charged for a completed reply and for one that produced anything; given back
-    // when it failed or was stopped before its first token.
-    if let Some(reservation) = &reply.reservation {
-        let charge = matches!(outcome, Outcome::Completed) || !first_chunk;
-        service
-            .close_reservation(reservation, &run.id, charge, &reply.meta)
-            .await;
-    }
     // The terminal event reaches live readers only after the thread and its projections show
     // the reply finished: a client that reads the thread when its stream ends sees it done.
     match run.commit_quietly(command).await {
@@ -524,6 +533,27 @@ pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &s
         return false;
     }
     service.committed();
+    // Its node died holding the reservation: charged if anything was streamed (events after
+    // `GenerationStarted`), given back otherwise.
+    match threadline_projections::usage::open_reservations(&service.db, generation_id).await {
+        Ok(open) => {
+            let charges = open
+                .into_iter()
+                .map(|(stream_id, meter, amount)| crate::services::credits::Charge {
+                    stream_id,
+                    meter: threadline_domain::plans::Meter::parse(&meter)
+                        .unwrap_or(threadline_domain::plans::Meter::Credits),
+                    amount: amount.max(0) as u64,
+                })
+                .collect();
+            let reservation = super::Reservation { charges };
+            let charged = (last > 1).then_some(None);
+            service
+                .close_reservation(&reservation, generation_id, charged, &meta)
+                .await;
+        }
+        Err(e) => tracing::warn!(error = %e, generation_id, "cannot read the reply's reservations"),
+    }
     service
         .finish_on_thread(
             thread_id,

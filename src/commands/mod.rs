@@ -2,4 +2,5 @@
 
 pub mod migrate;
 pub mod projections;
+pub mod reports;
 pub mod serve;

@@ -6,6 +6,7 @@ use crate::startup::Application;
 
 /// Builds the settings from the command line / environment and serves until stopped.
 pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let plans = crate::config::load_plans(args.plans_file.as_deref(), &storage.data_dir)?;
     let settings = Settings {
         bind: args.bind,
         data_dir: storage.data_dir,
@@ -26,6 +27,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .map(|o| o.trim().to_owned())
             .filter(|o| !o.is_empty())
             .collect(),
+        plans: std::sync::Arc::new(plans),
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

@@ -56,6 +56,9 @@ routes! {
     "/v1/generations/{id}/events" => { get: generations::events::handle },
     "/v1/models" => { get: models::list },
     "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },
+    "/v1/admin/usage" => { get: admin::usage::handle },
+    "/v1/admin/accounts/{id}/ledger" => { get: admin::accounts::ledger },
+    "/v1/admin/accounts/{id}/credits" => { post: admin::accounts::grant },
     "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },
     "/v1/threads/{id}" => {
         get: threads::get::handle,

@@ -13,6 +13,7 @@ use threadline_projections::accounts as account_view;
 
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
+use crate::services::credits;
 use crate::state::AppState;
 use crate::store::commands::CommandMeta;
 use crate::store::log::Cursor;
@@ -180,42 +181,88 @@ async fn link(
             meta,
         )
         .await?;
-    carry_todays_credits(state, anonymous.id(), &target.to_string(), meta).await?;
+    carry_usage(state, anonymous, &target.to_string(), meta).await?;
     tracing::info!(anonymous = %anonymous_id, into = %target, "linked anonymous account");
     Ok(anonymous_id.to_string())
 }
 
-/// Moves what the anonymous account spent today into the registered account's window, so that
-/// signing up never resets a quota. Both ledgers show it (a `carried` line on the registered
-/// account; the anonymous window keeps its own lines).
-async fn carry_todays_credits(
+/// Moves what the anonymous account has used in its current windows into the registered
+/// account's (so that signing up never resets a quota), its purchased credits, and its
+/// preferences when the registered account has none. Both ledgers show it: a `carried` line on
+/// the registered account, `moved_out`/`added` lines for purchased credits.
+async fn carry_usage(
     state: &AppState,
-    anonymous: &str,
+    anonymous: &Caller,
     target: &str,
     meta: &CommandMeta,
 ) -> Result<(), ApiError> {
-    use threadline_domain::ledger::{self, CreditWindow, LedgerCommand};
-    let (key, _) = ledger::day_window(Utc::now());
-    let spent = threadline_projections::usage::window(
-        &state.db,
-        &ledger::window_id(anonymous, "credits", &key),
-    )
-    .await?
-    .map_or(0, |w| (w.used + w.reserved).max(0) as u64);
-    if spent > 0 {
+    use threadline_domain::ledger::{CreditWindow, LedgerCommand};
+    use threadline_domain::plans::{self, Meter};
+    let now = Utc::now();
+    let tier = credits::tier_of(anonymous);
+    let target_tier = match account_view::account(&state.db, target).await? {
+        Some(row) => credits::tier_at(&row, now),
+        None => threadline_domain::catalog::Tier::Free,
+    };
+    for meter in Meter::ALL {
+        let Some((window, _)) = credits::current_window(state, tier, meter, now) else {
+            continue;
+        };
+        let from = plans::window_id(anonymous.id(), meter.as_str(), &window.key);
+        let spent = threadline_projections::usage::window(&state.db, &from)
+            .await?
+            .map_or(0, |w| w.committed());
+        if spent == 0 {
+            continue;
+        }
+        // The registered account's window of the same meter now (its plan may cut windows
+        // differently; the use lands in its current one).
+        let key = credits::current_window(state, target_tier, meter, now)
+            .map_or(window.key, |(w, _)| w.key);
         state
             .send::<CreditWindow>(
-                &ledger::window_id(target, "credits", &key),
+                &plans::window_id(target, meter.as_str(), &key),
                 LedgerCommand::Carry {
-                    from_account: anonymous.to_owned(),
+                    from_account: anonymous.id().to_owned(),
                     amount: spent,
-                    at: Utc::now(),
+                    at: now,
                 },
                 meta,
             )
             .await?;
     }
-    Ok(())
+    credits::move_purchased(state, anonymous.id(), target, meta).await?;
+    carry_preferences(state, anonymous, target, meta).await
+}
+
+/// Gives the registered account the anonymous account's preferences when it has none.
+async fn carry_preferences(
+    state: &AppState,
+    anonymous: &Caller,
+    target: &str,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let Some(prefs) = anonymous.account.preferences.as_deref() else {
+        return Ok(());
+    };
+    let target_row = account_view::account(&state.db, target).await?;
+    if target_row.is_some_and(|row| row.preferences.is_some()) {
+        return Ok(());
+    }
+    let Ok(preferences) = serde_json::from_str(prefs) else {
+        return Ok(());
+    };
+    state
+        .send::<Account>(
+            target,
+            AccountCommand::SetPreferences {
+                preferences,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await
+        .map(drop)
 }
 
 async fn issue_session(

@@ -8,8 +8,9 @@ use actix_web::HttpRequest;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use threadline_domain::catalog::{Access, Tier};
-use threadline_domain::ledger::{self, CreditWindow, LedgerCommand, LedgerError};
+use threadline_domain::catalog::Access;
+
+use crate::services::credits;
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
@@ -20,7 +21,7 @@ use crate::chat::{Reservation, StartReply};
 use crate::error::ApiError;
 use crate::providers::ChatMessage;
 use crate::state::AppState;
-use crate::store::commands::{CommandError, CommandMeta};
+use crate::store::commands::CommandMeta;
 
 /// Longest user message in characters.
 const MAX_MESSAGE_CHARS: usize = 100_000;
@@ -154,7 +155,17 @@ pub async fn send(
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let reservation = reserve_credits(state, caller, &generation_id, &model, &meta).await?;
+    let estimate = outgoing.as_ref().map_or(0, |(_, text)| estimated_prompt_cost(&model, text));
+    let reservation = credits::reserve_reply(
+        state,
+        caller,
+        &generation_id,
+        u64::from(model.credits),
+        estimate,
+        &meta,
+    )
+    .await?;
+    let reservation = (!reservation.charges.is_empty()).then_some(reservation);
     let request = Outgoing {
         thread_id,
         model,
@@ -175,7 +186,7 @@ pub async fn send(
         // Nothing was started: the credits go back.
         state
             .chat
-            .close_reservation(reservation, &generation_id, false, &meta)
+            .close_reservation(reservation, &generation_id, None, &meta)
             .await;
     }
     result.map(|_| generation_id)
@@ -266,55 +277,25 @@ async fn start_reply(
             meta: meta.clone(),
             received,
             reservation,
+            payer: threadline_domain::generation::Payer {
+                account_id: caller.id().to_owned(),
+                tier: credits::tier_of(caller),
+            },
         })
         .await?;
     Ok(cursor)
 }
 
-/// Reserves the model's credits in the caller's window for today (nothing for free models).
-/// An exhausted window is a 429 naming the meter, its limit, the use and the reset time.
-async fn reserve_credits(
-    state: &AppState,
-    caller: &Caller,
-    generation_id: &str,
-    model: &crate::chat::models::Model,
-    meta: &CommandMeta,
-) -> Result<Option<Reservation>, ApiError> {
-    if model.credits == 0 {
-        return Ok(None);
-    }
-    let now = Utc::now();
-    let (key, resets_at) = ledger::day_window(now);
-    let window_id = ledger::window_id(caller.id(), "credits", &key);
-    let limit = ledger::daily_credits(tier_of(caller));
-    let amount = u64::from(model.credits);
-    let reserved = state
-        .bus
-        .execute::<CreditWindow>(
-            &window_id,
-            LedgerCommand::Reserve {
-                generation_id: generation_id.to_owned(),
-                amount,
-                limit,
-                at: now,
-            },
-            meta,
-        )
-        .await;
-    state.projector.wake();
-    match reserved {
-        Ok(_) => Ok(Some(Reservation { window_id, amount })),
-        Err(CommandError::Rejected(LedgerError::Exhausted { used, limit })) => {
-            Err(ApiError::QuotaExceeded {
-                meter: "credits",
-                limit,
-                used,
-                resets_at: resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                retry_after: (resets_at - now).num_seconds().max(1) as u64,
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
+/// A lower bound of a reply's cost for the cost budget's reservation: the new message at the
+/// model's input price (about four characters a token). The reply settles at its actual cost.
+fn estimated_prompt_cost(model: &crate::chat::models::Model, text: &str) -> u64 {
+    model.prices.cost_micros(
+        (text.len() / 4) as u64,
+        0,
+        0,
+        0,
+        model.provider.usage_counting(),
+    )
 }
 
 /// The system prompt from the user's preferences (none when they set nothing).
@@ -332,14 +313,7 @@ fn system_prompt(prefs: &threadline_domain::account::Preferences) -> Option<Stri
     (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
-/// The caller's plan for model access. Subscriptions (and with them `Pro`) come with billing.
-pub fn tier_of(caller: &Caller) -> Tier {
-    if caller.is_anonymous() {
-        Tier::Anonymous
-    } else {
-        Tier::Free
-    }
-}
+pub use crate::services::credits::tier_of;
 
 /// The model a request names, with the catalog's access rule enforced on the server.
 pub async fn resolve_model(

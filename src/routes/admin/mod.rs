@@ -1,6 +1,8 @@
 //! `/v1/admin/*`: operator endpoints, 403 for everyone but admins (`THREADLINE_ADMIN_EMAILS`).
 
+pub mod accounts;
 pub mod models;
+pub mod usage;
 
 use crate::auth::Caller;
 use crate::error::ApiError;

@@ -1,0 +1,372 @@
+//! Plans applied to the ledger: what a reply reserves before its provider is called, how the
+//! reservation ends, purchased credits, and the tier a caller has now.
+//!
+//! A reply reserves the model's credits in the caller's current window of the `credits` meter
+//! (the plan's limit travels in the command); when the window cannot cover it, the credits come
+//! from the newest purchased-credit book instead. With a cost budget the reply also reserves an
+//! estimate of its cost in micro-dollars (its prompt at the input price), settled at the actual
+//! cost when it ends. Every reservation is one command on one bounded stream, so a send costs
+//! the same on an account's first day and its thousandth.
+
+use chrono::{DateTime, Utc};
+use threadline_domain::catalog::Tier;
+use threadline_domain::ledger::{CreditWindow, LedgerCommand, LedgerError};
+use threadline_domain::plans::{self, Meter, PURCHASED, Window};
+use threadline_projections::Db;
+use threadline_projections::accounts::AccountRow;
+use threadline_projections::usage;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::commands::{CommandBus, CommandError, CommandMeta};
+use crate::store::log::Cursor;
+
+/// One meter's reservation for a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    /// The `CreditWindow` stream (a window, or a purchased-credit book).
+    pub stream_id: String,
+    pub meter: Meter,
+    pub amount: u64,
+}
+
+/// Everything a reply reserved; settled or released together when it ends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reservation {
+    pub charges: Vec<Charge>,
+}
+
+impl Reservation {
+    /// The credits reserved (from the window or a book).
+    pub fn credits(&self) -> u64 {
+        self.charges
+            .iter()
+            .filter(|c| c.meter == Meter::Credits)
+            .map(|c| c.amount)
+            .sum()
+    }
+}
+
+/// The caller's tier now: anonymous, pro while a subscription's paid period runs, else free.
+pub fn tier_of(caller: &Caller) -> Tier {
+    tier_at(&caller.account, Utc::now())
+}
+
+/// An account's tier at `now`.
+pub fn tier_at(account: &AccountRow, now: DateTime<Utc>) -> Tier {
+    if account.kind == "anonymous" {
+        Tier::Anonymous
+    } else if account
+        .pro_until
+        .is_some_and(|until| until > now.timestamp_micros())
+    {
+        Tier::Pro
+    } else {
+        Tier::Free
+    }
+}
+
+/// The window a meter of `tier` is in at `now`, with its limit (`None`: not metered).
+pub fn current_window(
+    state: &AppState,
+    tier: Tier,
+    meter: Meter,
+    now: DateTime<Utc>,
+) -> Option<(Window, u64)> {
+    let plans = &state.settings.plans;
+    let rule = plans.plan(tier).rule(meter)?;
+    Some((plans.window(rule.window, now), rule.limit?))
+}
+
+/// Reserves what a reply needs: its credits (window first, purchased credits after) and, with
+/// a cost budget, its estimated cost. Either all of it is reserved or nothing is.
+pub async fn reserve_reply(
+    state: &AppState,
+    caller: &Caller,
+    generation_id: &str,
+    credits: u64,
+    cost_estimate: u64,
+    meta: &CommandMeta,
+) -> Result<Reservation, ApiError> {
+    let now = Utc::now();
+    let tier = tier_of(caller);
+    let mut reservation = Reservation::default();
+    if credits > 0 {
+        match reserve_in_window(state, caller.id(), tier, Meter::Credits, generation_id, credits, now, meta).await {
+            Ok(charge) => reservation.charges.extend(charge),
+            Err(Denied::Exhausted(quota)) => {
+                match reserve_purchased(state, caller.id(), generation_id, credits, meta).await? {
+                    Some(charge) => reservation.charges.push(charge),
+                    None => return Err(quota),
+                }
+            }
+            Err(Denied::Other(e)) => return Err(e),
+        }
+    }
+    let cost = reserve_in_window(
+        state,
+        caller.id(),
+        tier,
+        Meter::CostMicros,
+        generation_id,
+        cost_estimate.max(1),
+        now,
+        meta,
+    )
+    .await;
+    match cost {
+        Ok(charge) => reservation.charges.extend(charge),
+        Err(denied) => {
+            close(&state.bus, &reservation, generation_id, None, meta).await;
+            state.projector.wake();
+            return Err(denied.into_api());
+        }
+    }
+    state.projector.wake();
+    Ok(reservation)
+}
+
+/// Reserves `amount` of a tool meter (web searches, research runs) for one run: 402 when the
+/// plan has none of it, 429 when the window is used up.
+pub async fn reserve_tool_run(
+    state: &AppState,
+    caller: &Caller,
+    meter: Meter,
+    run_id: &str,
+    meta: &CommandMeta,
+) -> Result<Reservation, ApiError> {
+    let tier = tier_of(caller);
+    if let Some((_, 0)) = current_window(state, tier, meter, Utc::now()) {
+        return Err(ApiError::PlanRequired {
+            meter: meter.as_str(),
+            tier: tier.as_str(),
+        });
+    }
+    let charge = reserve_in_window(state, caller.id(), tier, meter, run_id, 1, Utc::now(), meta)
+        .await
+        .map_err(Denied::into_api)?;
+    state.projector.wake();
+    Ok(Reservation {
+        charges: charge.into_iter().collect(),
+    })
+}
+
+/// Why a reservation failed.
+enum Denied {
+    /// The window is used up: the 429 to answer.
+    Exhausted(ApiError),
+    Other(ApiError),
+}
+
+impl Denied {
+    fn into_api(self) -> ApiError {
+        match self {
+            Denied::Exhausted(e) | Denied::Other(e) => e,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reserve_in_window(
+    state: &AppState,
+    account: &str,
+    tier: Tier,
+    meter: Meter,
+    generation_id: &str,
+    amount: u64,
+    now: DateTime<Utc>,
+    meta: &CommandMeta,
+) -> Result<Option<Charge>, Denied> {
+    let Some((window, limit)) = current_window(state, tier, meter, now) else {
+        return Ok(None);
+    };
+    let stream_id = plans::window_id(account, meter.as_str(), &window.key);
+    let reserved = state
+        .bus
+        .execute::<CreditWindow>(
+            &stream_id,
+            LedgerCommand::Reserve {
+                generation_id: generation_id.to_owned(),
+                amount,
+                limit: Some(limit),
+                at: now,
+            },
+            meta,
+        )
+        .await;
+    match reserved {
+        Ok(_) => Ok(Some(Charge {
+            stream_id,
+            meter,
+            amount,
+        })),
+        Err(CommandError::Rejected(LedgerError::Exhausted { used, limit })) => {
+            Err(Denied::Exhausted(ApiError::QuotaExceeded {
+                meter: meter.as_str(),
+                limit,
+                used,
+                resets_at: window
+                    .resets_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                retry_after: (window.resets_at - now).num_seconds().max(1) as u64,
+            }))
+        }
+        Err(e) => Err(Denied::Other(e.into())),
+    }
+}
+
+/// Reserves `amount` purchased credits in the account's open book (`None`: not enough).
+async fn reserve_purchased(
+    state: &AppState,
+    account: &str,
+    generation_id: &str,
+    amount: u64,
+    meta: &CommandMeta,
+) -> Result<Option<Charge>, ApiError> {
+    let command = LedgerCommand::Reserve {
+        generation_id: generation_id.to_owned(),
+        amount,
+        limit: None,
+        at: Utc::now(),
+    };
+    match on_open_book(&state.db, &state.bus, account, command, meta).await {
+        Ok((stream_id, _)) => Ok(Some(Charge {
+            stream_id,
+            meter: Meter::Credits,
+            amount,
+        })),
+        Err(CommandError::Rejected(LedgerError::Exhausted { .. })) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds purchased or granted credits to an account (idempotent per `source` within a book)
+/// and waits until the projections show them.
+pub async fn add_purchased(
+    state: &AppState,
+    account: &str,
+    source: &str,
+    amount: u64,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let command = LedgerCommand::Add {
+        source: source.to_owned(),
+        amount,
+        at: Utc::now(),
+    };
+    let (_, cursor) = on_open_book(&state.db, &state.bus, account, command, meta).await?;
+    state.projector.wake();
+    state.settle(cursor).await;
+    Ok(())
+}
+
+/// Moves an anonymous account's purchased credits into the account it is linked into.
+pub async fn move_purchased(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let (_, balance) = purchased_balance(&state.db, from).await?;
+    if balance == 0 {
+        return Ok(());
+    }
+    let out = LedgerCommand::MoveOut {
+        to_account: to.to_owned(),
+        amount: balance,
+        at: Utc::now(),
+    };
+    match on_open_book(&state.db, &state.bus, from, out, meta).await {
+        Ok(_) => add_purchased(state, to, &format!("link:{from}"), balance, meta).await,
+        // Spent meanwhile: what is left moves at the next link attempt (none: it is linked).
+        Err(CommandError::Rejected(LedgerError::Exhausted { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The newest book's key and balance (the balance as the projections show it).
+pub async fn purchased_balance(db: &Db, account: &str) -> Result<(String, u64), ApiError> {
+    Ok(match usage::newest_book(db, account).await? {
+        Some((key, row)) => (key, row.balance()),
+        None => (plans::book_key(0), 0),
+    })
+}
+
+/// Runs `command` on the account's open purchased-credit book, following closed books to the
+/// next one (opening it with the closing balance). Returns the book's stream id.
+async fn on_open_book(
+    db: &Db,
+    bus: &CommandBus,
+    account: &str,
+    command: LedgerCommand,
+    meta: &CommandMeta,
+) -> Result<(String, Option<Cursor>), CommandError<LedgerError>> {
+    let newest = usage::newest_book(db, account)
+        .await
+        .map_err(|e| CommandError::Internal(e.to_string()))?;
+    let mut book = newest
+        .and_then(|(key, _)| key.parse::<u64>().ok())
+        .unwrap_or(0);
+    // The projection may trail the log by a book or two; each step moves one book forward.
+    for _ in 0..16 {
+        let stream_id = plans::window_id(account, PURCHASED, &plans::book_key(book));
+        match bus
+            .execute::<CreditWindow>(&stream_id, command.clone(), meta)
+            .await
+        {
+            Err(CommandError::Rejected(LedgerError::BookClosed { balance })) => {
+                let open = LedgerCommand::OpenBook {
+                    from_book: plans::book_key(book),
+                    balance,
+                    at: Utc::now(),
+                };
+                book += 1;
+                let next = plans::window_id(account, PURCHASED, &plans::book_key(book));
+                bus.execute::<CreditWindow>(&next, open, meta).await?;
+            }
+            Err(e) => return Err(e),
+            Ok(cursor) => return Ok((stream_id, cursor)),
+        }
+    }
+    Err(CommandError::Internal(format!(
+        "no open purchased-credit book found for {account}"
+    )))
+}
+
+/// Ends a reply's reservation: settles it when the reply is charged (`cost_micros` is the
+/// actual cost, when known) or releases it (`None`: nothing was produced).
+pub async fn close(
+    bus: &CommandBus,
+    reservation: &Reservation,
+    generation_id: &str,
+    charge: Option<Option<u64>>,
+    meta: &CommandMeta,
+) {
+    for c in &reservation.charges {
+        let at = Utc::now();
+        let command = match charge {
+            Some(cost) => LedgerCommand::Settle {
+                generation_id: generation_id.to_owned(),
+                amount: match (c.meter, cost) {
+                    (Meter::CostMicros, Some(actual)) => actual,
+                    _ => c.amount,
+                },
+                at,
+            },
+            None => LedgerCommand::Release {
+                generation_id: generation_id.to_owned(),
+                at,
+            },
+        };
+        match bus
+            .execute::<CreditWindow>(&c.stream_id, command, meta)
+            .await
+        {
+            Ok(_) | Err(CommandError::Rejected(LedgerError::NotReserved)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, generation_id, stream = c.stream_id, "cannot close a reservation");
+            }
+        }
+    }
+}
