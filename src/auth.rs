@@ -91,6 +91,8 @@ pub const API_KEY_SESSION: &str = "api-key:";
 pub struct Caller {
     pub account: AccountRow,
     pub session_id: String,
+    /// An external identity's token carried the admin claim.
+    pub admin_claim: bool,
 }
 
 impl Caller {
@@ -142,13 +144,74 @@ async fn resolve(state: web::Data<AppState>, token: String) -> Result<Caller, Ap
         return Ok(Caller {
             account,
             session_id: format!("{API_KEY_SESSION}{}", key.id),
+            admin_claim: false,
         });
+    }
+    if let Some(verifier) = &state.jwt
+        && crate::identity::looks_like_jwt(&token)
+    {
+        return external_caller(&state, verifier, &token).await;
     }
     let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
     Ok(Caller {
         account,
         session_id: session.id,
+        admin_claim: false,
+    })
+}
+
+/// How a caller authenticated by an external JWT is marked in `Caller::session_id`.
+pub const JWT_SESSION: &str = "jwt:";
+
+/// The account of an external identity: its id is a UUIDv5 of issuer and subject, so the
+/// first request of a new subject creates it exactly once, however many arrive together.
+pub fn external_account_id(identity: &crate::identity::ExternalIdentity) -> uuid::Uuid {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_2b0e_8d4a_4f7e_9a53_0b7e_2d61_c4a9);
+    uuid::Uuid::new_v5(&NAMESPACE, identity.account_key().as_bytes())
+}
+
+async fn external_caller(
+    state: &AppState,
+    verifier: &crate::identity::JwtVerifier,
+    token: &str,
+) -> Result<Caller, ApiError> {
+    use crate::identity::JwtError;
+    let identity = verifier.verify(token).await.map_err(|e| match e {
+        JwtError::KeysUnavailable(cause) => ApiError::Unavailable(cause),
+        other => ApiError::Unauthorized {
+            code: other.code(),
+            detail: other.to_string(),
+        },
+    })?;
+    let id = external_account_id(&identity).to_string();
+    let account = match accounts::account(&state.db, &id).await? {
+        Some(account) => account,
+        None => {
+            let meta = crate::store::commands::CommandMeta::for_request("jwt", Some(id.clone()));
+            state
+                .run::<threadline_domain::account::Account>(
+                    &id,
+                    threadline_domain::account::AccountCommand::CreateExternal {
+                        issuer: identity.issuer.clone(),
+                        subject: identity.subject.clone(),
+                        email: identity.email.clone(),
+                        name: identity.name.clone(),
+                        anonymous: identity.anonymous,
+                        at: chrono::Utc::now(),
+                    },
+                    &meta,
+                )
+                .await?;
+            accounts::account(&state.db, &id)
+                .await?
+                .ok_or_else(|| ApiError::Unavailable("the new account is not visible yet".into()))?
+        }
+    };
+    Ok(Caller {
+        account,
+        session_id: format!("{JWT_SESSION}{}", identity.subject),
+        admin_claim: identity.admin,
     })
 }
 

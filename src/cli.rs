@@ -136,6 +136,54 @@ pub struct ServeArgs {
     /// when it exists.
     #[arg(long, env = "THREADLINE_PLANS_FILE")]
     pub plans_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub billing: BillingArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// Billing providers (SPEC §9).
+#[derive(Debug, Clone, Args)]
+pub struct BillingArgs {
+    /// Polar's webhook secret; enables `POST /v1/webhooks/polar`.
+    #[arg(long, env = "POLAR_WEBHOOK_SECRET", hide_env_values = true)]
+    pub polar_webhook_secret: Option<String>,
+    /// Stripe's webhook signing secret; enables `POST /v1/webhooks/stripe`.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Polar organization access token (checkout and portal links).
+    #[arg(long, env = "POLAR_ACCESS_TOKEN", hide_env_values = true)]
+    pub polar_access_token: Option<String>,
+    #[arg(long, env = "POLAR_BASE_URL", default_value = crate::billing::client::POLAR_BASE_URL)]
+    pub polar_base_url: String,
+    /// Stripe secret key (checkout and portal links).
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    #[arg(long, env = "STRIPE_BASE_URL", default_value = crate::billing::client::STRIPE_BASE_URL)]
+    pub stripe_base_url: String,
+}
+
+/// External identity through JWTs (SPEC §8).
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// JWKS URL of the identity provider (Better Auth, Clerk, Auth0).
+    #[arg(long, env = "THREADLINE_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Shared HS256 secret.
+    #[arg(long, env = "THREADLINE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Required `iss`.
+    #[arg(long, env = "THREADLINE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`.
+    #[arg(long, env = "THREADLINE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The claim that marks anonymous users.
+    #[arg(long, env = "THREADLINE_JWT_ANONYMOUS_CLAIM", default_value = crate::identity::DEFAULT_ANONYMOUS_CLAIM)]
+    pub jwt_anonymous_claim: String,
+    /// A claim whose value `admin` grants the admin role (e.g. `role`).
+    #[arg(long, env = "THREADLINE_JWT_ADMIN_CLAIM")]
+    pub jwt_admin_claim: Option<String>,
 }
 
 #[derive(Debug, Parser)]

@@ -34,6 +34,41 @@ pub struct Settings {
     /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
     /// limits and windows laid over the SPEC §7 defaults.
     pub plans: std::sync::Arc<threadline_domain::plans::Plans>,
+    /// Billing providers: webhook secrets and API credentials.
+    pub billing: BillingSettings,
+    /// External identity: JWTs from a JWKS URL or an HS256 secret (off when neither is set).
+    pub jwt: crate::identity::JwtConfig,
+}
+
+/// `POLAR_*` and `STRIPE_*` settings (SPEC §9). `Debug` redacts them.
+#[derive(Clone, Default)]
+pub struct BillingSettings {
+    /// `POLAR_WEBHOOK_SECRET` (`whsec_…` or Polar's raw secret): enables `/v1/webhooks/polar`.
+    pub polar_webhook_secret: Option<String>,
+    /// `STRIPE_WEBHOOK_SECRET` (`whsec_…`): enables `/v1/webhooks/stripe`.
+    pub stripe_webhook_secret: Option<String>,
+    /// `POLAR_ACCESS_TOKEN`: checkout and portal links through Polar.
+    pub polar_access_token: Option<String>,
+    /// `POLAR_BASE_URL` (default `https://api.polar.sh`).
+    pub polar_base_url: String,
+    /// `STRIPE_SECRET_KEY`: checkout and portal links through Stripe.
+    pub stripe_secret_key: Option<String>,
+    /// `STRIPE_BASE_URL` (default `https://api.stripe.com`).
+    pub stripe_base_url: String,
+}
+
+impl fmt::Debug for BillingSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("BillingSettings")
+            .field("polar_webhook_secret", &set(&self.polar_webhook_secret))
+            .field("stripe_webhook_secret", &set(&self.stripe_webhook_secret))
+            .field("polar_access_token", &set(&self.polar_access_token))
+            .field("polar_base_url", &self.polar_base_url)
+            .field("stripe_secret_key", &set(&self.stripe_secret_key))
+            .field("stripe_base_url", &self.stripe_base_url)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -51,6 +86,12 @@ impl Settings {
             allow_direct_models: false,
             cors_origins: Vec::new(),
             plans: Default::default(),
+            billing: BillingSettings {
+                polar_base_url: crate::billing::client::POLAR_BASE_URL.into(),
+                stripe_base_url: crate::billing::client::STRIPE_BASE_URL.into(),
+                ..Default::default()
+            },
+            jwt: Default::default(),
         }
     }
 
@@ -97,6 +138,8 @@ impl fmt::Debug for Settings {
             .field("echo_delay", &self.echo_delay)
             .field("allow_direct_models", &self.allow_direct_models)
             .field("cors_origins", &self.cors_origins)
+            .field("billing", &self.billing)
+            .field("jwt_jwks_url", &self.jwt.jwks_url)
             .field(
                 "provider_env",
                 &self

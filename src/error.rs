@@ -66,6 +66,9 @@ pub enum ApiError {
         meter: &'static str,
         tier: &'static str,
     },
+    /// 502: an upstream service (a billing provider) refused or failed.
+    #[error("{0}")]
+    Upstream(String),
     /// 503: a dependency (the database) is unavailable; retrying later may work.
     #[error("service unavailable")]
     Unavailable(String),
@@ -105,6 +108,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::PlanRequired { .. } => "plan_required",
+            ApiError::Upstream(_) => "upstream_error",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -218,6 +222,15 @@ impl From<threadline_domain::ledger::LedgerError> for ApiError {
     }
 }
 
+impl From<threadline_domain::billing::DeliveryError> for ApiError {
+    fn from(e: threadline_domain::billing::DeliveryError) -> Self {
+        ApiError::Conflict {
+            code: "delivery_processed",
+            detail: e.to_string(),
+        }
+    }
+}
+
 impl From<EmailError> for ApiError {
     fn from(e: EmailError) -> Self {
         match e {
@@ -245,6 +258,7 @@ impl ResponseError for ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::PlanRequired { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

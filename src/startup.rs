@@ -29,6 +29,8 @@ pub enum StartupError {
     Projector(#[from] crate::projector::ProjectorError),
     #[error("cannot seed the model catalog: {0}")]
     Seed(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -110,6 +112,10 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n,
         };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| StartupError::Http(e.to_string()))?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             bus,
@@ -117,6 +123,8 @@ impl Application {
             chat,
             feed,
             anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
+            jwt: crate::identity::JwtVerifier::new(settings.jwt.clone(), http.clone()),
+            http,
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

@@ -24,6 +24,10 @@ pub struct AppState {
     pub anon_limiter: RateLimiter,
     pub chat: Arc<crate::chat::ChatService>,
     pub feed: crate::feed::FeedHub,
+    /// For billing providers' and identity providers' APIs.
+    pub http: reqwest::Client,
+    /// External JWTs, when configured.
+    pub jwt: Option<crate::identity::JwtVerifier>,
 }
 
 impl AppState {

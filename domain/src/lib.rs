@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`values`]: parsed value types (`ThreadId`, `Email`, `Title`, …) that cannot hold bad input.
 //! - [`account`]: the `Account` aggregate (anonymous and registered accounts, sessions, linking).
+//! - [`billing`]: idempotent webhook deliveries and the subscription → tier rule.
 //! - [`catalog`]: the model catalog (one stream per model id), access levels and prices.
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
@@ -17,6 +18,7 @@
 //! - [`upcast`]: the upcaster path every stored event passes through before it is deserialized.
 
 pub mod account;
+pub mod billing;
 pub mod catalog;
 pub mod email;
 pub mod generation;

@@ -168,11 +168,26 @@ pub struct Window {
 #[error("{0}")]
 pub struct PlanError(pub String);
 
-/// Every tier's plan and the time zone their days are counted in.
+/// Something a checkout sells: the pro subscription (`credits: 0`) or a pack of credits that
+/// never expire, with its ids at the billing providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// The name clients ask a checkout for (`pro`, `credits-100`).
+    pub id: String,
+    pub polar_product_id: Option<String>,
+    pub stripe_price_id: Option<String>,
+    /// Credits a paid order adds; 0 for the subscription.
+    #[serde(default)]
+    pub credits: u64,
+}
+
+/// Every tier's plan, the time zone their days are counted in, and what can be bought.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plans {
     pub time_zone: Tz,
     pub tiers: BTreeMap<Tier, Plan>,
+    pub products: Vec<Product>,
 }
 
 /// The shape of a plans file (every part optional).
@@ -182,6 +197,8 @@ struct PlansFile {
     time_zone: Option<String>,
     #[serde(default)]
     tiers: BTreeMap<Tier, BTreeMap<Meter, MeterRule>>,
+    #[serde(default)]
+    products: Vec<Product>,
 }
 
 impl Default for Plans {
@@ -203,6 +220,7 @@ impl Default for Plans {
                 (Tier::Free, plan(20, 5, 0)),
                 (Tier::Pro, plan(200, 50, 5)),
             ]),
+            products: Vec::new(),
         }
     }
 }
@@ -219,11 +237,31 @@ impl Plans {
                 .parse()
                 .map_err(|_| PlanError(format!("unknown time zone {zone:?} (use an IANA name)")))?;
         }
+        plans.products = file.products;
         for (tier, meters) in file.tiers {
             let plan = plans.tiers.entry(tier).or_default();
             plan.meters.extend(meters);
         }
         Ok(plans)
+    }
+
+    /// The product a client names.
+    pub fn product(&self, id: &str) -> Option<&Product> {
+        self.products.iter().find(|p| p.id == id)
+    }
+
+    /// The product sold under a Polar product id.
+    pub fn polar_product(&self, polar_id: &str) -> Option<&Product> {
+        self.products
+            .iter()
+            .find(|p| p.polar_product_id.as_deref() == Some(polar_id))
+    }
+
+    /// The product sold under a Stripe price id.
+    pub fn stripe_price(&self, price_id: &str) -> Option<&Product> {
+        self.products
+            .iter()
+            .find(|p| p.stripe_price_id.as_deref() == Some(price_id))
     }
 
     /// The plan of `tier`.

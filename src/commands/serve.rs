@@ -28,6 +28,22 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .filter(|o| !o.is_empty())
             .collect(),
         plans: std::sync::Arc::new(plans),
+        billing: crate::config::BillingSettings {
+            polar_webhook_secret: args.billing.polar_webhook_secret,
+            stripe_webhook_secret: args.billing.stripe_webhook_secret,
+            polar_access_token: args.billing.polar_access_token,
+            polar_base_url: args.billing.polar_base_url,
+            stripe_secret_key: args.billing.stripe_secret_key,
+            stripe_base_url: args.billing.stripe_base_url,
+        },
+        jwt: crate::identity::JwtConfig {
+            jwks_url: args.jwt.jwt_jwks_url,
+            hs256_secret: args.jwt.jwt_secret,
+            issuer: args.jwt.jwt_issuer,
+            audience: args.jwt.jwt_audience,
+            anonymous_claim: args.jwt.jwt_anonymous_claim,
+            admin_claim: args.jwt.jwt_admin_claim,
+        },
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod chat;
 pub mod events;
 pub mod generations;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod me;
 pub mod models;
 pub mod threads;
+pub mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -57,6 +59,10 @@ routes! {
     "/v1/models" => { get: models::list },
     "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },
     "/v1/admin/usage" => { get: admin::usage::handle },
+    "/v1/webhooks/polar" => { post: webhooks::polar },
+    "/v1/webhooks/stripe" => { post: webhooks::stripe },
+    "/v1/billing/checkout" => { post: billing::checkout },
+    "/v1/billing/portal" => { get: billing::portal },
     "/v1/admin/accounts/{id}/ledger" => { get: admin::accounts::ledger },
     "/v1/admin/accounts/{id}/credits" => { post: admin::accounts::grant },
     "/v1/threads" => { get: threads::list::handle, post: threads::create::handle },

@@ -13,6 +13,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 use threadline_domain::account::Account;
+use threadline_domain::billing::WebhookDelivery;
 use threadline_domain::catalog::CatalogModel;
 use threadline_domain::email::EmailRegistration;
 use threadline_domain::ledger::CreditWindow;
@@ -144,6 +145,7 @@ struct Inner {
     threads: Framework<Thread>,
     catalog: Framework<CatalogModel>,
     ledger: Framework<CreditWindow>,
+    deliveries: Framework<WebhookDelivery>,
 }
 
 /// Picks the framework of an aggregate type out of the bus.
@@ -179,6 +181,12 @@ impl Routed for CreditWindow {
     }
 }
 
+impl Routed for WebhookDelivery {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.deliveries
+    }
+}
+
 impl Routed for CatalogModel {
     fn framework(bus: &CommandBus) -> &Framework<Self> {
         &bus.inner.catalog
@@ -195,6 +203,7 @@ impl CommandBus {
                 threads: Framework::new(&db),
                 catalog: Framework::new(&db),
                 ledger: Framework::new(&db),
+                deliveries: Framework::new(&db),
                 streams: Default::default(),
                 db,
             }),

@@ -15,6 +15,7 @@ mod helpers;
 mod models;
 mod nodes;
 mod openapi;
+mod plans;
 mod preferences;
 mod rebuild;
 mod threads;

@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// Refuses callers without the admin role.
 pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    if state.settings.is_admin(caller.account.email.as_deref()) {
+    if caller.admin_claim || state.settings.is_admin(caller.account.email.as_deref()) {
         Ok(())
     } else {
         Err(ApiError::Forbidden {

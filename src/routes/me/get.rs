@@ -11,18 +11,29 @@ use crate::state::AppState;
 #[derive(Debug, Serialize)]
 pub struct Me {
     pub id: String,
-    /// `anonymous` or `registered`.
+    /// `anonymous`, `registered` or `external` (a JWT identity).
     pub kind: String,
     pub email: Option<String>,
     pub name: Option<String>,
     pub is_admin: bool,
+    /// `anonymous`, `free` or `pro`.
+    pub tier: threadline_domain::catalog::Tier,
+    /// The subscription's status at the billing provider, once one was reported.
+    pub subscription_status: Option<String>,
+    /// The pro tier holds until then (the end of the paid period).
+    pub pro_until: Option<String>,
     pub created_at: String,
 }
 
 pub async fn handle(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let tier = crate::services::credits::tier_of(&caller);
+    let is_admin = caller.admin_claim || state.settings.is_admin(caller.account.email.as_deref());
     let a = caller.account;
     Ok(HttpResponse::Ok().json(Me {
-        is_admin: state.settings.is_admin(a.email.as_deref()),
+        is_admin,
+        tier,
+        subscription_status: a.subscription_status,
+        pro_until: a.pro_until.map(rfc3339),
         id: a.id,
         kind: a.kind,
         email: a.email,

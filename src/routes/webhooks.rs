@@ -1,0 +1,120 @@
+//! `POST /v1/webhooks/polar` (Standard Webhooks signature) and `POST /v1/webhooks/stripe`
+//! (`stripe-signature`): verified in constant time within a five-minute tolerance, recorded
+//! once per delivery id, applied (see [`crate::billing::webhooks`]).
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::billing::signature::{self, SignatureError, StandardHeaders};
+use crate::billing::webhooks::{self, Outcome};
+use crate::error::ApiError;
+use crate::extract::request_id;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Delivered {
+    /// `subscription`, `credits`, `ignored` or `duplicate`.
+    pub outcome: Outcome,
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn refused(e: SignatureError) -> ApiError {
+    ApiError::Unauthorized {
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+fn not_configured(provider: &str) -> ApiError {
+    ApiError::RouteNotFound(format!("{provider} webhooks are not configured on this server"))
+}
+
+fn json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_json",
+        detail: format!("the body is not valid JSON: {e}"),
+    })
+}
+
+pub async fn polar(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .settings
+        .billing
+        .polar_webhook_secret
+        .as_deref()
+        .ok_or_else(|| not_configured("Polar"))?;
+    let headers = StandardHeaders {
+        id: header(&req, "webhook-id"),
+        timestamp: header(&req, "webhook-timestamp"),
+        signature: header(&req, "webhook-signature"),
+    };
+    signature::verify_standard_webhook(
+        secret,
+        &headers,
+        &body,
+        Utc::now().timestamp(),
+        signature::TOLERANCE_SECS,
+    )
+    .map_err(refused)?;
+    let delivery_id = headers.id.unwrap_or_default().to_owned();
+    let event = json(&body)?;
+    let effect = webhooks::polar_effect(&state.settings.plans, &event);
+    let event_type = event["type"].as_str().unwrap_or_default();
+    let outcome = webhooks::deliver(
+        &state,
+        "polar",
+        &delivery_id,
+        event_type,
+        effect,
+        &request_id(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Delivered { outcome }))
+}
+
+pub async fn stripe(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .settings
+        .billing
+        .stripe_webhook_secret
+        .as_deref()
+        .ok_or_else(|| not_configured("Stripe"))?;
+    signature::verify_stripe(
+        secret,
+        header(&req, "stripe-signature"),
+        &body,
+        Utc::now().timestamp(),
+        signature::TOLERANCE_SECS,
+    )
+    .map_err(refused)?;
+    let event = json(&body)?;
+    let Some(delivery_id) = event["id"].as_str().filter(|id| !id.is_empty()) else {
+        return Err(ApiError::invalid_field("id", "a Stripe event has an id"));
+    };
+    let effect = webhooks::stripe_effect(&state.settings.plans, &event);
+    let event_type = event["type"].as_str().unwrap_or_default();
+    let outcome = webhooks::deliver(
+        &state,
+        "stripe",
+        delivery_id,
+        event_type,
+        effect,
+        &request_id(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Delivered { outcome }))
+}
