@@ -5,6 +5,7 @@
 
 mod accounts;
 mod api_keys;
+mod billing;
 mod chat;
 mod concurrency;
 mod credits;
