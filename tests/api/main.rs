@@ -13,6 +13,7 @@ mod errors;
 mod feed;
 mod global_order;
 mod helpers;
+mod identity;
 mod models;
 mod nodes;
 mod openapi;
