@@ -11,7 +11,7 @@ async fn main() -> std::process::ExitCode {
     let storage = cli.storage;
     let result = match cli.command {
         None => commands::serve::run(storage, ServeArgs::from_env()).await,
-        Some(Command::Serve(args)) => commands::serve::run(storage, args).await,
+        Some(Command::Serve(args)) => commands::serve::run(storage, *args).await,
         Some(Command::Migrate) => commands::migrate::run(storage).await,
         Some(Command::MockUpstream { bind }) => threadline::mock_upstream::run(&bind)
             .await

@@ -6,7 +6,9 @@ use crate::projector::Projector;
 use crate::reports::{self, UsageQuery};
 use crate::store;
 
-async fn open(storage: &StorageArgs) -> Result<threadline_projections::Db, Box<dyn std::error::Error>> {
+async fn open(
+    storage: &StorageArgs,
+) -> Result<threadline_projections::Db, Box<dyn std::error::Error>> {
     let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
     store::migrate(&db).await?;
     let projector = Projector::new(db.clone());
@@ -47,7 +49,10 @@ pub async fn audit(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let AuditCommand::Account { id, format } = command;
     let db = open(&storage).await?;
-    if threadline_projections::accounts::account(&db, &id).await?.is_none() {
+    if threadline_projections::accounts::account(&db, &id)
+        .await?
+        .is_none()
+    {
         return Err(format!("no account {id}").into());
     }
     let statement = reports::statement(&db, &id)

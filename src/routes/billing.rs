@@ -116,14 +116,20 @@ pub async fn checkout(
     };
     let link = match provider(&state, body.provider.as_deref())? {
         Provider::Polar(api) => {
-            let id = product.polar_product_id.as_deref().ok_or_else(|| missing("polar"))?;
+            let id = product
+                .polar_product_id
+                .as_deref()
+                .ok_or_else(|| missing("polar"))?;
             Link {
                 provider: "polar",
                 url: api.create_checkout(&request(id)).await.map_err(upstream)?,
             }
         }
         Provider::Stripe(api) => {
-            let id = product.stripe_price_id.as_deref().ok_or_else(|| missing("stripe"))?;
+            let id = product
+                .stripe_price_id
+                .as_deref()
+                .ok_or_else(|| missing("stripe"))?;
             if body.success_url.is_none() {
                 return Err(ApiError::invalid_field(
                     "success_url",

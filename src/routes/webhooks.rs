@@ -32,7 +32,9 @@ fn refused(e: SignatureError) -> ApiError {
 }
 
 fn not_configured(provider: &str) -> ApiError {
-    ApiError::RouteNotFound(format!("{provider} webhooks are not configured on this server"))
+    ApiError::RouteNotFound(format!(
+        "{provider} webhooks are not configured on this server"
+    ))
 }
 
 fn json(body: &[u8]) -> Result<Value, ApiError> {

@@ -155,7 +155,9 @@ pub async fn send(
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let estimate = outgoing.as_ref().map_or(0, |(_, text)| estimated_prompt_cost(&model, text));
+    let estimate = outgoing
+        .as_ref()
+        .map_or(0, |(_, text)| estimated_prompt_cost(&model, text));
     let reservation = credits::reserve_reply(
         state,
         caller,

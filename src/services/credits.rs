@@ -93,7 +93,18 @@ pub async fn reserve_reply(
     let tier = tier_of(caller);
     let mut reservation = Reservation::default();
     if credits > 0 {
-        match reserve_in_window(state, caller.id(), tier, Meter::Credits, generation_id, credits, now, meta).await {
+        match reserve_in_window(
+            state,
+            caller.id(),
+            tier,
+            Meter::Credits,
+            generation_id,
+            credits,
+            now,
+            meta,
+        )
+        .await
+        {
             Ok(charge) => reservation.charges.extend(charge),
             Err(Denied::Exhausted(quota)) => {
                 match reserve_purchased(state, caller.id(), generation_id, credits, meta).await? {

@@ -2,12 +2,17 @@
 //! match its schemas (required keys present, no undocumented keys, primitive types right).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use threadline::billing::signature::{sign_standard_webhook, sign_stripe};
+use threadline::mock_upstream::MockUpstream;
+use threadline::mock_upstream::identity::{TestKey, sign_test_token};
+use threadline_domain::plans::{Plans, Product};
 
-use crate::helpers::{LiveStream, SseEvent, spawn_app};
+use crate::helpers::{LiveStream, SseEvent, TestApp, TestDb, spawn_on};
 
 fn spec() -> Value {
     serde_yaml::from_str(threadline::routes::health::OPENAPI_YAML).unwrap()
@@ -165,6 +170,50 @@ fn assert_documented(spec: &Value, method: &str, path: &str, status: StatusCode,
     );
 }
 
+/// The webhook secret of both providers in [`real_responses_match_the_documented_schemas`].
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The HS256 secret external JWTs are signed with there.
+const JWT_SECRET: &str = "doc-jwt-secret-doc-jwt-secret-32b";
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Posts `body` to `path` with `headers` (no bearer token) and returns the status and JSON body.
+async fn post_raw(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let mut req = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, json)
+}
+
+/// The Standard Webhooks headers of a Polar delivery `id` of `body`, signed now.
+fn polar_headers(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let now = unix_now();
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", now.to_string()),
+        (
+            "webhook-signature",
+            sign_standard_webhook(WEBHOOK_SECRET, id, now, body).unwrap(),
+        ),
+    ]
+}
+
 /// Asserts that the head of an SSE response of `method path` is documented: its status,
 /// `text/event-stream` for that status, and the documented constant headers.
 fn assert_documented_stream(spec: &Value, method: &str, path: &str, res: &Response) {
@@ -252,9 +301,30 @@ async fn assert_documented_ui_stream(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_responses_match_the_documented_schemas() {
     let spec = spec();
-    let app = spawn_app().await;
+    // Billing: both webhooks on, checkouts and portals through the mock's Polar API, one
+    // product to sell; external JWTs signed with a shared secret.
+    let polar = MockUpstream::start("127.0.0.1:0").await.unwrap();
+    let polar_base = polar.base_url().trim_end_matches("/v1").to_owned();
+    let app = spawn_on(TestDb::fresh().await, |s| {
+        s.billing.polar_webhook_secret = Some(WEBHOOK_SECRET.into());
+        s.billing.stripe_webhook_secret = Some(WEBHOOK_SECRET.into());
+        s.billing.polar_access_token = Some("polar_oat_doc".into());
+        s.billing.polar_base_url = polar_base;
+        s.plans = Arc::new(Plans {
+            products: vec![Product {
+                id: "pro".into(),
+                polar_product_id: Some("prod_pro".into()),
+                stripe_price_id: None,
+                credits: 0,
+            }],
+            ..Plans::default()
+        });
+        s.jwt.hs256_secret = Some(JWT_SECRET.into());
+    })
+    .await;
     let mut seen = Vec::new();
-    // Streaming routes, checked by `assert_documented_stream` rather than `call`.
+    // Routes checked outside `call`: streams (by `assert_documented_stream`), non-JSON
+    // answers, and requests with their own headers (webhooks).
     let mut streamed = Vec::new();
     let mut call = async |method: Method,
                           path: &str,
@@ -598,6 +668,297 @@ async fn real_responses_match_the_documented_schemas() {
         None,
     )
     .await;
+
+    // Admin reports: usage totals (grouped and not, JSON and CSV) and an account's ledger
+    // after a credit grant.
+    let report = call(
+        Method::GET,
+        "/v1/admin/usage?group_by=day,model,provider,tier,account",
+        "/v1/admin/usage",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    assert!(!report["rows"].as_array().unwrap().is_empty(), "{report}");
+    call(
+        Method::GET,
+        "/v1/admin/usage",
+        "/v1/admin/usage",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/admin/usage?from=yesterday",
+        "/v1/admin/usage",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/admin/usage",
+        "/v1/admin/usage",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    let res = app
+        .request(
+            Method::GET,
+            "/v1/admin/usage?format=csv&group_by=model",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let content_type = res.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    assert!(
+        spec["paths"]["/v1/admin/usage"]["get"]["responses"]["200"]["content"]["text/csv"]
+            .is_object(),
+        "/v1/admin/usage documents text/csv"
+    );
+    let csv = res.text().await.unwrap();
+    assert!(csv.starts_with("model,messages,"), "{csv}");
+
+    let doc_account = reg["account_id"].as_str().unwrap().to_owned();
+    let credits_path = format!("/v1/admin/accounts/{doc_account}/credits");
+    let granted = call(
+        Method::POST,
+        &credits_path,
+        "/v1/admin/accounts/{id}/credits",
+        Some(&admin.token),
+        Some(json!({"amount": 25, "reason": "documentation"})),
+    )
+    .await;
+    assert_eq!(granted["purchased_credits"], 25, "{granted}");
+    call(
+        Method::POST,
+        &credits_path,
+        "/v1/admin/accounts/{id}/credits",
+        Some(&admin.token),
+        Some(json!({"amount": 0, "reason": "nothing"})),
+    )
+    .await;
+    call(
+        Method::POST,
+        &credits_path,
+        "/v1/admin/accounts/{id}/credits",
+        Some(&stranger.token),
+        Some(json!({"amount": 1, "reason": "me"})),
+    )
+    .await;
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    call(
+        Method::POST,
+        &format!("/v1/admin/accounts/{unknown}/credits"),
+        "/v1/admin/accounts/{id}/credits",
+        Some(&admin.token),
+        Some(json!({"amount": 1, "reason": "nobody"})),
+    )
+    .await;
+    let statement = call(
+        Method::GET,
+        &format!("/v1/admin/accounts/{doc_account}/ledger"),
+        "/v1/admin/accounts/{id}/ledger",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    let kinds: Vec<&str> = statement["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"settled") && kinds.contains(&"added"),
+        "{statement}"
+    );
+    call(
+        Method::GET,
+        &format!("/v1/admin/accounts/{unknown}/ledger"),
+        "/v1/admin/accounts/{id}/ledger",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    call(
+        Method::GET,
+        &format!("/v1/admin/accounts/{doc_account}/ledger"),
+        "/v1/admin/accounts/{id}/ledger",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+    // The grant shows in the account's own usage (signed in again: its token was logged out).
+    let again = call(
+        Method::POST,
+        "/v1/auth/login",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "doc@example.com", "password": "correct horse battery"})),
+    )
+    .await;
+    let usage = call(
+        Method::GET,
+        "/v1/me/usage",
+        "/v1/me/usage",
+        again["token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(usage["purchased_credits"], 25, "{usage}");
+
+    // Webhooks: an ignored event, its redelivery, a subscription for a real account, and
+    // refusals.
+    let payer = app.registered("payer@example.com").await;
+    let polar_event = |value: Value| serde_json::to_vec(&value).unwrap();
+    let mut webhook = async |path: &str, headers: &[(&str, String)], body: &[u8]| {
+        let (status, value) = post_raw(&app, path, headers, body).await;
+        assert_documented(&spec, "POST", path, status, &value);
+        streamed.push(("POST".to_owned(), path.to_owned()));
+        value
+    };
+    let ignored = polar_event(json!({"type": "checkout.created", "data": {}}));
+    let answer = webhook(
+        "/v1/webhooks/polar",
+        &polar_headers("msg_doc_1", &ignored),
+        &ignored,
+    )
+    .await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let answer = webhook(
+        "/v1/webhooks/polar",
+        &polar_headers("msg_doc_1", &ignored),
+        &ignored,
+    )
+    .await;
+    assert_eq!(answer["outcome"], "duplicate", "{answer}");
+    let subscribed = polar_event(json!({"type": "subscription.active", "data": {
+        "id": "sub_doc", "status": "active", "current_period_end": "2099-01-01T00:00:00Z",
+        "ended_at": null, "customer": {"id": "cus_doc", "external_id": payer.account_id}}}));
+    let answer = webhook(
+        "/v1/webhooks/polar",
+        &polar_headers("msg_doc_2", &subscribed),
+        &subscribed,
+    )
+    .await;
+    assert_eq!(answer["outcome"], "subscription", "{answer}");
+    let stranger_sub = polar_event(json!({"type": "subscription.active", "data": {
+        "id": "sub_x", "status": "active", "customer": {"external_id": unknown}}}));
+    let answer = webhook(
+        "/v1/webhooks/polar",
+        &polar_headers("msg_doc_3", &stranger_sub),
+        &stranger_sub,
+    )
+    .await;
+    assert_eq!(answer["code"], "validation_failed", "{answer}");
+    let answer = webhook("/v1/webhooks/polar", &[], &ignored).await;
+    assert_eq!(answer["code"], "signature_missing", "{answer}");
+    let answer = webhook(
+        "/v1/webhooks/polar",
+        &polar_headers("msg_doc_4", b"not json"),
+        b"not json",
+    )
+    .await;
+    assert_eq!(answer["code"], "invalid_json", "{answer}");
+    let stripe_body = polar_event(json!({"id": "evt_1", "type": "invoice.created",
+        "data": {"object": {}}}));
+    let answer = webhook(
+        "/v1/webhooks/stripe",
+        &[(
+            "stripe-signature",
+            sign_stripe(WEBHOOK_SECRET, unix_now(), &stripe_body),
+        )],
+        &stripe_body,
+    )
+    .await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let answer = webhook(
+        "/v1/webhooks/stripe",
+        &[(
+            "stripe-signature",
+            sign_stripe("whsec_wrong", unix_now(), &stripe_body),
+        )],
+        &stripe_body,
+    )
+    .await;
+    assert_eq!(answer["code"], "signature_mismatch", "{answer}");
+
+    // The subscriber's profile, and billing links through the mock's Polar API.
+    let me = call(Method::GET, "/v1/me", "/v1/me", Some(&payer.token), None).await;
+    assert_eq!(me["tier"], "pro", "{me}");
+    assert_eq!(me["subscription_status"], "active", "{me}");
+    let link = call(
+        Method::POST,
+        "/v1/billing/checkout",
+        "/v1/billing/checkout",
+        Some(&payer.token),
+        Some(json!({"product": "pro", "success_url": "https://app.example/thanks"})),
+    )
+    .await;
+    assert_eq!(link["provider"], "polar", "{link}");
+    for (body, code) in [
+        (json!({"product": "gold"}), "validation_failed"),
+        (
+            json!({"product": "pro", "provider": "stripe"}),
+            "billing_not_configured",
+        ),
+    ] {
+        let answer = call(
+            Method::POST,
+            "/v1/billing/checkout",
+            "/v1/billing/checkout",
+            Some(&payer.token),
+            Some(body),
+        )
+        .await;
+        assert_eq!(answer["code"], code, "{answer}");
+    }
+    let answer = call(
+        Method::POST,
+        "/v1/billing/checkout",
+        "/v1/billing/checkout",
+        Some(&stranger.token),
+        Some(json!({"product": "pro"})),
+    )
+    .await;
+    assert_eq!(answer["code"], "account_required", "{answer}");
+    let portal = call(
+        Method::GET,
+        "/v1/billing/portal?return_url=https://app.example/settings",
+        "/v1/billing/portal",
+        Some(&payer.token),
+        None,
+    )
+    .await;
+    assert_eq!(portal["provider"], "polar", "{portal}");
+    call(
+        Method::GET,
+        "/v1/billing/portal",
+        "/v1/billing/portal",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
+
+    // An external identity's JWT: its account is created on first use.
+    let jwt = sign_test_token(
+        &json!({"sub": "doc-user", "email": "ext@example.com", "name": "Ext",
+            "exp": unix_now() + 600}),
+        TestKey::Hs256(JWT_SECRET),
+    );
+    let me = call(Method::GET, "/v1/me", "/v1/me", Some(&jwt), None).await;
+    assert_eq!(me["kind"], "external", "{me}");
+    let forged = sign_test_token(
+        &json!({"sub": "doc-user", "exp": unix_now() + 600}),
+        TestKey::Hs256("another-secret-another-secret-32"),
+    );
+    let answer = call(Method::GET, "/v1/me", "/v1/me", Some(&forged), None).await;
+    assert_eq!(answer["code"], "token_signature_invalid", "{answer}");
 
     // Plain-text metrics.
     let res = app.request(Method::GET, "/metrics", None, None).await;

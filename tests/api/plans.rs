@@ -404,7 +404,7 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
     let res = app
         .request(
             Method::GET,
-            &format!("/v1/admin/usage?group_by=tier&format=csv"),
+            "/v1/admin/usage?group_by=tier&format=csv",
             Some(&admin.token),
             None,
         )
