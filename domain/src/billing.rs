@@ -188,7 +188,11 @@ mod tests {
         let end = DateTime::from_timestamp(2_000_000_000, 0);
         assert_eq!(pro_until("active", end, false), end);
         assert_eq!(pro_until("trialing", end, false), end);
-        assert_eq!(pro_until("canceled", end, false), end, "canceled at period end");
+        assert_eq!(
+            pro_until("canceled", end, false),
+            end,
+            "canceled at period end"
+        );
         assert_eq!(pro_until("canceled", end, true), None, "ended");
         assert_eq!(pro_until("revoked", end, false), None);
         assert_eq!(pro_until("incomplete", end, false), None);

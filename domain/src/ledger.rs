@@ -341,7 +341,8 @@ impl Aggregate for CreditWindow {
         sink.write(event, self).await;
         if ends_reservation && self.reserved.is_empty() && self.closes_after(1) {
             let balance = self.balance();
-            sink.write(LedgerEvent::BookClosed { balance, at }, self).await;
+            sink.write(LedgerEvent::BookClosed { balance, at }, self)
+                .await;
         }
         Ok(())
     }

@@ -150,7 +150,10 @@ pub struct Plan {
 impl Plan {
     /// The rule of `meter`, when the meter has a limit.
     pub fn rule(&self, meter: Meter) -> Option<MeterRule> {
-        self.meters.get(&meter).copied().filter(|r| r.limit.is_some())
+        self.meters
+            .get(&meter)
+            .copied()
+            .filter(|r| r.limit.is_some())
     }
 }
 
@@ -227,9 +230,7 @@ impl Default for Plans {
 
 impl Plans {
     /// Lays a parsed plans file (any serde format) over the defaults.
-    pub fn with_overrides<'de, D: serde::Deserializer<'de>>(
-        file: D,
-    ) -> Result<Plans, PlanError> {
+    pub fn with_overrides<'de, D: serde::Deserializer<'de>>(file: D) -> Result<Plans, PlanError> {
         let file = PlansFile::deserialize(file).map_err(|e| PlanError(e.to_string()))?;
         let mut plans = Plans::default();
         if let Some(zone) = file.time_zone {
@@ -373,9 +374,15 @@ mod tests {
             Some(1_000_000)
         );
         assert_eq!(free.rule(Meter::WebSearches), None, "null means unmetered");
-        assert_eq!(free.rule(Meter::ResearchRuns).and_then(|r| r.limit), Some(0));
         assert_eq!(
-            plans.plan(Tier::Pro).rule(Meter::Credits).and_then(|r| r.limit),
+            free.rule(Meter::ResearchRuns).and_then(|r| r.limit),
+            Some(0)
+        );
+        assert_eq!(
+            plans
+                .plan(Tier::Pro)
+                .rule(Meter::Credits)
+                .and_then(|r| r.limit),
             Some(200)
         );
         assert_eq!(plans.time_zone, chrono_tz::Asia::Kolkata);
@@ -390,8 +397,8 @@ mod tests {
         assert!(err.0.contains("weekly"), "{err}");
         let err = yaml(r#"{"tiers": {"gold": {}}}"#).unwrap_err();
         assert!(err.0.contains("gold"), "{err}");
-        let err = yaml(r#"{"tiers": {"free": {"tokens": {"limit": 1, "window": "day"}}}}"#)
-            .unwrap_err();
+        let err =
+            yaml(r#"{"tiers": {"free": {"tokens": {"limit": 1, "window": "day"}}}}"#).unwrap_err();
         assert!(err.0.contains("tokens"), "{err}");
         assert!(yaml("").is_ok());
     }
@@ -427,9 +434,15 @@ mod tests {
             ..Plans::default()
         };
         let spring = plans.window(WindowRule::Day, at("2026-03-29T12:00:00Z"));
-        assert_eq!(spring.resets_at - spring.starts_at, chrono::Duration::hours(23));
+        assert_eq!(
+            spring.resets_at - spring.starts_at,
+            chrono::Duration::hours(23)
+        );
         let autumn = plans.window(WindowRule::Day, at("2026-10-25T12:00:00Z"));
-        assert_eq!(autumn.resets_at - autumn.starts_at, chrono::Duration::hours(25));
+        assert_eq!(
+            autumn.resets_at - autumn.starts_at,
+            chrono::Duration::hours(25)
+        );
     }
 
     #[test]
@@ -441,7 +454,11 @@ mod tests {
         };
         let w = plans.window(WindowRule::Day, at("2026-09-06T12:00:00Z"));
         assert_eq!(w.key, "2026-09-06");
-        assert_eq!(w.starts_at, at("2026-09-06T04:00:00Z"), "01:00 local, UTC-3");
+        assert_eq!(
+            w.starts_at,
+            at("2026-09-06T04:00:00Z"),
+            "01:00 local, UTC-3"
+        );
     }
 
     #[test]

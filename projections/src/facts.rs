@@ -265,9 +265,8 @@ pub async fn report(
             format!(" GROUP BY {0} ORDER BY {0}", dims.join(", ")),
         )
     };
-    let sql = format!(
-        "SELECT {select}, {totals} FROM usage_facts WHERE day >= $1 AND day <= $2{group}"
-    );
+    let sql =
+        format!("SELECT {select}, {totals} FROM usage_facts WHERE day >= $1 AND day <= $2{group}");
     type Raw = (String, i64, i64, i64, i64, i64, i64, i64);
     let rows: Vec<Raw> = crate::on_read!(db, pool => sqlx::query_as(&sql)
         .bind(from)
@@ -276,27 +275,29 @@ pub async fn report(
         .await)?;
     Ok(rows
         .into_iter()
-        .map(|(key, messages, input, output, reasoning, cached, credits, cost)| {
-            let values: Vec<&str> = if dims.is_empty() {
-                vec![]
-            } else {
-                key.split('\u{1f}').collect()
-            };
-            ReportRow {
-                group: dims
-                    .iter()
-                    .zip(values)
-                    .map(|(d, v)| ((*d).to_owned(), v.to_owned()))
-                    .collect(),
-                messages,
-                input_tokens: input,
-                output_tokens: output,
-                reasoning_tokens: reasoning,
-                cached_tokens: cached,
-                credits,
-                cost_micros: cost,
-            }
-        })
+        .map(
+            |(key, messages, input, output, reasoning, cached, credits, cost)| {
+                let values: Vec<&str> = if dims.is_empty() {
+                    vec![]
+                } else {
+                    key.split('\u{1f}').collect()
+                };
+                ReportRow {
+                    group: dims
+                        .iter()
+                        .zip(values)
+                        .map(|(d, v)| ((*d).to_owned(), v.to_owned()))
+                        .collect(),
+                    messages,
+                    input_tokens: input,
+                    output_tokens: output,
+                    reasoning_tokens: reasoning,
+                    cached_tokens: cached,
+                    credits,
+                    cost_micros: cost,
+                }
+            },
+        )
         .collect())
 }
 

@@ -120,9 +120,7 @@ fn movement(event: LedgerEvent) -> Movement {
             granted: balance as i64,
             ..plain(from_book, "book_opened", balance, at)
         },
-        LedgerEvent::BookClosed { balance, at } => {
-            plain(String::new(), "book_closed", balance, at)
-        }
+        LedgerEvent::BookClosed { balance, at } => plain(String::new(), "book_closed", balance, at),
     }
 }
 
