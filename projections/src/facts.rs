@@ -249,9 +249,18 @@ pub async fn report(
         .iter()
         .filter_map(|g| DIMENSIONS.iter().find(|d| **d == g.as_str()).copied())
         .collect();
-    let totals = "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
-                  COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0), \
-                  COALESCE(SUM(credits), 0), COALESCE(SUM(cost_micros), 0)";
+    // PostgreSQL sums BIGINT into NUMERIC: cast back so both backends decode an i64.
+    let totals = [
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cached_tokens",
+        "credits",
+        "cost_micros",
+    ]
+    .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT)"))
+    .join(", ");
+    let totals = format!("COUNT(*), {totals}");
     let (select, group) = if dims.is_empty() {
         ("''".to_owned(), String::new())
     } else {

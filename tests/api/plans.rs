@@ -368,7 +368,8 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
     let db = app.db.connect().await;
     let (messages, input, output, cost): (i64, i64, i64, i64) = threadline_projections::on_read!(&db, pool =>
         sqlx::query_as(
-            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_micros) FROM generations")
+            "SELECT COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
+             CAST(SUM(cost_micros) AS BIGINT) FROM generations")
             .fetch_one(pool)
             .await)
     .unwrap();
