@@ -15,6 +15,10 @@ struct Node {
 
 impl Node {
     async fn start(db: &TestDb) -> Node {
+        Node::start_with(db, &[]).await
+    }
+
+    async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -39,6 +43,9 @@ impl Node {
             .stdout(Stdio::null());
         if let Some(url) = &db.database_url {
             cmd.env("DATABASE_URL", url);
+        }
+        for (key, value) in env {
+            cmd.env(key, value);
         }
         // Dropping the node kills and waits for the child.
         let node = Node {
@@ -158,6 +165,73 @@ async fn a_node_killed_mid_reply_leaves_everything_committed_and_the_reply_inter
     );
     let kinds: Vec<String> = events.iter().map(|e| e.kind()).collect();
     assert_eq!(kinds[kinds.len() - 2..], ["error", "[DONE]"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reservation_of_a_reply_killed_mid_stream_is_settled_after_restart() {
+    let db = TestDb::fresh().await;
+    let client = reqwest::Client::new();
+    let env = [("THREADLINE_ADMIN_EMAILS", "admin@example.com")];
+    let mut node = Node::start_with(&db, &env).await;
+    let (status, admin) = json(
+        &client,
+        client
+            .post(format!("{}/v1/auth/register", node.address))
+            .json(&serde_json::json!({"email": "admin@example.com", "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{admin}");
+    let token = admin["token"].as_str().unwrap().to_owned();
+    let (status, body) = json(
+        &client,
+        client
+            .put(format!("{}/v1/admin/models/paid-echo", node.address))
+            .bearer_auth(&token)
+            .json(
+                &serde_json::json!({"provider": "echo", "upstream": "echo", "capabilities": [],
+                "access": "public", "credits": 3, "enabled": true,
+                "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0}}),
+            ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text: String = (0..300).map(|i| format!("word{i} ")).collect();
+    let res = client
+        .post(format!("{}/v1/chat", node.address))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"id": "paid-crash", "message": text.trim(), "model": "paid-echo"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut live = LiveStream::new(res);
+    live.read_events(12).await;
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    drop(live);
+
+    let node = Node::start_with(&db, &env).await;
+    let mut usage = Value::Null;
+    for _ in 0..300 {
+        let (_, u) = json(
+            &client,
+            client
+                .get(format!("{}/v1/me/usage", node.address))
+                .bearer_auth(&token),
+        )
+        .await;
+        if u["meters"][0]["reserved"] == 0 {
+            usage = u;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        usage["meters"][0]["used"], 3,
+        "streamed, so charged: {usage}"
+    );
+    assert_eq!(usage["ledger"][0]["kind"], "settled", "{usage}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
