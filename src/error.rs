@@ -25,6 +25,10 @@ pub enum ApiError {
     /// 401: no valid bearer token, or wrong credentials.
     #[error("{detail}")]
     Unauthorized { code: &'static str, detail: String },
+    /// 401: a webhook's signature did not verify (no bearer challenge: webhooks sign, they do
+    /// not authenticate).
+    #[error("{detail}")]
+    BadSignature { code: &'static str, detail: String },
     /// 403: authenticated but not allowed (`forbidden`, `account_required`, `premium_required`).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
@@ -97,6 +101,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
+            | ApiError::BadSignature { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. } => code,
             ApiError::Validation(_) => "validation_failed",
@@ -247,7 +252,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } | ApiError::BadSignature { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

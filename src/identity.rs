@@ -70,7 +70,8 @@ pub struct JwtConfig {
     /// The claim that marks an anonymous user when it is `true` or `"true"`;
     /// [`DEFAULT_ANONYMOUS_CLAIM`] by default.
     pub anonymous_claim: String,
-    /// The claim that marks an admin when it is `"admin"` or an array containing `"admin"`
+    /// The claim that marks an admin when it is `"admin"`, a comma-separated list or an array
+    /// containing `"admin"`
     /// (e.g. `role`); no token is an admin when `None`.
     pub admin_claim: Option<String>,
 }
@@ -551,7 +552,8 @@ fn is_true(value: Option<&Value>) -> bool {
 
 fn marks_admin(value: Option<&Value>) -> bool {
     match value {
-        Some(Value::String(role)) => role == "admin",
+        // Better Auth's admin plugin keeps several roles as one comma-separated string.
+        Some(Value::String(roles)) => roles.split(',').any(|role| role.trim() == "admin"),
         Some(Value::Array(roles)) => roles.iter().any(|role| role.as_str() == Some("admin")),
         _ => false,
     }
@@ -971,7 +973,9 @@ mod tests {
         let cases = [
             (json!({"role": "admin"}), true),
             (json!({"role": ["user", "admin"]}), true),
+            (json!({"role": "user, admin"}), true),
             (json!({"role": "user"}), false),
+            (json!({"role": "administrator"}), false),
             (json!({"role": ["user"]}), false),
             (json!({"role": true}), false),
             (json!({}), false),

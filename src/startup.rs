@@ -29,6 +29,8 @@ pub enum StartupError {
     Projector(#[from] crate::projector::ProjectorError),
     #[error("cannot seed the model catalog: {0}")]
     Seed(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -50,6 +52,7 @@ pub struct Application {
 impl Application {
     /// Opens storage, migrates, prepares projections, starts the projector and binds.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        check_webhook_secrets(&settings)?;
         let db = store::connect(settings.database_url.as_deref(), &settings.data_dir).await?;
         store::migrate(&db).await?;
         let projector = Projector::new(db.clone());
@@ -222,6 +225,24 @@ impl Application {
 
 /// Seeds the model catalog with the defaults of SPEC §7 the first time a database is used
 /// (from then on the catalog changes only through admins).
+/// Refuses to start with a webhook secret that cannot key an HMAC (every delivery would fail).
+fn check_webhook_secrets(settings: &Settings) -> Result<(), StartupError> {
+    use crate::billing::signature::sign_standard_webhook;
+    if let Some(secret) = &settings.billing.polar_webhook_secret {
+        sign_standard_webhook(secret, "probe", 0, b"")
+            .map_err(|e| StartupError::Config(format!("POLAR_WEBHOOK_SECRET: {e}")))?;
+    }
+    if settings
+        .billing
+        .stripe_webhook_secret
+        .as_deref()
+        .is_some_and(str::is_empty)
+    {
+        return Err(StartupError::Config("STRIPE_WEBHOOK_SECRET is empty".into()));
+    }
+    Ok(())
+}
+
 async fn seed_catalog(db: &Db, bus: &CommandBus) -> Result<(), StartupError> {
     use threadline_domain::catalog::{CatalogCommand, CatalogModel, default_catalog};
     if !threadline_projections::catalog::all(db)

@@ -25,9 +25,13 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 fn refused(e: SignatureError) -> ApiError {
-    ApiError::Unauthorized {
-        code: e.code(),
-        detail: e.to_string(),
+    match e {
+        // Checked at start-up; reaching here would be a bug, not the sender's fault.
+        SignatureError::BadSecret => ApiError::Internal(e.to_string()),
+        e => ApiError::BadSignature {
+            code: e.code(),
+            detail: e.to_string(),
+        },
     }
 }
 

@@ -194,6 +194,10 @@ async fn forged_stale_and_unsigned_polar_deliveries_are_refused_and_change_nothi
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        res.headers().get("www-authenticate").is_none(),
+        "webhooks are signed, not bearer-authenticated"
+    );
     let problem: Value = res.json().await.unwrap();
     assert_eq!(problem["code"], "signature_missing");
     assert_eq!(tier(&app, &ada).await, "free");
@@ -347,4 +351,16 @@ async fn checkout_links_come_from_the_providers_api() {
         )
         .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "account_required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_webhook_secret_stops_the_server_at_start_up() {
+    let db = TestDb::fresh().await;
+    let mut settings = db.settings();
+    settings.billing.polar_webhook_secret = Some("whsec_not*base64".into());
+    let err = threadline::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("POLAR_WEBHOOK_SECRET"), "{err}");
 }
