@@ -94,8 +94,8 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
     for group_by in ["", "day", "day,model", "model,provider,tier", "account"] {
-        let query = UsageQuery::parse(Some("2000-01-01"), Some("2099-12-31"), Some(group_by))
-            .unwrap();
+        let query =
+            UsageQuery::parse(Some("2000-01-01"), Some("2099-12-31"), Some(group_by)).unwrap();
         let mut times = Vec::new();
         let mut rows = 0;
         for _ in 0..3 {

@@ -238,7 +238,9 @@ fn check_webhook_secrets(settings: &Settings) -> Result<(), StartupError> {
         .as_deref()
         .is_some_and(str::is_empty)
     {
-        return Err(StartupError::Config("STRIPE_WEBHOOK_SECRET is empty".into()));
+        return Err(StartupError::Config(
+            "STRIPE_WEBHOOK_SECRET is empty".into(),
+        ));
     }
     Ok(())
 }

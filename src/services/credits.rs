@@ -91,6 +91,10 @@ pub async fn reserve_reply(
 ) -> Result<Reservation, ApiError> {
     let now = Utc::now();
     let tier = tier_of(caller);
+    let cost_estimate = cost_estimate.max(1);
+    // A budget the projections already show spent refuses before anything is written (the
+    // reservation below still decides races).
+    spent_budget(state, caller.id(), tier, cost_estimate, now).await?;
     let mut reservation = Reservation::default();
     if credits > 0 {
         match reserve_in_window(
@@ -121,7 +125,7 @@ pub async fn reserve_reply(
         tier,
         Meter::CostMicros,
         generation_id,
-        cost_estimate.max(1),
+        cost_estimate,
         now,
         meta,
     )
@@ -136,6 +140,40 @@ pub async fn reserve_reply(
     }
     state.projector.wake();
     Ok(reservation)
+}
+
+/// A 429 when the cost budget, as the projections show it, cannot take `estimate` more.
+async fn spent_budget(
+    state: &AppState,
+    account: &str,
+    tier: Tier,
+    estimate: u64,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some((window, limit)) = current_window(state, tier, Meter::CostMicros, now) else {
+        return Ok(());
+    };
+    let id = plans::window_id(account, Meter::CostMicros.as_str(), &window.key);
+    let used = usage::window(&state.db, &id)
+        .await?
+        .map_or(0, |w| w.committed());
+    if used + estimate <= limit {
+        return Ok(());
+    }
+    Err(exhausted(Meter::CostMicros, limit, used, &window, now))
+}
+
+/// The 429 for a used-up window: which meter, its limit and use, and when it resets.
+fn exhausted(meter: Meter, limit: u64, used: u64, window: &Window, now: DateTime<Utc>) -> ApiError {
+    ApiError::QuotaExceeded {
+        meter: meter.as_str(),
+        limit,
+        used,
+        resets_at: window
+            .resets_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        retry_after: (window.resets_at - now).num_seconds().max(1) as u64,
+    }
 }
 
 /// Reserves `amount` of a tool meter (web searches, research runs) for one run: 402 when the
@@ -212,17 +250,9 @@ async fn reserve_in_window(
             meter,
             amount,
         })),
-        Err(CommandError::Rejected(LedgerError::Exhausted { used, limit })) => {
-            Err(Denied::Exhausted(ApiError::QuotaExceeded {
-                meter: meter.as_str(),
-                limit,
-                used,
-                resets_at: window
-                    .resets_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                retry_after: (window.resets_at - now).num_seconds().max(1) as u64,
-            }))
-        }
+        Err(CommandError::Rejected(LedgerError::Exhausted { used, limit })) => Err(
+            Denied::Exhausted(exhausted(meter, limit, used, &window, now)),
+        ),
         Err(e) => Err(Denied::Other(e.into())),
     }
 }

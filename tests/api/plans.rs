@@ -161,11 +161,18 @@ async fn a_cost_budget_admits_replies_until_their_actual_cost_uses_it_up() {
     let u = settled(&app, &admin).await;
     assert!(meter(&u, "cost_micros")["used"].as_u64().unwrap() > 3_000_000);
     assert_eq!(meter(&u, "cost_micros")["remaining"], 0);
+    let lines = u["ledger"].as_array().unwrap().len();
     let res = app.chat(&admin.token, "c3", "u1", "hi", Some("dear")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["meter"], "cost_micros");
     assert_eq!(body["limit"], 3_000_000);
+    let after = usage(&app, &admin).await;
+    assert_eq!(
+        after["ledger"].as_array().unwrap().len(),
+        lines,
+        "a refusal the projections can see writes no ledger line"
+    );
     assert_eq!(
         meter(&u, "credits")["used"],
         2,
