@@ -29,7 +29,7 @@ pub enum ApiError {
     /// not authenticate).
     #[error("{detail}")]
     BadSignature { code: &'static str, detail: String },
-    /// 403: authenticated but not allowed (`forbidden`, `account_required`, `premium_required`).
+    /// 403: authenticated but not allowed (`forbidden`, `account_required`).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
     /// 404: no such resource for this caller (another account's resources included).
@@ -73,6 +73,9 @@ pub enum ApiError {
     /// 502: an upstream service (a billing provider) refused or failed.
     #[error("{0}")]
     Upstream(String),
+    /// 402: the model needs a plan the caller does not have (a subscription would grant it).
+    #[error("{detail}")]
+    PremiumRequired { detail: String, tier: &'static str },
     /// 503: a dependency (the database) is unavailable; retrying later may work.
     #[error("service unavailable")]
     Unavailable(String),
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::PlanRequired { .. } => "plan_required",
+            ApiError::PremiumRequired { .. } => "premium_required",
             ApiError::Upstream(_) => "upstream_error",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -264,7 +268,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::PlanRequired { .. } => StatusCode::PAYMENT_REQUIRED,
+            ApiError::PlanRequired { .. } | ApiError::PremiumRequired { .. } => {
+                StatusCode::PAYMENT_REQUIRED
+            }
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -309,6 +315,7 @@ impl ResponseError for ApiError {
                 "used": 0,
                 "remaining": 0,
             })),
+            ApiError::PremiumRequired { tier, .. } => Some(serde_json::json!({ "tier": tier })),
             _ => None,
         };
         let problem = Problem {

@@ -8,7 +8,7 @@ use actix_web::HttpRequest;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use threadline_domain::catalog::Access;
+use threadline_domain::catalog::{Access, Tier};
 
 use crate::services::credits;
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
@@ -336,14 +336,22 @@ pub async fn resolve_model(
             format!("model {id:?} is disabled"),
         ));
     }
-    if !spec.access.allows(tier_of(caller)) {
-        let (code, detail) = match spec.access {
-            Access::PremiumRequired => ("premium_required", "this model needs a subscription"),
-            _ => ("account_required", "this model needs a signed-in account"),
-        };
-        return Err(ApiError::Forbidden {
-            code,
-            detail: format!("{detail} ({id})"),
+    let tier = tier_of(caller);
+    if !spec.access.allows(tier) {
+        // Signing in is not a purchase: a 403. A plan gate is a 402 (SPEC §7).
+        return Err(match (spec.access, tier) {
+            (Access::PremiumRequired, Tier::Free) => ApiError::PremiumRequired {
+                detail: format!("this model needs a subscription ({id})"),
+                tier: tier.as_str(),
+            },
+            (Access::PremiumRequired, _) => ApiError::Forbidden {
+                code: "premium_required",
+                detail: format!("this model needs a signed-in account with a subscription ({id})"),
+            },
+            _ => ApiError::Forbidden {
+                code: "account_required",
+                detail: format!("this model needs a signed-in account ({id})"),
+            },
         });
     }
     state.chat.models.from_catalog(id, &spec).ok_or_else(|| {

@@ -118,6 +118,29 @@ async fn a_polar_subscription_makes_the_account_pro_until_its_period_ends() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"], "subscription");
     assert_eq!(tier(&app, &ada).await, "pro");
+    let admin = app.registered("admin@example.com").await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/admin/models/premium-echo",
+            Some(&admin.token),
+            Some(
+                json!({"provider": "echo", "upstream": "echo", "capabilities": [],
+                "access": "premium_required", "credits": 1, "enabled": true,
+                "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = app
+        .chat(&ada.token, "premium", "u1", "hi", Some("premium-echo"))
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the pro tier opens premium models"
+    );
+    crate::helpers::LiveStream::new(res).read_all().await;
     let (_, usage) = app
         .call(Method::GET, "/v1/me/usage", Some(&ada.token), None)
         .await;
@@ -157,6 +180,18 @@ async fn a_polar_subscription_makes_the_account_pro_until_its_period_ends() {
     let lapsed = polar_subscription("subscription.updated", &ada.account_id, "active", &past);
     polar(&app, "msg_4", now(), &lapsed, POLAR_SECRET).await;
     assert_eq!(tier(&app, &ada).await, "free");
+    let res = app
+        .chat(&ada.token, "premium-2", "u1", "hi", Some("premium-echo"))
+        .await;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_problem(
+        status,
+        &body,
+        StatusCode::PAYMENT_REQUIRED,
+        "premium_required",
+    );
+    assert_eq!(body["tier"], "free");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

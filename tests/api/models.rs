@@ -87,11 +87,24 @@ async fn model_access_is_enforced_on_the_server_for_every_tier_and_level() {
     // (caller, model, expected) — gpt-4o-mini public, gpt-4o account_required, gpt-5 premium.
     let cases = [
         (&anon, "gpt-4o-mini", None),
-        (&anon, "gpt-4o", Some("account_required")),
-        (&anon, "gpt-5", Some("premium_required")),
+        (
+            &anon,
+            "gpt-4o",
+            Some((StatusCode::FORBIDDEN, "account_required")),
+        ),
+        (
+            &anon,
+            "gpt-5",
+            Some((StatusCode::FORBIDDEN, "premium_required")),
+        ),
         (&free, "gpt-4o-mini", None),
         (&free, "gpt-4o", None),
-        (&free, "gpt-5", Some("premium_required")),
+        // A plan gate: a subscription would open it.
+        (
+            &free,
+            "gpt-5",
+            Some((StatusCode::PAYMENT_REQUIRED, "premium_required")),
+        ),
     ];
     for (i, (user, model, refusal)) in cases.into_iter().enumerate() {
         let thread = format!("access-{i}");
@@ -103,10 +116,10 @@ async fn model_access_is_enforced_on_the_server_for_every_tier_and_level() {
                 assert_eq!(res.status(), StatusCode::OK, "{model}");
                 crate::helpers::LiveStream::new(res).read_all().await;
             }
-            Some(code) => {
+            Some((expected, code)) => {
                 let status = res.status();
                 let body: Value = res.json().await.unwrap();
-                assert_problem(status, &body, StatusCode::FORBIDDEN, code);
+                assert_problem(status, &body, expected, code);
             }
         }
     }
