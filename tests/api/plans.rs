@@ -442,6 +442,52 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
+    // The command line answers the same from the same projections.
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
+        cmd.args(args)
+            .env("THREADLINE_DATA_DIR", app.db.data_dir.path())
+            .env_remove("DATABASE_URL");
+        if let Some(url) = &app.db.database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_cli: Value = serde_json::from_str(&cli(&[
+        "report",
+        "usage",
+        "--from",
+        &today,
+        "--to",
+        &today,
+        "--group-by",
+        "account,model",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(from_cli, by_account);
+    let audit: Value = serde_json::from_str(&cli(&[
+        "audit",
+        "account",
+        &bob.account_id,
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(audit, statement(&app, &admin, &bob.account_id).await);
+    let table = cli(&["report", "usage", "--group-by", "tier"]);
+    assert!(
+        table.starts_with("tier") && table.contains("free"),
+        "{table}"
+    );
+
     // Replay: rebuilding the ledger and facts projections from the log gives the same answers.
     let before = (
         report(&app, &admin, "group_by=day,model,provider,tier,account").await,
