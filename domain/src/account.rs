@@ -55,6 +55,18 @@ pub struct Subscription {
     /// The subscription grants the pro tier until this moment (the end of the paid period;
     /// `None` once it is revoked or expired).
     pub pro_until: Option<DateTime<Utc>>,
+    /// When the provider produced this state (deliveries can arrive out of order: an older
+    /// state never replaces a newer one of the same subscription).
+    #[serde(default)]
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl Subscription {
+    /// Whether this state is older than `current` (same subscription, both times known).
+    pub fn is_older_than(&self, current: &Subscription) -> bool {
+        self.subscription_id == current.subscription_id
+            && matches!((self.as_of, current.as_of), (Some(new), Some(old)) if new < old)
+    }
 }
 
 /// What the frontend keeps for a user. `theme` and `mode` are opaque to the server;
@@ -440,7 +452,10 @@ impl Account {
             }
             C::ChangeSubscription { subscription, at } => {
                 self.require_open()?;
-                if self.subscription.as_ref() == Some(&subscription) {
+                let current = self.subscription.as_ref();
+                if current == Some(&subscription)
+                    || current.is_some_and(|c| subscription.is_older_than(c))
+                {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::SubscriptionChanged { subscription, at }])
@@ -808,7 +823,48 @@ mod tests {
             customer_id: None,
             status: status.into(),
             pro_until: until.and_then(|t| DateTime::from_timestamp(t, 0)),
+            as_of: None,
         }
+    }
+
+    #[test]
+    fn an_older_state_of_the_same_subscription_is_ignored() {
+        let at = |t| DateTime::from_timestamp(t, 0);
+        let revoked = Subscription {
+            as_of: at(2_000),
+            ..subscription("canceled", None)
+        };
+        let stale_active = Subscription {
+            as_of: at(1_000),
+            ..subscription("active", Some(1_800_000_000))
+        };
+        AccountTest::with(())
+            .given(vec![
+                registered(),
+                AccountEvent::SubscriptionChanged {
+                    subscription: revoked,
+                    at: at(2_000).unwrap(),
+                },
+            ])
+            .when(AccountCommand::ChangeSubscription {
+                subscription: stale_active.clone(),
+                at: at(2_001).unwrap(),
+            })
+            .then_expect_events(vec![]);
+        let new_subscription = Subscription {
+            subscription_id: "sub_2".into(),
+            ..stale_active
+        };
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::ChangeSubscription {
+                subscription: new_subscription.clone(),
+                at: at(2_001).unwrap(),
+            })
+            .then_expect_events(vec![AccountEvent::SubscriptionChanged {
+                subscription: new_subscription,
+                at: at(2_001).unwrap(),
+            }]);
     }
 
     #[test]

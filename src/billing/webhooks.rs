@@ -179,6 +179,8 @@ pub fn polar_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Ef
                         rfc3339(data["current_period_end"].as_str()),
                         ended,
                     ),
+                    as_of: rfc3339(data["modified_at"].as_str())
+                        .or_else(|| rfc3339(body["timestamp"].as_str())),
                 },
             }
         }
@@ -227,6 +229,9 @@ pub fn stripe_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> E
                     customer_id: object["customer"].as_str().map(str::to_owned),
                     status: status.to_owned(),
                     pro_until: billing::pro_until(status, period_end, ended),
+                    as_of: body["created"]
+                        .as_i64()
+                        .and_then(|t| DateTime::from_timestamp(t, 0)),
                 },
             }
         }

@@ -37,17 +37,6 @@ pub struct Reservation {
     pub charges: Vec<Charge>,
 }
 
-impl Reservation {
-    /// The credits reserved (from the window or a book).
-    pub fn credits(&self) -> u64 {
-        self.charges
-            .iter()
-            .filter(|c| c.meter == Meter::Credits)
-            .map(|c| c.amount)
-            .sum()
-    }
-}
-
 /// The caller's tier now: anonymous, pro while a subscription's paid period runs, else free.
 pub fn tier_of(caller: &Caller) -> Tier {
     tier_at(&caller.account, Utc::now())
@@ -302,28 +291,37 @@ pub async fn add_purchased(
     Ok(())
 }
 
-/// Moves an anonymous account's purchased credits into the account it is linked into.
+/// Moves an anonymous account's purchased credits into the account it is linked into. The
+/// balance is read from the projections after they caught up with the log; if a reply changed
+/// it in between, the move is refused and tried again with a fresh read.
 pub async fn move_purchased(
     state: &AppState,
     from: &str,
     to: &str,
     meta: &CommandMeta,
 ) -> Result<(), ApiError> {
-    let (_, balance) = purchased_balance(&state.db, from).await?;
-    if balance == 0 {
-        return Ok(());
+    for _ in 0..3 {
+        let head = crate::store::log::head(&state.db).await?;
+        state.settle(Some(head)).await;
+        let (_, balance) = purchased_balance(&state.db, from).await?;
+        if balance == 0 {
+            return Ok(());
+        }
+        let out = LedgerCommand::MoveOut {
+            to_account: to.to_owned(),
+            amount: balance,
+            at: Utc::now(),
+        };
+        match on_open_book(&state.db, &state.bus, from, out, meta).await {
+            Ok(_) => return add_purchased(state, to, &format!("link:{from}"), balance, meta).await,
+            Err(CommandError::Rejected(LedgerError::Exhausted { .. })) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let out = LedgerCommand::MoveOut {
-        to_account: to.to_owned(),
-        amount: balance,
-        at: Utc::now(),
-    };
-    match on_open_book(&state.db, &state.bus, from, out, meta).await {
-        Ok(_) => add_purchased(state, to, &format!("link:{from}"), balance, meta).await,
-        // Spent meanwhile: what is left moves at the next link attempt (none: it is linked).
-        Err(CommandError::Rejected(LedgerError::Exhausted { .. })) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Err(ApiError::Conflict {
+        code: "concurrent_change",
+        detail: "the purchased credits kept changing while the accounts were linked; retry".into(),
+    })
 }
 
 /// The newest book's key and balance (the balance as the projections show it).

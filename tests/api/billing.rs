@@ -180,6 +180,21 @@ async fn a_polar_subscription_makes_the_account_pro_until_its_period_ends() {
     let lapsed = polar_subscription("subscription.updated", &ada.account_id, "active", &past);
     polar(&app, "msg_4", now(), &lapsed, POLAR_SECRET).await;
     assert_eq!(tier(&app, &ada).await, "free");
+    // A delivery of an older state arriving late changes nothing.
+    let mut late = polar_subscription(
+        "subscription.active",
+        &ada.account_id,
+        "active",
+        &next_month,
+    );
+    late["timestamp"] = json!("2020-01-01T00:00:00Z");
+    let (status, _) = polar(&app, "msg_5", now(), &late, POLAR_SECRET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        tier(&app, &ada).await,
+        "free",
+        "an out-of-order delivery is ignored"
+    );
     let res = app
         .chat(&ada.token, "premium-2", "u1", "hi", Some("premium-echo"))
         .await;
