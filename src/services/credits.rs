@@ -409,3 +409,156 @@ pub async fn close(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use threadline_domain::account::{Account, AccountCommand};
+    use threadline_domain::values::AccountId;
+
+    use super::*;
+    use crate::auth::RateLimiter;
+    use crate::chat::models::Models;
+    use crate::chat::{ChatService, Signals};
+    use crate::config::Settings;
+    use crate::projector::Projector;
+
+    /// The state a server would hold, on SQLite in `dir`, without the HTTP part.
+    async fn state(dir: &std::path::Path) -> AppState {
+        let db = crate::store::connect(None, dir).await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
+        let projector = Projector::new(db.clone());
+        projector.prepare().await.unwrap();
+        let bus = CommandBus::new(db.clone());
+        let chat = ChatService::new(
+            db.clone(),
+            bus.clone(),
+            projector.clone(),
+            Models::from_lookup(Duration::ZERO, |_| None, None),
+            Signals::default(),
+        );
+        AppState {
+            feed: crate::feed::FeedHub::new(db.clone()),
+            db,
+            bus,
+            projector,
+            settings: Arc::new(Settings::new("127.0.0.1:0", dir)),
+            anon_limiter: RateLimiter::new(0, Duration::from_secs(60)),
+            chat,
+            http: reqwest::Client::new(),
+            jwt: None,
+        }
+    }
+
+    async fn caller(state: &AppState, anonymous: bool, pro: bool) -> Caller {
+        let id = AccountId::generate();
+        let command = if anonymous {
+            AccountCommand::CreateAnonymous { at: Utc::now() }
+        } else {
+            AccountCommand::CreateExternal {
+                issuer: None,
+                subject: id.to_string(),
+                email: None,
+                name: None,
+                anonymous: false,
+                at: Utc::now(),
+            }
+        };
+        // No projector runs here: fold by hand instead of waiting for read-your-writes.
+        state
+            .bus
+            .execute::<Account>(&id.to_string(), command, &CommandMeta::system())
+            .await
+            .unwrap();
+        state.projector.catch_up_all().await.unwrap();
+        let mut account = threadline_projections::accounts::account(&state.db, &id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        if pro {
+            account.pro_until = Some((Utc::now() + chrono::Duration::days(1)).timestamp_micros());
+        }
+        Caller {
+            account,
+            session_id: "test".into(),
+            admin_claim: false,
+        }
+    }
+
+    async fn run(
+        state: &AppState,
+        caller: &Caller,
+        meter: Meter,
+        i: usize,
+    ) -> Result<(), ApiError> {
+        reserve_tool_run(
+            state,
+            caller,
+            meter,
+            &format!("run-{i}"),
+            &CommandMeta::system(),
+        )
+        .await
+        .map(drop)
+    }
+
+    #[tokio::test]
+    async fn tool_meters_are_exhausted_per_plan_and_gated_by_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+
+        // Web searches: 5 a day for anonymous and free accounts, then a 429 naming the meter.
+        let anon = caller(&state, true, false).await;
+        for i in 0..5 {
+            run(&state, &anon, Meter::WebSearches, i).await.unwrap();
+        }
+        match run(&state, &anon, Meter::WebSearches, 5).await {
+            Err(ApiError::QuotaExceeded {
+                meter, limit, used, ..
+            }) => assert_eq!((meter, limit, used), ("web_searches", 5, 5)),
+            other => panic!("{other:?}"),
+        }
+
+        // Research runs: none below pro (a 402 plan gate), five a day on pro.
+        let free = caller(&state, false, false).await;
+        match run(&state, &free, Meter::ResearchRuns, 0).await {
+            Err(ApiError::PlanRequired { meter, tier }) => {
+                assert_eq!((meter, tier), ("research_runs", "free"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let pro = caller(&state, false, true).await;
+        for i in 0..5 {
+            run(&state, &pro, Meter::ResearchRuns, i).await.unwrap();
+        }
+        assert!(matches!(
+            run(&state, &pro, Meter::ResearchRuns, 5).await,
+            Err(ApiError::QuotaExceeded {
+                meter: "research_runs",
+                ..
+            })
+        ));
+        // A released run gives its unit back.
+        let window = current_window(&state, Tier::Pro, Meter::ResearchRuns, Utc::now())
+            .unwrap()
+            .0;
+        let reservation = Reservation {
+            charges: vec![Charge {
+                stream_id: plans::window_id(pro.id(), "research_runs", &window.key),
+                meter: Meter::ResearchRuns,
+                amount: 1,
+            }],
+        };
+        close(
+            &state.bus,
+            &reservation,
+            "run-4",
+            None,
+            &CommandMeta::system(),
+        )
+        .await;
+        run(&state, &pro, Meter::ResearchRuns, 6).await.unwrap();
+    }
+}
