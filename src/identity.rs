@@ -561,7 +561,7 @@ fn marks_admin(value: Option<&Value>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use actix_web::dev::{ServerHandle, Service};
     use actix_web::{App, HttpServer};
@@ -626,19 +626,36 @@ mod tests {
 
     /// A mock identity provider that counts its requests (the [`MockUpstream`] counter counts
     /// chat completions only).
-    async fn counting_idp() -> (String, Arc<AtomicUsize>, ServerHandle) {
+    /// Also returns a switch that makes it answer 503 (an outage, without the race of
+    /// stopping a server whose keep-alive connections may still be served).
+    async fn counting_idp() -> (String, Arc<AtomicUsize>, ServerHandle, Arc<AtomicBool>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(AtomicBool::new(false));
         let counter = Arc::clone(&requests);
+        let switch = Arc::clone(&down);
         let server = HttpServer::new(move || {
             let counter = Arc::clone(&counter);
+            let switch = Arc::clone(&switch);
             App::new()
                 .wrap_fn(move |req, srv| {
                     counter.fetch_add(1, Ordering::SeqCst);
                     srv.call(req)
                 })
-                .configure(idp::routes)
+                .route(
+                    idp::JWKS_PATH,
+                    actix_web::web::get().to(move || {
+                        let down = switch.load(Ordering::SeqCst);
+                        async move {
+                            if down {
+                                actix_web::HttpResponse::ServiceUnavailable().finish()
+                            } else {
+                                actix_web::HttpResponse::Ok().json(idp::jwks())
+                            }
+                        }
+                    }),
+                )
         })
         .workers(1)
         .disable_signals()
@@ -648,7 +665,7 @@ mod tests {
         let handle = server.handle();
         tokio::spawn(server);
         let url = format!("http://127.0.0.1:{port}{}", idp::JWKS_PATH);
-        (url, requests, handle)
+        (url, requests, handle, down)
     }
 
     /// Moves the cache's clock back, as if its fetches had happened `ago`.
@@ -1121,7 +1138,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_jwks_is_fetched_once_for_many_verifications() {
-        let (url, requests, handle) = counting_idp().await;
+        let (url, requests, handle, _) = counting_idp().await;
         let verifier = jwks_verifier(url);
         let tasks: Vec<_> = (0..16)
             .map(|i| {
@@ -1150,7 +1167,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_kid_refetches_once_the_last_fetch_is_30_seconds_old() {
-        let (url, requests, handle) = counting_idp().await;
+        let (url, requests, handle, _) = counting_idp().await;
         let verifier = jwks_verifier(url);
         let token = sign_test_token(&claims(json!({})), TestKey::Rsa);
         verifier.verify(&token).await.unwrap();
@@ -1164,7 +1181,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_jwks_is_refetched_after_ten_minutes() {
-        let (url, requests, handle) = counting_idp().await;
+        let (url, requests, handle, _) = counting_idp().await;
         let verifier = jwks_verifier(url);
         let token = sign_test_token(&claims(json!({})), TestKey::Ed25519);
         verifier.verify(&token).await.unwrap();
@@ -1179,14 +1196,19 @@ mod tests {
 
     #[tokio::test]
     async fn stale_keys_are_used_while_the_identity_provider_is_down() {
-        let (url, requests, handle) = counting_idp().await;
+        let (url, requests, handle, down) = counting_idp().await;
         let verifier = jwks_verifier(url);
         let token = sign_test_token(&claims(json!({})), TestKey::Rsa);
         verifier.verify(&token).await.unwrap();
-        handle.stop(false).await;
+        down.store(true, Ordering::SeqCst);
         age_cache(&verifier, Duration::from_secs(11 * 60)).await;
         assert!(verifier.verify(&token).await.is_ok());
-        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            2,
+            "the refresh was tried, failed, and the old keys served"
+        );
+        handle.stop(false).await;
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! day, model, provider, tier and account ([`usage`]), and an account's ledger statement with a
 //! running balance per window and book ([`statement`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
@@ -76,32 +76,7 @@ pub struct UsageReport {
 }
 
 /// One group's totals; `group` maps each grouped dimension to its value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageRow {
-    pub group: BTreeMap<String, String>,
-    pub messages: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub cached_tokens: i64,
-    pub credits: i64,
-    pub cost_micros: i64,
-}
-
-impl From<ReportRow> for UsageRow {
-    fn from(r: ReportRow) -> Self {
-        UsageRow {
-            group: r.group.into_iter().collect(),
-            messages: r.messages,
-            input_tokens: r.input_tokens,
-            output_tokens: r.output_tokens,
-            reasoning_tokens: r.reasoning_tokens,
-            cached_tokens: r.cached_tokens,
-            credits: r.credits,
-            cost_micros: r.cost_micros,
-        }
-    }
-}
+pub type UsageRow = ReportRow;
 
 /// Runs a usage report over the facts projection.
 pub async fn usage(db: &Db, query: &UsageQuery) -> Result<UsageReport, ApiError> {
@@ -112,7 +87,7 @@ pub async fn usage(db: &Db, query: &UsageQuery) -> Result<UsageReport, ApiError>
         from,
         to,
         group_by: query.group_by.clone(),
-        rows: rows.into_iter().map(UsageRow::from).collect(),
+        rows,
     })
 }
 
@@ -391,7 +366,7 @@ mod tests {
             to: "b".into(),
             group_by: vec!["model".into()],
             rows: vec![UsageRow {
-                group: BTreeMap::from([("model".into(), "a,\"b\"".into())]),
+                group: std::collections::BTreeMap::from([("model".into(), "a,\"b\"".into())]),
                 messages: 1,
                 input_tokens: 2,
                 output_tokens: 3,

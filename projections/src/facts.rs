@@ -223,11 +223,11 @@ impl Projection for UsageFacts {
 /// What reports can group by.
 pub const DIMENSIONS: [&str; 5] = ["day", "model", "provider", "tier", "account"];
 
-/// One group of a usage report: its dimension values (in the order asked) and totals.
+/// One group of a usage report: its dimension values and totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportRow {
     /// Dimension name → value, for the dimensions grouped by.
-    pub group: Vec<(String, String)>,
+    pub group: std::collections::BTreeMap<String, String>,
     pub messages: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,

@@ -35,10 +35,13 @@ fn refused(e: SignatureError) -> ApiError {
     }
 }
 
-fn not_configured(provider: &str) -> ApiError {
-    ApiError::RouteNotFound(format!(
-        "{provider} webhooks are not configured on this server"
-    ))
+/// The provider's webhook secret; a 404 when the server has none (the route is off).
+fn configured<'a>(secret: Option<&'a str>, provider: &str) -> Result<&'a str, ApiError> {
+    secret.ok_or_else(|| {
+        ApiError::RouteNotFound(format!(
+            "{provider} webhooks are not configured on this server"
+        ))
+    })
 }
 
 fn json(body: &[u8]) -> Result<Value, ApiError> {
@@ -53,12 +56,8 @@ pub async fn polar(
     state: web::Data<AppState>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let secret = state
-        .settings
-        .billing
-        .polar_webhook_secret
-        .as_deref()
-        .ok_or_else(|| not_configured("Polar"))?;
+    let billing = &state.settings.billing;
+    let secret = configured(billing.polar_webhook_secret.as_deref(), "Polar")?;
     let headers = StandardHeaders {
         id: header(&req, "webhook-id"),
         timestamp: header(&req, "webhook-timestamp"),
@@ -75,17 +74,7 @@ pub async fn polar(
     let delivery_id = headers.id.unwrap_or_default().to_owned();
     let event = json(&body)?;
     let effect = webhooks::polar_effect(&state.settings.plans, &event);
-    let event_type = event["type"].as_str().unwrap_or_default();
-    let outcome = webhooks::deliver(
-        &state,
-        "polar",
-        &delivery_id,
-        event_type,
-        effect,
-        &request_id(&req),
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(Delivered { outcome }))
+    apply(&req, &state, "polar", &delivery_id, &event, effect).await
 }
 
 pub async fn stripe(
@@ -93,12 +82,8 @@ pub async fn stripe(
     state: web::Data<AppState>,
     body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let secret = state
-        .settings
-        .billing
-        .stripe_webhook_secret
-        .as_deref()
-        .ok_or_else(|| not_configured("Stripe"))?;
+    let billing = &state.settings.billing;
+    let secret = configured(billing.stripe_webhook_secret.as_deref(), "Stripe")?;
     signature::verify_stripe(
         secret,
         header(&req, "stripe-signature"),
@@ -112,14 +97,27 @@ pub async fn stripe(
         return Err(ApiError::invalid_field("id", "a Stripe event has an id"));
     };
     let effect = webhooks::stripe_effect(&state.settings.plans, &event);
+    apply(&req, &state, "stripe", delivery_id, &event, effect).await
+}
+
+/// Records and applies a verified delivery.
+async fn apply(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &str,
+    delivery_id: &str,
+    event: &Value,
+    effect: webhooks::Effect,
+) -> Result<HttpResponse, ApiError> {
     let event_type = event["type"].as_str().unwrap_or_default();
+    let request_id = request_id(req);
     let outcome = webhooks::deliver(
-        &state,
-        "stripe",
+        state,
+        provider,
         delivery_id,
         event_type,
         effect,
-        &request_id(&req),
+        &request_id,
     )
     .await?;
     Ok(HttpResponse::Ok().json(Delivered { outcome }))

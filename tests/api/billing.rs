@@ -9,7 +9,7 @@ use threadline::billing::signature::{sign_standard_webhook, sign_stripe};
 use threadline::mock_upstream::MockUpstream;
 use threadline_domain::plans::{Plans, Product};
 
-use crate::helpers::{TestApp, TestDb, User, assert_problem, spawn_on};
+use crate::helpers::{TestApp, TestDb, User, assert_problem, model_spec, spawn_on};
 
 const POLAR_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const STRIPE_SECRET: &str = "whsec_stripe_test_secret";
@@ -119,19 +119,9 @@ async fn a_polar_subscription_makes_the_account_pro_until_its_period_ends() {
     assert_eq!(body["outcome"], "subscription");
     assert_eq!(tier(&app, &ada).await, "pro");
     let admin = app.registered("admin@example.com").await;
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/v1/admin/models/premium-echo",
-            Some(&admin.token),
-            Some(
-                json!({"provider": "echo", "upstream": "echo", "capabilities": [],
-                "access": "premium_required", "credits": 1, "enabled": true,
-                "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut premium = model_spec("echo", "echo", 1);
+    premium["access"] = json!("premium_required");
+    app.define_model(&admin, "premium-echo", premium).await;
     let res = app
         .chat(&ada.token, "premium", "u1", "hi", Some("premium-echo"))
         .await;
@@ -153,48 +143,36 @@ async fn a_polar_subscription_makes_the_account_pro_until_its_period_ends() {
         (StatusCode::OK, Some("duplicate"))
     );
 
-    // Canceled at period end: still pro until then.
-    let canceled = polar_subscription(
-        "subscription.canceled",
-        &ada.account_id,
-        "active",
-        &next_month,
-    );
-    let (status, _) = polar(&app, "msg_2", now(), &canceled, POLAR_SECRET).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(tier(&app, &ada).await, "pro");
-
-    // Revoked: free at once.
-    let revoked = polar_subscription(
-        "subscription.revoked",
-        &ada.account_id,
-        "canceled",
-        &next_month,
-    );
-    let (status, _) = polar(&app, "msg_3", now(), &revoked, POLAR_SECRET).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(tier(&app, &ada).await, "free");
-
-    // A period that already ended grants nothing.
+    // Each later delivery and the tier it leaves.
     let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
-    let lapsed = polar_subscription("subscription.updated", &ada.account_id, "active", &past);
-    polar(&app, "msg_4", now(), &lapsed, POLAR_SECRET).await;
-    assert_eq!(tier(&app, &ada).await, "free");
-    // A delivery of an older state arriving late changes nothing.
-    let mut late = polar_subscription(
-        "subscription.active",
-        &ada.account_id,
-        "active",
-        &next_month,
-    );
+    let id = &ada.account_id;
+    let mut late = polar_subscription("subscription.active", id, "active", &next_month);
     late["timestamp"] = json!("2020-01-01T00:00:00Z");
-    let (status, _) = polar(&app, "msg_5", now(), &late, POLAR_SECRET).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        tier(&app, &ada).await,
-        "free",
-        "an out-of-order delivery is ignored"
-    );
+    let steps = [
+        // Canceled at period end: still pro until then.
+        (
+            polar_subscription("subscription.canceled", id, "active", &next_month),
+            "pro",
+        ),
+        // Revoked: free at once.
+        (
+            polar_subscription("subscription.revoked", id, "canceled", &next_month),
+            "free",
+        ),
+        // A period that already ended grants nothing.
+        (
+            polar_subscription("subscription.updated", id, "active", &past),
+            "free",
+        ),
+        // An older state arriving late changes nothing.
+        (late, "free"),
+    ];
+    for (i, (event, expected)) in steps.into_iter().enumerate() {
+        let (status, body) =
+            polar(&app, &format!("msg_{}", i + 2), now(), &event, POLAR_SECRET).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(tier(&app, &ada).await, expected, "step {i}: {event}");
+    }
     let res = app
         .chat(&ada.token, "premium-2", "u1", "hi", Some("premium-echo"))
         .await;

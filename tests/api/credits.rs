@@ -3,10 +3,10 @@
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use threadline::mock_upstream::MockUpstream;
 
-use crate::helpers::{LiveStream, TestApp, TestDb, User, assert_problem, spawn_on};
+use crate::helpers::{LiveStream, TestApp, TestDb, User, assert_problem, model_spec, spawn_on};
 
 async fn app_with_openai() -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
@@ -23,24 +23,8 @@ async fn app_with_openai() -> (TestApp, MockUpstream) {
 
 /// Defines a public catalog model costing `credits` per message.
 async fn define(app: &TestApp, admin: &User, id: &str, upstream: &str, credits: u32) {
-    let spec = json!({
-        "provider": "openai",
-        "upstream": upstream,
-        "capabilities": [],
-        "access": "public",
-        "credits": credits,
-        "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0},
-        "enabled": true,
-    });
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            &format!("/v1/admin/models/{id}"),
-            Some(&admin.token),
-            Some(spec),
-        )
+    app.define_model(admin, id, model_spec("openai", upstream, credits))
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn usage(app: &TestApp, user: &User) -> Value {
@@ -208,11 +192,7 @@ async fn signing_up_carries_the_days_spent_credits_instead_of_resetting_them() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let ada = User {
-        token: body["token"].as_str().unwrap().to_owned(),
-        account_id: body["account_id"].as_str().unwrap().to_owned(),
-        session_id: body["session_id"].as_str().unwrap().to_owned(),
-    };
+    let ada = User::from(&body);
     let u = settled_usage(&app, &ada).await;
     assert_eq!(u["tier"], "free");
     assert_eq!(u["meters"][0]["used"], 7);

@@ -125,7 +125,8 @@ pub struct User {
 }
 
 impl User {
-    fn from(body: &Value) -> Self {
+    /// The user of a sign-up or login answer.
+    pub fn from(body: &Value) -> Self {
         Self {
             token: body["token"].as_str().unwrap().to_owned(),
             account_id: body["account_id"].as_str().unwrap().to_owned(),
@@ -134,7 +135,55 @@ impl User {
     }
 }
 
+impl TestDb {
+    /// Runs the `threadline` binary on this database and returns its standard output (the
+    /// command must succeed).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
+        cmd.args(args)
+            .env("THREADLINE_DATA_DIR", self.data_dir.path())
+            .env_remove("DATABASE_URL");
+        if let Some(url) = &self.database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// A public catalog entry on `provider`/`upstream` costing `credits` a message, free of charge
+/// per token (callers adjust the JSON for prices or access).
+pub fn model_spec(provider: &str, upstream: &str, credits: u32) -> Value {
+    json!({
+        "provider": provider,
+        "upstream": upstream,
+        "capabilities": [],
+        "access": "public",
+        "credits": credits,
+        "prices": {"input": 0, "output": 0, "cached_input": 0, "reasoning": 0},
+        "enabled": true,
+    })
+}
+
 impl TestApp {
+    /// Defines (or replaces) catalog model `id` as `admin`.
+    pub async fn define_model(&self, admin: &User, id: &str, spec: Value) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/admin/models/{id}"),
+                Some(&admin.token),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     /// Stops the server gracefully and returns its database for a restart.
     pub async fn stop(self) -> TestDb {
         self.handle.stop(true).await;

@@ -10,7 +10,7 @@ use threadline::config::Settings;
 use threadline::mock_upstream::MockUpstream;
 use threadline_domain::plans::Plans;
 
-use crate::helpers::{TestApp, TestDb, User, assert_problem, spawn_on};
+use crate::helpers::{TestApp, TestDb, User, assert_problem, model_spec, spawn_on};
 
 /// A server whose OpenAI provider is the mock, with plans from `yaml` (JSON is YAML).
 pub async fn app_with_plans(
@@ -32,8 +32,8 @@ pub async fn app_with_plans(
     (app, mock)
 }
 
-/// Defines a public model costing `credits` a message and `output_price` micro-dollars per
-/// million output tokens.
+/// Defines a public model costing `credits` a message, $1 per million input tokens and
+/// `output_price` micro-dollars per million output tokens.
 pub async fn define(
     app: &TestApp,
     admin: &User,
@@ -42,24 +42,10 @@ pub async fn define(
     credits: u32,
     output_price: u64,
 ) {
-    let spec = json!({
-        "provider": "openai",
-        "upstream": upstream,
-        "capabilities": [],
-        "access": "public",
-        "credits": credits,
-        "prices": {"input": 1_000_000, "output": output_price, "cached_input": 0, "reasoning": 0},
-        "enabled": true,
-    });
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            &format!("/v1/admin/models/{id}"),
-            Some(&admin.token),
-            Some(spec),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut spec = model_spec("openai", upstream, credits);
+    spec["prices"]["input"] = json!(1_000_000);
+    spec["prices"]["output"] = json!(output_price);
+    app.define_model(admin, id, spec).await;
 }
 
 pub async fn usage(app: &TestApp, user: &User) -> Value {
@@ -311,11 +297,7 @@ async fn linking_carries_purchased_credits_and_preferences() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let ada = User {
-        token: body["token"].as_str().unwrap().to_owned(),
-        account_id: body["account_id"].as_str().unwrap().to_owned(),
-        session_id: body["session_id"].as_str().unwrap().to_owned(),
-    };
+    let ada = User::from(&body);
     let u = usage(&app, &ada).await;
     assert_eq!(u["purchased_credits"], 4);
     assert_eq!(u["ledger"][0]["kind"], "added");
@@ -443,22 +425,7 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // The command line answers the same from the same projections.
-    let cli = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
-        cmd.args(args)
-            .env("THREADLINE_DATA_DIR", app.db.data_dir.path())
-            .env_remove("DATABASE_URL");
-        if let Some(url) = &app.db.database_url {
-            cmd.env("DATABASE_URL", url);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| app.db.cli(args);
     let from_cli: Value = serde_json::from_str(&cli(&[
         "report",
         "usage",

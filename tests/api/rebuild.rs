@@ -62,20 +62,7 @@ async fn the_rebuild_command_reproduces_the_live_tables_while_the_server_runs() 
     assert_eq!(rows("messages"), Some(4));
     assert_eq!(rows("generations"), Some(2));
 
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
-    cmd.args(["projections", "rebuild"])
-        .env("THREADLINE_DATA_DIR", app.db.data_dir.path())
-        .env_remove("DATABASE_URL");
-    if let Some(url) = &app.db.database_url {
-        cmd.env("DATABASE_URL", url);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = app.db.cli(&["projections", "rebuild"]);
     assert!(
         stdout.contains("rebuilt accounts") && stdout.contains("rebuilt threads"),
         "{stdout}"
