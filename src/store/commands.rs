@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cqrs_es::persist::PersistedEventStore;
+use super::cached::CachedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
@@ -84,8 +84,8 @@ pub enum CommandError<E: std::error::Error> {
 
 /// One aggregate type's cqrs-es framework on the configured backend.
 pub enum Framework<A: Aggregate> {
-    Sqlite(CqrsFramework<A, PersistedEventStore<SqliteEventRepository, A>>),
-    Postgres(CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>),
+    Sqlite(CqrsFramework<A, CachedEventStore<SqliteEventRepository, A>>),
+    Postgres(CqrsFramework<A, CachedEventStore<PostgresEventRepository, A>>),
 }
 
 impl<A> Framework<A>
@@ -94,20 +94,21 @@ where
     A::Command: Clone,
 {
     fn new(db: &Db) -> Self {
+        Self::with_capacity(db, super::cached::CAPACITY)
+    }
+
+    /// A framework whose store keeps the state of up to `capacity` streams in memory.
+    fn with_capacity(db: &Db, capacity: usize) -> Self {
         let upcasters = threadline_domain::upcast::upcasters;
         match db {
             Db::Sqlite { writer, .. } => {
-                let store = PersistedEventStore::new_event_store(SqliteEventRepository::new(
-                    writer.clone(),
-                ))
-                .with_upcasters(upcasters());
+                let repo = SqliteEventRepository::new(writer.clone());
+                let store = CachedEventStore::new(repo, upcasters(), capacity);
                 Framework::Sqlite(CqrsFramework::new(store, vec![], ()))
             }
             Db::Postgres(pool) => {
-                let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                    pool.clone(),
-                ))
-                .with_upcasters(upcasters());
+                let repo = PostgresEventRepository::new(pool.clone());
+                let store = CachedEventStore::new(repo, upcasters(), capacity);
                 Framework::Postgres(CqrsFramework::new(store, vec![], ()))
             }
         }
@@ -125,6 +126,9 @@ where
         }
     }
 }
+
+/// Threads whose state stays in memory on a node (the recently active conversations).
+const THREADS_CACHED: usize = 1_000;
 
 type StreamKey = (&'static str, String);
 type StreamLock = Arc<tokio::sync::Mutex<()>>;
@@ -200,7 +204,8 @@ impl CommandBus {
             inner: Arc::new(Inner {
                 accounts: Framework::new(&db),
                 emails: Framework::new(&db),
-                threads: Framework::new(&db),
+                // A thread's state holds its user messages' texts: fewer of them stay cached.
+                threads: Framework::with_capacity(&db, THREADS_CACHED),
                 catalog: Framework::new(&db),
                 ledger: Framework::new(&db),
                 deliveries: Framework::new(&db),

@@ -6,6 +6,7 @@
 //! - [`log`]: the global log as projections and the CLI read it.
 //! - [`commands`]: the command bus (load, decide, append; conflict retry; read-your-writes).
 
+pub mod cached;
 pub mod commands;
 pub mod log;
 
