@@ -137,7 +137,11 @@ pub fn new_api_key() -> (String, String) {
     (key, prefix)
 }
 
-async fn resolve(state: web::Data<AppState>, token: String) -> Result<Caller, ApiError> {
+async fn resolve(
+    state: web::Data<AppState>,
+    token: String,
+    request_id: String,
+) -> Result<Caller, ApiError> {
     if token.starts_with(API_KEY_PREFIX) {
         let found = accounts::api_key_by_hash(&state.db, &hash_token(&token)).await?;
         let (key, account) = found.ok_or_else(ApiError::unauthenticated)?;
@@ -150,7 +154,7 @@ async fn resolve(state: web::Data<AppState>, token: String) -> Result<Caller, Ap
     if let Some(verifier) = &state.jwt
         && crate::identity::looks_like_jwt(&token)
     {
-        return external_caller(&state, verifier, &token).await;
+        return external_caller(&state, verifier, &token, &request_id).await;
     }
     let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
@@ -175,6 +179,7 @@ async fn external_caller(
     state: &AppState,
     verifier: &crate::identity::JwtVerifier,
     token: &str,
+    request_id: &str,
 ) -> Result<Caller, ApiError> {
     use crate::identity::JwtError;
     let identity = verifier.verify(token).await.map_err(|e| match e {
@@ -188,7 +193,8 @@ async fn external_caller(
     let account = match accounts::account(&state.db, &id).await? {
         Some(account) => account,
         None => {
-            let meta = crate::store::commands::CommandMeta::for_request("jwt", Some(id.clone()));
+            let meta =
+                crate::store::commands::CommandMeta::for_request(request_id, Some(id.clone()));
             state
                 .run::<threadline_domain::account::Account>(
                     &id,
@@ -228,9 +234,10 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req);
         let state = app_state(req);
+        let request_id = crate::extract::request_id(req);
         Box::pin(async move {
             let token = token.ok_or_else(ApiError::unauthenticated)?;
-            resolve(state?, token).await
+            resolve(state?, token, request_id).await
         })
     }
 }
@@ -246,10 +253,11 @@ impl FromRequest for MaybeCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req);
         let state = app_state(req);
+        let request_id = crate::extract::request_id(req);
         Box::pin(async move {
             match token {
                 None => Ok(MaybeCaller(None)),
-                Some(token) => Ok(MaybeCaller(Some(resolve(state?, token).await?))),
+                Some(token) => Ok(MaybeCaller(Some(resolve(state?, token, request_id).await?))),
             }
         })
     }

@@ -575,6 +575,65 @@ mod tests {
     }
 
     #[test]
+    fn an_external_identity_is_a_row_without_the_providers_email() {
+        let created = |anonymous| {
+            apply(
+                "a1",
+                AccountEvent::AccountCreated {
+                    kind: AccountKind::External {
+                        issuer: Some("https://idp".into()),
+                        subject: "u1".into(),
+                        email: Some("ada@example.com".into()),
+                        name: Some("Ada".into()),
+                        anonymous,
+                    },
+                    at: chrono::DateTime::UNIX_EPOCH,
+                },
+            )
+        };
+        assert!(matches!(
+            &created(false)[..],
+            [Change::InsertAccount { kind: "external", email: None, name: Some(n), password_hash: None, .. }] if n == "Ada"
+        ));
+        assert!(matches!(
+            &created(true)[..],
+            [Change::InsertAccount {
+                kind: "anonymous",
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_subscription_change_sets_the_billing_columns() {
+        let until = chrono::DateTime::from_timestamp(2_000_000_000, 0).unwrap();
+        let changes = apply(
+            "a1",
+            AccountEvent::SubscriptionChanged {
+                subscription: threadline_domain::account::Subscription {
+                    provider: "stripe".into(),
+                    subscription_id: "sub_1".into(),
+                    customer_id: Some("cus_1".into()),
+                    status: "active".into(),
+                    pro_until: Some(until),
+                    as_of: None,
+                },
+                at: until,
+            },
+        );
+        assert_eq!(
+            changes,
+            vec![Change::SetSubscription {
+                id: "a1".into(),
+                provider: "stripe".into(),
+                customer: Some("cus_1".into()),
+                status: "active".into(),
+                pro_until: Some(until.timestamp_micros()),
+            }]
+        );
+    }
+
+    #[test]
     fn shadow_tables_get_their_own_names() {
         let shadow = Tables::shadow("42");
         let stmts = sql(

@@ -500,6 +500,56 @@ mod tests {
         ));
     }
 
+    /// The `granted` delta and the line kind an event of a purchased-credit book gives.
+    fn book(event: LedgerEvent) -> (i64, &'static str, i64) {
+        let changes = apply("acc:purchased:00000000", 9, event);
+        match &changes[..] {
+            [
+                Change::Window {
+                    granted,
+                    used: 0,
+                    reserved: 0,
+                    ..
+                },
+                Change::Line { kind, amount, .. },
+            ] => (*granted, *kind, *amount),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn book_events_move_what_was_granted() {
+        let at = DateTime::UNIX_EPOCH;
+        assert_eq!(
+            book(LedgerEvent::CreditsAdded {
+                source: "order:polar:1".into(),
+                amount: 100,
+                at
+            }),
+            (100, "added", 100)
+        );
+        assert_eq!(
+            book(LedgerEvent::CreditsMovedOut {
+                to_account: "b".into(),
+                amount: 40,
+                at
+            }),
+            (-40, "moved_out", 40)
+        );
+        assert_eq!(
+            book(LedgerEvent::BookOpened {
+                from_book: "00000000".into(),
+                balance: 7,
+                at
+            }),
+            (7, "book_opened", 7)
+        );
+        assert_eq!(
+            book(LedgerEvent::BookClosed { balance: 7, at }),
+            (0, "book_closed", 7)
+        );
+    }
+
     #[test]
     fn a_malformed_window_id_is_ignored() {
         assert!(

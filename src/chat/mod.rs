@@ -101,8 +101,9 @@ pub struct StartReply {
     pub meta: CommandMeta,
     /// When the request arrived (for overhead and time-to-first-chunk metrics).
     pub received: std::time::Instant,
-    /// The credits reserved for this reply, settled or released when it ends.
-    pub reservation: Option<Reservation>,
+    /// What this reply reserved (nothing for a free model without a budget), settled or
+    /// released when it ends.
+    pub reservation: Reservation,
     /// The account and tier the reply is charged to.
     pub payer: threadline_domain::generation::Payer,
 }
@@ -290,6 +291,9 @@ impl ChatService {
         charge: Option<Option<u64>>,
         meta: &CommandMeta,
     ) {
+        if reservation.charges.is_empty() {
+            return;
+        }
         crate::services::credits::close(&self.bus, reservation, generation_id, charge, meta).await;
         self.committed();
     }

@@ -231,17 +231,15 @@ pub(super) async fn run(
     // Credits: charged for a completed reply and for one that produced anything (at the
     // actual cost when the provider reported usage); given back when it failed or was stopped
     // before its first token.
-    if let Some(reservation) = &reply.reservation {
-        let charged = matches!(outcome, Outcome::Completed) || !first_chunk;
-        service
-            .close_reservation(
-                reservation,
-                &run.id,
-                charged.then_some(cost_micros),
-                &reply.meta,
-            )
-            .await;
-    }
+    let charged = matches!(outcome, Outcome::Completed) || !first_chunk;
+    service
+        .close_reservation(
+            &reply.reservation,
+            &run.id,
+            charged.then_some(cost_micros),
+            &reply.meta,
+        )
+        .await;
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
             cost_micros: cost_micros.unwrap_or(0),

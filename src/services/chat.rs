@@ -9,8 +9,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use threadline_domain::catalog::{Access, Tier};
-
-use crate::services::credits;
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
@@ -20,6 +18,7 @@ use crate::auth::Caller;
 use crate::chat::{Reservation, StartReply};
 use crate::error::ApiError;
 use crate::providers::ChatMessage;
+use crate::services::credits;
 use crate::state::AppState;
 use crate::store::commands::CommandMeta;
 
@@ -167,7 +166,6 @@ pub async fn send(
         &meta,
     )
     .await?;
-    let reservation = (!reservation.charges.is_empty()).then_some(reservation);
     let request = Outgoing {
         thread_id,
         model,
@@ -182,13 +180,11 @@ pub async fn send(
         // already running: this wait overlaps the provider's time to first token.
         state.settle(*cursor).await;
     }
-    if result.is_err()
-        && let Some(reservation) = &reservation
-    {
+    if result.is_err() {
         // Nothing was started: the credits go back.
         state
             .chat
-            .close_reservation(reservation, &generation_id, None, &meta)
+            .close_reservation(&reservation, &generation_id, None, &meta)
             .await;
     }
     result.map(|_| generation_id)
@@ -201,7 +197,7 @@ struct Outgoing {
     /// The user message (client id, text); `None` when regenerating.
     outgoing: Option<(Option<String>, String)>,
     generation_id: String,
-    reservation: Option<Reservation>,
+    reservation: Reservation,
     received: std::time::Instant,
 }
 

@@ -174,14 +174,14 @@ pub async fn reserve_tool_run(
     run_id: &str,
     meta: &CommandMeta,
 ) -> Result<Reservation, ApiError> {
-    let tier = tier_of(caller);
-    if let Some((_, 0)) = current_window(state, tier, meter, Utc::now()) {
+    let (tier, now) = (tier_of(caller), Utc::now());
+    if let Some((_, 0)) = current_window(state, tier, meter, now) {
         return Err(ApiError::PlanRequired {
             meter: meter.as_str(),
             tier: tier.as_str(),
         });
     }
-    let charge = reserve_in_window(state, caller.id(), tier, meter, run_id, 1, Utc::now(), meta)
+    let charge = reserve_in_window(state, caller.id(), tier, meter, run_id, 1, now, meta)
         .await
         .map_err(Denied::into_api)?;
     state.projector.wake();
