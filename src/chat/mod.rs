@@ -142,6 +142,11 @@ impl ChatService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether this node is still running (or finishing) generation `id`.
+    pub fn is_running(&self, generation_id: &str) -> bool {
+        self.registry().contains_key(generation_id)
+    }
+
     /// The live feed of a generation running on this node (subscribe before reading the log).
     pub fn subscribe(&self, generation_id: &str) -> Option<broadcast::Receiver<Committed>> {
         self.registry()

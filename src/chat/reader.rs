@@ -83,6 +83,12 @@ pub fn stream(
                 }
             };
             for (seq, event) in backlog {
+                // The terminal event is in the log before its writer has made the end visible
+                // (the thread freed, the projections caught up). While the writer on this node
+                // is still at it, its publish announces the end: a reader never does earlier.
+                if event.terminal_status().is_some() && service.is_running(&id) {
+                    break;
+                }
                 let text = emit(&mut renderer, seq, &event);
                 last = seq;
                 if !text.is_empty() {
