@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 pub mod identity;
+pub mod keyed_lock;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod projector;

@@ -128,6 +128,7 @@ impl Application {
             anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
             jwt: crate::identity::JwtVerifier::new(settings.jwt.clone(), http.clone()),
             http,
+            links: Default::default(),
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

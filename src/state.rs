@@ -28,6 +28,9 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// External JWTs, when configured.
     pub jwt: Option<crate::identity::JwtVerifier>,
+    /// One lock per anonymous account being linked: sign-ins racing with one anonymous token
+    /// take turns, and the losers are refused before they create anything.
+    pub links: crate::keyed_lock::KeyedLocks<String>,
 }
 
 impl AppState {

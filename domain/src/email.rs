@@ -16,6 +16,12 @@ pub enum EmailCommand {
         account_id: AccountId,
         at: DateTime<Utc>,
     },
+    /// Gives the address back: a registration that claimed it was refused before its account
+    /// was created. Only the claimant can release it; anything else writes nothing.
+    Release {
+        account_id: AccountId,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of an email address's stream.
@@ -25,12 +31,17 @@ pub enum EmailEvent {
         account_id: AccountId,
         at: DateTime<Utc>,
     },
+    EmailReleased {
+        account_id: AccountId,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for EmailEvent {
     fn event_type(&self) -> String {
         match self {
             Self::EmailClaimed { .. } => "EmailClaimed".to_owned(),
+            Self::EmailReleased { .. } => "EmailReleased".to_owned(),
         }
     }
 
@@ -74,12 +85,20 @@ impl Aggregate for EmailRegistration {
                     .await;
                 Ok(())
             }
+            EmailCommand::Release { account_id, at } => {
+                if self.owner == Some(account_id) {
+                    sink.write(EmailEvent::EmailReleased { account_id, at }, self)
+                        .await;
+                }
+                Ok(())
+            }
         }
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
             EmailEvent::EmailClaimed { account_id, .. } => self.owner = Some(account_id),
+            EmailEvent::EmailReleased { .. } => self.owner = None,
         }
     }
 }
@@ -117,5 +136,44 @@ mod tests {
                 at: DateTime::UNIX_EPOCH,
             })
             .then_expect_error(EmailError::AlreadyClaimed);
+    }
+
+    fn release(n: u128) -> EmailCommand {
+        EmailCommand::Release {
+            account_id: AccountId(Uuid::from_u128(n)),
+            at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_released_address_can_be_claimed_again() {
+        TestFramework::<EmailRegistration>::with(())
+            .given(vec![claimed(1)])
+            .when(release(1))
+            .then_expect_events(vec![EmailEvent::EmailReleased {
+                account_id: AccountId(Uuid::from_u128(1)),
+                at: DateTime::UNIX_EPOCH,
+            }]);
+        TestFramework::<EmailRegistration>::with(())
+            .given(vec![
+                claimed(1),
+                EmailEvent::EmailReleased {
+                    account_id: AccountId(Uuid::from_u128(1)),
+                    at: DateTime::UNIX_EPOCH,
+                },
+            ])
+            .when(EmailCommand::Claim {
+                account_id: AccountId(Uuid::from_u128(2)),
+                at: DateTime::UNIX_EPOCH,
+            })
+            .then_expect_events(vec![claimed(2)]);
+    }
+
+    #[test]
+    fn only_the_claimant_releases_an_address() {
+        TestFramework::<EmailRegistration>::with(())
+            .given(vec![claimed(1)])
+            .when(release(2))
+            .then_expect_events(vec![]);
     }
 }

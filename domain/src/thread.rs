@@ -63,12 +63,15 @@ pub enum ThreadCommand {
         text: String,
         at: DateTime<Utc>,
     },
-    /// Start an assistant reply to the user message `parent_id`.
+    /// Start an assistant reply to the user message `parent_id`. With `user_message`, that
+    /// message is posted first in the same commit (its id is `parent_id`): a send that is
+    /// refused (a reply already streaming, say) leaves nothing behind.
     StartReply {
         generation_id: String,
         message_id: String,
         parent_id: String,
         model: String,
+        user_message: Option<NewUserMessage>,
         at: DateTime<Utc>,
     },
     /// Record how the reply ended (idempotent).
@@ -81,6 +84,14 @@ pub enum ThreadCommand {
     RequestStop {
         at: DateTime<Utc>,
     },
+}
+
+/// A user message posted together with the reply to it (see [`ThreadCommand::StartReply`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUserMessage {
+    /// The parent of the new message (the root when `None`).
+    pub parent_id: Option<String>,
+    pub text: String,
 }
 
 /// Events of the `Thread` stream.
@@ -208,7 +219,7 @@ impl Aggregate for Thread {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command)? {
+        for event in self.decide(command)? {
             sink.write(event, self).await;
         }
         Ok(())
@@ -255,14 +266,14 @@ impl Aggregate for Thread {
 }
 
 impl Thread {
-    /// Decides the event a command produces; `None` when the thread is already as asked
+    /// Decides the events a command produces; none when the thread is already as asked
     /// (repeating a rename, archive or pin is harmless and writes nothing).
-    fn decide(&self, command: ThreadCommand) -> Result<Option<ThreadEvent>, ThreadError> {
+    fn decide(&self, command: ThreadCommand) -> Result<Vec<ThreadEvent>, ThreadError> {
         use ThreadCommand as C;
         use ThreadEvent as E;
         if let C::Create { owner, title, at } = command {
             return match self.state {
-                State::New => Ok(Some(E::ThreadCreated { owner, title, at })),
+                State::New => Ok(vec![E::ThreadCreated { owner, title, at }]),
                 // A deleted id stays taken: its history is still in the log.
                 State::Live | State::Deleted => Err(ThreadError::AlreadyExists),
             };
@@ -271,85 +282,117 @@ impl Thread {
             return Err(ThreadError::NotFound);
         }
         Ok(match command {
-            C::Create { .. } => None,
+            C::Create { .. } => vec![],
             C::Rename { title, source, at } => (self.title.as_ref() != Some(&title))
-                .then_some(E::ThreadRenamed { title, source, at }),
-            C::SetArchived { archived, at } => (self.archived != archived).then_some(if archived {
-                E::ThreadArchived { at }
-            } else {
-                E::ThreadUnarchived { at }
-            }),
-            C::SetPinned { pinned, at } => (self.pinned != pinned).then_some(if pinned {
-                E::ThreadPinned { at }
-            } else {
-                E::ThreadUnpinned { at }
-            }),
-            C::Delete { at } => Some(E::ThreadDeleted { at }),
+                .then_some(E::ThreadRenamed { title, source, at })
+                .into_iter()
+                .collect(),
+            C::SetArchived { archived, at } => (self.archived != archived)
+                .then_some(if archived {
+                    E::ThreadArchived { at }
+                } else {
+                    E::ThreadUnarchived { at }
+                })
+                .into_iter()
+                .collect(),
+            C::SetPinned { pinned, at } => (self.pinned != pinned)
+                .then_some(if pinned {
+                    E::ThreadPinned { at }
+                } else {
+                    E::ThreadUnpinned { at }
+                })
+                .into_iter()
+                .collect(),
+            C::Delete { at } => vec![E::ThreadDeleted { at }],
             C::PostUserMessage {
                 message_id,
                 parent_id,
                 text,
                 at,
-            } => {
-                if let Some((_, existing)) = self.messages.get(&message_id) {
-                    return if *existing == text {
-                        Ok(None)
-                    } else {
-                        Err(ThreadError::MessageExists)
-                    };
-                }
-                if let Some(parent) = &parent_id
-                    && !self.messages.contains_key(parent)
-                {
-                    return Err(ThreadError::ParentNotFound);
-                }
-                Some(E::UserMessagePosted {
-                    message_id,
-                    parent_id,
-                    text,
-                    at,
-                })
-            }
+            } => self
+                .post(message_id, parent_id, text, at)?
+                .into_iter()
+                .collect(),
             C::StartReply {
                 generation_id,
                 message_id,
                 parent_id,
                 model,
+                user_message,
                 at,
             } => {
                 if self.active_reply.is_some() {
                     return Err(ThreadError::ReplyInProgress);
                 }
-                if !self.messages.contains_key(&parent_id) {
+                let mut events = Vec::new();
+                if let Some(NewUserMessage {
+                    parent_id: under,
+                    text,
+                }) = user_message
+                {
+                    events.extend(self.post(parent_id.clone(), under, text, at)?);
+                } else if !self.messages.contains_key(&parent_id) {
                     return Err(ThreadError::ParentNotFound);
                 }
-                if self.messages.contains_key(&message_id) {
+                if self.messages.contains_key(&message_id) || message_id == parent_id {
                     return Err(ThreadError::MessageExists);
                 }
-                Some(E::ReplyStarted {
+                events.push(E::ReplyStarted {
                     generation_id,
                     message_id,
                     parent_id,
                     model,
                     at,
-                })
+                });
+                events
             }
             C::FinishReply {
                 generation_id,
                 status,
                 at,
-            } => (self.active_reply.as_ref() == Some(&generation_id)).then_some(E::ReplyFinished {
-                generation_id,
-                status,
-                at,
-            }),
+            } => (self.active_reply.as_ref() == Some(&generation_id))
+                .then_some(E::ReplyFinished {
+                    generation_id,
+                    status,
+                    at,
+                })
+                .into_iter()
+                .collect(),
             C::RequestStop { at } => {
                 let Some(generation_id) = self.active_reply.clone() else {
                     return Err(ThreadError::NoActiveReply);
                 };
-                Some(E::ReplyStopRequested { generation_id, at })
+                vec![E::ReplyStopRequested { generation_id, at }]
             }
         })
+    }
+
+    /// The event that posts a user message; `None` when the same message is already there.
+    fn post(
+        &self,
+        message_id: String,
+        parent_id: Option<String>,
+        text: String,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ThreadEvent>, ThreadError> {
+        if let Some((_, existing)) = self.messages.get(&message_id) {
+            return if *existing == text {
+                Ok(None)
+            } else {
+                Err(ThreadError::MessageExists)
+            };
+        }
+        if let Some(parent) = &parent_id
+            && !self.messages.contains_key(parent)
+        {
+            return Err(ThreadError::ParentNotFound);
+        }
+        Ok(Some(ThreadEvent::UserMessagePosted {
+            message_id,
+            parent_id,
+            text,
+            at,
+        }))
     }
 }
 
@@ -538,8 +581,63 @@ mod tests {
             message_id: message.into(),
             parent_id: parent.into(),
             model: "echo".into(),
+            user_message: None,
             at: at(),
         }
+    }
+
+    /// A send: the user message `user` (under `under`) and the reply to it, in one command.
+    fn send(generation: &str, reply: &str, user: &str, under: Option<&str>) -> ThreadCommand {
+        ThreadCommand::StartReply {
+            generation_id: generation.into(),
+            message_id: reply.into(),
+            parent_id: user.into(),
+            model: "echo".into(),
+            user_message: Some(NewUserMessage {
+                parent_id: under.map(Into::into),
+                text: "hi".into(),
+            }),
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_send_posts_the_message_and_starts_its_reply_together() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(send("g1", "a1", "m1", None))
+            .then_expect_events(vec![
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ]);
+    }
+
+    #[test]
+    fn a_send_refused_because_a_reply_streams_posts_nothing() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                posted("m1", None, "hi"),
+                reply_started("g1", "a1", "m1"),
+            ])
+            .when(send("g2", "a2", "m2", Some("a1")))
+            .then_expect_error(ThreadError::ReplyInProgress);
+    }
+
+    #[test]
+    fn a_resent_message_is_not_posted_twice() {
+        ThreadTest::with(())
+            .given(vec![created(), posted("m1", None, "hi")])
+            .when(send("g1", "a1", "m1", None))
+            .then_expect_events(vec![reply_started("g1", "a1", "m1")]);
+    }
+
+    #[test]
+    fn a_send_under_a_missing_parent_is_refused() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(send("g1", "a1", "m1", Some("nope")))
+            .then_expect_error(ThreadError::ParentNotFound);
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct ChatService {
     http: reqwest::Client,
     appender: Appender,
     live: Mutex<HashMap<String, Arc<LiveGeneration>>>,
+    /// One lock per thread, held by a send from its checks until its reply has started: the
+    /// sends racing on one thread take turns, so a loser sees the winner's reply and is
+    /// refused before it reserves anything.
+    pub turns: crate::keyed_lock::KeyedLocks<String>,
 }
 
 /// What starting a reply needs.
@@ -133,6 +137,7 @@ impl ChatService {
                 .build()
                 .unwrap_or_default(),
             live: Mutex::new(HashMap::new()),
+            turns: Default::default(),
         })
     }
 

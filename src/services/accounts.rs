@@ -57,6 +57,11 @@ pub async fn create_anonymous(
 }
 
 /// Registers an email account; with an anonymous caller, links it into the new account.
+///
+/// A registration that is refused creates no account and keeps no email: the address is
+/// claimed first (two sign-ups racing for it are decided there), then the anonymous account is
+/// closed into the new one (sign-ups racing with one anonymous token are decided there), and
+/// only then is the account created. A refused link gives the address back.
 pub async fn register(
     state: &AppState,
     email: Email,
@@ -69,6 +74,11 @@ pub async fn register(
     let id = AccountId::generate();
     let meta = CommandMeta::for_request(request_id, Some(id.to_string()));
     let password_hash = auth::hash_password(password).await?;
+    let anonymous = caller.filter(Caller::is_anonymous);
+    let _turn = match &anonymous {
+        Some(anonymous) => Some(link_turn(state, anonymous).await?),
+        None => None,
+    };
     state
         .send::<EmailRegistration>(
             email.as_str(),
@@ -79,6 +89,12 @@ pub async fn register(
             &meta,
         )
         .await?;
+    if let Some(anonymous) = &anonymous
+        && let Err(e) = close_anonymous(state, anonymous, id, &meta).await
+    {
+        release_email(state, &email, id, &meta).await;
+        return Err(e);
+    }
     state
         .send::<Account>(
             &id.to_string(),
@@ -91,7 +107,28 @@ pub async fn register(
             &meta,
         )
         .await?;
-    finish_sign_in(state, id, caller, client, &meta).await
+    let linked = match &anonymous {
+        Some(anonymous) => Some(absorb(state, anonymous, id, &meta).await?),
+        None => None,
+    };
+    issue(state, id, linked, client, &meta).await
+}
+
+/// Gives back an address claimed by a registration that was then refused.
+async fn release_email(state: &AppState, email: &Email, id: AccountId, meta: &CommandMeta) {
+    let released = state
+        .send::<EmailRegistration>(
+            email.as_str(),
+            EmailCommand::Release {
+                account_id: id,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await;
+    if let Err(e) = released {
+        tracing::error!(error = %e, account = %id, "cannot release the email of a refused registration");
+    }
 }
 
 /// Signs in with email and password; with an anonymous caller, links it into the account.
@@ -145,16 +182,75 @@ async fn finish_sign_in(
     meta: &CommandMeta,
 ) -> Result<IssuedSession, ApiError> {
     let linked = match caller.filter(Caller::is_anonymous) {
-        Some(anonymous) => Some(link(state, &anonymous, id, meta).await?),
+        Some(anonymous) => {
+            let _turn = link_turn(state, &anonymous).await?;
+            close_anonymous(state, &anonymous, id, meta).await?;
+            Some(absorb(state, &anonymous, id, meta).await?)
+        }
         None => None,
     };
+    issue(state, id, linked, client, meta).await
+}
+
+async fn issue(
+    state: &AppState,
+    id: AccountId,
+    linked: Option<String>,
+    client: Client,
+    meta: &CommandMeta,
+) -> Result<IssuedSession, ApiError> {
     let (mut issued, cursor) = issue_session(state, id, client, meta).await?;
     issued.linked_account_id = linked;
     state.settle(cursor).await;
     Ok(issued)
 }
 
-async fn link(
+/// Takes the anonymous account's turn for linking on this node, and refuses when a sign-in
+/// that held it before has linked it already.
+async fn link_turn(
+    state: &AppState,
+    anonymous: &Caller,
+) -> Result<crate::keyed_lock::KeyedGuard<String>, ApiError> {
+    let turn = state.links.lock(anonymous.id().to_owned()).await;
+    let linked = crate::store::log::latest_payload(
+        &state.db,
+        "Account",
+        anonymous.id(),
+        "AccountLinkedInto",
+    )
+    .await?;
+    match linked {
+        Some(_) => Err(account::AccountError::AlreadyLinked.into()),
+        None => Ok(turn),
+    }
+}
+
+/// Closes the anonymous account into `target` (its sessions end); fails when a concurrent
+/// request linked it first.
+async fn close_anonymous(
+    state: &AppState,
+    anonymous: &Caller,
+    target: AccountId,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let anonymous_id =
+        AccountId::parse(anonymous.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    account::check_link(anonymous_id, target)?;
+    state
+        .send::<Account>(
+            anonymous.id(),
+            AccountCommand::LinkInto {
+                target,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await
+        .map(drop)
+}
+
+/// Records the link on the registered account and carries the anonymous account's use over.
+async fn absorb(
     state: &AppState,
     anonymous: &Caller,
     target: AccountId,
@@ -162,21 +258,12 @@ async fn link(
 ) -> Result<String, ApiError> {
     let anonymous_id =
         AccountId::parse(anonymous.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    account::check_link(anonymous_id, target)?;
-    let at = Utc::now();
-    state
-        .send::<Account>(
-            anonymous.id(),
-            AccountCommand::LinkInto { target, at },
-            meta,
-        )
-        .await?;
     state
         .send::<Account>(
             &target.to_string(),
             AccountCommand::AbsorbAnonymous {
                 anonymous: anonymous_id,
-                at,
+                at: Utc::now(),
             },
             meta,
         )

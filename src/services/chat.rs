@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use threadline_domain::catalog::{Access, Tier};
-use threadline_domain::thread::{Thread, ThreadCommand, ThreadError};
+use threadline_domain::thread::{NewUserMessage, Thread, ThreadCommand, ThreadError, ThreadEvent};
 use threadline_domain::values::{AccountId, ThreadId};
 use threadline_projections::messages::{self, MessageRow};
 use threadline_projections::{catalog, threads};
@@ -97,6 +97,18 @@ pub struct ChatBody {
 }
 
 impl ChatBody {
+    /// What the request asks for; an unknown trigger is a 422 (never a plain send).
+    pub fn trigger(&self) -> Result<Trigger, ApiError> {
+        match self.trigger.as_deref() {
+            None | Some("submit-message") => Ok(Trigger::Submit),
+            Some("regenerate-message") => Ok(Trigger::Regenerate),
+            Some(other) => Err(ApiError::invalid_field(
+                "trigger",
+                format!("unknown trigger {other:?}: use submit-message or regenerate-message"),
+            )),
+        }
+    }
+
     /// Parses and checks a raw body (the route accepts larger bodies than the JSON default).
     pub fn parse(req: &HttpRequest, bytes: &[u8]) -> Result<Self, ApiError> {
         let json_type = req
@@ -134,6 +146,11 @@ impl ChatBody {
 
 /// Posts the message (or picks the reply to regenerate), starts the reply and returns its
 /// generation id.
+///
+/// Sends on one thread take turns on this node (see [`crate::chat::ChatService::turns`]): the
+/// thread is checked, credits reserved and the reply started while holding the thread's turn,
+/// so a send that is refused never holds credits another request could have used, and never
+/// leaves its message behind (the message and the reply start are one command).
 pub async fn send(
     state: &AppState,
     caller: &Caller,
@@ -148,15 +165,39 @@ pub async fn send(
         .unwrap_or_else(|| state.chat.models.default_id().to_owned());
     let model = resolve_model(state, caller, &model_id).await?;
     // Check the message before anything is written: a refused request leaves nothing behind.
-    let outgoing = match body.trigger.as_deref() {
-        Some("regenerate-message") => None,
-        _ => Some(user_message(&body)?),
+    let outgoing = match body.trigger()? {
+        Trigger::Regenerate => None,
+        Trigger::Submit => Some(user_message(&body)?),
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let estimate = outgoing
-        .as_ref()
-        .map_or(0, |(_, text)| estimated_prompt_cost(&model, text));
+
+    let turn = state.chat.turns.lock(thread_id.as_str().to_owned()).await;
+    let (title, new_thread) = match find_thread(state, caller, &thread_id).await? {
+        Found::Existing {
+            active: Some(_), ..
+        } => return Err(ThreadError::ReplyInProgress.into()),
+        Found::Existing {
+            title,
+            active: None,
+        } => (title, false),
+        Found::New => (None, true),
+    };
+    // No waits for projections on the way to the first token: the context is built from the
+    // messages read here plus what this request posts. The end of the stream waits instead.
+    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
+    let turn_plan = match outgoing {
+        None => {
+            let (id, text) = regenerate_target(&all, body.message_id.as_deref())?;
+            UserTurn {
+                id,
+                text,
+                new: None,
+            }
+        }
+        Some((client_id, text)) => plan_user_message(&all, client_id, text),
+    };
+    let estimate = estimated_prompt_cost(&model, &turn_plan.text);
     let reservation = credits::reserve_reply(
         state,
         caller,
@@ -169,33 +210,58 @@ pub async fn send(
     let request = Outgoing {
         thread_id,
         model,
-        outgoing,
+        turn: turn_plan,
+        new_thread,
+        first_exchange: all.is_empty() && title.is_none(),
         generation_id: generation_id.clone(),
         reservation: reservation.clone(),
         received,
     };
-    let result = start_reply(state, caller, &body, request, &meta).await;
-    if let Ok(cursor) = &result {
-        // Read-your-writes for what follows (a stop, a resume, the thread view). The reply is
-        // already running: this wait overlaps the provider's time to first token.
-        state.settle(*cursor).await;
+    let result = start_reply(state, caller, &all, request, &meta).await;
+    drop(turn);
+    match result {
+        Ok(cursor) => {
+            // Read-your-writes for what follows (a stop, a resume, the thread view). The reply
+            // is already running: this wait overlaps the provider's time to first token.
+            state.settle(cursor).await;
+            Ok(generation_id)
+        }
+        Err(e) => {
+            // Nothing was started: the credits go back.
+            state
+                .chat
+                .close_reservation(&reservation, &generation_id, None, &meta)
+                .await;
+            Err(e)
+        }
     }
-    if result.is_err() {
-        // Nothing was started: the credits go back.
-        state
-            .chat
-            .close_reservation(&reservation, &generation_id, None, &meta)
-            .await;
-    }
-    result.map(|_| generation_id)
 }
 
-/// A checked request, ready to post.
+/// What `trigger` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `submit-message` (or no trigger): send the last user message.
+    Submit,
+    /// `regenerate-message`: a new reply to the user message of `messageId`.
+    Regenerate,
+}
+
+/// The user message a reply answers: its id and text, and the message to post when it is new.
+struct UserTurn {
+    id: String,
+    text: String,
+    new: Option<NewUserMessage>,
+}
+
+/// A checked request, ready to start.
 struct Outgoing {
     thread_id: ThreadId,
     model: crate::chat::models::Model,
-    /// The user message (client id, text); `None` when regenerating.
-    outgoing: Option<(Option<String>, String)>,
+    turn: UserTurn,
+    /// The thread does not exist yet: it is created just before the reply starts.
+    new_thread: bool,
+    /// The thread's title is generated after this reply.
+    first_exchange: bool,
     generation_id: String,
     reservation: Reservation,
     received: std::time::Instant,
@@ -204,54 +270,40 @@ struct Outgoing {
 async fn start_reply(
     state: &AppState,
     caller: &Caller,
-    body: &ChatBody,
+    all: &[MessageRow],
     request: Outgoing,
     meta: &CommandMeta,
 ) -> Result<Option<crate::store::log::Cursor>, ApiError> {
     let Outgoing {
         thread_id,
         model,
-        outgoing,
+        turn,
+        new_thread,
+        first_exchange,
         generation_id,
         reservation,
         received,
     } = request;
-    let (title, active) = ensure_thread(state, caller, &thread_id, meta).await?;
-    if active.is_some() {
-        // Refuse before posting anything (the Thread aggregate refuses again if a reply
-        // started in between).
-        return Err(ThreadError::ReplyInProgress.into());
+    if new_thread {
+        create_thread(state, caller, &thread_id, meta).await?;
     }
-
-    // No waits for projections on the way to the first token: the context is built from the
-    // messages read here plus what this request posts. The end of the stream waits instead.
-    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
-    let first_exchange = all.is_empty();
-    let (user_id, user_text, posted_under) = match outgoing {
-        None => {
-            let (id, text) = regenerate_target(&all, body.message_id.as_deref())?;
-            (id, text, None)
-        }
-        Some((client_id, text)) => {
-            post_user_message(state, &thread_id, &all, client_id, text, meta).await?
-        }
-    };
-
-    let reply_id = format!("msg-{}", uuid::Uuid::now_v7().simple());
+    let reply_id = new_message_id();
+    let posted_under = turn.new.as_ref().map(|m| m.parent_id.clone());
     let cursor = state
         .send::<Thread>(
             thread_id.as_str(),
             ThreadCommand::StartReply {
                 generation_id: generation_id.clone(),
                 message_id: reply_id.clone(),
-                parent_id: user_id.clone(),
+                parent_id: turn.id.clone(),
                 model: model.id.clone(),
+                user_message: turn.new,
                 at: Utc::now(),
             },
             meta,
         )
         .await?;
-    let mut context = context_for(&all, &user_id, &user_text, posted_under);
+    let mut context = context_for(all, &turn.id, &turn.text, posted_under);
     if let Some(system) = system_prompt(&crate::routes::me::preferences::current(state, caller)) {
         context.insert(
             0,
@@ -267,11 +319,11 @@ async fn start_reply(
             generation_id,
             thread_id: thread_id.as_str().to_owned(),
             message_id: reply_id,
-            parent_id: user_id,
+            parent_id: turn.id,
             model,
             context,
-            needs_title: first_exchange && title.is_none(),
-            first_user_text: user_text,
+            needs_title: first_exchange,
+            first_user_text: turn.text,
             meta: meta.clone(),
             received,
             reservation,
@@ -358,18 +410,59 @@ pub async fn resolve_model(
     })
 }
 
-/// The caller's thread `id`, created when it does not exist yet; returns its title and its
-/// streaming generation. Another account's thread is a 404.
-async fn ensure_thread(
+/// The caller's thread as a send finds it.
+enum Found {
+    Existing {
+        title: Option<String>,
+        /// The generation streaming in it now.
+        active: Option<String>,
+    },
+    /// No thread has this id yet: the send creates it.
+    New,
+}
+
+/// The caller's thread `id`. Another account's thread, or a deleted one, is a 404: it is
+/// indistinguishable from missing.
+async fn find_thread(state: &AppState, caller: &Caller, id: &ThreadId) -> Result<Found, ApiError> {
+    if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
+        let active = crate::routes::chat::active_generation(state, &thread).await?;
+        return Ok(Found::Existing {
+            title: thread.title,
+            active,
+        });
+    }
+    // Not in the projections: new, or created a moment ago by a send that took its turn
+    // before this one (the thread's own stream in the log tells).
+    use crate::store::log::latest_payload;
+    let created = latest_payload(&state.db, "Thread", id.as_str(), "ThreadCreated").await?;
+    let Some(created) = created else {
+        return Ok(Found::New);
+    };
+    let deleted = latest_payload(&state.db, "Thread", id.as_str(), "ThreadDeleted")
+        .await?
+        .is_some();
+    match serde_json::from_value(created) {
+        Ok(ThreadEvent::ThreadCreated { owner, title, .. })
+            if !deleted && owner.to_string() == caller.id() =>
+        {
+            let active = crate::routes::chat::active_generation_in_log(state, id.as_str()).await?;
+            Ok(Found::Existing {
+                title: title.map(|t| t.as_str().to_owned()),
+                active,
+            })
+        }
+        _ => Err(ApiError::NotFound("thread")),
+    }
+}
+
+/// Creates the caller's new thread `id`. When another node created it first, the send goes
+/// on if it is the caller's and idle.
+async fn create_thread(
     state: &AppState,
     caller: &Caller,
     id: &ThreadId,
     meta: &CommandMeta,
-) -> Result<(Option<String>, Option<String>), ApiError> {
-    if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
-        let active = crate::routes::chat::active_generation(state, &thread).await?;
-        return Ok((thread.title, active));
-    }
+) -> Result<(), ApiError> {
     let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let created = state
         .send::<Thread>(
@@ -383,13 +476,17 @@ async fn ensure_thread(
         )
         .await;
     match created {
-        Ok(_) => Ok((None, None)),
-        // Taken by another account (or deleted): indistinguishable from missing.
         Err(ApiError::Conflict {
             code: "thread_exists",
             ..
-        }) => Err(ApiError::NotFound("thread")),
-        Err(e) => Err(e),
+        }) => match find_thread(state, caller, id).await? {
+            Found::Existing { active: None, .. } => Ok(()),
+            Found::Existing {
+                active: Some(_), ..
+            } => Err(ThreadError::ReplyInProgress.into()),
+            Found::New => Err(ApiError::NotFound("thread")),
+        },
+        other => other.map(drop),
     }
 }
 
@@ -432,22 +529,21 @@ fn user_message(body: &ChatBody) -> Result<(Option<String>, String), ApiError> {
     Ok((client_id, text))
 }
 
-/// Posts the user message. A known id with the same text is reused (a resend); with another
-/// text it is an edit, posted as a new sibling under the same parent. Returns the message id,
-/// its text and, when it was posted now, the parent it was posted under.
-async fn post_user_message(
-    state: &AppState,
-    thread_id: &ThreadId,
-    all: &[MessageRow],
-    client_id: Option<String>,
-    text: String,
-    meta: &CommandMeta,
-) -> Result<(String, String, Option<Option<String>>), ApiError> {
+/// Plans the user message. A known id with the same text is reused (a resend); with another
+/// text it is an edit, posted as a new sibling under the same parent; otherwise the message is
+/// new, under the end of the current path.
+fn plan_user_message(all: &[MessageRow], client_id: Option<String>, text: String) -> UserTurn {
     let existing = client_id
         .as_deref()
         .and_then(|id| all.iter().find(|m| m.id == id));
-    let (id, parent) = match existing {
-        Some(m) if m.role == "user" && m.text == text => return Ok((m.id.clone(), text, None)),
+    let (id, parent_id) = match existing {
+        Some(m) if m.role == "user" && m.text == text => {
+            return UserTurn {
+                id: m.id.clone(),
+                text,
+                new: None,
+            };
+        }
         Some(m) => (new_message_id(), m.parent_id.clone()),
         None => (
             client_id.unwrap_or_else(new_message_id),
@@ -456,19 +552,11 @@ async fn post_user_message(
                 .map(|p| p.message.id.clone()),
         ),
     };
-    state
-        .send::<Thread>(
-            thread_id.as_str(),
-            ThreadCommand::PostUserMessage {
-                message_id: id.clone(),
-                parent_id: parent.clone(),
-                text: text.clone(),
-                at: Utc::now(),
-            },
-            meta,
-        )
-        .await?;
-    Ok((id, text, Some(parent)))
+    UserTurn {
+        id,
+        text: text.clone(),
+        new: Some(NewUserMessage { parent_id, text }),
+    }
 }
 
 fn new_message_id() -> String {

@@ -130,9 +130,6 @@ where
 /// Threads whose state stays in memory on a node (the recently active conversations).
 const THREADS_CACHED: usize = 1_000;
 
-type StreamKey = (&'static str, String);
-type StreamLock = Arc<tokio::sync::Mutex<()>>;
-
 /// Executes commands on every aggregate of the domain.
 #[derive(Clone)]
 pub struct CommandBus {
@@ -143,7 +140,7 @@ struct Inner {
     db: Db,
     /// One async lock per stream being written on this node: commands on one aggregate queue
     /// here instead of racing to append (cross-node races are left to the conflict retry).
-    streams: std::sync::Mutex<HashMap<StreamKey, StreamLock>>,
+    streams: crate::keyed_lock::KeyedLocks<(&'static str, String)>,
     accounts: Framework<Account>,
     emails: Framework<EmailRegistration>,
     threads: Framework<Thread>,
@@ -229,8 +226,7 @@ impl CommandBus {
         A::Error: Clone,
     {
         let framework = A::framework(self);
-        let stream = self.stream_lock(A::TYPE, id);
-        let guard = stream.lock().await;
+        let guard = self.inner.streams.lock((A::TYPE, id.to_owned())).await;
         let mut attempt = 0;
         let result = loop {
             match framework
@@ -258,35 +254,10 @@ impl CommandBus {
             }
         };
         drop(guard);
-        self.release_stream_lock(A::TYPE, id, stream);
         result?;
         log::last_cursor_of(&self.inner.db, A::TYPE, id)
             .await
             .map_err(|e| classify(e.to_string()))
-    }
-}
-
-impl CommandBus {
-    fn stream_lock(&self, kind: &'static str, id: &str) -> StreamLock {
-        let mut streams = self
-            .inner
-            .streams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        streams.entry((kind, id.to_owned())).or_default().clone()
-    }
-
-    /// Forgets a stream's lock once nobody else holds or waits for it.
-    fn release_stream_lock(&self, kind: &'static str, id: &str, lock: StreamLock) {
-        let mut streams = self
-            .inner
-            .streams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Two references: ours and the map's.
-        if Arc::strong_count(&lock) == 2 {
-            streams.remove(&(kind, id.to_owned()));
-        }
     }
 }
 

@@ -19,5 +19,6 @@ mod nodes;
 mod openapi;
 mod plans;
 mod preferences;
+mod races;
 mod rebuild;
 mod threads;

@@ -14,7 +14,6 @@ pub async fn active_generation(
     state: &crate::state::AppState,
     thread: &threadline_projections::threads::ThreadRow,
 ) -> Result<Option<String>, crate::error::ApiError> {
-    use threadline_domain::thread::ThreadEvent;
     if let Some(id) = &thread.active_generation_id {
         // The reply may have ended already (its end is folded before the thread's).
         let ended = threadline_projections::messages::generation(&state.db, id)
@@ -22,8 +21,18 @@ pub async fn active_generation(
             .is_some_and(|g| g.status != "running");
         return Ok((!ended).then(|| id.clone()));
     }
+    active_generation_in_log(state, &thread.id).await
+}
+
+/// The generation streaming in thread `id` according to the thread's own stream in the log (a
+/// reply started and not finished): for when the projections have not caught up.
+pub async fn active_generation_in_log(
+    state: &crate::state::AppState,
+    id: &str,
+) -> Result<Option<String>, crate::error::ApiError> {
+    use threadline_domain::thread::ThreadEvent;
     let latest = |event_type: &'static str| {
-        crate::store::log::latest_payload(&state.db, "Thread", &thread.id, event_type)
+        crate::store::log::latest_payload(&state.db, "Thread", id, event_type)
     };
     let started: Option<ThreadEvent> = latest("ReplyStarted")
         .await?
