@@ -30,7 +30,7 @@ async fn main() {
     settings.database_url = std::env::var("BENCH_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    settings.anon_per_minute = 0;
+    settings.limits = threadline::auth::limits::LimitSettings::unlimited();
     settings.allow_direct_models = true;
     settings.provider_env = Some(vec![
         ("OPENAI_API_KEY".into(), "bench".into()),

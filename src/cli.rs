@@ -115,6 +115,33 @@ pub struct ServeArgs {
     /// Anonymous accounts one client IP may create per minute (0 = unlimited).
     #[arg(long, env = "THREADLINE_ANON_PER_MINUTE", default_value_t = 20)]
     pub anon_per_minute: u32,
+    /// Registrations one client IP may make per hour (0 = unlimited).
+    #[arg(long, env = "THREADLINE_REGISTRATIONS_PER_HOUR", default_value_t = 10)]
+    pub registrations_per_hour: u32,
+    /// Failed logins per account in 15 minutes before its logins are refused (0 = unlimited).
+    #[arg(
+        long,
+        env = "THREADLINE_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 10
+    )]
+    pub login_failures_per_account: u32,
+    /// Failed logins per client IP in 15 minutes before its logins are refused (0 = unlimited).
+    #[arg(long, env = "THREADLINE_LOGIN_FAILURES_PER_IP", default_value_t = 50)]
+    pub login_failures_per_ip: u32,
+    /// Comma-separated reverse proxies (IPs or CIDR ranges) whose `X-Forwarded-For` is trusted.
+    #[arg(
+        long,
+        env = "THREADLINE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Password checks that may run at once (0 = one per core).
+    #[arg(long, env = "THREADLINE_PASSWORD_HASHERS", default_value_t = 0)]
+    pub password_hashers: usize,
+    /// Seconds a request's body has to arrive.
+    #[arg(long, env = "THREADLINE_BODY_TIMEOUT_SECS", default_value_t = 15)]
+    pub body_timeout_secs: u64,
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "THREADLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,

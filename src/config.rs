@@ -15,9 +15,17 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// `THREADLINE_ADMIN_EMAILS`: emails with the admin role.
     pub admin_emails: Vec<String>,
-    /// `THREADLINE_ANON_PER_MINUTE`: anonymous accounts one client IP may create per minute
-    /// (0 = unlimited).
-    pub anon_per_minute: u32,
+    /// Abuse limits per client IP and per account: anonymous sign-ups
+    /// (`THREADLINE_ANON_PER_MINUTE`), registrations (`THREADLINE_REGISTRATIONS_PER_HOUR`),
+    /// failed logins (`THREADLINE_LOGIN_FAILURES_PER_ACCOUNT`, `THREADLINE_LOGIN_FAILURES_PER_IP`).
+    pub limits: crate::auth::limits::LimitSettings,
+    /// `THREADLINE_TRUSTED_PROXIES`: addresses (or CIDR ranges) of reverse proxies whose
+    /// `X-Forwarded-For` names the client; empty means the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `THREADLINE_PASSWORD_HASHERS`: password checks that may run at once (0 = one per core).
+    pub password_hashers: usize,
+    /// `THREADLINE_BODY_TIMEOUT_SECS`: time a request's body has to arrive.
+    pub body_timeout: std::time::Duration,
     /// `THREADLINE_WORKERS`: HTTP worker threads (0 = one per core).
     pub workers: usize,
     /// `THREADLINE_ECHO_DELAY_MS`: pause between the words of the built-in `echo` model.
@@ -79,7 +87,10 @@ impl Settings {
             data_dir: data_dir.into(),
             database_url: None,
             admin_emails: Vec::new(),
-            anon_per_minute: 20,
+            limits: Default::default(),
+            trusted_proxies: Vec::new(),
+            password_hashers: 0,
+            body_timeout: std::time::Duration::from_secs(15),
             workers: 0,
             echo_delay: std::time::Duration::from_millis(20),
             provider_env: None,
@@ -103,6 +114,22 @@ impl Settings {
                 .any(|a| a.trim().eq_ignore_ascii_case(e))
         })
     }
+}
+
+/// Parses `THREADLINE_TRUSTED_PROXIES`: IP addresses or CIDR ranges.
+pub fn parse_proxies(items: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("THREADLINE_TRUSTED_PROXIES: {s:?} is not an IP address or CIDR range")
+                })
+        })
+        .collect()
 }
 
 /// Reads the plans file: `explicit` when given (it must exist), else `<data_dir>/plans.yaml`
@@ -133,7 +160,10 @@ impl fmt::Debug for Settings {
                 &self.database_url.as_deref().map(redact_url),
             )
             .field("admin_emails", &self.admin_emails)
-            .field("anon_per_minute", &self.anon_per_minute)
+            .field("limits", &self.limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("password_hashers", &self.password_hashers)
+            .field("body_timeout", &self.body_timeout)
             .field("workers", &self.workers)
             .field("echo_delay", &self.echo_delay)
             .field("allow_direct_models", &self.allow_direct_models)

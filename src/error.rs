@@ -47,6 +47,17 @@ pub enum ApiError {
     /// 413: the body is larger than allowed.
     #[error("the request body is too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// 408: the request body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// Any other status the HTTP framework answered on its own (a body it could not read, a
+    /// length it refused): re-dressed as a problem with a code named after the status.
+    #[error("{detail}")]
+    Http {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+    },
     /// 415: the body is not JSON.
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
@@ -112,6 +123,8 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::Http { code, .. } => code,
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
@@ -128,6 +141,38 @@ impl ApiError {
         ApiError::Unauthorized {
             code: "unauthenticated",
             detail: "a valid bearer token is required".into(),
+        }
+    }
+
+    /// The problem for a status the framework answered without one (see
+    /// [`crate::middleware::problems`]). Server errors stay opaque.
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = match status.as_u16() {
+            404 => "route_not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            411 => "length_required",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            431 => "headers_too_large",
+            400..=499 => "bad_request",
+            503 => "unavailable",
+            _ => "internal",
+        };
+        if status.is_server_error() {
+            return match code {
+                "unavailable" => ApiError::Unavailable(format!("framework answered {status}")),
+                _ => ApiError::Internal(format!("framework answered {status}")),
+            };
+        }
+        ApiError::Http {
+            status,
+            code,
+            detail: status
+                .canonical_reason()
+                .unwrap_or("the request could not be handled")
+                .to_lowercase(),
         }
     }
 
@@ -264,6 +309,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Http { status, .. } => *status,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS

@@ -39,6 +39,7 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Payload(e) => body_error(e),
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             ApiError::Validation(BTreeMap::from([("body".to_owned(), vec![e.to_string()])]))
         }
@@ -47,6 +48,36 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
             detail: format!("the body is not valid JSON: {e}"),
         },
     }
+}
+
+/// Maps a failure to read the body: its deadline passed (408), it grew too large (413), or
+/// the connection broke (400 `invalid_body`).
+pub fn body_error(e: &actix_web::error::PayloadError) -> ApiError {
+    use actix_web::error::PayloadError;
+    match e {
+        e if crate::middleware::is_timeout(e) => ApiError::RequestTimeout,
+        PayloadError::Overflow => {
+            ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        other => ApiError::BadRequest {
+            code: "invalid_body",
+            detail: format!("the body could not be read: {other}"),
+        },
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| body_error(&e))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Maps `validator`'s errors to a 422 naming each field.
@@ -132,4 +163,29 @@ pub fn request_id(req: &HttpRequest) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The client's address: the TCP peer, unless the peer is one of the `trusted` proxies; then
+/// the nearest address in `X-Forwarded-For` (read from the right) that is not a trusted proxy.
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for value in req.headers().get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return Some(client);
+        };
+        for hop in value.split(',').rev() {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) if is_trusted(&ip) => client = ip,
+                Ok(ip) => return Some(ip),
+                // An unreadable hop: what is left of it cannot be trusted.
+                Err(_) => return Some(client),
+            }
+        }
+    }
+    Some(client)
 }

@@ -11,7 +11,7 @@
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
 //! - [`reports`]: admin usage reports and ledger statements (API and CLI).
 //! - [`billing`]: webhook signatures, checkout and portal links; [`identity`]: external JWTs.
-//! - [`auth`], [`extract`], [`error`]: request plumbing.
+//! - [`auth`], [`extract`], [`middleware`], [`error`]: request plumbing.
 //! - [`cli`], [`commands`]: the command line.
 
 pub mod auth;
@@ -26,6 +26,7 @@ pub mod feed;
 pub mod identity;
 pub mod keyed_lock;
 pub mod metrics;
+pub mod middleware;
 pub mod mock_upstream;
 pub mod projector;
 pub mod providers;

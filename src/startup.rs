@@ -4,15 +4,14 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use threadline_projections::Db;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::RateLimiter;
 use crate::chat::models::Models;
 use crate::chat::{ChatService, Signals};
 use crate::config::Settings;
@@ -125,7 +124,14 @@ impl Application {
             projector,
             chat,
             feed,
-            anon_limiter: RateLimiter::new(settings.anon_per_minute, Duration::from_secs(60)),
+            limits: crate::auth::limits::Limits::new(settings.limits),
+            passwords: crate::auth::passwords::Passwords::new(
+                match settings.password_hashers {
+                    0 => std::thread::available_parallelism().map_or(2, usize::from),
+                    n => n,
+                },
+                crate::auth::passwords::QUEUE_WAIT,
+            ),
             jwt: crate::identity::JwtVerifier::new(settings.jwt.clone(), http.clone()),
             http,
             links: Default::default(),
@@ -133,30 +139,21 @@ impl Application {
         });
         let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
+            use actix_web::middleware::from_fn;
             App::new()
                 .app_data(state.clone())
+                // Innermost first: a token is resolved before any extractor runs, under the
+                // body's deadline; every error leaves as problem+json.
+                .wrap(from_fn(crate::middleware::authenticate))
+                .wrap(from_fn(crate::middleware::body_deadline))
                 // Without configured origins no CORS middleware runs at all (it would refuse
                 // requests that carry an `Origin` header, same-origin ones included).
                 .wrap(actix_web::middleware::Condition::new(
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
-                .wrap_fn(|req, srv| {
-                    let started = Instant::now();
-                    let (method, path) = (req.method().clone(), req.path().to_owned());
-                    let fut = srv.call(req);
-                    async move {
-                        let res = fut.await?;
-                        tracing::info!(
-                            %method,
-                            path,
-                            status = res.status().as_u16(),
-                            micros = started.elapsed().as_micros() as u64,
-                            "request"
-                        );
-                        Ok(res)
-                    }
-                })
+                .wrap(from_fn(crate::middleware::log_request))
+                .wrap(from_fn(crate::middleware::problems))
                 .configure(crate::routes::config)
                 .default_service(web::to(crate::routes::not_found))
         })

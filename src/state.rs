@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use threadline_projections::Db;
 
-use crate::auth::RateLimiter;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::projector::Projector;
@@ -21,7 +20,10 @@ pub struct AppState {
     pub bus: CommandBus,
     pub projector: Projector,
     pub settings: Arc<Settings>,
-    pub anon_limiter: RateLimiter,
+    /// Abuse limits (sign-ups, registrations, failed logins), counted on this node.
+    pub limits: crate::auth::limits::Limits,
+    /// Password hashing with bounded concurrency.
+    pub passwords: Arc<crate::auth::passwords::Passwords>,
     pub chat: Arc<crate::chat::ChatService>,
     pub feed: crate::feed::FeedHub,
     /// For billing providers' and identity providers' APIs.

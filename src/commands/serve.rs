@@ -16,7 +16,15 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .into_iter()
             .filter(|e| !e.trim().is_empty())
             .collect(),
-        anon_per_minute: args.anon_per_minute,
+        limits: crate::auth::limits::LimitSettings {
+            anonymous_per_minute: args.anon_per_minute,
+            registrations_per_hour: args.registrations_per_hour,
+            login_failures_per_account: args.login_failures_per_account,
+            login_failures_per_ip: args.login_failures_per_ip,
+        },
+        trusted_proxies: crate::config::parse_proxies(&args.trusted_proxies)?,
+        password_hashers: args.password_hashers,
+        body_timeout: std::time::Duration::from_secs(args.body_timeout_secs.max(1)),
         workers: args.workers,
         echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
         provider_env: None,

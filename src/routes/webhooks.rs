@@ -2,7 +2,6 @@
 //! (`stripe-signature`): verified in constant time within a five-minute tolerance, recorded
 //! once per delivery id, applied (see [`crate::billing::webhooks`]).
 
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
@@ -11,7 +10,7 @@ use serde_json::Value;
 use crate::billing::signature::{self, SignatureError, StandardHeaders};
 use crate::billing::webhooks::{self, Outcome};
 use crate::error::ApiError;
-use crate::extract::request_id;
+use crate::extract::{read_body, request_id};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
@@ -51,13 +50,17 @@ fn json(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
+/// Largest webhook body (providers' events are a few kilobytes).
+const WEBHOOK_BODY_LIMIT: usize = 256 * 1024;
+
 pub async fn polar(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let billing = &state.settings.billing;
     let secret = configured(billing.polar_webhook_secret.as_deref(), "Polar")?;
+    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
     let headers = StandardHeaders {
         id: header(&req, "webhook-id"),
         timestamp: header(&req, "webhook-timestamp"),
@@ -80,10 +83,11 @@ pub async fn polar(
 pub async fn stripe(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let billing = &state.settings.billing;
     let secret = configured(billing.stripe_webhook_secret.as_deref(), "Stripe")?;
+    let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
     signature::verify_stripe(
         secret,
         header(&req, "stripe-signature"),

@@ -32,7 +32,7 @@ pub struct IssuedSession {
 /// Where a request came from, recorded on its session.
 #[derive(Debug, Clone, Default)]
 pub struct Client {
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
 }
 
@@ -71,9 +71,10 @@ pub async fn register(
     client: Client,
     request_id: &str,
 ) -> Result<IssuedSession, ApiError> {
+    state.limits.registration(client.ip)?;
     let id = AccountId::generate();
     let meta = CommandMeta::for_request(request_id, Some(id.to_string()));
-    let password_hash = auth::hash_password(password).await?;
+    let password_hash = state.passwords.hash(password).await?;
     let anonymous = caller.filter(Caller::is_anonymous);
     let _turn = match &anonymous {
         Some(anonymous) => Some(link_turn(state, anonymous).await?),
@@ -140,10 +141,12 @@ pub async fn login(
     client: Client,
     request_id: &str,
 ) -> Result<IssuedSession, ApiError> {
+    state.limits.login_allowed(email.as_str(), client.ip)?;
     let found = account_view::account_by_email(&state.db, email.as_str()).await?;
     let stored_hash = found.as_ref().and_then(|a| a.password_hash.clone());
-    let valid = auth::verify_password(password, stored_hash).await?;
+    let valid = state.passwords.verify(password, stored_hash).await?;
     let (true, Some(account)) = (valid, found) else {
+        state.limits.login_failed(email.as_str(), client.ip);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
             detail: "the email or password is wrong".into(),
@@ -367,7 +370,7 @@ async fn issue_session(
                 session_id,
                 token_hash: auth::hash_token(&token),
                 user_agent: client.user_agent.map(|ua| ua.chars().take(256).collect()),
-                ip: client.ip,
+                ip: client.ip.map(|ip| ip.to_string()),
                 at: Utc::now(),
             },
             meta,

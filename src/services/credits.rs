@@ -419,7 +419,6 @@ mod tests {
     use threadline_domain::values::AccountId;
 
     use super::*;
-    use crate::auth::RateLimiter;
     use crate::chat::models::Models;
     use crate::chat::{ChatService, Signals};
     use crate::config::Settings;
@@ -445,7 +444,9 @@ mod tests {
             bus,
             projector,
             settings: Arc::new(Settings::new("127.0.0.1:0", dir)),
-            anon_limiter: RateLimiter::new(0, Duration::from_secs(60)),
+            limits: crate::auth::limits::Limits::new(Default::default()),
+            passwords: crate::auth::passwords::Passwords::new(1, Duration::from_secs(5)),
+            links: Default::default(),
             chat,
             http: reqwest::Client::new(),
             jwt: None,

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use threadline_projections::{Backend, Db, Tx};
 
@@ -36,10 +37,11 @@ pub enum StoreError {
 pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, StoreError> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = PgPoolOptions::new()
                 .max_connections(32)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             Ok(Db::Postgres(pool))
         }
@@ -63,8 +65,12 @@ pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, 
     }
 }
 
+/// Opens both SQLite pools. Statement logging is off on every connection (here and on
+/// PostgreSQL): batched projection statements carry their values inline, and a log must
+/// never hold password hashes, token hashes, emails or message text.
 async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, StoreError> {
     let options = options
+        .disable_statement_logging()
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))

@@ -184,7 +184,7 @@ async fn logging_in_with_an_anonymous_token_links_it_into_the_existing_account()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_sign_ups_are_rate_limited_per_address() {
-    let app = spawn_on(TestDb::fresh().await, |s| s.anon_per_minute = 3).await;
+    let app = spawn_on(TestDb::fresh().await, |s| s.limits.anonymous_per_minute = 3).await;
     for _ in 0..3 {
         app.anonymous().await;
     }

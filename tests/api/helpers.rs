@@ -1,5 +1,6 @@
 //! `spawn_app()` and `TestApp`: one method per endpoint.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use reqwest::{Method, Response, StatusCode};
@@ -45,7 +46,7 @@ impl TestDb {
     pub fn settings(&self) -> Settings {
         let mut s = Settings::new("127.0.0.1:0", self.data_dir.path());
         s.database_url = self.database_url.clone();
-        s.anon_per_minute = 0;
+        s.limits = threadline::auth::limits::LimitSettings::unlimited();
         s.workers = 2;
         s.admin_emails = vec!["admin@example.com".into()];
         s.echo_delay = std::time::Duration::from_millis(5);
@@ -560,5 +561,74 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("the reply never finished");
+    }
+}
+
+/// The `threadline` binary serving on a free port, killed when dropped. Its standard error
+/// (the logs) goes to `log`.
+pub struct Node {
+    pub child: Child,
+    pub address: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Node {
+    pub async fn start(db: &TestDb) -> Node {
+        Node::start_with(db, &[]).await
+    }
+
+    pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_threadline"));
+        // Only the built-in echo model: no provider keys or model choices from outside.
+        for (key, _) in std::env::vars() {
+            if key.ends_with("_API_KEY")
+                || (key.starts_with("THREADLINE_") && key.ends_with("_MODEL"))
+            {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.arg("serve")
+            .env("THREADLINE_BIND", format!("127.0.0.1:{port}"))
+            .env("THREADLINE_DATA_DIR", db.data_dir.path())
+            .env("THREADLINE_ECHO_DELAY_MS", "30")
+            .env("THREADLINE_ANON_PER_MINUTE", "0")
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null());
+        let log = db.data_dir.path().join(format!("node-{port}.log"));
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+        if let Some(url) = &db.database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        // Dropping the node kills and waits for the child.
+        let node = Node {
+            child: cmd.spawn().unwrap(),
+            address: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        for _ in 0..200 {
+            if let Ok(res) = reqwest::get(format!("{}/readyz", node.address)).await
+                && res.status().is_success()
+            {
+                return node;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("node did not start");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

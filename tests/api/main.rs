@@ -3,6 +3,7 @@
 //! creates its own database there).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod accounts;
 mod api_keys;
 mod billing;
@@ -14,6 +15,7 @@ mod feed;
 mod global_order;
 mod helpers;
 mod identity;
+mod logs;
 mod models;
 mod nodes;
 mod openapi;

@@ -1,75 +1,11 @@
 //! Replies across nodes and crashes: a node killed mid-reply, two nodes on one PostgreSQL.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{LiveStream, TestDb, parse_sse, spawn_on, streamed_text};
-
-struct Node {
-    child: Child,
-    address: String,
-}
-
-impl Node {
-    async fn start(db: &TestDb) -> Node {
-        Node::start_with(db, &[]).await
-    }
-
-    async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_threadline"));
-        // Only the built-in echo model: no provider keys or model choices from outside.
-        for (key, _) in std::env::vars() {
-            if key.ends_with("_API_KEY")
-                || (key.starts_with("THREADLINE_") && key.ends_with("_MODEL"))
-            {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.arg("serve")
-            .env("THREADLINE_BIND", format!("127.0.0.1:{port}"))
-            .env("THREADLINE_DATA_DIR", db.data_dir.path())
-            .env("THREADLINE_ECHO_DELAY_MS", "30")
-            .env("THREADLINE_ANON_PER_MINUTE", "0")
-            .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null());
-        if let Some(url) = &db.database_url {
-            cmd.env("DATABASE_URL", url);
-        }
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
-        // Dropping the node kills and waits for the child.
-        let node = Node {
-            child: cmd.spawn().unwrap(),
-            address: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if let Ok(res) = reqwest::get(format!("{}/readyz", node.address)).await
-                && res.status().is_success()
-            {
-                return node;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("node did not start");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{LiveStream, Node, TestDb, parse_sse, spawn_on, streamed_text};
 
 async fn json(client: &reqwest::Client, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let _ = client;

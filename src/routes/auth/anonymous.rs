@@ -11,16 +11,8 @@ pub async fn handle(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
-        state
-            .anon_limiter
-            .check(ip)
-            .map_err(|retry_after| ApiError::TooManyRequests {
-                detail: "too many anonymous accounts from this address; retry later".into(),
-                retry_after,
-            })?;
-    }
-    let issued =
-        accounts::create_anonymous(&state, super::client_of(&req), &request_id(&req)).await?;
+    let client = super::client_of(&req, &state);
+    state.limits.anonymous_sign_up(client.ip)?;
+    let issued = accounts::create_anonymous(&state, client, &request_id(&req)).await?;
     Ok(HttpResponse::Created().json(issued))
 }

@@ -32,7 +32,7 @@ pub async fn handle(
         email,
         body.password,
         caller.0,
-        super::client_of(&req),
+        super::client_of(&req, &state),
         &request_id(&req),
     )
     .await?;

@@ -9,11 +9,12 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 
 use crate::services::accounts::Client;
+use crate::state::AppState;
 
-/// The client's IP (the TCP peer; proxies' forwarding headers are not trusted) and user agent.
-pub fn client_of(req: &HttpRequest) -> Client {
+/// The client's IP (see [`crate::extract::client_ip`]) and user agent.
+pub fn client_of(req: &HttpRequest, state: &AppState) -> Client {
     Client {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: crate::extract::client_ip(req, &state.settings.trusted_proxies),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

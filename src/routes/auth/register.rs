@@ -41,7 +41,7 @@ pub async fn handle(
         name,
         body.password,
         caller.0,
-        super::client_of(&req),
+        super::client_of(&req, &state),
         &request_id(&req),
     )
     .await?;

@@ -1,7 +1,6 @@
 //! `POST /v1/chat`: send a message (or regenerate a reply) and stream the reply back.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures::StreamExt;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -16,22 +15,10 @@ pub async fn handle(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: Caller,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let received = std::time::Instant::now();
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: "invalid_body",
-            detail: e.to_string(),
-        })?;
-        if bytes.len() + chunk.len() > CHAT_BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge {
-                limit: CHAT_BODY_LIMIT,
-            });
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = crate::extract::read_body(payload, CHAT_BODY_LIMIT).await?;
     let body = ChatBody::parse(&req, &bytes)?;
     let generation_id = chat::send(&state, &caller, body, &request_id(&req), received).await?;
     let mut response = super::sse(crate::chat::reader::stream(

@@ -50,6 +50,7 @@ pub async fn create(
     caller: Caller,
     ValidJson(body): ValidJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_session()?;
     let (secret, prefix) = auth::new_api_key();
     let key_id = uuid::Uuid::now_v7();
     let at = Utc::now();
@@ -79,6 +80,7 @@ pub async fn create(
 }
 
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_session()?;
     let data = accounts::api_keys_of(&state.db, caller.id())
         .await?
         .into_iter()
@@ -101,6 +103,7 @@ pub async fn revoke(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_session()?;
     let key_id = uuid::Uuid::parse_str(&path).map_err(|_| ApiError::NotFound("api key"))?;
     let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
     state

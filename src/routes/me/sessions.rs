@@ -28,6 +28,7 @@ pub struct SessionList {
 }
 
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_session()?;
     let rows = view::sessions_of(&state.db, caller.id()).await?;
     let data = rows
         .into_iter()
@@ -51,6 +52,7 @@ pub async fn revoke(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_session()?;
     let session_id = SessionId::parse(&path).map_err(|_| ApiError::NotFound("session"))?;
     let live = view::session(&state.db, caller.id(), &session_id.to_string())
         .await?

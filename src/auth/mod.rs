@@ -1,21 +1,15 @@
-//! Authentication: session tokens, password hashing, the `Caller` extractor and the per-IP
-//! limit on anonymous sign-ups.
+//! Authentication: session tokens and API keys, the `Caller` extractor, password hashing
+//! ([`passwords`]) and abuse limits ([`limits`]).
 //!
 //! A session token is 32 random bytes (base64url, prefixed `tl_`); only its SHA-256 is stored
-//! (in the `SessionIssued` event and the sessions projection). Passwords are hashed with
-//! argon2id on a blocking thread.
+//! (in the `SessionIssued` event and the sessions projection).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+pub mod limits;
+pub mod passwords;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use futures::future::LocalBoxFuture;
 use rand::RngCore;
@@ -38,49 +32,6 @@ pub fn new_token() -> String {
 /// The stored form of a token: hex SHA-256.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Hashes a password with argon2id (on a blocking thread: it takes tens of milliseconds).
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    web::block(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// Checks a password against a stored hash. With no hash (unknown email) it still spends the
-/// same time on a dummy hash, so response times do not reveal which emails exist.
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
-    web::block(move || {
-        let known = stored.is_some();
-        let hash = stored.unwrap_or_else(|| dummy_hash().to_owned());
-        let ok = PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        known && ok
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(b"threadline-dummy-password", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
 }
 
 /// How a caller authenticated by API key is marked in `Caller::session_id`.
@@ -106,6 +57,19 @@ impl Caller {
         self.session_id.starts_with(API_KEY_SESSION)
     }
 
+    /// Refuses callers that hold a personal API key: managing sessions and keys needs a
+    /// session, so a leaked key cannot mint more keys or evict its owner.
+    pub fn require_session(&self) -> Result<(), ApiError> {
+        if self.via_api_key() {
+            return Err(ApiError::Forbidden {
+                code: "session_required",
+                detail: "sessions and API keys are managed with a session token, not an API key"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the caller is an anonymous account.
     pub fn is_anonymous(&self) -> bool {
         self.account.kind == "anonymous"
@@ -113,7 +77,7 @@ impl Caller {
 }
 
 /// The bearer token of a request, if it carries one.
-fn bearer(req: &HttpRequest) -> Option<String> {
+pub fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -137,7 +101,8 @@ pub fn new_api_key() -> (String, String) {
     (key, prefix)
 }
 
-async fn resolve(
+/// The caller a bearer token names (401 when it names none).
+pub async fn resolve(
     state: web::Data<AppState>,
     token: String,
     request_id: String,
@@ -227,18 +192,35 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Internal("application state missing".into()))
 }
 
+/// The outcome of resolving a request's bearer token, left in the request's extensions by
+/// [`crate::middleware::authenticate`] for the extractors below.
+pub struct Authenticated(pub Result<Caller, ApiError>);
+
+/// The request's caller: what the middleware resolved, or (without the middleware) resolved
+/// now; `None` when the request carries no bearer token.
+fn caller_of(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Option<Caller>, ApiError>> {
+    use actix_web::HttpMessage;
+    if let Some(Authenticated(resolved)) = req.extensions_mut().remove::<Authenticated>() {
+        return Box::pin(std::future::ready(resolved.map(Some)));
+    }
+    let token = bearer(req);
+    let state = app_state(req);
+    let request_id = crate::extract::request_id(req);
+    Box::pin(async move {
+        match token {
+            None => Ok(None),
+            Some(token) => resolve(state?, token, request_id).await.map(Some),
+        }
+    })
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = app_state(req);
-        let request_id = crate::extract::request_id(req);
-        Box::pin(async move {
-            let token = token.ok_or_else(ApiError::unauthenticated)?;
-            resolve(state?, token, request_id).await
-        })
+        let caller = caller_of(req);
+        Box::pin(async move { caller.await?.ok_or_else(ApiError::unauthenticated) })
     }
 }
 
@@ -251,58 +233,8 @@ impl FromRequest for MaybeCaller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = app_state(req);
-        let request_id = crate::extract::request_id(req);
-        Box::pin(async move {
-            match token {
-                None => Ok(MaybeCaller(None)),
-                Some(token) => Ok(MaybeCaller(Some(resolve(state?, token, request_id).await?))),
-            }
-        })
-    }
-}
-
-/// A fixed-window counter per client IP.
-pub struct RateLimiter {
-    per_window: u32,
-    window: Duration,
-    counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl RateLimiter {
-    /// Allows `per_window` hits per `window` for each IP (0 = unlimited).
-    pub fn new(per_window: u32, window: Duration) -> Self {
-        Self {
-            per_window,
-            window,
-            counts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts a hit from `ip`; `Err(seconds)` tells how long until it would be allowed.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
-        if self.per_window == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if counts.len() > 100_000 {
-            counts.retain(|_, (start, _)| now.duration_since(*start) < self.window);
-        }
-        let entry = counts.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        if entry.1 >= self.per_window {
-            let left = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(left.as_secs().max(1));
-        }
-        entry.1 += 1;
-        Ok(())
+        let caller = caller_of(req);
+        Box::pin(async move { caller.await.map(MaybeCaller) })
     }
 }
 
@@ -318,40 +250,5 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_ne!(hash_token(&a), a);
         assert_eq!(hash_token(&a).len(), 64);
-    }
-
-    #[test]
-    fn the_rate_limiter_allows_the_quota_then_refuses_with_a_wait() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        assert!(limiter.check(ip).is_ok());
-        assert!(limiter.check(ip).is_ok());
-        let wait = limiter.check(ip).unwrap_err();
-        assert!((1..=60).contains(&wait));
-        assert!(
-            limiter.check([10, 0, 0, 1].into()).is_ok(),
-            "other IPs are counted apart"
-        );
-    }
-
-    #[test]
-    fn a_zero_limit_means_unlimited() {
-        let limiter = RateLimiter::new(0, Duration::from_secs(60));
-        for _ in 0..1000 {
-            assert!(limiter.check([127, 0, 0, 1].into()).is_ok());
-        }
-    }
-
-    #[tokio::test]
-    async fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("correct horse".into(), None).await.unwrap());
     }
 }

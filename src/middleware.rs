@@ -1,0 +1,164 @@
+//! Middleware every request passes through, outermost first:
+//!
+//! - [`problems`]: any error response that is not `application/problem+json` yet (actix's own
+//!   payload and extractor errors) is rewritten into one, with a stable `code`.
+//! - [`log_request`]: one `info` line per request (method, path, status, microseconds).
+//! - [`body_deadline`]: the body must arrive within the configured time, or the request ends
+//!   with `408 request_timeout` (slow headers are already cut by actix's request timeout).
+//! - [`authenticate`]: a bearer token is resolved before any extractor runs, so a bad token is
+//!   a 401 before the body is read or validated.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpMessage, ResponseError};
+use futures::Stream;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Rewrites error responses that are not problem+json into problems.
+pub async fn problems(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        // Errors are normally responses by now; one that is not is rendered by the server
+        // from this problem.
+        Err(e) if e.as_error::<ApiError>().is_some() => return Err(e),
+        Err(e) => {
+            let status = e.as_response_error().status_code();
+            return Err(ApiError::from_status(status).into());
+        }
+    };
+    let status = res.status();
+    if status.as_u16() < 400 || is_problem(res.headers()) {
+        return Ok(res);
+    }
+    let mut problem = ApiError::from_status(status).error_response();
+    // Keep what other layers added (CORS, `Retry-After`, `Connection`).
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_LENGTH && !problem.headers().contains_key(name) {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(res.into_response(problem))
+}
+
+fn is_problem(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/problem+json"))
+}
+
+/// Logs every request at `info`: method, path (never the query), status and duration.
+pub async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.path().to_owned());
+    let res = next.call(req).await?;
+    tracing::info!(
+        %method,
+        path,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(res)
+}
+
+/// Bounds the time to receive a request's body.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(Duration::from_secs(15), |state| state.settings.body_timeout);
+    let payload = req.take_payload();
+    let deadline = Deadline {
+        inner: payload,
+        sleep: Box::pin(tokio::time::sleep(limit)),
+        done: false,
+    };
+    req.set_payload(Payload::from(
+        Box::pin(deadline) as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>
+    ));
+    let mut res = next.call(req).await?;
+    if res.status() == actix_web::http::StatusCode::REQUEST_TIMEOUT {
+        // The rest of a body that stopped arriving is not worth waiting for.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(res)
+}
+
+/// A request body that fails with a time-out once its deadline passes.
+struct Deadline {
+    inner: Payload,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    done: bool,
+}
+
+/// The error a body stream ends with when its deadline passed.
+fn timed_out() -> PayloadError {
+    PayloadError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the request body did not arrive in time",
+    ))
+}
+
+/// Whether a body error is the deadline's (the request is then a 408).
+pub fn is_timeout(e: &PayloadError) -> bool {
+    matches!(e, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            self.done = item.is_none();
+            return Poll::Ready(item);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.done = true;
+                Poll::Ready(Some(Err(timed_out())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Resolves the bearer token (if any) before the handler's extractors run; the `Caller` and
+/// `MaybeCaller` extractors take the result from the request's extensions.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(token) = crate::auth::bearer(req.request())
+        && let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
+    {
+        let request_id = crate::extract::request_id(req.request());
+        let resolved = crate::auth::resolve(state, token, request_id).await;
+        req.extensions_mut()
+            .insert(crate::auth::Authenticated(resolved));
+    }
+    next.call(req).await
+}
