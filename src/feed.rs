@@ -45,6 +45,8 @@ pub struct FeedHub {
     db: Db,
     items: broadcast::Sender<Arc<Vec<FeedItem>>>,
     owners: Arc<Mutex<HashMap<String, String>>>,
+    /// Revoked credentials, seen by the same tail of the log.
+    pub revocations: crate::revocation::Revocations,
 }
 
 impl FeedHub {
@@ -54,6 +56,7 @@ impl FeedHub {
             db,
             items: broadcast::Sender::new(1024),
             owners: Arc::default(),
+            revocations: Default::default(),
         }
     }
 
@@ -70,7 +73,7 @@ impl FeedHub {
             }
         };
         loop {
-            match self.items_after(cursor, 1000).await {
+            match self.items_after(cursor, 1000, true).await {
                 Ok((items, last)) => {
                     cursor = last;
                     if !items.is_empty() {
@@ -87,11 +90,13 @@ impl FeedHub {
         }
     }
 
-    /// Feed items after `after` (at most `limit` log events read) and the cursor reached.
+    /// Feed items after `after` (reading `limit` log events at a time) and the cursor
+    /// reached. The node's tail (`live`) also tells open streams about revocations.
     async fn items_after(
         &self,
         after: Cursor,
         limit: i64,
+        live: bool,
     ) -> Result<(Vec<FeedItem>, Cursor), sqlx::Error> {
         let mut cursor = after;
         let mut items = Vec::new();
@@ -101,6 +106,9 @@ impl FeedHub {
                 return Ok((items, cursor));
             };
             for event in &events {
+                if live {
+                    self.revocations.observe(event);
+                }
                 if let Some(item) = self.item(event).await? {
                     items.push(item);
                 }
@@ -237,7 +245,7 @@ impl FeedHub {
                 None => log::head(&self.db).await.unwrap_or((i64::MIN, i64::MIN)),
             };
             if let Some(after) = after {
-                match self.items_after(after, 1000).await {
+                match self.items_after(after, 1000, false).await {
                     Ok((items, reached)) => {
                         let text = render(&items, &account, &mut last);
                         last = last.max(reached);
@@ -262,7 +270,7 @@ impl FeedHub {
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             // Too slow for the live feed: catch up from the log.
-                            if let Ok((items, _)) = self.items_after(last, 1000).await {
+                            if let Ok((items, _)) = self.items_after(last, 1000, false).await {
                                 let text = render(&items, &account, &mut last);
                                 if !text.is_empty() {
                                     yield Ok(Bytes::from(text));

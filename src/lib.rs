@@ -31,6 +31,7 @@ pub mod mock_upstream;
 pub mod projector;
 pub mod providers;
 pub mod reports;
+pub mod revocation;
 pub mod routes;
 pub mod services;
 pub mod startup;

@@ -23,4 +23,5 @@ mod plans;
 mod preferences;
 mod races;
 mod rebuild;
+mod revocation;
 mod threads;

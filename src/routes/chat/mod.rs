@@ -52,6 +52,21 @@ pub async fn active_generation_in_log(
     })
 }
 
+/// The UI message stream of generation `id` for `caller` (after part `after`), ended when the
+/// caller's credential is revoked.
+pub fn reply_stream(
+    state: &crate::state::AppState,
+    caller: &crate::auth::Caller,
+    generation_id: String,
+    after: Option<crate::chat::render::PartId>,
+) -> HttpResponse {
+    sse(state.feed.revocations.guard(
+        caller,
+        crate::chat::reader::stream(state.chat.clone(), generation_id, after),
+        crate::revocation::REPLY_CLOSING,
+    ))
+}
+
 /// An SSE response with the AI SDK UI message stream headers.
 pub fn sse<S>(stream: S) -> HttpResponse
 where

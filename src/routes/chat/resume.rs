@@ -19,11 +19,12 @@ pub async fn handle(
     let Some(generation_id) = active else {
         return Ok(HttpResponse::NoContent().finish());
     };
-    Ok(super::sse(crate::chat::reader::stream(
-        state.chat.clone(),
+    Ok(super::reply_stream(
+        &state,
+        &caller,
         generation_id,
         last_event_id(&req)?,
-    )))
+    ))
 }
 
 /// The `Last-Event-ID` header as a part id (400 when it is not one this server issued).

@@ -21,11 +21,7 @@ pub async fn handle(
     let bytes = crate::extract::read_body(payload, CHAT_BODY_LIMIT).await?;
     let body = ChatBody::parse(&req, &bytes)?;
     let generation_id = chat::send(&state, &caller, body, &request_id(&req), received).await?;
-    let mut response = super::sse(crate::chat::reader::stream(
-        state.chat.clone(),
-        generation_id,
-        None,
-    ));
+    let mut response = super::reply_stream(&state, &caller, generation_id, None);
     // Threadline's own time before the reply starts streaming; the whole reply's overhead
     // (total minus provider wait) is the `threadline_reply_overhead_seconds` metric.
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&format!(

@@ -37,9 +37,10 @@ pub async fn handle(
         ),
         None => last_event_id(&req)?,
     };
-    Ok(crate::routes::chat::sse(crate::chat::reader::stream(
-        state.chat.clone(),
+    Ok(crate::routes::chat::reply_stream(
+        &state,
+        &caller,
         generation.id,
         after,
-    )))
+    ))
 }
