@@ -33,10 +33,18 @@ pub fn cursor_id(cursor: Cursor) -> String {
     format!("{}.{}", cursor.0, cursor.1)
 }
 
-/// Parses an SSE id back into a cursor.
+/// Parses an SSE id back into a cursor: two unsigned decimal numbers joined by a dot.
 pub fn parse_cursor(s: &str) -> Option<Cursor> {
     let (tx, pos) = s.trim().split_once('.')?;
-    Some((tx.parse().ok()?, pos.parse().ok()?))
+    Some((unsigned(tx)?, unsigned(pos)?))
+}
+
+/// A non-negative decimal number written with digits only (no sign, no spaces).
+pub fn unsigned(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// The node's feed: the tailing task's output and the owner cache it shares with backlogs.
@@ -331,6 +339,8 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         assert_eq!(parse_cursor(&cursor_id((7, 42))), Some((7, 42)));
-        assert_eq!(parse_cursor("x"), None);
+        for forged in ["x", "0.-5", "-1.5", "+1.5", "1.5.6", "1. 5", "1.", ".5", "0.99999999999999999999"] {
+            assert_eq!(parse_cursor(forged), None, "{forged}");
+        }
     }
 }

@@ -49,6 +49,18 @@ pub async fn load_after(
         .collect()
 }
 
+/// The sequence of generation `id`'s newest event (0 when it has none).
+pub async fn last_sequence(db: &Db, id: &str) -> Result<i64, sqlx::Error> {
+    threadline_projections::on_read!(db, pool =>
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(MAX(sequence), 0) FROM events \
+             WHERE aggregate_type = 'Generation' AND aggregate_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await)
+}
+
 /// The UI message stream of generation `id`, resuming after part `after` when given.
 pub fn stream(
     service: Arc<ChatService>,

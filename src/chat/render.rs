@@ -23,10 +23,16 @@ pub struct Part {
 pub struct PartId(pub i64, pub usize);
 
 impl PartId {
-    /// Parses `"s.k"` (as sent back in `Last-Event-ID`).
+    /// Most parts one generation event renders (a chunk batch's deltas): larger indexes were
+    /// never issued.
+    pub const MAX_INDEX: usize = 100_000;
+
+    /// Parses `"s.k"` (as sent back in `Last-Event-ID`): unsigned numbers, `s` ≥ 1.
     pub fn parse(s: &str) -> Option<Self> {
         let (seq, k) = s.trim().split_once('.')?;
-        Some(Self(seq.parse().ok()?, k.parse().ok()?))
+        let (seq, k) = (crate::feed::unsigned(seq)?, crate::feed::unsigned(k)?);
+        let k = usize::try_from(k).ok().filter(|k| *k <= Self::MAX_INDEX)?;
+        (seq >= 1).then_some(Self(seq, k))
     }
 }
 
@@ -376,7 +382,9 @@ mod tests {
     #[test]
     fn part_ids_parse_back() {
         assert_eq!(PartId::parse("12.3"), Some(PartId(12, 3)));
-        assert_eq!(PartId::parse("x"), None);
+        for forged in ["x", "0.1", "-1.0", "3.-1", "3.99999999", "+3.1", "3.1.1"] {
+            assert_eq!(PartId::parse(forged), None, "{forged}");
+        }
         assert!(PartId(2, 0) > PartId(1, 9));
     }
 }

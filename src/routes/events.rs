@@ -13,15 +13,21 @@ pub async fn handle(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let after = match req
-        .headers()
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(id) => Some(parse_cursor(id).ok_or_else(|| ApiError::BadRequest {
-            code: "invalid_cursor",
-            detail: "Last-Event-ID is not a cursor this server issued".into(),
-        })?),
+    let invalid = || ApiError::BadRequest {
+        code: "invalid_cursor",
+        detail: "Last-Event-ID is not a cursor this server issued".into(),
+    };
+    let after = match req.headers().get("last-event-id") {
+        Some(id) => {
+            let cursor = id.to_str().ok().and_then(parse_cursor).ok_or_else(invalid)?;
+            // The feed's ids are the cursors of events in the log: anything else (beyond the
+            // head, say, which would hide everything until the log caught up) was never
+            // issued.
+            if !crate::store::log::is_event(&state.db, cursor).await? {
+                return Err(invalid());
+            }
+            Some(cursor)
+        }
         None => None,
     };
     Ok(HttpResponse::Ok()

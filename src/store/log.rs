@@ -127,6 +127,33 @@ pub async fn head(db: &Db) -> Result<Cursor, sqlx::Error> {
     Ok(head.unwrap_or_default())
 }
 
+/// Whether `cursor` names an event of the log (the cursors the server issues all do).
+pub async fn is_event(db: &Db, cursor: Cursor) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = match db {
+        Db::Sqlite { reader, .. } => {
+            if cursor.0 != 0 {
+                return Ok(false);
+            }
+            sqlx::query_scalar("SELECT position FROM events WHERE position = $1")
+                .bind(cursor.1)
+                .fetch_optional(reader)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT position FROM events WHERE position = $2 \
+                 AND tx_id = $1::bigint::text::xid8 \
+                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())",
+            )
+            .bind(cursor.0)
+            .bind(cursor.1)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(found.is_some())
+}
+
 /// Number of events in the log.
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     threadline_projections::on_read!(db, pool =>

@@ -129,6 +129,34 @@ async fn last_event_id_resumes_right_after_that_part() {
         format!("{before}{}", streamed_text(&replay)),
         format!("Echo: {text}")
     );
+
+    // Part ids it never issued are refused, on both endpoints.
+    for forged in ["9999.0", "0.0", "-3.1", "x", "3.1.1"] {
+        let res = app
+            .client
+            .get(format!(
+                "{}/v1/generations/{generation}/events?after={forged}",
+                app.address
+            ))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.json().await.unwrap();
+        assert_problem(status, &body, StatusCode::BAD_REQUEST, "invalid_cursor");
+        let res = app
+            .client
+            .get(format!("{}/v1/generations/{generation}/events", app.address))
+            .bearer_auth(&user.token)
+            .header("last-event-id", forged)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.json().await.unwrap();
+        assert_problem(status, &body, StatusCode::BAD_REQUEST, "invalid_cursor");
+    }
 }
 
 trait PipeThread {

@@ -81,3 +81,31 @@ async fn a_forged_feed_cursor_is_a_400() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_cursors_beyond_the_log_or_out_of_shape_are_400s() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let mut watched = open(&app, &user.token, None).await;
+    app.create_thread(&user.token, json!({"id": "one"})).await;
+    let issued = watched.read_events(1).await[0].id.clone().unwrap();
+    let (tx, pos) = issued.split_once('.').unwrap();
+    let beyond = format!("{tx}.{}", pos.parse::<i64>().unwrap() + 1_000_000);
+    for forged in ["0.99999999", "5.1", "0.-5", "-1.0", "1", "a.b", beyond.as_str()] {
+        let res = app
+            .client
+            .get(format!("{}/v1/events", app.address))
+            .bearer_auth(&user.token)
+            .header("last-event-id", forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{forged}");
+        let problem: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_cursor", "{forged}");
+    }
+    // The cursor it did issue still works and carries what comes next.
+    let mut resumed = open(&app, &user.token, Some(&issued)).await;
+    app.create_thread(&user.token, json!({"id": "two"})).await;
+    assert_eq!(resumed.read_events(1).await[0].json()["thread_id"], "two");
+}

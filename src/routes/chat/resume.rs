@@ -19,15 +19,33 @@ pub async fn handle(
     let Some(generation_id) = active else {
         return Ok(HttpResponse::NoContent().finish());
     };
-    Ok(super::reply_stream(
-        &state,
-        &caller,
-        generation_id,
-        last_event_id(&req)?,
-    ))
+    let after = issued_part(&state, &generation_id, last_event_id(&req)?).await?;
+    Ok(super::reply_stream(&state, &caller, generation_id, after))
 }
 
-/// The `Last-Event-ID` header as a part id (400 when it is not one this server issued).
+/// `part`, when generation `id` has issued it: a part of an event beyond the reply's newest
+/// was never sent (400 `invalid_cursor`).
+pub async fn issued_part(
+    state: &AppState,
+    generation_id: &str,
+    part: Option<PartId>,
+) -> Result<Option<PartId>, ApiError> {
+    let Some(part) = part else { return Ok(None) };
+    let last = crate::chat::reader::last_sequence(&state.db, generation_id).await?;
+    if part.0 > last {
+        return Err(invalid_part());
+    }
+    Ok(Some(part))
+}
+
+fn invalid_part() -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_cursor",
+        detail: "the part id is not one this reply issued".into(),
+    }
+}
+
+/// The `Last-Event-ID` header as a part id (400 when it cannot be one this server issued).
 pub fn last_event_id(req: &HttpRequest) -> Result<Option<PartId>, ApiError> {
     let Some(value) = req.headers().get("last-event-id") else {
         return Ok(None);
@@ -37,8 +55,5 @@ pub fn last_event_id(req: &HttpRequest) -> Result<Option<PartId>, ApiError> {
         .ok()
         .and_then(PartId::parse)
         .map(Some)
-        .ok_or_else(|| ApiError::BadRequest {
-            code: "invalid_cursor",
-            detail: "Last-Event-ID is not a part id this server issued".into(),
-        })
+        .ok_or_else(invalid_part)
 }

@@ -8,7 +8,7 @@ use threadline_projections::{messages, threads};
 use crate::auth::Caller;
 use crate::chat::render::PartId;
 use crate::error::ApiError;
-use crate::routes::chat::resume::last_event_id;
+use crate::routes::chat::resume::{issued_part, last_event_id};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -31,12 +31,13 @@ pub async fn handle(
         .await?
         .ok_or(ApiError::NotFound("generation"))?;
     let after = match query.after.as_deref() {
-        Some(a) => Some(
-            PartId::parse(a)
-                .ok_or_else(|| ApiError::invalid_field("after", "must be a part id like 3.1"))?,
-        ),
+        Some(a) => Some(PartId::parse(a).ok_or_else(|| ApiError::BadRequest {
+            code: "invalid_cursor",
+            detail: "after is not a part id this reply issued (like 3.1)".into(),
+        })?),
         None => last_event_id(&req)?,
     };
+    let after = issued_part(&state, &generation.id, after).await?;
     Ok(crate::routes::chat::reply_stream(
         &state,
         &caller,

@@ -77,7 +77,9 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (at, id) = text.split_once('.').ok_or_else(invalid)?;
-    Ok((at.parse().map_err(|_| invalid())?, id.to_owned()))
+    let at = crate::feed::unsigned(at).ok_or_else(invalid)?;
+    let id = threadline_domain::values::ThreadId::parse(id).map_err(|_| invalid())?;
+    Ok((at, id.as_str().to_owned()))
 }
 
 #[cfg(test)]
@@ -86,16 +88,21 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips() {
-        let c = encode_cursor(1_700_000_000_123_456, "abc-1.2");
+        let c = encode_cursor(1_700_000_000_123_456, "abc-1_2");
         assert_eq!(
             decode_cursor(&c).unwrap(),
-            (1_700_000_000_123_456, "abc-1.2".into())
+            (1_700_000_000_123_456, "abc-1_2".into())
         );
     }
 
     #[test]
     fn a_forged_cursor_is_a_bad_request() {
-        for bad in ["!!!", "bm9kb3Q", ""] {
+        let forged = [
+            URL_SAFE_NO_PAD.encode("-5.abc"),
+            URL_SAFE_NO_PAD.encode("5.../x"),
+            URL_SAFE_NO_PAD.encode("5."),
+        ];
+        for bad in ["!!!", "bm9kb3Q", ""].into_iter().chain(forged.iter().map(String::as_str)) {
             assert!(
                 matches!(decode_cursor(bad), Err(ApiError::BadRequest { .. })),
                 "{bad}"
