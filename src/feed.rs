@@ -339,7 +339,17 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         assert_eq!(parse_cursor(&cursor_id((7, 42))), Some((7, 42)));
-        for forged in ["x", "0.-5", "-1.5", "+1.5", "1.5.6", "1. 5", "1.", ".5", "0.99999999999999999999"] {
+        for forged in [
+            "x",
+            "0.-5",
+            "-1.5",
+            "+1.5",
+            "1.5.6",
+            "1. 5",
+            "1.",
+            ".5",
+            "0.99999999999999999999",
+        ] {
             assert_eq!(parse_cursor(forged), None, "{forged}");
         }
     }

@@ -150,14 +150,52 @@ fn rfc3339(v: Option<&str>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Reads a Polar event (`{"type": …, "data": {…}}`).
-pub fn polar_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Effect {
+/// A signed event whose fields cannot be read: it is refused (400) and changes nothing,
+/// rather than applied in a guessed order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the event's {0} cannot be read")]
+pub struct Unreadable(pub &'static str);
+
+impl From<Unreadable> for ApiError {
+    fn from(e: Unreadable) -> Self {
+        tracing::warn!(
+            field = e.0,
+            "refused a signed webhook event that cannot be read"
+        );
+        ApiError::BadRequest {
+            code: "unreadable_event",
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// The first of `fields` of `v` that is present (not null): an RFC 3339 time that must parse.
+fn ordering_time(
+    v: &Value,
+    fields: &[(&'static str, &[&str])],
+) -> Result<DateTime<Utc>, Unreadable> {
+    for (name, path) in fields {
+        let value = path.iter().try_fold(v, |v, key| v.get(key));
+        match value {
+            None | Some(Value::Null) => continue,
+            Some(value) => return rfc3339(value.as_str()).ok_or(Unreadable(name)),
+        }
+    }
+    Err(Unreadable("modification time"))
+}
+
+/// Reads a Polar event (`{"type": …, "data": {…}}`). A subscription event orders by its
+/// `modified_at` (or, while it is null, its `created_at`, then the event's `timestamp`).
+pub fn polar_effect(
+    plans: &threadline_domain::plans::Plans,
+    body: &Value,
+) -> Result<Effect, Unreadable> {
     let data = &body["data"];
     let account = str_at(data, &["customer", "external_id"])
         .or_else(|| str_at(data, &["metadata", "account_id"]))
         .map(str::to_owned);
     let event_type = body["type"].as_str().unwrap_or_default();
-    match (event_type, account) {
+    Ok(match (event_type, account) {
         (t, Some(account)) if t.starts_with("subscription.") => {
             let status = if t == "subscription.revoked" {
                 "revoked"
@@ -165,11 +203,20 @@ pub fn polar_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Ef
                 data["status"].as_str().unwrap_or("unknown")
             };
             let ended = rfc3339(data["ended_at"].as_str()).is_some_and(|t| t <= Utc::now());
+            let as_of = ordering_time(
+                body,
+                &[
+                    ("modified_at", &["data", "modified_at"]),
+                    ("created_at", &["data", "created_at"]),
+                    ("timestamp", &["timestamp"]),
+                ],
+            )?;
+            let subscription_id = str_at(data, &["id"]).ok_or(Unreadable("subscription id"))?;
             Effect::Subscription {
                 account,
                 subscription: Subscription {
                     provider: "polar".into(),
-                    subscription_id: data["id"].as_str().unwrap_or_default().to_owned(),
+                    subscription_id: subscription_id.to_owned(),
                     customer_id: str_at(data, &["customer", "id"])
                         .or_else(|| str_at(data, &["customer_id"]))
                         .map(str::to_owned),
@@ -179,8 +226,7 @@ pub fn polar_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Ef
                         rfc3339(data["current_period_end"].as_str()),
                         ended,
                     ),
-                    as_of: rfc3339(data["modified_at"].as_str())
-                        .or_else(|| rfc3339(body["timestamp"].as_str())),
+                    as_of: Some(as_of),
                 },
             }
         }
@@ -199,17 +245,21 @@ pub fn polar_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Ef
             }
         }
         _ => Effect::Ignored,
-    }
+    })
 }
 
-/// Reads a Stripe event (`{"id": "evt_…", "type": …, "data": {"object": {…}}}`).
-pub fn stripe_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> Effect {
+/// Reads a Stripe event (`{"id": "evt_…", "type": …, "data": {"object": {…}}}`). A
+/// subscription event orders by the event's `created` (Unix seconds).
+pub fn stripe_effect(
+    plans: &threadline_domain::plans::Plans,
+    body: &Value,
+) -> Result<Effect, Unreadable> {
     let object = &body["data"]["object"];
     let account = str_at(object, &["metadata", "account_id"])
         .or_else(|| str_at(object, &["client_reference_id"]))
         .map(str::to_owned);
     let event_type = body["type"].as_str().unwrap_or_default();
-    match (event_type, account) {
+    Ok(match (event_type, account) {
         (t, Some(account)) if t.starts_with("customer.subscription.") => {
             // Newer API versions moved the period onto the subscription's items.
             let period_end = object["current_period_end"]
@@ -221,17 +271,20 @@ pub fn stripe_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> E
                 || object["ended_at"]
                     .as_i64()
                     .is_some_and(|t| t <= Utc::now().timestamp());
+            let as_of = body["created"]
+                .as_i64()
+                .and_then(|t| DateTime::from_timestamp(t, 0))
+                .ok_or(Unreadable("created"))?;
+            let subscription_id = str_at(object, &["id"]).ok_or(Unreadable("subscription id"))?;
             Effect::Subscription {
                 account,
                 subscription: Subscription {
                     provider: "stripe".into(),
-                    subscription_id: object["id"].as_str().unwrap_or_default().to_owned(),
+                    subscription_id: subscription_id.to_owned(),
                     customer_id: object["customer"].as_str().map(str::to_owned),
                     status: status.to_owned(),
                     pro_until: billing::pro_until(status, period_end, ended),
-                    as_of: body["created"]
-                        .as_i64()
-                        .and_then(|t| DateTime::from_timestamp(t, 0)),
+                    as_of: Some(as_of),
                 },
             }
         }
@@ -251,7 +304,7 @@ pub fn stripe_effect(plans: &threadline_domain::plans::Plans, body: &Value) -> E
             }
         }
         _ => Effect::Ignored,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -279,8 +332,10 @@ mod tests {
             &json!({"type": "subscription.updated", "data": {
                 "id": "sub_1", "status": "active", "cancel_at_period_end": true,
                 "current_period_end": "2030-01-01T00:00:00Z", "ended_at": null,
+                "modified_at": "2029-06-01T00:00:00Z",
                 "customer": {"id": "cus_1", "external_id": "acc"}}}),
-        );
+        )
+        .unwrap();
         let Effect::Subscription {
             account,
             subscription,
@@ -298,9 +353,11 @@ mod tests {
             &plans(),
             &json!({"type": "subscription.revoked", "data": {
                 "id": "sub_1", "status": "canceled",
-                "current_period_end": "2030-01-01T00:00:00Z",
+                "current_period_end": "2030-01-01T00:00:00Z", "modified_at": null,
+                "created_at": "2029-01-01T00:00:00Z",
                 "customer": {"external_id": "acc"}}}),
-        );
+        )
+        .unwrap();
         assert!(
             matches!(revoked, Effect::Subscription { subscription, .. } if subscription.pro_until.is_none())
         );
@@ -314,6 +371,7 @@ mod tests {
                 &json!({"type": "order.paid", "data": {"id": "ord_1", "product_id": product,
                     "customer": {"external_id": "acc"}}}),
             )
+            .unwrap()
         };
         assert_eq!(
             order("prod_credits"),
@@ -330,11 +388,13 @@ mod tests {
     fn stripe_subscriptions_and_payments_map_the_same_way() {
         let sub = stripe_effect(
             &plans(),
-            &json!({"id": "evt_1", "type": "customer.subscription.deleted", "data": {"object": {
+            &json!({"id": "evt_1", "type": "customer.subscription.deleted", "created": 1_890_000_000,
+                "data": {"object": {
                 "id": "sub_1", "customer": "cus_1", "status": "canceled",
                 "items": {"data": [{"current_period_end": 1_893_456_000}]},
                 "metadata": {"account_id": "acc"}}}}),
-        );
+        )
+        .unwrap();
         assert!(
             matches!(sub, Effect::Subscription { subscription, .. } if subscription.pro_until.is_none() && subscription.customer_id.as_deref() == Some("cus_1"))
         );
@@ -343,7 +403,8 @@ mod tests {
             &json!({"id": "evt_2", "type": "checkout.session.completed", "data": {"object": {
                 "id": "cs_1", "mode": "payment", "payment_status": "paid",
                 "client_reference_id": "acc", "metadata": {"price": "price_credits"}}}}),
-        );
+        )
+        .unwrap();
         assert_eq!(
             paid,
             Effect::Credits {
@@ -353,6 +414,52 @@ mod tests {
             }
         );
         let unknown = stripe_effect(&plans(), &json!({"type": "invoice.paid"}));
-        assert_eq!(unknown, Effect::Ignored);
+        assert_eq!(unknown, Ok(Effect::Ignored));
     }
+
+    #[test]
+    fn a_subscription_event_whose_order_cannot_be_read_is_refused() {
+        let polar = |data: Value| {
+            polar_effect(
+                &plans(),
+                &json!({"type": "subscription.updated", "data": data}),
+            )
+        };
+        let base = json!({"id": "sub_1", "status": "active",
+            "current_period_end": "2030-01-01T00:00:00Z",
+            "customer": {"external_id": "acc"}});
+        let with = |key: &str, value: Value| {
+            let mut data = base.clone();
+            data[key] = value;
+            data
+        };
+        assert_eq!(
+            polar(with("modified_at", json!("not a time"))),
+            Err(Unreadable("modified_at"))
+        );
+        assert_eq!(polar(base.clone()), Err(Unreadable("modification time")));
+        assert_eq!(
+            polar(
+                with("modified_at", json!("2029-01-01T00:00:00Z")).pipe(|mut d| {
+                    d["id"] = Value::Null;
+                    d
+                })
+            ),
+            Err(Unreadable("subscription id"))
+        );
+        let stripe = stripe_effect(
+            &plans(),
+            &json!({"id": "evt_1", "type": "customer.subscription.updated", "created": "soon",
+                "data": {"object": {"id": "sub_1", "status": "active",
+                "metadata": {"account_id": "acc"}}}}),
+        );
+        assert_eq!(stripe, Err(Unreadable("created")));
+    }
+
+    trait Pipe: Sized {
+        fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
+            f(self)
+        }
+    }
+    impl Pipe for Value {}
 }

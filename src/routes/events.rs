@@ -19,7 +19,11 @@ pub async fn handle(
     };
     let after = match req.headers().get("last-event-id") {
         Some(id) => {
-            let cursor = id.to_str().ok().and_then(parse_cursor).ok_or_else(invalid)?;
+            let cursor = id
+                .to_str()
+                .ok()
+                .and_then(parse_cursor)
+                .ok_or_else(invalid)?;
             // The feed's ids are the cursors of events in the log: anything else (beyond the
             // head, say, which would hide everything until the log caught up) was never
             // issued.

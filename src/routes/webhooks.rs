@@ -76,7 +76,7 @@ pub async fn polar(
     .map_err(refused)?;
     let delivery_id = headers.id.unwrap_or_default().to_owned();
     let event = json(&body)?;
-    let effect = webhooks::polar_effect(&state.settings.plans, &event);
+    let effect = webhooks::polar_effect(&state.settings.plans, &event)?;
     apply(&req, &state, "polar", &delivery_id, &event, effect).await
 }
 
@@ -100,7 +100,7 @@ pub async fn stripe(
     let Some(delivery_id) = event["id"].as_str().filter(|id| !id.is_empty()) else {
         return Err(ApiError::invalid_field("id", "a Stripe event has an id"));
     };
-    let effect = webhooks::stripe_effect(&state.settings.plans, &event);
+    let effect = webhooks::stripe_effect(&state.settings.plans, &event)?;
     apply(&req, &state, "stripe", delivery_id, &event, effect).await
 }
 

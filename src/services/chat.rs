@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use threadline_domain::catalog::{Access, Tier};
 use threadline_domain::thread::{NewUserMessage, Thread, ThreadCommand, ThreadError, ThreadEvent};
-use threadline_domain::values::{AccountId, ThreadId};
+use threadline_domain::values::{AccountId, MessageId, ThreadId, check_prose};
 use threadline_projections::messages::{self, MessageRow};
 use threadline_projections::{catalog, threads};
 
@@ -165,6 +165,9 @@ pub async fn send(
         .unwrap_or_else(|| state.chat.models.default_id().to_owned());
     let model = resolve_model(state, caller, &model_id).await?;
     // Check the message before anything is written: a refused request leaves nothing behind.
+    if let Some(id) = &body.message_id {
+        MessageId::parse(id).map_err(|e| ApiError::invalid_field("messageId", e.0))?;
+    }
     let outgoing = match body.trigger()? {
         Trigger::Regenerate => None,
         Trigger::Submit => Some(user_message(&body)?),
@@ -517,15 +520,13 @@ fn user_message(body: &ChatBody) -> Result<(Option<String>, String), ApiError> {
             format!("a message may have at most {MAX_MESSAGE_CHARS} characters"),
         ));
     }
-    let client_id = message.id().map(str::to_owned);
-    if let Some(id) = &client_id
-        && id.chars().count() > 128
-    {
-        return Err(ApiError::invalid_field(
-            "messages",
-            "message ids are at most 128 characters",
-        ));
-    }
+    check_prose(&text).map_err(|e| ApiError::invalid_field("messages", format!("the text {e}")))?;
+    let client_id = message
+        .id()
+        .map(MessageId::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("messages", e.0))?
+        .map(|id| id.as_str().to_owned());
     Ok((client_id, text))
 }
 

@@ -288,7 +288,7 @@ async fn a_stripe_subscription_changes_the_tier_and_opens_its_portal() {
     let ada = app.registered("ada@example.com").await;
     let end = (chrono::Utc::now() + chrono::Duration::days(30)).timestamp();
     let sub = |id: &str, kind: &str, status: &str| {
-        json!({"id": id, "type": kind, "data": {"object": {"id": "sub_9", "customer": "cus_9",
+        json!({"id": id, "type": kind, "created": now(), "data": {"object": {"id": "sub_9", "customer": "cus_9",
             "status": status, "cancel_at_period_end": false,
             "items": {"data": [{"current_period_end": end}]},
             "metadata": {"account_id": ada.account_id}}}})
@@ -391,4 +391,50 @@ async fn an_unusable_webhook_secret_stops_the_server_at_start_up() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("POLAR_WEBHOOK_SECRET"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_event_whose_order_cannot_be_read_is_refused_and_changes_nothing() {
+    let (app, _mock) = billing_app().await;
+    let ada = app.registered("ada@example.com").await;
+    let next_month = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let mut active = polar_subscription(
+        "subscription.active",
+        &ada.account_id,
+        "active",
+        &next_month,
+    );
+    active["data"]["modified_at"] = json!("2026-12-01T10:00:00Z");
+    let (status, body) = polar(&app, "msg_1", now(), &active, POLAR_SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(tier(&app, &ada).await, "pro");
+
+    let mut revoked = polar_subscription(
+        "subscription.revoked",
+        &ada.account_id,
+        "canceled",
+        &next_month,
+    );
+    revoked["data"]["modified_at"] = json!("yesterday-ish");
+    let (status, problem) = polar(&app, "msg_2", now(), &revoked, POLAR_SECRET).await;
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "unreadable_event",
+    );
+    assert_eq!(
+        tier(&app, &ada).await,
+        "pro",
+        "the unreadable event changed nothing"
+    );
+
+    // Nothing was recorded either: the same delivery, readable now, is applied.
+    revoked["data"]["modified_at"] = json!("2026-12-01T11:00:00Z");
+    let (status, body) = polar(&app, "msg_2", now(), &revoked, POLAR_SECRET).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (StatusCode::OK, Some("subscription"))
+    );
+    assert_eq!(tier(&app, &ada).await, "free");
 }

@@ -147,7 +147,10 @@ async fn last_event_id_resumes_right_after_that_part() {
         assert_problem(status, &body, StatusCode::BAD_REQUEST, "invalid_cursor");
         let res = app
             .client
-            .get(format!("{}/v1/generations/{generation}/events", app.address))
+            .get(format!(
+                "{}/v1/generations/{generation}/events",
+                app.address
+            ))
             .bearer_auth(&user.token)
             .header("last-event-id", forged)
             .send()

@@ -189,3 +189,84 @@ async fn without_configured_origins_requests_with_an_origin_still_work() {
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(res.headers().get("access-control-allow-origin").is_none());
 }
+
+/// Asserts a 422 that names `field`.
+fn assert_field(status: StatusCode, body: &Value, field: &str) {
+    assert_problem(
+        status,
+        body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(body["errors"][field].is_array(), "{field}: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_and_look_alikes_are_refused_with_the_field_named() {
+    use serde_json::json;
+    let app = spawn_app().await;
+    let user = app.registered("ada@example.com").await;
+    let chat = |body: Value| app.call(Method::POST, "/v1/chat", Some(&user.token), Some(body));
+    let (status, body) = chat(json!({"id": "t1", "message": "a\u{0}b"})).await;
+    assert_field(status, &body, "messages");
+    let (status, body) = chat(json!({
+        "id": "t1",
+        "messages": [{"id": "../../x\u{0}", "role": "user", "parts": [{"type": "text", "text": "hi"}]}],
+    }))
+    .await;
+    assert_field(status, &body, "messages");
+    let (status, body) = chat(json!({"id": "t1", "message": "hi", "trigger": "bogus"})).await;
+    assert_field(status, &body, "trigger");
+    let (status, body) =
+        chat(json!({"id": "t1", "trigger": "regenerate-message", "messageId": "a/b"})).await;
+    assert_field(status, &body, "messageId");
+    assert_eq!(
+        app.get_thread(&user.token, "t1").await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    for email in [
+        "x\u{0}@example.com",
+        "admin\u{200b}@example.com",
+        "a\u{202e}b@example.com",
+    ] {
+        let (status, body) = app.register(email, "correct horse battery", None).await;
+        assert_field(status, &body, "email");
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&user.token),
+            Some(json!({"name": "ci\u{0}"})),
+        )
+        .await;
+    assert_field(status, &body, "name");
+    for (patch, field) in [
+        (json!({"nickname": "A\u{0}da"}), "nickname"),
+        (json!({"biography": "bell\u{7}"}), "biography"),
+        (json!({"pinned_models": ["nope"]}), "pinned_models"),
+        (json!({"pinned_models": ["echo", "echo"]}), "pinned_models"),
+        (json!({"default_model": "nope"}), "default_model"),
+    ] {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                "/v1/me/preferences",
+                Some(&user.token),
+                Some(patch),
+            )
+            .await;
+        assert_field(status, &body, field);
+    }
+    // Line breaks and tabs are prose; emoji joined with zero-width joiners are a name.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/v1/me/preferences",
+            Some(&user.token),
+            Some(json!({"biography": "line one\n\tline two", "nickname": "👩\u{200d}💻 Ada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -91,7 +91,15 @@ async fn feed_cursors_beyond_the_log_or_out_of_shape_are_400s() {
     let issued = watched.read_events(1).await[0].id.clone().unwrap();
     let (tx, pos) = issued.split_once('.').unwrap();
     let beyond = format!("{tx}.{}", pos.parse::<i64>().unwrap() + 1_000_000);
-    for forged in ["0.99999999", "5.1", "0.-5", "-1.0", "1", "a.b", beyond.as_str()] {
+    for forged in [
+        "0.99999999",
+        "5.1",
+        "0.-5",
+        "-1.0",
+        "1",
+        "a.b",
+        beyond.as_str(),
+    ] {
         let res = app
             .client
             .get(format!("{}/v1/events", app.address))

@@ -835,9 +835,11 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
     assert_eq!(answer["outcome"], "duplicate", "{answer}");
-    let subscribed = to_body(json!({"type": "subscription.active", "data": {
+    let subscribed = to_body(
+        json!({"type": "subscription.active", "timestamp": "2026-12-01T00:00:00Z", "data": {
         "id": "sub_doc", "status": "active", "current_period_end": "2099-01-01T00:00:00Z",
-        "ended_at": null, "customer": {"id": "cus_doc", "external_id": payer.account_id}}}));
+        "ended_at": null, "customer": {"id": "cus_doc", "external_id": payer.account_id}}}),
+    );
     let answer = webhook(
         "/v1/webhooks/polar",
         &polar_headers("msg_doc_2", &subscribed),
@@ -845,8 +847,10 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
     assert_eq!(answer["outcome"], "subscription", "{answer}");
-    let stranger_sub = to_body(json!({"type": "subscription.active", "data": {
-        "id": "sub_x", "status": "active", "customer": {"external_id": unknown}}}));
+    let stranger_sub = to_body(
+        json!({"type": "subscription.active", "timestamp": "2026-12-01T00:00:00Z", "data": {
+        "id": "sub_x", "status": "active", "customer": {"external_id": unknown}}}),
+    );
     let answer = webhook(
         "/v1/webhooks/polar",
         &polar_headers("msg_doc_3", &stranger_sub),

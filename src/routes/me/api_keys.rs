@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use threadline_domain::account::{Account, AccountCommand};
+use threadline_domain::values::check_line;
 use threadline_projections::{accounts, rfc3339};
 use validator::Validate;
 
@@ -51,6 +52,14 @@ pub async fn create(
     ValidJson(body): ValidJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_session()?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(ApiError::invalid_field(
+            "name",
+            "the name must not be blank",
+        ));
+    }
+    check_line(&name).map_err(|e| ApiError::invalid_field("name", e.0))?;
     let (secret, prefix) = auth::new_api_key();
     let key_id = uuid::Uuid::now_v7();
     let at = Utc::now();
@@ -60,7 +69,7 @@ pub async fn create(
             caller.id(),
             AccountCommand::CreateApiKey {
                 key_id,
-                name: body.name.trim().to_owned(),
+                name: name.clone(),
                 prefix: prefix.clone(),
                 key_hash: auth::hash_token(&secret),
                 at,
@@ -71,7 +80,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(CreatedKey {
         key: ApiKeyJson {
             id: key_id.to_string(),
-            name: body.name.trim().to_owned(),
+            name,
             prefix,
             created_at: rfc3339(at.timestamp_micros()),
         },

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use threadline_domain::account::{Account, AccountCommand, Preferences, limits};
+use threadline_domain::values::{check_line, check_prose};
 use validator::Validate;
 
 use crate::auth::Caller;
@@ -54,6 +55,76 @@ pub struct PreferencesPatch {
     pub mode: Option<Option<String>>,
 }
 
+impl PreferencesPatch {
+    /// One-line fields hold no control characters, prose fields none but line breaks, and
+    /// pinned models are listed once.
+    fn check(&self) -> Result<(), ApiError> {
+        let given = |v: &Option<Option<String>>| v.clone().flatten();
+        for (field, value) in [
+            ("nickname", given(&self.nickname)),
+            ("theme", given(&self.theme)),
+            ("mode", given(&self.mode)),
+            ("default_model", given(&self.default_model)),
+        ] {
+            if let Some(value) = value {
+                check_line(&value).map_err(|e| ApiError::invalid_field(field, e.0))?;
+            }
+        }
+        for (field, value) in [
+            ("biography", given(&self.biography)),
+            ("custom_instructions", given(&self.custom_instructions)),
+        ] {
+            if let Some(value) = value {
+                check_prose(&value).map_err(|e| ApiError::invalid_field(field, e.0))?;
+            }
+        }
+        if let Some(pinned) = &self.pinned_models {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(twice) = pinned.iter().find(|m| !seen.insert(m.as_str())) {
+                return Err(ApiError::invalid_field(
+                    "pinned_models",
+                    format!("{twice:?} is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The model ids the patch names, with their fields.
+    fn models(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let pinned = self
+            .pinned_models
+            .iter()
+            .flatten()
+            .map(|m| ("pinned_models", m));
+        let default = self
+            .default_model
+            .iter()
+            .flatten()
+            .map(|m| ("default_model", m));
+        pinned
+            .chain(default)
+            .map(|(field, m)| (field, m.trim()))
+            .filter(|(field, m)| *field == "pinned_models" || !m.is_empty())
+    }
+}
+
+/// A model id of the catalog (or, with direct models allowed, one a provider serves); 422
+/// naming the field otherwise.
+async fn known_model(state: &AppState, field: &str, id: &str) -> Result<(), ApiError> {
+    if threadline_projections::catalog::get(&state.db, id)
+        .await?
+        .is_some()
+        || (state.settings.allow_direct_models && state.chat.models.direct(id).is_some())
+    {
+        return Ok(());
+    }
+    Err(ApiError::invalid_field(
+        field,
+        format!("unknown model {id:?}"),
+    ))
+}
+
 /// Tells "absent" (outer `None`) from `null` (`Some(None)`).
 fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -69,15 +140,9 @@ pub async fn patch(
     caller: Caller,
     ValidJson(body): ValidJson<PreferencesPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(pinned) = &body.pinned_models
-        && pinned
-            .iter()
-            .any(|m| m.trim().is_empty() || m.chars().count() as u64 > limits::MODEL_ID)
-    {
-        return Err(ApiError::invalid_field(
-            "pinned_models",
-            format!("model ids are 1-{} characters", limits::MODEL_ID),
-        ));
+    body.check()?;
+    for (field, model) in body.models() {
+        known_model(&state, field, model).await?;
     }
     let mut prefs = current(&state, &caller);
     let set = |field: &mut Option<String>, value: Option<Option<String>>| {

@@ -102,7 +102,10 @@ mod tests {
             URL_SAFE_NO_PAD.encode("5.../x"),
             URL_SAFE_NO_PAD.encode("5."),
         ];
-        for bad in ["!!!", "bm9kb3Q", ""].into_iter().chain(forged.iter().map(String::as_str)) {
+        for bad in ["!!!", "bm9kb3Q", ""]
+            .into_iter()
+            .chain(forged.iter().map(String::as_str))
+        {
             assert!(
                 matches!(decode_cursor(bad), Err(ApiError::BadRequest { .. })),
                 "{bad}"
