@@ -18,7 +18,7 @@ pub struct Settings {
     /// Abuse limits per client IP and per account: anonymous sign-ups
     /// (`THREADLINE_ANON_PER_MINUTE`), registrations (`THREADLINE_REGISTRATIONS_PER_HOUR`),
     /// failed logins (`THREADLINE_LOGIN_FAILURES_PER_ACCOUNT`, `THREADLINE_LOGIN_FAILURES_PER_IP`).
-    pub limits: crate::auth::limits::LimitSettings,
+    pub limits: LimitSettings,
     /// `THREADLINE_TRUSTED_PROXIES`: addresses (or CIDR ranges) of reverse proxies whose
     /// `X-Forwarded-For` names the client; empty means the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -46,6 +46,42 @@ pub struct Settings {
     pub billing: BillingSettings,
     /// External identity: JWTs from a JWKS URL or an HS256 secret (off when neither is set).
     pub jwt: crate::identity::JwtConfig,
+}
+
+/// Abuse limits per node; each 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// `THREADLINE_ANON_PER_MINUTE`.
+    pub anonymous_per_minute: u32,
+    /// `THREADLINE_REGISTRATIONS_PER_HOUR`.
+    pub registrations_per_hour: u32,
+    /// `THREADLINE_LOGIN_FAILURES_PER_ACCOUNT` (per 15 minutes).
+    pub login_failures_per_account: u32,
+    /// `THREADLINE_LOGIN_FAILURES_PER_IP` (per 15 minutes).
+    pub login_failures_per_ip: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            anonymous_per_minute: 20,
+            registrations_per_hour: 10,
+            login_failures_per_account: 10,
+            login_failures_per_ip: 50,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// No limits at all (tests that sign up many accounts from one address).
+    pub fn unlimited() -> Self {
+        Self {
+            anonymous_per_minute: 0,
+            registrations_per_hour: 0,
+            login_failures_per_account: 0,
+            login_failures_per_ip: 0,
+        }
+    }
 }
 
 /// `POLAR_*` and `STRIPE_*` settings (SPEC §9). `Debug` redacts them.

@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::providers::sse::error_chain;
+use crate::telemetry::error_chain;
 
 /// The claim that marks an anonymous user unless configured otherwise (Better Auth's anonymous
 /// plugin puts `isAnonymous` on the user, and its JWT plugin copies the user into the payload).

@@ -25,6 +25,7 @@ pub mod extract;
 pub mod feed;
 pub mod identity;
 pub mod keyed_lock;
+pub mod ledger;
 pub mod metrics;
 pub mod middleware;
 pub mod mock_upstream;

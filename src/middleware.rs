@@ -112,19 +112,6 @@ struct Deadline {
     done: bool,
 }
 
-/// The error a body stream ends with when its deadline passed.
-fn timed_out() -> PayloadError {
-    PayloadError::Io(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "the request body did not arrive in time",
-    ))
-}
-
-/// Whether a body error is the deadline's (the request is then a 408).
-pub fn is_timeout(e: &PayloadError) -> bool {
-    matches!(e, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
-}
-
 impl Stream for Deadline {
     type Item = Result<Bytes, PayloadError>;
 
@@ -139,7 +126,7 @@ impl Stream for Deadline {
         match self.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 self.done = true;
-                Poll::Ready(Some(Err(timed_out())))
+                Poll::Ready(Some(Err(crate::extract::timed_out())))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -152,13 +139,13 @@ pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(token) = crate::auth::bearer(req.request())
+    if let Some(token) = crate::extract::caller::bearer(req.request())
         && let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
     {
         let request_id = crate::extract::request_id(req.request());
-        let resolved = crate::auth::resolve(state, token, request_id).await;
+        let resolved = crate::extract::caller::resolve(state, token, request_id).await;
         req.extensions_mut()
-            .insert(crate::auth::Authenticated(resolved));
+            .insert(crate::extract::caller::Authenticated(resolved));
     }
     next.call(req).await
 }

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use crate::config::LimitSettings;
 use crate::error::ApiError;
 
 /// Window of the failed-login limits.
@@ -99,42 +100,6 @@ pub struct Limits {
     pub login_account: RateLimiter<String>,
     /// Failed logins per client IP.
     pub login_ip: RateLimiter<IpAddr>,
-}
-
-/// How many of each a node allows (0 = unlimited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LimitSettings {
-    /// `THREADLINE_ANON_PER_MINUTE`.
-    pub anonymous_per_minute: u32,
-    /// `THREADLINE_REGISTRATIONS_PER_HOUR`.
-    pub registrations_per_hour: u32,
-    /// `THREADLINE_LOGIN_FAILURES_PER_ACCOUNT` (per 15 minutes).
-    pub login_failures_per_account: u32,
-    /// `THREADLINE_LOGIN_FAILURES_PER_IP` (per 15 minutes).
-    pub login_failures_per_ip: u32,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            anonymous_per_minute: 20,
-            registrations_per_hour: 10,
-            login_failures_per_account: 10,
-            login_failures_per_ip: 50,
-        }
-    }
-}
-
-impl LimitSettings {
-    /// No limits at all (tests that sign up many accounts from one address).
-    pub fn unlimited() -> Self {
-        Self {
-            anonymous_per_minute: 0,
-            registrations_per_hour: 0,
-            login_failures_per_account: 0,
-            login_failures_per_ip: 0,
-        }
-    }
 }
 
 impl Limits {

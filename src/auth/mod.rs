@@ -1,5 +1,6 @@
-//! Authentication: session tokens and API keys, the `Caller` extractor, password hashing
-//! ([`passwords`]) and abuse limits ([`limits`]).
+//! Authentication: session tokens and API keys, the [`Caller`] a request acts as (resolved
+//! from its token by [`crate::extract::caller`]), password hashing ([`passwords`]) and abuse
+//! limits ([`limits`]).
 //!
 //! A session token is 32 random bytes (base64url, prefixed `tl_`); only its SHA-256 is stored
 //! (in the `SessionIssued` event and the sessions projection).
@@ -7,17 +8,12 @@
 pub mod limits;
 pub mod passwords;
 
-use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
-use futures::future::LocalBoxFuture;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use threadline_projections::accounts::{self, AccountRow};
+use threadline_projections::accounts::AccountRow;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A new random session token.
 pub fn new_token() -> String {
@@ -76,16 +72,6 @@ impl Caller {
     }
 }
 
-/// The bearer token of a request, if it carries one.
-pub fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-        .filter(|t| !t.is_empty())
-}
-
 /// Prefix of personal API keys (session tokens start with `tl_`).
 pub const API_KEY_PREFIX: &str = "tlk_";
 
@@ -101,35 +87,6 @@ pub fn new_api_key() -> (String, String) {
     (key, prefix)
 }
 
-/// The caller a bearer token names (401 when it names none).
-pub async fn resolve(
-    state: web::Data<AppState>,
-    token: String,
-    request_id: String,
-) -> Result<Caller, ApiError> {
-    if token.starts_with(API_KEY_PREFIX) {
-        let found = accounts::api_key_by_hash(&state.db, &hash_token(&token)).await?;
-        let (key, account) = found.ok_or_else(ApiError::unauthenticated)?;
-        return Ok(Caller {
-            account,
-            session_id: format!("{API_KEY_SESSION}{}", key.id),
-            admin_claim: false,
-        });
-    }
-    if let Some(verifier) = &state.jwt
-        && crate::identity::looks_like_jwt(&token)
-    {
-        return external_caller(&state, verifier, &token, &request_id).await;
-    }
-    let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
-    let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
-    Ok(Caller {
-        account,
-        session_id: session.id,
-        admin_claim: false,
-    })
-}
-
 /// How a caller authenticated by an external JWT is marked in `Caller::session_id`.
 pub const JWT_SESSION: &str = "jwt:";
 
@@ -138,104 +95,6 @@ pub const JWT_SESSION: &str = "jwt:";
 pub fn external_account_id(identity: &crate::identity::ExternalIdentity) -> uuid::Uuid {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_2b0e_8d4a_4f7e_9a53_0b7e_2d61_c4a9);
     uuid::Uuid::new_v5(&NAMESPACE, identity.account_key().as_bytes())
-}
-
-async fn external_caller(
-    state: &AppState,
-    verifier: &crate::identity::JwtVerifier,
-    token: &str,
-    request_id: &str,
-) -> Result<Caller, ApiError> {
-    use crate::identity::JwtError;
-    let identity = verifier.verify(token).await.map_err(|e| match e {
-        JwtError::KeysUnavailable(cause) => ApiError::Unavailable(cause),
-        other => ApiError::Unauthorized {
-            code: other.code(),
-            detail: other.to_string(),
-        },
-    })?;
-    let id = external_account_id(&identity).to_string();
-    let account = match accounts::account(&state.db, &id).await? {
-        Some(account) => account,
-        None => {
-            let meta =
-                crate::store::commands::CommandMeta::for_request(request_id, Some(id.clone()));
-            state
-                .run::<threadline_domain::account::Account>(
-                    &id,
-                    threadline_domain::account::AccountCommand::CreateExternal {
-                        issuer: identity.issuer.clone(),
-                        subject: identity.subject.clone(),
-                        email: identity.email.clone(),
-                        name: identity.name.clone(),
-                        anonymous: identity.anonymous,
-                        at: chrono::Utc::now(),
-                    },
-                    &meta,
-                )
-                .await?;
-            accounts::account(&state.db, &id)
-                .await?
-                .ok_or_else(|| ApiError::Unavailable("the new account is not visible yet".into()))?
-        }
-    };
-    Ok(Caller {
-        account,
-        session_id: format!("{JWT_SESSION}{}", identity.subject),
-        admin_claim: identity.admin,
-    })
-}
-
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::Internal("application state missing".into()))
-}
-
-/// The outcome of resolving a request's bearer token, left in the request's extensions by
-/// [`crate::middleware::authenticate`] for the extractors below.
-pub struct Authenticated(pub Result<Caller, ApiError>);
-
-/// The request's caller: what the middleware resolved, or (without the middleware) resolved
-/// now; `None` when the request carries no bearer token.
-fn caller_of(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Option<Caller>, ApiError>> {
-    use actix_web::HttpMessage;
-    if let Some(Authenticated(resolved)) = req.extensions_mut().remove::<Authenticated>() {
-        return Box::pin(std::future::ready(resolved.map(Some)));
-    }
-    let token = bearer(req);
-    let state = app_state(req);
-    let request_id = crate::extract::request_id(req);
-    Box::pin(async move {
-        match token {
-            None => Ok(None),
-            Some(token) => resolve(state?, token, request_id).await.map(Some),
-        }
-    })
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = caller_of(req);
-        Box::pin(async move { caller.await?.ok_or_else(ApiError::unauthenticated) })
-    }
-}
-
-/// A caller who may or may not be signed in. A token that is present must be valid.
-#[derive(Debug, Clone)]
-pub struct MaybeCaller(pub Option<Caller>);
-
-impl FromRequest for MaybeCaller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = caller_of(req);
-        Box::pin(async move { caller.await.map(MaybeCaller) })
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
-//! Billing: webhook signatures, the providers' HTTP APIs (checkout and portal links) and the
-//! mapping of their events to subscription and credit commands.
+//! Billing providers' wire: webhook signatures and their HTTP APIs (checkout and portal links).
+//! What a delivered event does to an account is `services::webhooks`.
 
 pub mod client;
 pub mod signature;
-pub mod webhooks;

@@ -112,7 +112,7 @@ pub struct StartReply {
     pub payer: threadline_domain::generation::Payer,
 }
 
-pub use crate::services::credits::Reservation;
+pub use crate::ledger::Reservation;
 
 impl ChatService {
     /// A service for this node.
@@ -304,7 +304,7 @@ impl ChatService {
         if reservation.charges.is_empty() {
             return;
         }
-        crate::services::credits::close(&self.bus, reservation, generation_id, charge, meta).await;
+        crate::ledger::close(&self.bus, reservation, generation_id, charge, meta).await;
         self.committed();
     }
 
@@ -346,6 +346,48 @@ impl ChatService {
             }
         }
     }
+}
+
+/// The generation streaming in a thread, for resume and for sends: see below.
+/// The generation streaming in `thread` now: from the thread-list projection, or — when that
+/// has not caught up — from the thread's own stream in the log (a reply started and not
+/// finished).
+pub async fn active_generation(
+    db: &Db,
+    thread: &threadline_projections::threads::ThreadRow,
+) -> Result<Option<String>, sqlx::Error> {
+    if let Some(id) = &thread.active_generation_id {
+        // The reply may have ended already (its end is folded before the thread's).
+        let ended = messages::generation(db, id)
+            .await?
+            .is_some_and(|g| g.status != "running");
+        return Ok((!ended).then(|| id.clone()));
+    }
+    active_generation_in_log(db, &thread.id).await
+}
+
+/// The generation streaming in thread `id` according to the thread's own stream in the log (a
+/// reply started and not finished): for when the projections have not caught up.
+pub async fn active_generation_in_log(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+    use threadline_domain::thread::ThreadEvent;
+    let latest =
+        |event_type: &'static str| crate::store::log::latest_payload(db, "Thread", id, event_type);
+    let started: Option<ThreadEvent> = latest("ReplyStarted")
+        .await?
+        .and_then(|p| serde_json::from_value(p).ok());
+    let Some(ThreadEvent::ReplyStarted { generation_id, .. }) = started else {
+        return Ok(None);
+    };
+    let finished: Option<ThreadEvent> = latest("ReplyFinished")
+        .await?
+        .and_then(|p| serde_json::from_value(p).ok());
+    Ok(match finished {
+        Some(ThreadEvent::ReplyFinished {
+            generation_id: done,
+            ..
+        }) if done == generation_id => None,
+        _ => Some(generation_id),
+    })
 }
 
 /// How long the end of a stream waits for the projections to show the finished reply.

@@ -30,7 +30,10 @@ impl PartId {
     /// Parses `"s.k"` (as sent back in `Last-Event-ID`): unsigned numbers, `s` ≥ 1.
     pub fn parse(s: &str) -> Option<Self> {
         let (seq, k) = s.trim().split_once('.')?;
-        let (seq, k) = (crate::feed::unsigned(seq)?, crate::feed::unsigned(k)?);
+        let (seq, k) = (
+            crate::store::log::unsigned(seq)?,
+            crate::store::log::unsigned(k)?,
+        );
         let k = usize::try_from(k).ok().filter(|k| *k <= Self::MAX_INDEX)?;
         (seq >= 1).then_some(Self(seq, k))
     }

@@ -537,14 +537,12 @@ pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &s
         Ok(open) => {
             let charges = open
                 .into_iter()
-                .map(
-                    |(stream_id, meter, amount)| crate::services::credits::Charge {
-                        stream_id,
-                        meter: threadline_domain::plans::Meter::parse(&meter)
-                            .unwrap_or(threadline_domain::plans::Meter::Credits),
-                        amount: amount.max(0) as u64,
-                    },
-                )
+                .map(|(stream_id, meter, amount)| crate::ledger::Charge {
+                    stream_id,
+                    meter: threadline_domain::plans::Meter::parse(&meter)
+                        .unwrap_or(threadline_domain::plans::Meter::Credits),
+                    amount: amount.max(0) as u64,
+                })
                 .collect();
             let reservation = super::Reservation { charges };
             let charged = (last > 1).then_some(None);

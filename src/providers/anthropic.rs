@@ -35,8 +35,9 @@ use reqwest::header::{ACCEPT, HeaderMap};
 use serde::{Deserialize, Serialize};
 
 use super::openai::retry_after_from_headers;
-use super::sse::{SseItem, SseMapper, error_chain, events_from_body};
+use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage};
+use crate::telemetry::error_chain;
 
 /// The public API root, used when no other is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";

@@ -30,10 +30,11 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap};
 use serde::{Deserialize, Serialize};
 
-use super::sse::{SseItem, SseMapper, error_chain, events_from_body};
+use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{
     ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage,
 };
+use crate::telemetry::error_chain;
 
 /// Path of the endpoint, appended to [`OpenAiConfig::base_url`].
 const CHAT_COMPLETIONS_PATH: &str = "/chat/completions";

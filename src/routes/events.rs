@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::feed::parse_cursor;
 use crate::state::AppState;
+use crate::store::log::parse_cursor;
 
 pub async fn handle(
     req: HttpRequest,

@@ -1,6 +1,6 @@
 //! `POST /v1/webhooks/polar` (Standard Webhooks signature) and `POST /v1/webhooks/stripe`
 //! (`stripe-signature`): verified in constant time within a five-minute tolerance, recorded
-//! once per delivery id, applied (see [`crate::billing::webhooks`]).
+//! once per delivery id, applied (see [`crate::services::webhooks`]).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::billing::signature::{self, SignatureError, StandardHeaders};
-use crate::billing::webhooks::{self, Outcome};
 use crate::error::ApiError;
 use crate::extract::{read_body, request_id};
+use crate::services::webhooks::{self, Outcome};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]

@@ -6,7 +6,7 @@
 //! latter.
 
 use chrono::Utc;
-use threadline_domain::account::{self, Account, AccountCommand};
+use threadline_domain::account::{self, Account, AccountCommand, Preferences};
 use threadline_domain::email::{EmailCommand, EmailRegistration};
 use threadline_domain::values::{AccountId, DisplayName, Email, SessionId};
 use threadline_projections::accounts as account_view;
@@ -34,6 +34,19 @@ pub struct IssuedSession {
 pub struct Client {
     pub ip: Option<std::net::IpAddr>,
     pub user_agent: Option<String>,
+}
+
+/// The caller's preferences, or the defaults (the server's default model pinned).
+pub fn preferences_of(state: &AppState, caller: &Caller) -> Preferences {
+    caller
+        .account
+        .preferences
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| Preferences {
+            pinned_models: vec![state.chat.models.default_id().to_owned()],
+            ..Preferences::default()
+        })
 }
 
 /// Creates an anonymous account with a session.

@@ -22,20 +22,7 @@ use crate::state::AppState;
 use crate::store::commands::{CommandBus, CommandError, CommandMeta};
 use crate::store::log::Cursor;
 
-/// One meter's reservation for a reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Charge {
-    /// The `CreditWindow` stream (a window, or a purchased-credit book).
-    pub stream_id: String,
-    pub meter: Meter,
-    pub amount: u64,
-}
-
-/// Everything a reply reserved; settled or released together when it ends.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reservation {
-    pub charges: Vec<Charge>,
-}
+pub use crate::ledger::{Charge, Reservation, close};
 
 /// The caller's tier now: anonymous, pro while a subscription's paid period runs, else free.
 pub fn tier_of(caller: &Caller) -> Tier {
@@ -371,43 +358,6 @@ async fn on_open_book(
     Err(CommandError::Internal(format!(
         "no open purchased-credit book found for {account}"
     )))
-}
-
-/// Ends a reply's reservation: settles it when the reply is charged (`cost_micros` is the
-/// actual cost, when known) or releases it (`None`: nothing was produced).
-pub async fn close(
-    bus: &CommandBus,
-    reservation: &Reservation,
-    generation_id: &str,
-    charge: Option<Option<u64>>,
-    meta: &CommandMeta,
-) {
-    for c in &reservation.charges {
-        let at = Utc::now();
-        let command = match charge {
-            Some(cost) => LedgerCommand::Settle {
-                generation_id: generation_id.to_owned(),
-                amount: match (c.meter, cost) {
-                    (Meter::CostMicros, Some(actual)) => actual,
-                    _ => c.amount,
-                },
-                at,
-            },
-            None => LedgerCommand::Release {
-                generation_id: generation_id.to_owned(),
-                at,
-            },
-        };
-        match bus
-            .execute::<CreditWindow>(&c.stream_id, command, meta)
-            .await
-        {
-            Ok(_) | Err(CommandError::Rejected(LedgerError::NotReserved)) => {}
-            Err(e) => {
-                tracing::error!(error = %e, generation_id, stream = c.stream_id, "cannot close a reservation");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

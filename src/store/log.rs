@@ -25,6 +25,25 @@ const POSTGRES_READ: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggr
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
     ORDER BY tx_id, position LIMIT $3";
 
+/// Formats a cursor as an SSE id.
+pub fn cursor_id(cursor: Cursor) -> String {
+    format!("{}.{}", cursor.0, cursor.1)
+}
+
+/// Parses an SSE id back into a cursor: two unsigned decimal numbers joined by a dot.
+pub fn parse_cursor(s: &str) -> Option<Cursor> {
+    let (tx, pos) = s.trim().split_once('.')?;
+    Some((unsigned(tx)?, unsigned(pos)?))
+}
+
+/// A non-negative decimal number written with digits only (no sign, no spaces).
+pub fn unsigned(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// Up to `limit` events after `after`, in log order.
 pub async fn read_after(
     db: &Db,
@@ -186,6 +205,29 @@ pub async fn latest_payload(
                 .bind(event_type)
                 .fetch_optional(pool)
                 .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(parse_cursor(&cursor_id((7, 42))), Some((7, 42)));
+        for forged in [
+            "x",
+            "0.-5",
+            "-1.5",
+            "+1.5",
+            "1.5.6",
+            "1. 5",
+            "1.",
+            ".5",
+            "0.99999999999999999999",
+        ] {
+            assert_eq!(parse_cursor(forged), None, "{forged}");
         }
     }
 }

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use threadline_domain::values::{DisplayName, Email};
 use validator::Validate;
 
-use crate::auth::MaybeCaller;
 use crate::error::ApiError;
+use crate::extract::MaybeCaller;
 use crate::extract::{ValidJson, request_id};
 use crate::services::accounts;
 use crate::state::AppState;

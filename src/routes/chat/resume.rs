@@ -15,7 +15,7 @@ pub async fn handle(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let thread = owned(&state, &caller, &path).await?;
-    let active = super::active_generation(&state, &thread).await?;
+    let active = crate::chat::active_generation(&state.db, &thread).await?;
     let Some(generation_id) = active else {
         return Ok(HttpResponse::NoContent().finish());
     };

@@ -5,11 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::request_id;
-use crate::services::chat::{self, ChatBody};
+use crate::services::chat;
 use crate::state::AppState;
 
-/// Largest chat body: the AI SDK sends the whole conversation each time.
-pub const CHAT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+use super::body::{CHAT_BODY_LIMIT, ChatBody};
 
 pub async fn handle(
     req: HttpRequest,
@@ -19,8 +18,8 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let received = std::time::Instant::now();
     let bytes = crate::extract::read_body(payload, CHAT_BODY_LIMIT).await?;
-    let body = ChatBody::parse(&req, &bytes)?;
-    let generation_id = chat::send(&state, &caller, body, &request_id(&req), received).await?;
+    let request = ChatBody::parse(&req, &bytes)?.into_request()?;
+    let generation_id = chat::send(&state, &caller, request, &request_id(&req), received).await?;
     let mut response = super::reply_stream(&state, &caller, generation_id, None);
     // Threadline's own time before the reply starts streaming; the whole reply's overhead
     // (total minus provider wait) is the `threadline_reply_overhead_seconds` metric.

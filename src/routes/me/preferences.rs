@@ -3,31 +3,19 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
-use threadline_domain::account::{Account, AccountCommand, Preferences, limits};
+use threadline_domain::account::{Account, AccountCommand, limits};
 use threadline_domain::values::{check_line, check_prose};
 use validator::Validate;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ValidJson, request_id};
+use crate::services::accounts::preferences_of;
 use crate::state::AppState;
 use crate::store::commands::CommandMeta;
 
-/// The caller's preferences, or the defaults (the server's default model pinned).
-pub fn current(state: &AppState, caller: &Caller) -> Preferences {
-    caller
-        .account
-        .preferences
-        .as_deref()
-        .and_then(|json| serde_json::from_str(json).ok())
-        .unwrap_or_else(|| Preferences {
-            pinned_models: vec![state.chat.models.default_id().to_owned()],
-            ..Preferences::default()
-        })
-}
-
 pub async fn get(state: web::Data<AppState>, caller: Caller) -> HttpResponse {
-    HttpResponse::Ok().json(current(&state, &caller))
+    HttpResponse::Ok().json(preferences_of(&state, &caller))
 }
 
 /// A partial update: absent fields stay; `null` clears an optional text.
@@ -144,7 +132,7 @@ pub async fn patch(
     for (field, model) in body.models() {
         known_model(&state, field, model).await?;
     }
-    let mut prefs = current(&state, &caller);
+    let mut prefs = preferences_of(&state, &caller);
     let set = |field: &mut Option<String>, value: Option<Option<String>>| {
         if let Some(value) = value {
             *field = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());

@@ -7,7 +7,7 @@ use threadline_projections::catalog;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::services::chat::tier_of;
+use crate::services::credits::tier_of;
 use crate::state::AppState;
 
 /// A model as offered to a caller.

@@ -1,14 +1,16 @@
 //! `GET /v1/threads/{id}`: one thread with its messages.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
+use serde_json::Value;
 
 use threadline_projections::messages;
 
 use super::{ThreadJson, owned};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::services::chat::ui_message;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
@@ -38,4 +40,61 @@ pub async fn handle(
         thread: thread.into(),
         messages: out,
     }))
+}
+
+/// A message of a thread's current path as the API returns it: the AI SDK's `UIMessage` shape
+/// (`id`, `role`, `parts`) plus `metadata` with the tree and reply details.
+pub fn ui_message(
+    p: &messages::PathMessage,
+    generation: Option<&messages::GenerationRow>,
+) -> Value {
+    let m = &p.message;
+    let mut parts = Vec::new();
+    if m.role == "assistant" {
+        parts.push(serde_json::json!({"type": "step-start"}));
+        if !m.reasoning.is_empty() {
+            parts.push(
+                serde_json::json!({"type": "reasoning", "text": m.reasoning, "state": "done"}),
+            );
+        }
+        if !m.text.is_empty() {
+            parts.push(serde_json::json!({"type": "text", "text": m.text, "state": "done"}));
+        }
+    } else {
+        parts.push(serde_json::json!({"type": "text", "text": m.text}));
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("parent_id", serde_json::json!(m.parent_id));
+    metadata.insert("sibling_ids", serde_json::json!(p.sibling_ids));
+    metadata.insert(
+        "created_at",
+        serde_json::json!(threadline_projections::rfc3339(m.created_at)),
+    );
+    metadata.insert("status", serde_json::json!(m.status));
+    if m.role == "assistant" {
+        metadata.insert("model", serde_json::json!(m.model));
+        metadata.insert("generation_id", serde_json::json!(m.generation_id));
+        if let Some(g) = generation {
+            metadata.insert("finish_reason", serde_json::json!(g.finish_reason));
+            metadata.insert("error", serde_json::json!(g.error));
+            if let (Some(input), Some(output), Some(reasoning), Some(cached)) = (
+                g.input_tokens,
+                g.output_tokens,
+                g.reasoning_tokens,
+                g.cached_input_tokens,
+            ) {
+                metadata.insert(
+                    "usage",
+                    serde_json::json!({
+                        "input_tokens": input,
+                        "output_tokens": output,
+                        "reasoning_tokens": reasoning,
+                        "cached_input_tokens": cached,
+                    }),
+                );
+                metadata.insert("cost_micros", serde_json::json!(g.cost_micros));
+            }
+        }
+    }
+    serde_json::json!({"id": m.id, "role": m.role, "parts": parts, "metadata": metadata})
 }

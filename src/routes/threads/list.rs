@@ -77,7 +77,7 @@ fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (at, id) = text.split_once('.').ok_or_else(invalid)?;
-    let at = crate::feed::unsigned(at).ok_or_else(invalid)?;
+    let at = crate::store::log::unsigned(at).ok_or_else(invalid)?;
     let id = threadline_domain::values::ThreadId::parse(id).map_err(|_| invalid())?;
     Ok((at, id.as_str().to_owned()))
 }

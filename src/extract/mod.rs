@@ -1,5 +1,9 @@
-//! Request extractors: validated JSON bodies, query strings and paths whose failures are
-//! problem+json, and the request id.
+//! Request extractors: the caller ([`caller`]), validated JSON bodies, query strings and
+//! paths whose failures are problem+json, whole bodies, the client's address and the request id.
+
+pub mod caller;
+
+pub use caller::MaybeCaller;
 
 use std::collections::BTreeMap;
 
@@ -55,7 +59,7 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
 pub fn body_error(e: &actix_web::error::PayloadError) -> ApiError {
     use actix_web::error::PayloadError;
     match e {
-        e if crate::middleware::is_timeout(e) => ApiError::RequestTimeout,
+        e if is_timeout(e) => ApiError::RequestTimeout,
         PayloadError::Overflow => {
             ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
         }
@@ -188,4 +192,18 @@ pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net
         }
     }
     Some(client)
+}
+
+/// The error a body stream ends with when its deadline passed (see
+/// [`crate::middleware::body_deadline`]).
+pub fn timed_out() -> actix_web::error::PayloadError {
+    actix_web::error::PayloadError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the request body did not arrive in time",
+    ))
+}
+
+/// Whether a body error is the deadline's (the request is then a 408).
+pub fn is_timeout(e: &actix_web::error::PayloadError) -> bool {
+    matches!(e, actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }

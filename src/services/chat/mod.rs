@@ -1,0 +1,328 @@
+//! Sending a message: the thread's turn, the credits, the message tree and the start of the
+//! reply.
+//!
+//! # Layout
+//! - [`send`] (here): the use case, from a checked [`SendMessage`] to a running reply.
+//! - [`access`]: the model a request names, with its access rule.
+//! - [`tree`]: the message tree rules and the context sent to the model (pure functions).
+
+pub mod access;
+pub mod tree;
+
+use chrono::Utc;
+use threadline_domain::thread::{Thread, ThreadCommand, ThreadError, ThreadEvent};
+use threadline_domain::values::{AccountId, MessageId, ThreadId};
+use threadline_projections::messages::{self, MessageRow};
+use threadline_projections::threads;
+
+use crate::auth::Caller;
+use crate::chat::{Reservation, StartReply};
+use crate::error::ApiError;
+use crate::providers::ChatMessage;
+use crate::services::credits;
+use crate::state::AppState;
+use crate::store::commands::CommandMeta;
+use access::resolve_model;
+use tree::{UserTurn, context_for, new_message_id, plan_user_message, regenerate_target};
+
+/// A checked send: the thread, the model (the server's default when `None`) and what to do.
+#[derive(Debug, Clone)]
+pub struct SendMessage {
+    pub thread_id: ThreadId,
+    pub model: Option<String>,
+    pub intent: Intent,
+}
+
+/// What a send asks for.
+#[derive(Debug, Clone)]
+pub enum Intent {
+    /// Send a user message (with the client's id for it, if any).
+    Submit {
+        client_id: Option<MessageId>,
+        text: String,
+    },
+    /// A new reply to the user message of `message_id` (of the newest assistant message when
+    /// `None`).
+    Regenerate { message_id: Option<MessageId> },
+}
+
+/// Posts the message (or picks the reply to regenerate), starts the reply and returns its
+/// generation id.
+///
+/// Sends on one thread take turns on this node (see [`crate::chat::ChatService::turns`]): the
+/// thread is checked, credits reserved and the reply started while holding the thread's turn,
+/// so a send that is refused never holds credits another request could have used, and never
+/// leaves its message behind (the message and the reply start are one command).
+pub async fn send(
+    state: &AppState,
+    caller: &Caller,
+    request: SendMessage,
+    request_id: &str,
+    received: std::time::Instant,
+) -> Result<String, ApiError> {
+    let SendMessage {
+        thread_id,
+        model,
+        intent,
+    } = request;
+    let model_id = model.unwrap_or_else(|| state.chat.models.default_id().to_owned());
+    let model = resolve_model(state, caller, &model_id).await?;
+    let generation_id = uuid::Uuid::now_v7().to_string();
+    let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
+
+    let turn = state.chat.turns.lock(thread_id.as_str().to_owned()).await;
+    let (title, new_thread) = match find_thread(state, caller, &thread_id).await? {
+        Found::Existing {
+            active: Some(_), ..
+        } => return Err(ThreadError::ReplyInProgress.into()),
+        Found::Existing {
+            title,
+            active: None,
+        } => (title, false),
+        Found::New => (None, true),
+    };
+    // No waits for projections on the way to the first token: the context is built from the
+    // messages read here plus what this request posts. The end of the stream waits instead.
+    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
+    let turn_plan = match intent {
+        Intent::Regenerate { message_id } => {
+            let (id, text) = regenerate_target(&all, message_id.as_ref().map(MessageId::as_str))?;
+            UserTurn {
+                id,
+                text,
+                new: None,
+            }
+        }
+        Intent::Submit { client_id, text } => {
+            plan_user_message(&all, client_id.map(|id| id.as_str().to_owned()), text)
+        }
+    };
+    let estimate = estimated_prompt_cost(&model, &turn_plan.text);
+    let reservation = credits::reserve_reply(
+        state,
+        caller,
+        &generation_id,
+        u64::from(model.credits),
+        estimate,
+        &meta,
+    )
+    .await?;
+    let request = Outgoing {
+        thread_id,
+        model,
+        turn: turn_plan,
+        new_thread,
+        first_exchange: all.is_empty() && title.is_none(),
+        generation_id: generation_id.clone(),
+        reservation: reservation.clone(),
+        received,
+    };
+    let result = start_reply(state, caller, &all, request, &meta).await;
+    drop(turn);
+    match result {
+        Ok(cursor) => {
+            // Read-your-writes for what follows (a stop, a resume, the thread view). The reply
+            // is already running: this wait overlaps the provider's time to first token.
+            state.settle(cursor).await;
+            Ok(generation_id)
+        }
+        Err(e) => {
+            // Nothing was started: the credits go back.
+            state
+                .chat
+                .close_reservation(&reservation, &generation_id, None, &meta)
+                .await;
+            Err(e)
+        }
+    }
+}
+
+/// A checked request, ready to start.
+struct Outgoing {
+    thread_id: ThreadId,
+    model: crate::chat::models::Model,
+    turn: UserTurn,
+    /// The thread does not exist yet: it is created just before the reply starts.
+    new_thread: bool,
+    /// The thread's title is generated after this reply.
+    first_exchange: bool,
+    generation_id: String,
+    reservation: Reservation,
+    received: std::time::Instant,
+}
+
+async fn start_reply(
+    state: &AppState,
+    caller: &Caller,
+    all: &[MessageRow],
+    request: Outgoing,
+    meta: &CommandMeta,
+) -> Result<Option<crate::store::log::Cursor>, ApiError> {
+    let Outgoing {
+        thread_id,
+        model,
+        turn,
+        new_thread,
+        first_exchange,
+        generation_id,
+        reservation,
+        received,
+    } = request;
+    if new_thread {
+        create_thread(state, caller, &thread_id, meta).await?;
+    }
+    let reply_id = new_message_id();
+    let posted_under = turn.new.as_ref().map(|m| m.parent_id.clone());
+    let cursor = state
+        .send::<Thread>(
+            thread_id.as_str(),
+            ThreadCommand::StartReply {
+                generation_id: generation_id.clone(),
+                message_id: reply_id.clone(),
+                parent_id: turn.id.clone(),
+                model: model.id.clone(),
+                user_message: turn.new,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await?;
+    let mut context = context_for(all, &turn.id, &turn.text, posted_under);
+    if let Some(system) = system_prompt(&crate::services::accounts::preferences_of(state, caller)) {
+        context.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: system,
+            },
+        );
+    }
+    state
+        .chat
+        .start(StartReply {
+            generation_id,
+            thread_id: thread_id.as_str().to_owned(),
+            message_id: reply_id,
+            parent_id: turn.id,
+            model,
+            context,
+            needs_title: first_exchange,
+            first_user_text: turn.text,
+            meta: meta.clone(),
+            received,
+            reservation,
+            payer: threadline_domain::generation::Payer {
+                account_id: caller.id().to_owned(),
+                tier: credits::tier_of(caller),
+            },
+        })
+        .await?;
+    Ok(cursor)
+}
+
+/// A lower bound of a reply's cost for the cost budget's reservation: the new message at the
+/// model's input price (about four characters a token). The reply settles at its actual cost.
+fn estimated_prompt_cost(model: &crate::chat::models::Model, text: &str) -> u64 {
+    model.prices.cost_micros(
+        (text.len() / 4) as u64,
+        0,
+        0,
+        0,
+        model.provider.usage_counting(),
+    )
+}
+
+/// The system prompt from the user's preferences (none when they set nothing).
+fn system_prompt(prefs: &threadline_domain::account::Preferences) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(nickname) = &prefs.nickname {
+        parts.push(format!("The user's name is {nickname}."));
+    }
+    if let Some(bio) = &prefs.biography {
+        parts.push(format!("About the user: {bio}"));
+    }
+    if let Some(instructions) = &prefs.custom_instructions {
+        parts.push(instructions.clone());
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// The caller's thread as a send finds it.
+enum Found {
+    Existing {
+        title: Option<String>,
+        /// The generation streaming in it now.
+        active: Option<String>,
+    },
+    /// No thread has this id yet: the send creates it.
+    New,
+}
+
+/// The caller's thread `id`. Another account's thread, or a deleted one, is a 404: it is
+/// indistinguishable from missing.
+async fn find_thread(state: &AppState, caller: &Caller, id: &ThreadId) -> Result<Found, ApiError> {
+    if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
+        let active = crate::chat::active_generation(&state.db, &thread).await?;
+        return Ok(Found::Existing {
+            title: thread.title,
+            active,
+        });
+    }
+    // Not in the projections: new, or created a moment ago by a send that took its turn
+    // before this one (the thread's own stream in the log tells).
+    use crate::store::log::latest_payload;
+    let created = latest_payload(&state.db, "Thread", id.as_str(), "ThreadCreated").await?;
+    let Some(created) = created else {
+        return Ok(Found::New);
+    };
+    let deleted = latest_payload(&state.db, "Thread", id.as_str(), "ThreadDeleted")
+        .await?
+        .is_some();
+    match serde_json::from_value(created) {
+        Ok(ThreadEvent::ThreadCreated { owner, title, .. })
+            if !deleted && owner.to_string() == caller.id() =>
+        {
+            let active = crate::chat::active_generation_in_log(&state.db, id.as_str()).await?;
+            Ok(Found::Existing {
+                title: title.map(|t| t.as_str().to_owned()),
+                active,
+            })
+        }
+        _ => Err(ApiError::NotFound("thread")),
+    }
+}
+
+/// Creates the caller's new thread `id`. When another node created it first, the send goes
+/// on if it is the caller's and idle.
+async fn create_thread(
+    state: &AppState,
+    caller: &Caller,
+    id: &ThreadId,
+    meta: &CommandMeta,
+) -> Result<(), ApiError> {
+    let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let created = state
+        .send::<Thread>(
+            id.as_str(),
+            ThreadCommand::Create {
+                owner,
+                title: None,
+                at: Utc::now(),
+            },
+            meta,
+        )
+        .await;
+    match created {
+        Err(ApiError::Conflict {
+            code: "thread_exists",
+            ..
+        }) => match find_thread(state, caller, id).await? {
+            Found::Existing { active: None, .. } => Ok(()),
+            Found::Existing {
+                active: Some(_), ..
+            } => Err(ThreadError::ReplyInProgress.into()),
+            Found::New => Err(ApiError::NotFound("thread")),
+        },
+        other => other.map(drop),
+    }
+}
