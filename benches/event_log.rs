@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use threadline::projector::Projector;
-use threadline::store::commands::{CommandBus, CommandMeta};
+use threadline::store::bus::{CommandBus, CommandMeta};
 use threadline::store::{self, log};
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadEvent, TitleSource};
 use threadline_domain::values::{AccountId, Title};

@@ -11,7 +11,7 @@ use threadline_domain::account::AccountError;
 use threadline_domain::email::EmailError;
 use threadline_domain::thread::ThreadError;
 
-use crate::store::commands::CommandError;
+use crate::store::bus::CommandError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use chrono::Utc;
 use threadline_domain::ledger::{CreditWindow, LedgerCommand, LedgerError};
 use threadline_domain::plans::Meter;
 
-use crate::store::commands::{CommandBus, CommandError, CommandMeta};
+use crate::store::bus::{CommandBus, CommandError, CommandMeta};
 
 /// One meter's reservation for a reply.
 #[derive(Debug, Clone, PartialEq)]

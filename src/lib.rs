@@ -12,13 +12,12 @@
 //! - [`reports`]: admin usage reports and ledger statements (API and CLI).
 //! - [`billing`]: webhook signatures, checkout and portal links; [`identity`]: external JWTs.
 //! - [`auth`], [`extract`], [`middleware`], [`error`]: request plumbing.
-//! - [`cli`], [`commands`]: the command line.
+//! - [`cli`]: the command line, one file per subcommand.
 
 pub mod auth;
 pub mod billing;
 pub mod chat;
 pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -12,12 +12,12 @@ use threadline_projections::Db;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::chat::models::Models;
 use crate::chat::{ChatService, Signals};
 use crate::config::Settings;
 use crate::projector::Projector;
+use crate::providers::registry::ProviderRegistry;
 use crate::state::AppState;
-use crate::store::{self, StoreError, commands::CommandBus};
+use crate::store::{self, StoreError, bus::CommandBus};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +64,12 @@ impl Application {
             bus.clone(),
             projector.clone(),
             match &settings.provider_env {
-                Some(vars) => Models::from_lookup(
+                Some(vars) => ProviderRegistry::from_lookup(
                     settings.echo_delay,
                     |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
                     None,
                 ),
-                None => Models::from_env(settings.echo_delay),
+                None => ProviderRegistry::from_env(settings.echo_delay),
             },
             signals.clone(),
         );
@@ -252,7 +252,7 @@ async fn seed_catalog(db: &Db, bus: &CommandBus) -> Result<(), StartupError> {
     {
         return Ok(());
     }
-    let meta = crate::store::commands::CommandMeta::system();
+    let meta = crate::store::bus::CommandMeta::system();
     for (id, spec) in default_catalog() {
         bus.execute::<CatalogModel>(
             id,

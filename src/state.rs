@@ -8,7 +8,7 @@ use threadline_projections::Db;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::projector::Projector;
-use crate::store::commands::{CommandBus, CommandMeta, Routed};
+use crate::store::bus::{CommandBus, CommandMeta, Routed};
 use crate::store::log::Cursor;
 
 /// How long a command's caller waits for the projections to show its write.

@@ -7,10 +7,8 @@
 //! - [`writer`]: the task that runs one generation (provider → durable chunks → clients).
 //! - [`reader`]: the SSE stream of a generation (backlog from the log, then live).
 //! - [`render`]: generation events → AI SDK UI message stream parts.
-//! - [`models`]: which models exist and who serves them.
 
 pub mod appender;
-pub mod models;
 pub mod reader;
 pub mod render;
 pub mod writer;
@@ -26,9 +24,9 @@ use threadline_projections::Db;
 use threadline_projections::messages;
 use tokio::sync::{broadcast, watch};
 
-use crate::store::commands::{CommandBus, CommandMeta};
+use crate::providers::registry::{self, ProviderRegistry};
+use crate::store::bus::{CommandBus, CommandMeta};
 use appender::Appender;
-use models::Models;
 
 /// Events of a running generation as committed: `(sequence, event)`, with the commit's time.
 pub struct Batch {
@@ -78,7 +76,7 @@ pub struct ChatService {
     pub db: Db,
     pub bus: CommandBus,
     pub projector: crate::projector::Projector,
-    pub models: Models,
+    pub registry: ProviderRegistry,
     pub node_id: String,
     pub signals: Signals,
     pub metrics: crate::metrics::Metrics,
@@ -97,7 +95,7 @@ pub struct StartReply {
     pub thread_id: String,
     pub message_id: String,
     pub parent_id: String,
-    pub model: models::Model,
+    pub model: registry::Model,
     pub context: Vec<crate::providers::ChatMessage>,
     /// The thread's title is generated after this reply when it has none.
     pub needs_title: bool,
@@ -120,7 +118,7 @@ impl ChatService {
         db: Db,
         bus: CommandBus,
         projector: crate::projector::Projector,
-        models: Models,
+        registry: ProviderRegistry,
         signals: Signals,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -128,7 +126,7 @@ impl ChatService {
             appender: Appender::start(db.clone()),
             db,
             bus,
-            models,
+            registry,
             node_id: uuid::Uuid::now_v7().to_string(),
             signals,
             metrics: crate::metrics::Metrics::default(),

@@ -17,7 +17,7 @@ use threadline_domain::values::Title;
 
 use super::{Batch, ChatService, Committed, LiveGeneration, StartReply};
 use crate::providers::{ChatMessage, ChatRequest, ProviderError, ProviderEvent, ProviderStream};
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 
 /// Attempts at a provider call that fails before its first token.
 const PROVIDER_ATTEMPTS: u32 = 3;
@@ -448,7 +448,7 @@ async fn generate_title(service: &ChatService, first_message: &str) -> String {
         .await
         .ok()
         .flatten();
-    let Some(model) = spec.and_then(|spec| service.models.from_catalog(&id, &spec)) else {
+    let Some(model) = spec.and_then(|spec| service.registry.from_catalog(&id, &spec)) else {
         return fallback;
     };
     let request = ChatRequest {

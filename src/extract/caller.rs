@@ -71,8 +71,7 @@ async fn external_caller(
     let account = match accounts::account(&state.db, &id).await? {
         Some(account) => account,
         None => {
-            let meta =
-                crate::store::commands::CommandMeta::for_request(request_id, Some(id.clone()));
+            let meta = crate::store::bus::CommandMeta::for_request(request_id, Some(id.clone()));
             state
                 .run::<threadline_domain::account::Account>(
                     &id,

@@ -9,11 +9,14 @@
 //! - [`anthropic`]: Anthropic Messages.
 //! - [`gemini`]: Google Gemini `streamGenerateContent`.
 //! - [`sse`]: a small incremental Server-Sent Events decoder shared by adapters.
+//! - [`registry`]: which providers have credentials, and how a catalog entry becomes a
+//!   callable [`registry::Model`].
 
 pub mod anthropic;
 pub mod echo;
 pub mod gemini;
 pub mod openai;
+pub mod registry;
 pub mod sse;
 
 use std::pin::Pin;

@@ -5,7 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod chat;
-pub mod events;
+pub mod feed;
 pub mod generations;
 pub mod health;
 pub mod me;
@@ -54,7 +54,7 @@ routes! {
     "/v1/chat" => { post: chat::send::handle },
     "/v1/chat/{id}/stream" => { get: chat::resume::handle },
     "/v1/chat/{id}/stop" => { post: chat::stop::handle },
-    "/v1/events" => { get: events::handle },
+    "/v1/events" => { get: feed::handle },
     "/v1/generations/{id}/events" => { get: generations::events::handle },
     "/v1/models" => { get: models::list },
     "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },

@@ -15,7 +15,7 @@ use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::services::credits;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 use crate::store::log::Cursor;
 
 /// A session just issued: the only moment its token is visible.
@@ -44,7 +44,7 @@ pub fn preferences_of(state: &AppState, caller: &Caller) -> Preferences {
         .as_deref()
         .and_then(|json| serde_json::from_str(json).ok())
         .unwrap_or_else(|| Preferences {
-            pinned_models: vec![state.chat.models.default_id().to_owned()],
+            pinned_models: vec![state.chat.registry.default_id().to_owned()],
             ..Preferences::default()
         })
 }

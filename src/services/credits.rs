@@ -19,7 +19,7 @@ use threadline_projections::usage;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::commands::{CommandBus, CommandError, CommandMeta};
+use crate::store::bus::{CommandBus, CommandError, CommandMeta};
 use crate::store::log::Cursor;
 
 pub use crate::ledger::{Charge, Reservation, close};
@@ -369,10 +369,10 @@ mod tests {
     use threadline_domain::values::AccountId;
 
     use super::*;
-    use crate::chat::models::Models;
     use crate::chat::{ChatService, Signals};
     use crate::config::Settings;
     use crate::projector::Projector;
+    use crate::providers::registry::ProviderRegistry;
 
     /// The state a server would hold, on SQLite in `dir`, without the HTTP part.
     async fn state(dir: &std::path::Path) -> AppState {
@@ -385,7 +385,7 @@ mod tests {
             db.clone(),
             bus.clone(),
             projector.clone(),
-            Models::from_lookup(Duration::ZERO, |_| None, None),
+            ProviderRegistry::from_lookup(Duration::ZERO, |_| None, None),
             Signals::default(),
         );
         AppState {

@@ -13,7 +13,7 @@ use threadline_domain::values::AccountId;
 use crate::error::ApiError;
 use crate::services::credits;
 use crate::state::AppState;
-use crate::store::commands::{CommandError, CommandMeta};
+use crate::store::bus::{CommandError, CommandMeta};
 
 /// What a delivery did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -4,10 +4,10 @@
 //! # Layout
 //! - [`connect`] and [`migrate`] (here): pools and schema for either backend.
 //! - [`log`]: the global log as projections and the CLI read it.
-//! - [`commands`]: the command bus (load, decide, append; conflict retry; read-your-writes).
+//! - [`bus`]: the command bus (load, decide, append; conflict retry; read-your-writes).
 
+pub mod bus;
 pub mod cached;
-pub mod commands;
 pub mod log;
 
 use std::path::Path;

@@ -54,7 +54,7 @@ async fn concurrent_updates_of_one_thread_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_in_two_processes_racing_on_one_stream_retry_and_all_land() {
-    use threadline::store::commands::{CommandBus, CommandMeta};
+    use threadline::store::bus::{CommandBus, CommandMeta};
     use threadline_domain::thread::{Thread, ThreadCommand, TitleSource};
     use threadline_domain::values::{AccountId, Title};
 

@@ -13,7 +13,7 @@ use crate::extract::{ValidJson, request_id};
 use crate::reports;
 use crate::services::credits;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 
 async fn existing(state: &AppState, id: &str) -> Result<(), ApiError> {
     match accounts::account(&state.db, id).await? {

@@ -11,7 +11,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::request_id;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 
 #[derive(Debug, Serialize)]
 pub struct CatalogEntry {

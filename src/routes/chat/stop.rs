@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::extract::request_id;
 use crate::routes::threads::owned;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 use crate::store::log;
 
 pub async fn handle(

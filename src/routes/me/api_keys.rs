@@ -14,7 +14,7 @@ use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::extract::{ValidJson, request_id};
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 
 #[derive(Debug, Deserialize, Validate)]
 pub struct CreateKey {

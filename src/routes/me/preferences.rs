@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::extract::{ValidJson, request_id};
 use crate::services::accounts::preferences_of;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 
 pub async fn get(state: web::Data<AppState>, caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(preferences_of(&state, &caller))
@@ -103,7 +103,7 @@ async fn known_model(state: &AppState, field: &str, id: &str) -> Result<(), ApiE
     if threadline_projections::catalog::get(&state.db, id)
         .await?
         .is_some()
-        || (state.settings.allow_direct_models && state.chat.models.direct(id).is_some())
+        || (state.settings.allow_direct_models && state.chat.registry.direct(id).is_some())
     {
         return Ok(());
     }

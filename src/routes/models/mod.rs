@@ -34,7 +34,7 @@ pub struct ModelList {
 
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let tier = tier_of(&caller);
-    let models = &state.chat.models;
+    let models = &state.chat.registry;
     let data = catalog::all(&state.db)
         .await?
         .into_iter()

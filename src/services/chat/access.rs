@@ -13,11 +13,11 @@ pub async fn resolve_model(
     state: &AppState,
     caller: &Caller,
     id: &str,
-) -> Result<crate::chat::models::Model, ApiError> {
+) -> Result<crate::providers::registry::Model, ApiError> {
     let unknown = || ApiError::invalid_field("model", format!("unknown model {id:?}"));
     let Some(spec) = catalog::get(&state.db, id).await? else {
         return match state.settings.allow_direct_models {
-            true => state.chat.models.direct(id).ok_or_else(unknown),
+            true => state.chat.registry.direct(id).ok_or_else(unknown),
             false => Err(unknown()),
         };
     };
@@ -45,7 +45,7 @@ pub async fn resolve_model(
             },
         });
     }
-    state.chat.models.from_catalog(id, &spec).ok_or_else(|| {
+    state.chat.registry.from_catalog(id, &spec).ok_or_else(|| {
         ApiError::invalid_field(
             "model",
             format!("model {id:?} is not available: its provider is not configured"),

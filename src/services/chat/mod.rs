@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::providers::ChatMessage;
 use crate::services::credits;
 use crate::state::AppState;
-use crate::store::commands::CommandMeta;
+use crate::store::bus::CommandMeta;
 use access::resolve_model;
 use tree::{UserTurn, context_for, new_message_id, plan_user_message, regenerate_target};
 
@@ -65,7 +65,7 @@ pub async fn send(
         model,
         intent,
     } = request;
-    let model_id = model.unwrap_or_else(|| state.chat.models.default_id().to_owned());
+    let model_id = model.unwrap_or_else(|| state.chat.registry.default_id().to_owned());
     let model = resolve_model(state, caller, &model_id).await?;
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
@@ -140,7 +140,7 @@ pub async fn send(
 /// A checked request, ready to start.
 struct Outgoing {
     thread_id: ThreadId,
-    model: crate::chat::models::Model,
+    model: crate::providers::registry::Model,
     turn: UserTurn,
     /// The thread does not exist yet: it is created just before the reply starts.
     new_thread: bool,
@@ -222,7 +222,7 @@ async fn start_reply(
 
 /// A lower bound of a reply's cost for the cost budget's reservation: the new message at the
 /// model's input price (about four characters a token). The reply settles at its actual cost.
-fn estimated_prompt_cost(model: &crate::chat::models::Model, text: &str) -> u64 {
+fn estimated_prompt_cost(model: &crate::providers::registry::Model, text: &str) -> u64 {
     model.prices.cost_micros(
         (text.len() / 4) as u64,
         0,

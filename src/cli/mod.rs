@@ -1,4 +1,14 @@
-//! The command line (clap structs only; each command's code is in `commands/`).
+//! The command line: the clap structs here, and each subcommand's code in its own file.
+//!
+//! # Layout
+//! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`]: one file per command.
+//! - [`run`] (here): dispatches a parsed command line.
+
+pub mod audit;
+pub mod migrate;
+pub mod projections;
+pub mod report;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -211,6 +221,22 @@ pub struct JwtArgs {
     /// A claim whose value `admin` grants the admin role (e.g. `role`).
     #[arg(long, env = "THREADLINE_JWT_ADMIN_CLAIM")]
     pub jwt_admin_claim: Option<String>,
+}
+
+/// Runs the command `cli` names (serving when it names none).
+pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let storage = cli.storage;
+    match cli.command {
+        None => serve::run(storage, ServeArgs::from_env()).await,
+        Some(Command::Serve(args)) => serve::run(storage, *args).await,
+        Some(Command::Migrate) => migrate::run(storage).await,
+        Some(Command::MockUpstream { bind }) => {
+            crate::mock_upstream::run(&bind).await.map_err(Into::into)
+        }
+        Some(Command::Projections { command }) => projections::run(storage, command).await,
+        Some(Command::Report { command }) => report::run(storage, command).await,
+        Some(Command::Audit { command }) => audit::run(storage, command).await,
+    }
 }
 
 #[derive(Debug, Parser)]

@@ -65,12 +65,12 @@ const OPENAI_COMPATIBLE: &[(&str, &str, &str, &str)] = &[
 
 /// The providers of this server.
 #[derive(Debug, Clone)]
-pub struct Models {
+pub struct ProviderRegistry {
     providers: Vec<Provider>,
     default: String,
 }
 
-impl Models {
+impl ProviderRegistry {
     /// Reads provider keys and base URLs from the environment. `echo_delay` paces `echo`.
     pub fn from_env(echo_delay: Duration) -> Self {
         let vars: Vec<(String, String)> = std::env::vars().collect();
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn without_keys_only_echo_is_callable_and_is_the_default() {
-        let models = Models::from_lookup(Duration::ZERO, lookup(&[]), None);
+        let models = ProviderRegistry::from_lookup(Duration::ZERO, lookup(&[]), None);
         assert_eq!(models.default_id(), "echo");
         let catalog = threadline_domain::catalog::default_catalog();
         let callable: Vec<&str> = catalog
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_configured_provider_makes_its_catalog_models_callable() {
-        let models = Models::from_lookup(
+        let models = ProviderRegistry::from_lookup(
             Duration::ZERO,
             lookup(&[
                 ("OPENAI_API_KEY", "k"),

@@ -1,6 +1,6 @@
 //! `threadline migrate`.
 
-use crate::cli::StorageArgs;
+use super::StorageArgs;
 use crate::store;
 
 /// Applies pending migrations and reports them.

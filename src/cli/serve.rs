@@ -1,6 +1,6 @@
 //! `threadline serve`.
 
-use crate::cli::{ServeArgs, StorageArgs};
+use super::{ServeArgs, StorageArgs};
 use crate::config::Settings;
 use crate::startup::Application;
 

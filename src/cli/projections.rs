@@ -1,6 +1,6 @@
 //! `threadline projections status|rebuild [NAME]`.
 
-use crate::cli::{ProjectionsCommand, StorageArgs};
+use super::{ProjectionsCommand, StorageArgs};
 use crate::projector::{Projector, rebuild};
 use crate::store::{self, log};
 

@@ -1,12 +1,13 @@
-//! `threadline report usage …` and `threadline audit account <id>`: the admin reports, printed.
-//! The projections are brought up to date with the log first.
+//! `threadline report usage …`: the admin usage report, printed. The projections are brought
+//! up to date with the log first.
 
-use crate::cli::{AuditCommand, Format, ReportCommand, StorageArgs};
+use super::{Format, ReportCommand, StorageArgs};
 use crate::projector::Projector;
 use crate::reports::{self, UsageQuery};
 use crate::store;
 
-async fn open(
+/// The database with its projections caught up with the log.
+pub(super) async fn open(
     storage: &StorageArgs,
 ) -> Result<threadline_projections::Db, Box<dyn std::error::Error>> {
     let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
@@ -18,7 +19,7 @@ async fn open(
 }
 
 /// Runs a report subcommand.
-pub async fn report(
+pub async fn run(
     storage: StorageArgs,
     command: ReportCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -38,30 +39,6 @@ pub async fn report(
         Format::Table => print!("{}", report.to_table()),
         Format::Csv => print!("{}", report.to_csv()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
-    Ok(())
-}
-
-/// Runs an audit subcommand.
-pub async fn audit(
-    storage: StorageArgs,
-    command: AuditCommand,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let AuditCommand::Account { id, format } = command;
-    let db = open(&storage).await?;
-    if threadline_projections::accounts::account(&db, &id)
-        .await?
-        .is_none()
-    {
-        return Err(format!("no account {id}").into());
-    }
-    let statement = reports::statement(&db, &id)
-        .await
-        .map_err(|e| reports::describe(&e))?;
-    match format {
-        Format::Table => print!("{}", statement.to_table()),
-        Format::Csv => print!("{}", statement.to_csv()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&statement)?),
     }
     Ok(())
 }
