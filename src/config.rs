@@ -1,4 +1,5 @@
-//! Settings of a running server, read from the environment (SPEC §12a) or mirrored flags.
+//! Settings of a running server, read from the environment or mirrored flags (every variable is
+//! in docs/configuration.md).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ pub struct Settings {
     /// process environment (tests point providers at a mock upstream this way).
     pub provider_env: Option<Vec<(String, String)>>,
     /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
-    /// limits and windows laid over the SPEC §7 defaults.
+    /// limits and windows laid over the built-in defaults.
     pub plans: std::sync::Arc<threadline_domain::plans::Plans>,
     /// Billing providers: webhook secrets and API credentials.
     pub billing: BillingSettings,
@@ -84,7 +85,7 @@ impl LimitSettings {
     }
 }
 
-/// `POLAR_*` and `STRIPE_*` settings (SPEC §9). `Debug` redacts them.
+/// `POLAR_*` and `STRIPE_*` settings. `Debug` redacts them.
 #[derive(Clone, Default)]
 pub struct BillingSettings {
     /// `POLAR_WEBHOOK_SECRET` (`whsec_…` or Polar's raw secret): enables `/v1/webhooks/polar`.

@@ -221,7 +221,7 @@ impl Application {
     }
 }
 
-/// Seeds the model catalog with the defaults of SPEC §7 the first time a database is used
+/// Seeds the model catalog with the default catalog the first time a database is used
 /// (from then on the catalog changes only through admins).
 /// Refuses to start with a webhook secret that cannot key an HMAC (every delivery would fail).
 fn check_webhook_secrets(settings: &Settings) -> Result<(), StartupError> {

@@ -236,7 +236,7 @@ impl Aggregate for CatalogModel {
     }
 }
 
-/// The default catalog (SPEC §7): `(id, spec)`. Prices are the providers' list prices in
+/// The default catalog: `(id, spec)`. Prices are the providers' list prices in
 /// micro-dollars per million tokens at the time of writing; admins change them at run time.
 pub fn default_catalog() -> Vec<(&'static str, ModelSpec)> {
     use Access::{AccountRequired as A, PremiumRequired as P, Public as Pu};

@@ -1,6 +1,6 @@
 //! Use as a ledger: one `CreditWindow` stream per account, meter and window (for example
 //! `credits` on 2026-11-25, see [`crate::plans`]), so a command's cost is bounded by one window's
-//! activity and never grows with the account's age (SPEC §2 fact 3).
+//! activity and never grows with the account's age.
 //!
 //! A send reserves the model's credits before the provider is called; the end of the reply
 //! settles them (completed, or stopped/failed after its first token) or releases them (failed

@@ -1,4 +1,4 @@
-//! Plans: what each tier may use, per meter and window (SPEC §7).
+//! Plans: what each tier may use, per meter and window.
 //!
 //! A meter (credits, web searches, research runs, a cost budget in micro-dollars) has a limit
 //! and a window. A window is either a calendar day in the plans' time zone or a refilling bucket
@@ -205,7 +205,7 @@ struct PlansFile {
 }
 
 impl Default for Plans {
-    /// SPEC §7: anonymous 10 credits / 5 searches / no research a day, free 20 / 5 / 0, pro
+    /// The defaults: anonymous 10 credits / 5 searches / no research a day, free 20 / 5 / 0, pro
     /// 200 / 50 / 5; no cost budget (Zeron's $0.25 / $1 / $10 a day are one line each in a
     /// plans file).
     fn default() -> Self {

@@ -1,10 +1,10 @@
 //! The `Thread` aggregate: a conversation's identity, title and flags.
 //!
-//! Replies are not part of this stream: each assistant reply is its own `Generation` aggregate
-//! (SPEC §2 fact 3), so a thread's stream holds only a handful of events per exchange and a
-//! command on it stays cheap however long the conversation grows. User messages will be
-//! `UserMessagePosted { message_id, parent_id, parts }` events on this stream; the parent id makes
-//! the history a tree, and edits and regenerations add siblings instead of rewriting history.
+//! Replies are not part of this stream: each assistant reply is its own `Generation` aggregate,
+//! so a thread's stream holds only a handful of events per exchange and a command on it stays
+//! cheap however long the conversation grows. User messages are `UserMessagePosted` events on
+//! this stream; the parent id makes the history a tree, and edits and regenerations add
+//! siblings instead of rewriting history.
 //!
 //! Who may act on a thread is decided before a command reaches it: the HTTP layer checks the
 //! caller against the thread-list projection (whose owner follows account links).

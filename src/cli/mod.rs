@@ -179,7 +179,7 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
 }
 
-/// Billing providers (SPEC §9).
+/// Billing providers: Polar and Stripe.
 #[derive(Debug, Clone, Args)]
 pub struct BillingArgs {
     /// Polar's webhook secret; enables `POST /v1/webhooks/polar`.
@@ -200,7 +200,7 @@ pub struct BillingArgs {
     pub stripe_base_url: String,
 }
 
-/// External identity through JWTs (SPEC §8).
+/// External identity through JWTs (Better Auth, Clerk, Auth0).
 #[derive(Debug, Clone, Args)]
 pub struct JwtArgs {
     /// JWKS URL of the identity provider (Better Auth, Clerk, Auth0).

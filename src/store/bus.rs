@@ -1,7 +1,7 @@
 //! The command bus: every state change of the product goes through [`CommandBus::execute`].
 //!
-//! It loads the aggregate from the event store (cqrs-es `new_event_store` mode: no snapshots, see
-//! SPEC §2), lets it decide, appends the events with correlation/causation metadata, retries a
+//! It loads the aggregate from the event store (cqrs-es `new_event_store` mode: cqrs-es 0.5's
+//! snapshot modes apply new events twice, so they are not used), lets it decide, appends the events with correlation/causation metadata, retries a
 //! bounded number of times when another writer appended to the same stream first, and returns
 //! the log cursor of the stream's latest event so the caller can wait for its projections.
 

@@ -29,7 +29,7 @@ pub async fn resolve_model(
     }
     let tier = tier_of(caller);
     if !spec.access.allows(tier) {
-        // Signing in is not a purchase: a 403. A plan gate is a 402 (SPEC §7).
+        // Signing in is not a purchase: a 403. A plan gate, which a subscription opens, is a 402.
         return Err(match (spec.access, tier) {
             (Access::PremiumRequired, Tier::Free) => ApiError::PremiumRequired {
                 detail: format!("this model needs a subscription ({id})"),
