@@ -161,15 +161,15 @@ pub enum JwtError {
 
 impl JwtError {
     /// The stable code clients can branch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
         match self {
-            JwtError::Malformed(_) => "token_malformed",
-            JwtError::Expired => "token_expired",
-            JwtError::NotYetValid => "token_not_yet_valid",
-            JwtError::BadSignature => "token_signature_invalid",
-            JwtError::UnknownKey => "token_key_unknown",
-            JwtError::InvalidClaim(_) => "token_claim_invalid",
-            JwtError::KeysUnavailable(_) => "identity_provider_unavailable",
+            JwtError::Malformed(_) => crate::error::ErrorCode::TokenMalformed,
+            JwtError::Expired => crate::error::ErrorCode::TokenExpired,
+            JwtError::NotYetValid => crate::error::ErrorCode::TokenNotYetValid,
+            JwtError::BadSignature => crate::error::ErrorCode::TokenSignatureInvalid,
+            JwtError::UnknownKey => crate::error::ErrorCode::TokenKeyUnknown,
+            JwtError::InvalidClaim(_) => crate::error::ErrorCode::TokenClaimInvalid,
+            JwtError::KeysUnavailable(_) => crate::error::ErrorCode::Unavailable,
         }
     }
 }
@@ -734,13 +734,10 @@ mod tests {
             (JwtError::BadSignature, "token_signature_invalid"),
             (JwtError::UnknownKey, "token_key_unknown"),
             (JwtError::InvalidClaim("sub"), "token_claim_invalid"),
-            (
-                JwtError::KeysUnavailable("down".into()),
-                "identity_provider_unavailable",
-            ),
+            (JwtError::KeysUnavailable("down".into()), "unavailable"),
         ];
         for (error, code) in codes {
-            assert_eq!(error.code(), code);
+            assert_eq!(error.code().as_str(), code);
         }
     }
 

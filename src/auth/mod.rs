@@ -58,7 +58,7 @@ impl Caller {
     pub fn require_session(&self) -> Result<(), ApiError> {
         if self.via_api_key() {
             return Err(ApiError::Forbidden {
-                code: "session_required",
+                code: crate::error::ErrorCode::SessionRequired,
                 detail: "sessions and API keys are managed with a session token, not an API key"
                     .into(),
             });

@@ -52,13 +52,13 @@ pub enum SignatureError {
 
 impl SignatureError {
     /// The stable code for error bodies and logs.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
         match self {
-            SignatureError::Missing(_) => "signature_missing",
-            SignatureError::Malformed(_) => "signature_malformed",
-            SignatureError::Stale => "signature_stale",
-            SignatureError::Mismatch => "signature_mismatch",
-            SignatureError::BadSecret => "webhook_secret_invalid",
+            SignatureError::Missing(_) => crate::error::ErrorCode::SignatureMissing,
+            SignatureError::Malformed(_) => crate::error::ErrorCode::SignatureMalformed,
+            SignatureError::Stale => crate::error::ErrorCode::SignatureStale,
+            SignatureError::Mismatch => crate::error::ErrorCode::SignatureMismatch,
+            SignatureError::BadSecret => crate::error::ErrorCode::Internal,
         }
     }
 }
@@ -503,16 +503,25 @@ mod tests {
     #[test]
     fn error_codes_are_stable() {
         assert_eq!(
-            SignatureError::Missing("webhook-id").code(),
+            SignatureError::Missing("webhook-id").code().as_str(),
             "signature_missing"
         );
         assert_eq!(
-            SignatureError::Malformed("stripe-signature").code(),
+            SignatureError::Malformed("stripe-signature")
+                .code()
+                .as_str(),
             "signature_malformed"
         );
-        assert_eq!(SignatureError::Stale.code(), "signature_stale");
-        assert_eq!(SignatureError::Mismatch.code(), "signature_mismatch");
-        assert_eq!(SignatureError::BadSecret.code(), "webhook_secret_invalid");
+        assert_eq!(SignatureError::Stale.code().as_str(), "signature_stale");
+        assert_eq!(
+            SignatureError::Mismatch.code().as_str(),
+            "signature_mismatch"
+        );
+        assert_eq!(
+            SignatureError::BadSecret.code().as_str(),
+            "internal",
+            "a bad secret is the operator's fault"
+        );
         assert_eq!(
             SignatureError::Missing("webhook-id").to_string(),
             "missing webhook-id header"

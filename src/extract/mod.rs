@@ -48,7 +48,7 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
             ApiError::Validation(BTreeMap::from([("body".to_owned(), vec![e.to_string()])]))
         }
         _ => ApiError::BadRequest {
-            code: "invalid_json",
+            code: crate::error::ErrorCode::InvalidJson,
             detail: format!("the body is not valid JSON: {e}"),
         },
     }
@@ -64,7 +64,7 @@ pub fn body_error(e: &actix_web::error::PayloadError) -> ApiError {
             ApiError::from_status(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
         }
         other => ApiError::BadRequest {
-            code: "invalid_body",
+            code: crate::error::ErrorCode::InvalidBody,
             detail: format!("the body could not be read: {other}"),
         },
     }
@@ -137,7 +137,7 @@ pub fn query_config() -> web::QueryConfig {
             other => other.to_string(),
         };
         ApiError::BadRequest {
-            code: "invalid_query",
+            code: crate::error::ErrorCode::InvalidQuery,
             detail,
         }
         .into()
@@ -152,7 +152,7 @@ pub fn path_config() -> web::PathConfig {
             other => other.to_string(),
         };
         ApiError::BadRequest {
-            code: "invalid_path",
+            code: crate::error::ErrorCode::InvalidPath,
             detail,
         }
         .into()

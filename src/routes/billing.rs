@@ -65,7 +65,7 @@ fn provider(state: &AppState, asked: Option<&str>) -> Result<Provider, ApiError>
         Some(_) => return Err(ApiError::invalid_field("provider", "`polar` or `stripe`")),
     };
     chosen.ok_or(ApiError::Conflict {
-        code: "billing_not_configured",
+        code: crate::error::ErrorCode::BillingNotConfigured,
         detail: "no billing provider is configured on this server".into(),
     })
 }
@@ -73,7 +73,7 @@ fn provider(state: &AppState, asked: Option<&str>) -> Result<Provider, ApiError>
 fn require_account(caller: &Caller) -> Result<(), ApiError> {
     if caller.is_anonymous() {
         return Err(ApiError::Forbidden {
-            code: "account_required",
+            code: crate::error::ErrorCode::AccountRequired,
             detail: "billing needs a signed-in account".into(),
         });
     }

@@ -14,7 +14,7 @@ pub async fn handle(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = || ApiError::BadRequest {
-        code: "invalid_cursor",
+        code: crate::error::ErrorCode::InvalidCursor,
         detail: "Last-Event-ID is not a cursor this server issued".into(),
     };
     let after = match req.headers().get("last-event-id") {

@@ -45,7 +45,7 @@ fn configured<'a>(secret: Option<&'a str>, provider: &str) -> Result<&'a str, Ap
 
 fn json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
-        code: "invalid_json",
+        code: crate::error::ErrorCode::InvalidJson,
         detail: format!("the body is not valid JSON: {e}"),
     })
 }

@@ -161,7 +161,7 @@ pub async fn login(
     let (true, Some(account)) = (valid, found) else {
         state.limits.login_failed(email.as_str(), client.ip);
         return Err(ApiError::Unauthorized {
-            code: "invalid_credentials",
+            code: crate::error::ErrorCode::InvalidCredentials,
             detail: "the email or password is wrong".into(),
         });
     };

@@ -306,7 +306,7 @@ pub async fn move_purchased(
         }
     }
     Err(ApiError::Conflict {
-        code: "concurrent_change",
+        code: crate::error::ErrorCode::ConcurrentChange,
         detail: "the purchased credits kept changing while the accounts were linked; retry".into(),
     })
 }

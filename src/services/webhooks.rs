@@ -163,7 +163,7 @@ impl From<Unreadable> for ApiError {
             "refused a signed webhook event that cannot be read"
         );
         ApiError::BadRequest {
-            code: "unreadable_event",
+            code: crate::error::ErrorCode::UnreadableEvent,
             detail: e.to_string(),
         }
     }

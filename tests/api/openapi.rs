@@ -988,3 +988,28 @@ async fn real_responses_match_the_documented_schemas() {
         "routes whose responses this test does not check: {untested:?}"
     );
 }
+
+#[test]
+fn the_documented_problem_codes_are_exactly_the_servers() {
+    use threadline::error::ErrorCode;
+    let spec = spec();
+    let documented: std::collections::BTreeSet<&str> =
+        spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("Problem.code has an enum")
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+    let served: std::collections::BTreeSet<&str> =
+        ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        served.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "codes the server answers but the document does not list"
+    );
+    assert_eq!(
+        documented.difference(&served).collect::<Vec<_>>(),
+        Vec::<&&str>::new(),
+        "codes the document lists but the server never answers"
+    );
+}

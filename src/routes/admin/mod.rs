@@ -14,7 +14,7 @@ pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> 
         Ok(())
     } else {
         Err(ApiError::Forbidden {
-            code: "forbidden",
+            code: crate::error::ErrorCode::Forbidden,
             detail: "this endpoint is for admins".into(),
         })
     }

@@ -16,7 +16,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     if caller.via_api_key() {
         return Err(ApiError::BadRequest {
-            code: "not_a_session",
+            code: crate::error::ErrorCode::NotASession,
             detail: "an API key is not a session: revoke it with DELETE /v1/me/api-keys/{id}"
                 .into(),
         });

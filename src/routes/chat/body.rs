@@ -119,7 +119,7 @@ impl ChatBody {
                 ApiError::invalid_field("body", e.to_string())
             } else {
                 ApiError::BadRequest {
-                    code: "invalid_json",
+                    code: crate::error::ErrorCode::InvalidJson,
                     detail: format!("the body is not valid JSON: {e}"),
                 }
             }

@@ -40,7 +40,7 @@ pub async fn issued_part(
 
 fn invalid_part() -> ApiError {
     ApiError::BadRequest {
-        code: "invalid_cursor",
+        code: crate::error::ErrorCode::InvalidCursor,
         detail: "the part id is not one this reply issued".into(),
     }
 }

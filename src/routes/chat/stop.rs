@@ -40,7 +40,7 @@ pub async fn handle(
             .and_then(|payload| serde_json::from_value(payload).ok());
     let Some(ThreadEvent::ReplyStopRequested { generation_id, .. }) = stop_request else {
         return Err(ApiError::Conflict {
-            code: "no_active_reply",
+            code: crate::error::ErrorCode::NoActiveReply,
             detail: "no reply is streaming in this thread".into(),
         });
     };

@@ -32,7 +32,7 @@ pub async fn handle(
         .ok_or(ApiError::NotFound("generation"))?;
     let after = match query.after.as_deref() {
         Some(a) => Some(PartId::parse(a).ok_or_else(|| ApiError::BadRequest {
-            code: "invalid_cursor",
+            code: crate::error::ErrorCode::InvalidCursor,
             detail: "after is not a part id this reply issued (like 3.1)".into(),
         })?),
         None => last_event_id(&req)?,

@@ -71,7 +71,7 @@ fn encode_cursor(at: i64, id: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), ApiError> {
     let invalid = || ApiError::BadRequest {
-        code: "invalid_cursor",
+        code: crate::error::ErrorCode::InvalidCursor,
         detail: "the cursor is not one this server issued".into(),
     };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;

@@ -36,11 +36,11 @@ pub async fn resolve_model(
                 tier: tier.as_str(),
             },
             (Access::PremiumRequired, _) => ApiError::Forbidden {
-                code: "premium_required",
+                code: crate::error::ErrorCode::PremiumRequired,
                 detail: format!("this model needs a signed-in account with a subscription ({id})"),
             },
             _ => ApiError::Forbidden {
-                code: "account_required",
+                code: crate::error::ErrorCode::AccountRequired,
                 detail: format!("this model needs a signed-in account ({id})"),
             },
         });

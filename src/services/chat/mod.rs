@@ -314,7 +314,7 @@ async fn create_thread(
         .await;
     match created {
         Err(ApiError::Conflict {
-            code: "thread_exists",
+            code: crate::error::ErrorCode::ThreadExists,
             ..
         }) => match find_thread(state, caller, id).await? {
             Found::Existing { active: None, .. } => Ok(()),

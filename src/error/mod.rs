@@ -13,25 +13,28 @@ use threadline_domain::thread::ThreadError;
 
 use crate::store::bus::CommandError;
 
+mod code;
+pub use code::ErrorCode;
+
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request is malformed (bad JSON, bad query string, bad path).
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: ErrorCode, detail: String },
     /// 422: the body parsed but its fields break the rules; `errors` names each field.
     #[error("the request has invalid fields")]
     Validation(BTreeMap<String, Vec<String>>),
     /// 401: no valid bearer token, or wrong credentials.
     #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
+    Unauthorized { code: ErrorCode, detail: String },
     /// 401: a webhook's signature did not verify (no bearer challenge: webhooks sign, they do
     /// not authenticate).
     #[error("{detail}")]
-    BadSignature { code: &'static str, detail: String },
+    BadSignature { code: ErrorCode, detail: String },
     /// 403: authenticated but not allowed (`forbidden`, `account_required`).
     #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    Forbidden { code: ErrorCode, detail: String },
     /// 404: no such resource for this caller (another account's resources included).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -43,7 +46,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the request conflicts with the resource's state.
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     /// 413: the body is larger than allowed.
     #[error("the request body is too large (limit {limit} bytes)")]
     PayloadTooLarge { limit: usize },
@@ -55,7 +58,7 @@ pub enum ApiError {
     #[error("{detail}")]
     Http {
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
     },
     /// 415: the body is not JSON.
@@ -101,7 +104,7 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
-    code: &'a str,
+    code: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a BTreeMap<String, Vec<String>>>,
     /// For `quota_exceeded`: the meter, its limit, use, what remains and when it resets.
@@ -111,35 +114,35 @@ struct Problem<'a> {
 
 impl ApiError {
     /// The stable code clients can branch on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
             | ApiError::BadSignature { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::Conflict { code, .. } => code,
-            ApiError::Validation(_) => "validation_failed",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::RouteNotFound(_) => "route_not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::Http { code, .. } => code,
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::TooManyRequests { .. } => "rate_limited",
-            ApiError::QuotaExceeded { .. } => "quota_exceeded",
-            ApiError::PlanRequired { .. } => "plan_required",
-            ApiError::PremiumRequired { .. } => "premium_required",
-            ApiError::Upstream(_) => "upstream_error",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            | ApiError::Conflict { code, .. } => *code,
+            ApiError::Validation(_) => ErrorCode::ValidationFailed,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::RouteNotFound(_) => ErrorCode::RouteNotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
+            ApiError::Http { code, .. } => *code,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::TooManyRequests { .. } => ErrorCode::RateLimited,
+            ApiError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            ApiError::PlanRequired { .. } => ErrorCode::PlanRequired,
+            ApiError::PremiumRequired { .. } => ErrorCode::PremiumRequired,
+            ApiError::Upstream(_) => ErrorCode::UpstreamError,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
     /// A 401 for a missing or unknown token.
     pub fn unauthenticated() -> Self {
         ApiError::Unauthorized {
-            code: "unauthenticated",
+            code: ErrorCode::Unauthenticated,
             detail: "a valid bearer token is required".into(),
         }
     }
@@ -148,21 +151,23 @@ impl ApiError {
     /// [`crate::middleware::problems`]). Server errors stay opaque.
     pub fn from_status(status: StatusCode) -> Self {
         let code = match status.as_u16() {
-            404 => "route_not_found",
-            405 => "method_not_allowed",
-            408 => "request_timeout",
-            411 => "length_required",
-            413 => "payload_too_large",
-            414 => "uri_too_long",
-            415 => "unsupported_media_type",
-            431 => "headers_too_large",
-            400..=499 => "bad_request",
-            503 => "unavailable",
-            _ => "internal",
+            404 => ErrorCode::RouteNotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            408 => ErrorCode::RequestTimeout,
+            411 => ErrorCode::LengthRequired,
+            413 => ErrorCode::PayloadTooLarge,
+            414 => ErrorCode::UriTooLong,
+            415 => ErrorCode::UnsupportedMediaType,
+            431 => ErrorCode::HeadersTooLarge,
+            400..=499 => ErrorCode::BadRequest,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
         };
         if status.is_server_error() {
             return match code {
-                "unavailable" => ApiError::Unavailable(format!("framework answered {status}")),
+                ErrorCode::Unavailable => {
+                    ApiError::Unavailable(format!("framework answered {status}"))
+                }
                 _ => ApiError::Internal(format!("framework answered {status}")),
             };
         }
@@ -198,7 +203,7 @@ impl<E: std::error::Error + Into<ApiError>> From<CommandError<E>> for ApiError {
         match e {
             CommandError::Rejected(e) => e.into(),
             CommandError::Conflict => ApiError::Conflict {
-                code: "concurrent_update",
+                code: ErrorCode::ConcurrentUpdate,
                 detail: "the resource is being changed by another request; retry".into(),
             },
             CommandError::Unavailable(m) => ApiError::Unavailable(m),
@@ -211,21 +216,21 @@ impl From<ThreadError> for ApiError {
     fn from(e: ThreadError) -> Self {
         match e {
             ThreadError::AlreadyExists => ApiError::Conflict {
-                code: "thread_exists",
+                code: ErrorCode::ThreadExists,
                 detail: e.to_string(),
             },
             ThreadError::NotFound => ApiError::NotFound("thread"),
             ThreadError::ParentNotFound => ApiError::NotFound("message"),
             ThreadError::MessageExists => ApiError::Conflict {
-                code: "message_exists",
+                code: ErrorCode::MessageExists,
                 detail: e.to_string(),
             },
             ThreadError::ReplyInProgress => ApiError::Conflict {
-                code: "reply_in_progress",
+                code: ErrorCode::ReplyInProgress,
                 detail: e.to_string(),
             },
             ThreadError::NoActiveReply => ApiError::Conflict {
-                code: "no_active_reply",
+                code: ErrorCode::NoActiveReply,
                 detail: e.to_string(),
             },
         }
@@ -238,16 +243,16 @@ impl From<AccountError> for ApiError {
             AccountError::NotFound => ApiError::NotFound("account"),
             AccountError::SessionNotFound => ApiError::NotFound("session"),
             AccountError::AlreadyExists => ApiError::Conflict {
-                code: "account_exists",
+                code: ErrorCode::AccountExists,
                 detail: e.to_string(),
             },
             AccountError::AlreadyLinked => ApiError::Conflict {
-                code: "already_linked",
+                code: ErrorCode::AlreadyLinked,
                 detail: e.to_string(),
             },
             AccountError::ApiKeyNotFound => ApiError::NotFound("api key"),
             AccountError::TooManyApiKeys => ApiError::Conflict {
-                code: "too_many_api_keys",
+                code: ErrorCode::TooManyApiKeys,
                 detail: e.to_string(),
             },
             AccountError::NoPinnedModel => {
@@ -255,7 +260,7 @@ impl From<AccountError> for ApiError {
             }
             AccountError::NotAnonymous | AccountError::NotRegistered | AccountError::LinkToSelf => {
                 ApiError::Conflict {
-                    code: "cannot_link",
+                    code: ErrorCode::CannotLink,
                     detail: e.to_string(),
                 }
             }
@@ -279,7 +284,7 @@ impl From<threadline_domain::ledger::LedgerError> for ApiError {
 impl From<threadline_domain::billing::DeliveryError> for ApiError {
     fn from(e: threadline_domain::billing::DeliveryError) -> Self {
         ApiError::Conflict {
-            code: "delivery_processed",
+            code: ErrorCode::DeliveryProcessed,
             detail: e.to_string(),
         }
     }
@@ -289,7 +294,7 @@ impl From<EmailError> for ApiError {
     fn from(e: EmailError) -> Self {
         match e {
             EmailError::AlreadyClaimed => ApiError::Conflict {
-                code: "email_taken",
+                code: ErrorCode::EmailTaken,
                 detail: e.to_string(),
             },
         }
