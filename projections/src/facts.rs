@@ -6,7 +6,7 @@
 //! (credits charged). Reports ([`report`]) are `GROUP BY` queries over this table.
 
 use serde::Serialize;
-use threadline_domain::generation::GenerationEvent;
+use threadline_domain::generation::{GenerationEvent, GenerationStatus};
 use threadline_domain::ledger::LedgerEvent;
 
 use crate::db::{Backend, Db, Stmt};
@@ -71,16 +71,22 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Option<C
         GenerationEvent::GenerationCompleted {
             usage, cost_micros, ..
         } => ended(
-            "completed",
+            GenerationStatus::Completed.as_str(),
             usage.input_tokens as i64,
             usage.output_tokens as i64,
             usage.reasoning_tokens as i64,
             usage.cached_input_tokens as i64,
             cost_micros as i64,
         ),
-        GenerationEvent::GenerationFailed { .. } => ended("failed", 0, 0, 0, 0, 0),
-        GenerationEvent::GenerationStopped { .. } => ended("stopped", 0, 0, 0, 0, 0),
-        GenerationEvent::GenerationInterrupted { .. } => ended("interrupted", 0, 0, 0, 0, 0),
+        GenerationEvent::GenerationFailed { .. } => {
+            ended(GenerationStatus::Failed.as_str(), 0, 0, 0, 0, 0)
+        }
+        GenerationEvent::GenerationStopped { .. } => {
+            ended(GenerationStatus::Stopped.as_str(), 0, 0, 0, 0, 0)
+        }
+        GenerationEvent::GenerationInterrupted { .. } => {
+            ended(GenerationStatus::Interrupted.as_str(), 0, 0, 0, 0, 0)
+        }
         GenerationEvent::GenerationStarted { .. } | GenerationEvent::ChunksAppended { .. } => None,
     }
 }

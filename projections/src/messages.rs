@@ -5,13 +5,44 @@
 //! (status, chunk count and usage of every reply: what resume, stop and crash recovery read).
 
 use serde::Serialize;
-use threadline_domain::generation::{Chunk, GenerationEvent};
+use threadline_domain::generation::{Chunk, GenerationEvent, GenerationStatus};
 use threadline_domain::thread::ThreadEvent;
 
 use crate::db::{Backend, Db, Stmt};
 use crate::event::StoredEvent;
 use crate::projection::{Projection, ProjectionError, Tables, decode};
 use crate::{micros, on_read};
+
+/// Where a reply stands, as the read models store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// Still producing.
+    Running,
+    /// Ended, and how.
+    Ended(GenerationStatus),
+}
+
+impl ReplyStatus {
+    /// In the `generations` table: `running`, or how it ended.
+    pub fn generation_str(self) -> &'static str {
+        match self {
+            ReplyStatus::Running => "running",
+            ReplyStatus::Ended(status) => status.as_str(),
+        }
+    }
+
+    /// In the `messages` table and an assistant message's `metadata.status`: `streaming`, or
+    /// how it ended.
+    pub fn message_str(self) -> &'static str {
+        match self {
+            ReplyStatus::Running => "streaming",
+            ReplyStatus::Ended(status) => status.as_str(),
+        }
+    }
+}
+
+/// The status of a user message (it is complete when posted).
+pub const USER_MESSAGE_DONE: &str = "done";
 
 /// A change to the message tables, produced by the pure folds.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +79,7 @@ pub enum Change {
     },
     Finish {
         generation_id: String,
-        status: &'static str,
+        status: GenerationStatus,
         finish_reason: Option<String>,
         error: Option<String>,
         usage: Option<[i64; 4]>,
@@ -75,7 +106,7 @@ pub fn apply_thread(thread_id: &str, position: i64, event: ThreadEvent) -> Vec<C
             text,
             model: None,
             generation_id: None,
-            status: "done",
+            status: USER_MESSAGE_DONE,
             position,
             at: micros(at),
         }],
@@ -93,7 +124,7 @@ pub fn apply_thread(thread_id: &str, position: i64, event: ThreadEvent) -> Vec<C
             text: String::new(),
             model: Some(model),
             generation_id: Some(generation_id),
-            status: "streaming",
+            status: ReplyStatus::Running.message_str(),
             position,
             at: micros(at),
         }],
@@ -105,7 +136,7 @@ pub fn apply_thread(thread_id: &str, position: i64, event: ThreadEvent) -> Vec<C
 /// Folds one generation event (generation `generation_id`).
 pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Change> {
     let generation_id = generation_id.to_owned();
-    let status = event.terminal_status().map(|s| s.as_str());
+    let status = event.terminal_status();
     match event {
         GenerationEvent::GenerationStarted {
             thread_id,
@@ -151,7 +182,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             at,
         } => vec![Change::Finish {
             generation_id,
-            status: status.unwrap_or("completed"),
+            status: status.unwrap_or(GenerationStatus::Completed),
             finish_reason: Some(finish_reason),
             error: None,
             usage: Some([
@@ -166,7 +197,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
         }],
         GenerationEvent::GenerationFailed { error, at } => vec![Change::Finish {
             generation_id,
-            status: status.unwrap_or("failed"),
+            status: status.unwrap_or(GenerationStatus::Failed),
             finish_reason: Some("error".into()),
             error: Some(error),
             usage: None,
@@ -178,7 +209,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
         | GenerationEvent::GenerationInterrupted { at } => {
             vec![Change::Finish {
                 generation_id,
-                status: status.unwrap_or("stopped"),
+                status: status.unwrap_or(GenerationStatus::Stopped),
                 finish_reason: None,
                 error: None,
                 usage: None,
@@ -239,7 +270,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
         } => vec![Stmt::new(
             format!(
                 "INSERT INTO {generations} (id, thread_id, message_id, model, provider, node_id, \
-                 status, chunks, started_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', 0, $7)"
+                 status, chunks, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)"
             ),
             vec![
                 id.into(),
@@ -248,6 +279,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                 model.into(),
                 provider.into(),
                 node_id.into(),
+                ReplyStatus::Running.generation_str().into(),
                 at.into(),
             ],
         )],
@@ -283,7 +315,10 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             vec![
                 Stmt::new(
                     format!("UPDATE {messages} SET status = $1 WHERE generation_id = $2"),
-                    vec![status.into(), generation_id.clone().into()],
+                    vec![
+                        ReplyStatus::Ended(status).message_str().into(),
+                        generation_id.clone().into(),
+                    ],
                 ),
                 Stmt::new(
                     format!(
@@ -293,7 +328,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                          cost_micros = $10 WHERE id = $11"
                     ),
                     vec![
-                        status.into(),
+                        ReplyStatus::Ended(status).generation_str().into(),
                         finish_reason.into(),
                         error.into(),
                         input.into(),
@@ -437,6 +472,13 @@ pub struct GenerationRow {
     pub finished_at: Option<i64>,
 }
 
+impl GenerationRow {
+    /// Whether the reply is still producing.
+    pub fn is_running(&self) -> bool {
+        self.status == ReplyStatus::Running.generation_str()
+    }
+}
+
 const MESSAGE_COLUMNS: &str = "thread_id, id, parent_id, role, text, reasoning, model, \
     generation_id, status, position, created_at";
 const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, node_id, status, \
@@ -502,16 +544,18 @@ pub async fn running_in_thread(
     thread_id: &str,
 ) -> Result<Option<GenerationRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {GENERATION_COLUMNS} FROM generations WHERE thread_id = $1 AND status = 'running' \
+        "SELECT {GENERATION_COLUMNS} FROM generations WHERE thread_id = $1 AND status = $2 \
          ORDER BY started_at DESC LIMIT 1"
     );
-    on_read!(db, pool => sqlx::query_as(&sql).bind(thread_id).fetch_optional(pool).await)
+    let running = ReplyStatus::Running.generation_str();
+    on_read!(db, pool => sqlx::query_as(&sql).bind(thread_id).bind(running).fetch_optional(pool).await)
 }
 
 /// Every running generation (for crash recovery).
 pub async fn running(db: &Db) -> Result<Vec<GenerationRow>, sqlx::Error> {
-    let sql = format!("SELECT {GENERATION_COLUMNS} FROM generations WHERE status = 'running'");
-    on_read!(db, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+    let sql = format!("SELECT {GENERATION_COLUMNS} FROM generations WHERE status = $1");
+    let running = ReplyStatus::Running.generation_str();
+    on_read!(db, pool => sqlx::query_as(&sql).bind(running).fetch_all(pool).await)
 }
 
 #[cfg(test)]
@@ -594,7 +638,7 @@ mod tests {
         assert!(matches!(
             &changes[..],
             [Change::Finish {
-                status: "completed",
+                status: GenerationStatus::Completed,
                 usage: Some([1, 2, 3, 4]),
                 ..
             }]

@@ -358,7 +358,7 @@ pub async fn active_generation(
         // The reply may have ended already (its end is folded before the thread's).
         let ended = messages::generation(db, id)
             .await?
-            .is_some_and(|g| g.status != "running");
+            .is_some_and(|g| !g.is_running());
         return Ok((!ended).then(|| id.clone()));
     }
     active_generation_in_log(db, &thread.id).await

@@ -47,10 +47,10 @@ pub async fn handle(
     state.chat.stop(&generation_id).await?;
     // Answer once the reply has ended, so the caller's next read shows it stopped.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut status = "running".to_owned();
+    let mut status = messages::ReplyStatus::Running.generation_str().to_owned();
     while tokio::time::Instant::now() < deadline {
         if let Some(g) = messages::generation(&state.db, &generation_id).await?
-            && g.status != "running"
+            && !g.is_running()
         {
             status = g.status;
             break;

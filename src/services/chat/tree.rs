@@ -109,6 +109,7 @@ pub fn context_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use threadline_domain::generation::GenerationStatus;
 
     /// A conversation: `(id, parent, role, text)`, in posting order.
     fn thread(rows: &[(&str, Option<&str>, &str, &str)]) -> Vec<MessageRow> {
@@ -123,7 +124,7 @@ mod tests {
                 reasoning: String::new(),
                 model: None,
                 generation_id: None,
-                status: "completed".into(),
+                status: GenerationStatus::Completed.as_str().into(),
                 position: i as i64,
                 created_at: i as i64,
             })
