@@ -29,7 +29,8 @@ async fn main() {
     let mut settings = Settings::new("127.0.0.1:0", dir.path());
     settings.database_url = std::env::var("BENCH_DATABASE_URL")
         .ok()
-        .filter(|u| !u.is_empty());
+        .filter(|u| !u.is_empty())
+        .map(Into::into);
     settings.admin_emails = vec!["admin@bench.example".into()];
     settings.echo_delay = Duration::ZERO;
     settings.plans = Arc::new(

@@ -29,12 +29,13 @@ async fn main() {
     let mut settings = Settings::new("127.0.0.1:0", dir.path());
     settings.database_url = std::env::var("BENCH_DATABASE_URL")
         .ok()
-        .filter(|u| !u.is_empty());
+        .filter(|u| !u.is_empty())
+        .map(Into::into);
     settings.limits = threadline::auth::limits::LimitSettings::unlimited();
     settings.allow_direct_models = true;
     settings.provider_env = Some(vec![
         ("OPENAI_API_KEY".into(), "bench".into()),
-        ("OPENAI_BASE_URL".into(), mock.base_url()),
+        ("OPENAI_BASE_URL".into(), (mock.base_url()).into()),
     ]);
     let app = Application::build(settings).await.unwrap();
     let backend = app.db().backend_name();

@@ -1,11 +1,12 @@
 //! Settings of a running server, read from the environment or mirrored flags (every variable is
 //! in docs/configuration.md).
 
-use std::fmt;
+use secrecy::SecretString;
 use std::path::PathBuf;
 
-/// Everything `Application::build` needs. `Debug` redacts secrets.
-#[derive(Clone)]
+/// Everything `Application::build` needs. Secrets are [`SecretString`]s, so `Debug` shows
+/// none of them.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// `THREADLINE_BIND`: address to listen on; port 0 picks a free port (logged at start).
     pub bind: String,
@@ -13,7 +14,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `DATABASE_URL`: `postgres://…` for PostgreSQL, `sqlite://…` for an explicit SQLite file;
     /// unset means `<data_dir>/threadline.db`.
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
     /// `THREADLINE_ADMIN_EMAILS`: emails with the admin role.
     pub admin_emails: Vec<String>,
     /// Abuse limits per client IP and per account: anonymous sign-ups
@@ -39,7 +40,7 @@ pub struct Settings {
     pub allow_direct_models: bool,
     /// Provider variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …) to use instead of the
     /// process environment (tests point providers at a mock upstream this way).
-    pub provider_env: Option<Vec<(String, String)>>,
+    pub provider_env: Option<Vec<(String, SecretString)>>,
     /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
     /// limits and windows laid over the built-in defaults.
     pub plans: std::sync::Arc<threadline_domain::plans::Plans>,
@@ -85,35 +86,21 @@ impl LimitSettings {
     }
 }
 
-/// `POLAR_*` and `STRIPE_*` settings. `Debug` redacts them.
-#[derive(Clone, Default)]
+/// `POLAR_*` and `STRIPE_*` settings; the secrets are [`SecretString`]s.
+#[derive(Debug, Clone, Default)]
 pub struct BillingSettings {
     /// `POLAR_WEBHOOK_SECRET` (`whsec_…` or Polar's raw secret): enables `/v1/webhooks/polar`.
-    pub polar_webhook_secret: Option<String>,
+    pub polar_webhook_secret: Option<SecretString>,
     /// `STRIPE_WEBHOOK_SECRET` (`whsec_…`): enables `/v1/webhooks/stripe`.
-    pub stripe_webhook_secret: Option<String>,
+    pub stripe_webhook_secret: Option<SecretString>,
     /// `POLAR_ACCESS_TOKEN`: checkout and portal links through Polar.
-    pub polar_access_token: Option<String>,
+    pub polar_access_token: Option<SecretString>,
     /// `POLAR_BASE_URL` (default `https://api.polar.sh`).
     pub polar_base_url: String,
     /// `STRIPE_SECRET_KEY`: checkout and portal links through Stripe.
-    pub stripe_secret_key: Option<String>,
+    pub stripe_secret_key: Option<SecretString>,
     /// `STRIPE_BASE_URL` (default `https://api.stripe.com`).
     pub stripe_base_url: String,
-}
-
-impl fmt::Debug for BillingSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
-        f.debug_struct("BillingSettings")
-            .field("polar_webhook_secret", &set(&self.polar_webhook_secret))
-            .field("stripe_webhook_secret", &set(&self.stripe_webhook_secret))
-            .field("polar_access_token", &set(&self.polar_access_token))
-            .field("polar_base_url", &self.polar_base_url)
-            .field("stripe_secret_key", &set(&self.stripe_secret_key))
-            .field("stripe_base_url", &self.stripe_base_url)
-            .finish()
-    }
 }
 
 impl Settings {
@@ -187,51 +174,6 @@ pub fn load_plans(
         .map_err(|e| format!("the plans file {} is invalid: {e}", path.display()))
 }
 
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("bind", &self.bind)
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(redact_url),
-            )
-            .field("admin_emails", &self.admin_emails)
-            .field("limits", &self.limits)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("password_hashers", &self.password_hashers)
-            .field("body_timeout", &self.body_timeout)
-            .field("workers", &self.workers)
-            .field("echo_delay", &self.echo_delay)
-            .field("allow_direct_models", &self.allow_direct_models)
-            .field("cors_origins", &self.cors_origins)
-            .field("billing", &self.billing)
-            .field("jwt_jwks_url", &self.jwt.jwks_url)
-            .field(
-                "provider_env",
-                &self
-                    .provider_env
-                    .as_ref()
-                    .map(|vars| vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>()),
-            )
-            .finish()
-    }
-}
-
-/// A database URL with its password replaced, safe to log.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,9 +182,12 @@ mod tests {
     fn debug_output_hides_the_database_password() {
         let mut s = Settings::new("127.0.0.1:0", "/tmp/x");
         s.database_url = Some("postgres://app:hunter2@db:5432/threadline".into());
+        s.billing.stripe_secret_key = Some("sk_live_secret".into());
+        s.provider_env = Some(vec![("OPENAI_API_KEY".into(), "sk-secret".into())]);
         let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("postgres://app:***@db:5432/threadline"));
+        for secret in ["hunter2", "sk_live_secret", "sk-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

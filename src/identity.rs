@@ -55,14 +55,14 @@ const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Where external tokens come from and how their claims are read.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JwtConfig {
     /// The identity provider's JWKS URL (RS256, ES256/ES384, EdDSA keys), e.g.
     /// `https://app.example/api/auth/jwks` for Better Auth or
     /// `https://<tenant>/.well-known/jwks.json` for Auth0 and Clerk.
     pub jwks_url: Option<String>,
-    /// A shared secret for HS256 tokens (its raw bytes are the key). Redacted in `Debug`.
-    pub hs256_secret: Option<String>,
+    /// A shared secret for HS256 tokens (its raw bytes are the key).
+    pub hs256_secret: Option<secrecy::SecretString>,
     /// The required `iss`; unchecked when `None`.
     pub issuer: Option<String>,
     /// The required `aud` (one of the token's audiences); unchecked when `None`.
@@ -86,22 +86,6 @@ impl Default for JwtConfig {
             anonymous_claim: DEFAULT_ANONYMOUS_CLAIM.to_owned(),
             admin_claim: None,
         }
-    }
-}
-
-impl fmt::Debug for JwtConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtConfig")
-            .field("jwks_url", &self.jwks_url)
-            .field(
-                "hs256_secret",
-                &self.hs256_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("anonymous_claim", &self.anonymous_claim)
-            .field("admin_claim", &self.admin_claim)
-            .finish()
     }
 }
 
@@ -231,7 +215,8 @@ impl JwtVerifier {
     pub fn new(config: JwtConfig, http: reqwest::Client) -> Option<Self> {
         let secret = config
             .hs256_secret
-            .as_deref()
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret)
             .filter(|secret| !secret.is_empty())
             .and_then(|secret| DecodingKey::from_secret(secret.as_bytes()).ok());
         let jwks_url = config.jwks_url.clone().filter(|url| !url.trim().is_empty());
@@ -683,7 +668,7 @@ mod tests {
         let http = reqwest::Client::new();
         assert!(JwtVerifier::new(JwtConfig::default(), http.clone()).is_none());
         let empty_secret = JwtConfig {
-            hs256_secret: Some(String::new()),
+            hs256_secret: Some(String::new().into()),
             ..JwtConfig::default()
         };
         assert!(JwtVerifier::new(empty_secret, http.clone()).is_none());
@@ -703,7 +688,7 @@ mod tests {
         assert_eq!(config.anonymous_claim, DEFAULT_ANONYMOUS_CLAIM);
         let debug = format!("{config:?}");
         assert!(!debug.contains(SECRET), "{debug}");
-        assert!(debug.contains("[redacted]"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
     }
 
     #[test]

@@ -36,10 +36,20 @@
 //! Word counts in `*_after` include the reasoning words (they come first). The stream-only knobs
 //! are ignored for non-streaming requests, which wait `ttft_ms` plus the pacing time, then answer.
 //!
+//! One pacing engine serves the three formats: `steps` turns the knobs into a sequence of
+//! wire-neutral `Step`s (keep-alive, open, stall, a run of words begins, a word, error, drop,
+//! done) and does all the waiting; each format is a `WireFormat` that only renders steps into
+//! its own frames, and `event_stream` joins the two into the streamed response.
+//!
 //! # Layout
 //! - [`MockUpstream`] (start on any port, stop, request counter) and [`run`] for the CLI;
-//! - the handlers, the knob parser, the stream generator;
-//! - tests that drive it through [`crate::providers::openai`].
+//! - the OpenAI handlers and error body;
+//! - the knob parser, `Knobs`, shared by every route;
+//! - the pacing engine: `Step`, `steps`, `WireFormat`, `event_stream`;
+//! - the Chat Completions reply, the OpenAI `WireFormat`;
+//! - tests of the engine, and tests that drive it through [`crate::providers::openai`];
+//! - [`anthropic`] and [`gemini`]: the other two formats' handlers and `WireFormat`s;
+//! - [`billing`] and [`identity`]: mocks of the payment and identity providers.
 
 use std::any::Any;
 use std::io;
@@ -50,9 +60,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::{Extensions, Server, ServerHandle};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -102,8 +113,8 @@ impl MockUpstream {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
 
-    /// How many chat completion requests arrived so far (including those answered with an error
-    /// status), to check retry attempts.
+    /// How many chat requests arrived so far, in any of the three formats (including those
+    /// answered with an error status), to check retry attempts.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
@@ -183,24 +194,14 @@ async fn chat_completions(
         Ok(parsed) => parsed,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
     };
-    let header = request
-        .headers()
-        .get(KNOB_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let knobs = match Knobs::from_request(&parsed.model, header) {
+    let knobs = match Knobs::from_http(&parsed.model, &request) {
         Ok(knobs) => knobs,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     if let Some(status) = knobs.status.filter(|s| !s.is_success()) {
         let mut response =
             error_response(status, &format!("mock error (HTTP {})", status.as_u16()));
-        if let Some(seconds) = knobs.retry_after
-            && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&seconds.to_string())
-        {
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, value);
-        }
+        set_retry_after(&mut response, knobs.retry_after);
         return response;
     }
     let reply = Reply {
@@ -218,12 +219,9 @@ async fn chat_completions(
         knobs,
     };
     if parsed.stream.unwrap_or(false) {
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("cache-control", "no-cache"))
-            .streaming(reply.into_stream())
+        event_stream(reply)
     } else {
-        reply.wait_whole_reply().await;
+        reply.knobs.wait_whole_reply().await;
         HttpResponse::Ok().json(reply.completion())
     }
 }
@@ -251,6 +249,15 @@ fn error_response(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"message": message, "type": kind, "param": null, "code": code}
     }))
+}
+
+/// The `retry_after` knob as a `retry-after` header (the OpenAI and Anthropic routes).
+fn set_retry_after(response: &mut HttpResponse, seconds: Option<u64>) {
+    if let Some(seconds) = seconds
+        && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
 }
 
 // ---- knobs ----
@@ -295,6 +302,15 @@ impl Default for Knobs {
 }
 
 impl Knobs {
+    /// Knobs from the model name, then the request's `x-mock` header on top (every route).
+    fn from_http(model: &str, request: &HttpRequest) -> Result<Self, String> {
+        let header = request
+            .headers()
+            .get(KNOB_HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        Self::from_request(model, header)
+    }
+
     /// Knobs from the model name (`mock:len=3`), then the `x-mock` header on top.
     fn from_request(model: &str, header: Option<&str>) -> Result<Self, String> {
         let mut knobs = Knobs::default();
@@ -350,16 +366,166 @@ impl Knobs {
         }
         Ok(())
     }
+}
 
+// ---- the pacing engine ----
+
+/// One step of a streamed reply, whatever the wire format: [`steps`] yields them in order and
+/// does all the waiting, a [`WireFormat`] renders each into its frames (often none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `keepalive`: comes before anything else.
+    KeepAlive,
+    /// The stream opens, before the `ttft_ms` wait (OpenAI's role chunk, Anthropic's
+    /// `message_start` and `ping`).
+    Open,
+    /// `stall_after` words are out; the engine waits `stall_ms` after this step.
+    Stall,
+    /// A run of words begins, before its first word's `tps` wait: the reasoning words (only when
+    /// there are any), then the reply words (always, even with `len=0`).
+    Begin { reasoning: bool },
+    /// Word `index` of the reasoning (`r{index} `) or of the reply (`w{index} `), see [`word`].
+    Word { index: usize, reasoning: bool },
+    /// `error_after` words are out: an error in the stream, the last step.
+    Error,
+    /// `drop_after` words are out: cut the connection, the last step. [`event_stream`] handles
+    /// it; no format renders it.
+    Drop,
+    /// Every word is out: the closing frames, the last step.
+    Done,
+}
+
+/// The steps of one streamed reply with `knobs`, with the waits between them: `ttft_ms` after
+/// [`Step::Open`]; then the words, the first at once and each further one `1/tps` after the one
+/// before, on a fixed schedule (time spent rendering does not slow it down; a stall pushes it
+/// back); `stall_ms` after [`Step::Stall`].
+///
+/// Before word `n` (reasoning words count, they come first), and before [`Step::Done`] for `n` =
+/// all words, the `*_after` knobs equal to `n` apply in this order: `error_after` (then the end),
+/// `drop_after` (then the end), `stall_after`.
+fn steps(knobs: Knobs) -> impl Stream<Item = Step> + 'static {
+    async_stream::stream! {
+        if knobs.keepalive {
+            yield Step::KeepAlive;
+        }
+        yield Step::Open;
+        if !knobs.ttft.is_zero() {
+            tokio::time::sleep(knobs.ttft).await;
+        }
+        let period = knobs.word_period();
+        let total = knobs.reasoning + knobs.len;
+        let mut next = Instant::now();
+        for sent in 0..=total {
+            if knobs.error_after == Some(sent) {
+                yield Step::Error;
+                return;
+            }
+            if knobs.drop_after == Some(sent) {
+                yield Step::Drop;
+                return;
+            }
+            if knobs.stall_after == Some(sent) {
+                yield Step::Stall;
+                tokio::time::sleep(knobs.stall).await;
+                next = next.max(Instant::now());
+            }
+            if sent == 0 && knobs.reasoning > 0 {
+                yield Step::Begin { reasoning: true };
+            }
+            if sent == knobs.reasoning {
+                yield Step::Begin { reasoning: false };
+            }
+            if sent == total {
+                break;
+            }
+            if let Some(period) = period {
+                tokio::time::sleep_until(next).await;
+                next += period;
+            }
+            yield if sent < knobs.reasoning {
+                Step::Word { index: sent, reasoning: true }
+            } else {
+                Step::Word { index: sent - knobs.reasoning, reasoning: false }
+            };
+        }
+        yield Step::Done;
+    }
+}
+
+/// One wire format of a streamed reply: what it sends for each [`Step`].
+trait WireFormat: 'static {
+    /// The knobs of this reply.
+    fn knobs(&self) -> &Knobs;
+
+    /// The frames for `step`, in order; none for the steps the format has nothing for.
+    fn render(&self, step: Step) -> Vec<Bytes>;
+}
+
+/// The `text/event-stream` response of a streamed reply: the [`steps`] of the format's knobs,
+/// rendered by `format`. [`Step::Drop`] ends the body with an `Err`, on which actix closes the
+/// connection without the chunked-encoding terminator, so the client sees a body error, not a
+/// clean EOF (actix also logs "Response payload stream error" at error level).
+fn event_stream(format: impl WireFormat) -> HttpResponse {
+    let steps = steps(format.knobs().clone());
+    let body = async_stream::stream! {
+        let mut steps = std::pin::pin!(steps);
+        while let Some(step) = steps.next().await {
+            if step == Step::Drop {
+                // actix drops its unflushed write buffer on a body error (head included, if
+                // nothing was flushed yet); returning `Pending` once makes it flush first.
+                tokio::task::yield_now().await;
+                yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
+                return;
+            }
+            for frame in format.render(step) {
+                yield Ok(frame);
+            }
+        }
+    };
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(body)
+}
+
+/// Word `index` of the reply, `w{index} `, or of the reasoning, `r{index} `.
+fn word(index: usize, reasoning: bool) -> String {
+    if reasoning {
+        format!("r{index} ")
+    } else {
+        format!("w{index} ")
+    }
+}
+
+impl Knobs {
     /// Pause between two words.
     fn word_period(&self) -> Option<Duration> {
         (self.tps > 0.0)
             .then(|| Duration::try_from_secs_f64(1.0 / self.tps).ok())
             .flatten()
     }
+
+    /// All the reply words (or all the reasoning words) in one string, for a whole answer.
+    fn words(&self, reasoning: bool) -> String {
+        let count = if reasoning { self.reasoning } else { self.len };
+        (0..count).map(|index| word(index, reasoning)).collect()
+    }
+
+    /// A non-streaming request takes as long as the stream would have: `ttft_ms` plus the pacing.
+    async fn wait_whole_reply(&self) {
+        let words = (self.reasoning + self.len).saturating_sub(1) as u32;
+        let pacing = self
+            .word_period()
+            .and_then(|p| p.checked_mul(words))
+            .unwrap_or(Duration::ZERO);
+        let wait = self.ttft.saturating_add(pacing);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
-// ---- the reply ----
+// ---- the Chat Completions reply ----
 
 #[derive(Deserialize)]
 struct MockRequest {
@@ -409,16 +575,6 @@ struct Reply {
 }
 
 impl Reply {
-    fn content_text(&self) -> String {
-        (0..self.knobs.len).map(|i| format!("w{i} ")).collect()
-    }
-
-    fn reasoning_text(&self) -> String {
-        (0..self.knobs.reasoning)
-            .map(|i| format!("r{i} "))
-            .collect()
-    }
-
     fn usage(&self) -> Value {
         let completion_tokens = (self.knobs.len + self.knobs.reasoning) as u64;
         let cached = self.knobs.cached as u64;
@@ -456,83 +612,10 @@ impl Reply {
         )
     }
 
-    /// The streamed reply. "drop" yields an `Err`, on which actix closes the connection without
-    /// the chunked-encoding terminator, so the client sees a body error, not a clean EOF (actix
-    /// also logs "Response payload stream error" at error level).
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
-        async_stream::stream! {
-            let knobs = self.knobs.clone();
-            if knobs.keepalive {
-                yield Ok(Bytes::from_static(b": keep-alive\n\n"));
-            }
-            yield Ok(self.delta_frame(json!({"role": "assistant", "content": ""})));
-            if !knobs.ttft.is_zero() {
-                tokio::time::sleep(knobs.ttft).await;
-            }
-            let period = knobs.word_period();
-            let total = knobs.reasoning + knobs.len;
-            let mut next = Instant::now();
-            for sent in 0..=total {
-                if knobs.error_after == Some(sent) {
-                    yield Ok(Bytes::from_static(
-                        b"data: {\"error\":{\"message\":\"mock mid-stream error\",\"type\":\"server_error\"}}\n\n",
-                    ));
-                    return;
-                }
-                if knobs.drop_after == Some(sent) {
-                    // actix drops its unflushed write buffer on a body error (head included, if
-                    // nothing was flushed yet); returning `Pending` once makes it flush first.
-                    tokio::task::yield_now().await;
-                    yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
-                    return;
-                }
-                if knobs.stall_after == Some(sent) {
-                    tokio::time::sleep(knobs.stall).await;
-                    next = next.max(Instant::now());
-                }
-                if sent == total {
-                    break;
-                }
-                if let Some(period) = period {
-                    tokio::time::sleep_until(next).await;
-                    next += period;
-                }
-                let delta = if sent < knobs.reasoning {
-                    json!({"content": null, "reasoning_content": format!("r{sent} ")})
-                } else {
-                    json!({"content": format!("w{} ", sent - knobs.reasoning)})
-                };
-                yield Ok(self.delta_frame(delta));
-            }
-            yield Ok(self.frame(
-                json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]),
-                Value::Null,
-            ));
-            if self.include_usage {
-                yield Ok(self.frame(json!([]), self.usage()));
-            }
-            yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
-        }
-    }
-
-    /// A non-streaming request takes as long as the stream would have.
-    async fn wait_whole_reply(&self) {
-        let words = (self.knobs.reasoning + self.knobs.len).saturating_sub(1) as u32;
-        let pacing = self
-            .knobs
-            .word_period()
-            .and_then(|p| p.checked_mul(words))
-            .unwrap_or(Duration::ZERO);
-        let wait = self.knobs.ttft.saturating_add(pacing);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-
     fn completion(&self) -> Value {
         let mut message = json!({
             "role": "assistant",
-            "content": self.content_text(),
+            "content": self.knobs.words(false),
             "refusal": null,
         });
         if self.knobs.reasoning > 0
@@ -540,7 +623,7 @@ impl Reply {
         {
             object.insert(
                 "reasoning_content".to_owned(),
-                Value::String(self.reasoning_text()),
+                Value::String(self.knobs.words(true)),
             );
         }
         json!({
@@ -552,6 +635,44 @@ impl Reply {
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
             "usage": self.usage(),
         })
+    }
+}
+
+/// The Chat Completions stream: a role chunk, one delta chunk per word, the finishing chunk, the
+/// usage chunk if asked for, `[DONE]`.
+impl WireFormat for Reply {
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn render(&self, step: Step) -> Vec<Bytes> {
+        match step {
+            Step::KeepAlive => vec![Bytes::from_static(b": keep-alive\n\n")],
+            Step::Open => vec![self.delta_frame(json!({"role": "assistant", "content": ""}))],
+            Step::Word { index, reasoning } => {
+                let delta = if reasoning {
+                    json!({"content": null, "reasoning_content": word(index, true)})
+                } else {
+                    json!({"content": word(index, false)})
+                };
+                vec![self.delta_frame(delta)]
+            }
+            Step::Error => vec![Bytes::from_static(
+                b"data: {\"error\":{\"message\":\"mock mid-stream error\",\"type\":\"server_error\"}}\n\n",
+            )],
+            Step::Done => {
+                let mut frames = vec![self.frame(
+                    json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]),
+                    Value::Null,
+                )];
+                if self.include_usage {
+                    frames.push(self.frame(json!([]), self.usage()));
+                }
+                frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                frames
+            }
+            Step::Stall | Step::Begin { .. } | Step::Drop => Vec::new(),
+        }
     }
 }
 
@@ -874,6 +995,103 @@ mod tests {
             1
         );
         mock.stop().await;
+    }
+
+    /// The steps the engine yields for `spec` (model-name knobs, without `mock:`).
+    async fn steps_of(spec: &str) -> Vec<Step> {
+        let knobs = Knobs::from_request(&format!("mock:{spec}"), None).unwrap();
+        steps(knobs).collect().await
+    }
+
+    fn reasoning_word(index: usize) -> Step {
+        Step::Word {
+            index,
+            reasoning: true,
+        }
+    }
+
+    fn reply_word(index: usize) -> Step {
+        Step::Word {
+            index,
+            reasoning: false,
+        }
+    }
+
+    const REASONING: Step = Step::Begin { reasoning: true };
+    const REPLY: Step = Step::Begin { reasoning: false };
+
+    #[tokio::test]
+    async fn the_engine_yields_keepalive_open_then_each_run_of_words_then_done() {
+        assert_eq!(
+            steps_of("len=2,reasoning=2,keepalive").await,
+            [
+                Step::KeepAlive,
+                Step::Open,
+                REASONING,
+                reasoning_word(0),
+                reasoning_word(1),
+                REPLY,
+                reply_word(0),
+                reply_word(1),
+                Step::Done,
+            ]
+        );
+        // The reply run begins even without words; a reasoning run only with some.
+        assert_eq!(steps_of("len=0").await, [Step::Open, REPLY, Step::Done]);
+        assert_eq!(
+            steps_of("len=0,reasoning=1").await,
+            [Step::Open, REASONING, reasoning_word(0), REPLY, Step::Done]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_engine_applies_error_then_drop_then_stall_before_the_nth_word() {
+        assert_eq!(
+            steps_of("len=3,error_after=1,drop_after=1").await,
+            [Step::Open, REPLY, reply_word(0), Step::Error]
+        );
+        assert_eq!(
+            steps_of("len=2,reasoning=1,error_after=0").await,
+            [Step::Open, Step::Error]
+        );
+        assert_eq!(
+            steps_of("len=2,drop_after=2,stall_after=2,stall_ms=0").await,
+            [Step::Open, REPLY, reply_word(0), reply_word(1), Step::Drop]
+        );
+        assert_eq!(
+            steps_of("len=2,reasoning=1,stall_after=1,stall_ms=1").await,
+            [
+                Step::Open,
+                REASONING,
+                reasoning_word(0),
+                Step::Stall,
+                REPLY,
+                reply_word(0),
+                reply_word(1),
+                Step::Done,
+            ]
+        );
+        assert_eq!(
+            steps_of("len=1,stall_after=1,stall_ms=1").await,
+            [Step::Open, REPLY, reply_word(0), Step::Stall, Step::Done]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_engine_waits_ttft_then_paces_words_and_stalls() {
+        let started = StdInstant::now();
+        // The first word after 30 ms, two more 10 ms apart, then a 50 ms stall before the last.
+        let steps = steps_of("len=4,tps=100,ttft_ms=30,stall_after=3,stall_ms=50").await;
+        assert!(started.elapsed() >= Duration::from_millis(30 + 20 + 50));
+        assert_eq!(steps.last(), Some(&Step::Done));
+    }
+
+    #[test]
+    fn whole_answers_join_the_words() {
+        let knobs = Knobs::from_request("mock:len=3,reasoning=2", None).unwrap();
+        assert_eq!(knobs.words(false), "w0 w1 w2 ");
+        assert_eq!(knobs.words(true), "r0 r1 ");
+        assert_eq!(word(7, false), "w7 ");
     }
 
     #[test]

@@ -115,11 +115,11 @@ impl Revocations {
             let mut stream = std::pin::pin!(stream);
             let mut listening = true;
             loop {
+                // The log's tail announces a revocation before it broadcasts the feed items
+                // that follow it: listening first, nothing committed after the revocation
+                // reaches the stream.
                 tokio::select! {
-                    item = stream.next() => match item {
-                        Some(item) => yield item,
-                        None => return,
-                    },
+                    biased;
                     r = revoked.recv(), if listening => {
                         let ended = match r {
                             Ok(r) => names(&r, &caller),
@@ -135,6 +135,10 @@ impl Revocations {
                             return;
                         }
                     }
+                    item = stream.next() => match item {
+                        Some(item) => yield item,
+                        None => return,
+                    },
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! the same way.
 
 use std::net::TcpListener;
+
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +54,11 @@ impl Application {
     /// Opens storage, migrates, prepares projections, starts the projector and binds.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         check_webhook_secrets(&settings)?;
-        let db = store::connect(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let database_url = settings
+            .database_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret);
+        let db = store::connect(database_url, &settings.data_dir).await?;
         store::migrate(&db).await?;
         let projector = Projector::new(db.clone());
         projector.prepare().await?;
@@ -66,7 +72,11 @@ impl Application {
             match &settings.provider_env {
                 Some(vars) => ProviderRegistry::from_lookup(
                     settings.echo_delay,
-                    |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                    |name| {
+                        vars.iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.expose_secret().to_owned())
+                    },
                     None,
                 ),
                 None => ProviderRegistry::from_env(settings.echo_delay),
@@ -227,14 +237,14 @@ impl Application {
 fn check_webhook_secrets(settings: &Settings) -> Result<(), StartupError> {
     use crate::billing::signature::sign_standard_webhook;
     if let Some(secret) = &settings.billing.polar_webhook_secret {
-        sign_standard_webhook(secret, "probe", 0, b"")
+        sign_standard_webhook(secret.expose_secret(), "probe", 0, b"")
             .map_err(|e| StartupError::Config(format!("POLAR_WEBHOOK_SECRET: {e}")))?;
     }
     if settings
         .billing
         .stripe_webhook_secret
-        .as_deref()
-        .is_some_and(str::is_empty)
+        .as_ref()
+        .is_some_and(|s| s.expose_secret().is_empty())
     {
         return Err(StartupError::Config(
             "STRIPE_WEBHOOK_SECRET is empty".into(),

@@ -9,7 +9,7 @@
 //! Errors keep the provider's own message ([`BillingApiError::Upstream`]) but never the access
 //! token or secret key; requests time out after [`REQUEST_TIMEOUT`].
 
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use reqwest::RequestBuilder;
@@ -85,20 +85,11 @@ impl CheckoutMode {
 }
 
 /// Polar's API, authenticated with an organization access token.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PolarApi {
     http: reqwest::Client,
     base_url: String,
-    access_token: String,
-}
-
-impl fmt::Debug for PolarApi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolarApi")
-            .field("base_url", &self.base_url)
-            .field("access_token", &"[redacted]")
-            .finish_non_exhaustive()
-    }
+    access_token: SecretString,
 }
 
 impl PolarApi {
@@ -107,12 +98,12 @@ impl PolarApi {
     pub fn new(
         http: reqwest::Client,
         base_url: impl Into<String>,
-        access_token: impl Into<String>,
+        access_token: SecretString,
     ) -> Self {
         Self {
             http,
             base_url: without_trailing_slash(base_url.into()),
-            access_token: access_token.into(),
+            access_token,
         }
     }
 
@@ -134,7 +125,7 @@ impl PolarApi {
         let request = self
             .http
             .post(format!("{}/v1/checkouts/", self.base_url))
-            .bearer_auth(&self.access_token)
+            .bearer_auth(self.access_token.expose_secret())
             .json(&body);
         string_field(&send(request).await?, "url")
     }
@@ -145,27 +136,18 @@ impl PolarApi {
         let request = self
             .http
             .post(format!("{}/v1/customer-sessions/", self.base_url))
-            .bearer_auth(&self.access_token)
+            .bearer_auth(self.access_token.expose_secret())
             .json(&serde_json::json!({ "external_customer_id": account_id }));
         string_field(&send(request).await?, "customer_portal_url")
     }
 }
 
 /// Stripe's API, authenticated with a secret (or restricted) key.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StripeApi {
     http: reqwest::Client,
     base_url: String,
-    secret_key: String,
-}
-
-impl fmt::Debug for StripeApi {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StripeApi")
-            .field("base_url", &self.base_url)
-            .field("secret_key", &"[redacted]")
-            .finish_non_exhaustive()
-    }
+    secret_key: SecretString,
 }
 
 impl StripeApi {
@@ -174,12 +156,12 @@ impl StripeApi {
     pub fn new(
         http: reqwest::Client,
         base_url: impl Into<String>,
-        secret_key: impl Into<String>,
+        secret_key: SecretString,
     ) -> Self {
         Self {
             http,
             base_url: without_trailing_slash(base_url.into()),
-            secret_key: secret_key.into(),
+            secret_key,
         }
     }
 
@@ -216,7 +198,7 @@ impl StripeApi {
         let request = self
             .http
             .post(format!("{}/v1/checkout/sessions", self.base_url))
-            .bearer_auth(&self.secret_key)
+            .bearer_auth(self.secret_key.expose_secret())
             .form(&form);
         string_field(&send(request).await?, "url")
     }
@@ -235,7 +217,7 @@ impl StripeApi {
         let request = self
             .http
             .post(format!("{}/v1/billing_portal/sessions", self.base_url))
-            .bearer_auth(&self.secret_key)
+            .bearer_auth(self.secret_key.expose_secret())
             .form(&form);
         string_field(&send(request).await?, "url")
     }
@@ -349,11 +331,11 @@ mod tests {
     }
 
     fn polar(mock: &MockUpstream, token: &str) -> PolarApi {
-        PolarApi::new(reqwest::Client::new(), root(mock), token)
+        PolarApi::new(reqwest::Client::new(), root(mock), token.into())
     }
 
     fn stripe(mock: &MockUpstream, key: &str) -> StripeApi {
-        StripeApi::new(reqwest::Client::new(), root(mock), key)
+        StripeApi::new(reqwest::Client::new(), root(mock), key.into())
     }
 
     fn checkout<'a>(product_id: &'a str, mode: CheckoutMode) -> CheckoutRequest<'a> {

@@ -10,7 +10,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
     let settings = Settings {
         bind: args.bind,
         data_dir: storage.data_dir,
-        database_url: storage.database_url,
+        database_url: storage.database_url.map(Into::into),
         admin_emails: args
             .admin_emails
             .into_iter()
@@ -37,16 +37,16 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .collect(),
         plans: std::sync::Arc::new(plans),
         billing: crate::config::BillingSettings {
-            polar_webhook_secret: args.billing.polar_webhook_secret,
-            stripe_webhook_secret: args.billing.stripe_webhook_secret,
-            polar_access_token: args.billing.polar_access_token,
+            polar_webhook_secret: args.billing.polar_webhook_secret.map(Into::into),
+            stripe_webhook_secret: args.billing.stripe_webhook_secret.map(Into::into),
+            polar_access_token: args.billing.polar_access_token.map(Into::into),
             polar_base_url: args.billing.polar_base_url,
-            stripe_secret_key: args.billing.stripe_secret_key,
+            stripe_secret_key: args.billing.stripe_secret_key.map(Into::into),
             stripe_base_url: args.billing.stripe_base_url,
         },
         jwt: crate::identity::JwtConfig {
             jwks_url: args.jwt.jwt_jwks_url,
-            hs256_secret: args.jwt.jwt_secret,
+            hs256_secret: args.jwt.jwt_secret.map(Into::into),
             issuer: args.jwt.jwt_issuer,
             audience: args.jwt.jwt_audience,
             anonymous_claim: args.jwt.jwt_anonymous_claim,

@@ -14,21 +14,18 @@
 //! `retry-after`; `error_after` sends `event: error` with an `overloaded_error` and ends;
 //! `drop_after` and `stall_after` work as on the OpenAI route. A request without `stream: true`
 //! gets a whole `message` object.
+//!
+//! The pacing is the parent module's engine; this module renders its steps (a `WireFormat`).
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use super::{KNOB_HEADER, Knobs, MockMessage};
+use super::{Knobs, MockMessage, Step, WireFormat, event_stream, set_retry_after, word};
 
 /// A stand-in for the signature Anthropic puts on thinking blocks.
 const MOCK_SIGNATURE: &str = "bW9jay1zaWduYXR1cmU=";
@@ -44,22 +41,14 @@ pub(super) async fn messages(
         Ok(parsed) => parsed,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
     };
-    let header = request
-        .headers()
-        .get(KNOB_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let knobs = match Knobs::from_request(&parsed.model, header) {
+    let knobs = match Knobs::from_http(&parsed.model, &request) {
         Ok(knobs) => knobs,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     if let Some(status) = knobs.status.filter(|s| !s.is_success()) {
         let mut response =
             error_response(status, &format!("mock error (HTTP {})", status.as_u16()));
-        if let Some(seconds) = knobs.retry_after
-            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-        {
-            response.headers_mut().insert(RETRY_AFTER, value);
-        }
+        set_retry_after(&mut response, knobs.retry_after);
         return response;
     }
     let system = MockMessage {
@@ -77,12 +66,9 @@ pub(super) async fn messages(
         knobs,
     };
     if parsed.stream.unwrap_or(false) {
-        HttpResponse::Ok()
-            .content_type("text/event-stream")
-            .insert_header(("cache-control", "no-cache"))
-            .streaming(reply.into_stream())
+        event_stream(reply)
     } else {
-        reply.wait_whole_reply().await;
+        reply.knobs.wait_whole_reply().await;
         HttpResponse::Ok().json(reply.message())
     }
 }
@@ -131,6 +117,11 @@ impl Reply {
         (self.knobs.len + self.knobs.reasoning) as u64
     }
 
+    /// The thinking block, if any, is block 0 and the text block follows it.
+    fn text_index(&self) -> usize {
+        usize::from(self.knobs.reasoning > 0)
+    }
+
     /// One `event: {type}\ndata: {json}\n\n` frame; the type is repeated inside, as Anthropic does.
     fn frame(data: &Value) -> Bytes {
         let kind = data
@@ -177,107 +168,16 @@ impl Reply {
         Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n")
     }
 
-    /// The streamed reply. As on the OpenAI route, "drop" yields an `Err` so that actix closes the
-    /// connection without the chunked-encoding terminator.
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
-        async_stream::stream! {
-            let knobs = self.knobs.clone();
-            if knobs.keepalive {
-                yield Ok(Self::ping());
-            }
-            yield Ok(self.message_start());
-            yield Ok(Self::ping());
-            if !knobs.ttft.is_zero() {
-                tokio::time::sleep(knobs.ttft).await;
-            }
-            let period = knobs.word_period();
-            let total = knobs.reasoning + knobs.len;
-            // The thinking block, if any, is block 0 and the text block follows it.
-            let text_index = usize::from(knobs.reasoning > 0);
-            let mut next = Instant::now();
-            for sent in 0..=total {
-                if knobs.error_after == Some(sent) {
-                    yield Ok(Bytes::from_static(
-                        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
-                    ));
-                    return;
-                }
-                if knobs.drop_after == Some(sent) {
-                    // Let actix flush what it has before the error makes it drop its buffer.
-                    tokio::task::yield_now().await;
-                    yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
-                    return;
-                }
-                if knobs.stall_after == Some(sent) {
-                    tokio::time::sleep(knobs.stall).await;
-                    next = next.max(Instant::now());
-                }
-                if sent == 0 && knobs.reasoning > 0 {
-                    yield Ok(Self::block_start(
-                        0,
-                        json!({"type": "thinking", "thinking": "", "signature": ""}),
-                    ));
-                }
-                if sent == knobs.reasoning {
-                    if knobs.reasoning > 0 {
-                        yield Ok(Self::block_delta(
-                            0,
-                            json!({"type": "signature_delta", "signature": MOCK_SIGNATURE}),
-                        ));
-                        yield Ok(Self::block_stop(0));
-                    }
-                    yield Ok(Self::block_start(text_index, json!({"type": "text", "text": ""})));
-                }
-                if sent == total {
-                    break;
-                }
-                if let Some(period) = period {
-                    tokio::time::sleep_until(next).await;
-                    next += period;
-                }
-                yield Ok(if sent < knobs.reasoning {
-                    Self::block_delta(0, json!({"type": "thinking_delta", "thinking": format!("r{sent} ")}))
-                } else {
-                    let word = sent - knobs.reasoning;
-                    Self::block_delta(text_index, json!({"type": "text_delta", "text": format!("w{word} ")}))
-                });
-            }
-            yield Ok(Self::block_stop(text_index));
-            yield Ok(Self::frame(&json!({
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                "usage": {"output_tokens": self.output_tokens()},
-            })));
-            yield Ok(Self::frame(&json!({"type": "message_stop"})));
-        }
-    }
-
-    /// A non-streaming request takes as long as the stream would have.
-    async fn wait_whole_reply(&self) {
-        let words = (self.knobs.reasoning + self.knobs.len).saturating_sub(1) as u32;
-        let pacing = self
-            .knobs
-            .word_period()
-            .and_then(|p| p.checked_mul(words))
-            .unwrap_or(Duration::ZERO);
-        let wait = self.knobs.ttft.saturating_add(pacing);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-
     fn message(&self) -> Value {
         let mut content = Vec::with_capacity(2);
         if self.knobs.reasoning > 0 {
-            let thinking: String = (0..self.knobs.reasoning)
-                .map(|i| format!("r{i} "))
-                .collect();
-            content.push(
-                json!({"type": "thinking", "thinking": thinking, "signature": MOCK_SIGNATURE}),
-            );
+            content.push(json!({
+                "type": "thinking",
+                "thinking": self.knobs.words(true),
+                "signature": MOCK_SIGNATURE,
+            }));
         }
-        let text: String = (0..self.knobs.len).map(|i| format!("w{i} ")).collect();
-        content.push(json!({"type": "text", "text": text}));
+        content.push(json!({"type": "text", "text": self.knobs.words(false)}));
         json!({
             "id": self.id,
             "type": "message",
@@ -296,13 +196,76 @@ impl Reply {
     }
 }
 
+/// The Messages stream: `message_start` and a `ping` on opening, each run of words a content
+/// block (the thinking block closes with its signature), `message_delta` and `message_stop`.
+impl WireFormat for Reply {
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn render(&self, step: Step) -> Vec<Bytes> {
+        match step {
+            Step::KeepAlive => vec![Self::ping()],
+            Step::Open => vec![self.message_start(), Self::ping()],
+            Step::Begin { reasoning: true } => vec![Self::block_start(
+                0,
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+            )],
+            Step::Begin { reasoning: false } => {
+                let mut frames = Vec::with_capacity(3);
+                if self.knobs.reasoning > 0 {
+                    frames.push(Self::block_delta(
+                        0,
+                        json!({"type": "signature_delta", "signature": MOCK_SIGNATURE}),
+                    ));
+                    frames.push(Self::block_stop(0));
+                }
+                frames.push(Self::block_start(
+                    self.text_index(),
+                    json!({"type": "text", "text": ""}),
+                ));
+                frames
+            }
+            Step::Word {
+                index,
+                reasoning: true,
+            } => vec![Self::block_delta(
+                0,
+                json!({"type": "thinking_delta", "thinking": word(index, true)}),
+            )],
+            Step::Word {
+                index,
+                reasoning: false,
+            } => vec![Self::block_delta(
+                self.text_index(),
+                json!({"type": "text_delta", "text": word(index, false)}),
+            )],
+            Step::Error => vec![Bytes::from_static(
+                b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            )],
+            Step::Done => vec![
+                Self::block_stop(self.text_index()),
+                Self::frame(&json!({
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "usage": {"output_tokens": self.output_tokens()},
+                })),
+                Self::frame(&json!({"type": "message_stop"})),
+            ],
+            Step::Stall | Step::Drop => Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use futures::StreamExt;
 
     use super::*;
-    use crate::mock_upstream::MockUpstream;
     use crate::mock_upstream::tests::{request, text_of};
+    use crate::mock_upstream::{KNOB_HEADER, MockUpstream};
     use crate::providers::anthropic::{self, AnthropicConfig};
     use crate::providers::{FinishReason, ProviderError, ProviderEvent, Usage};
 

@@ -16,18 +16,17 @@
 //! `google.rpc.RetryInfo` detail (`"retryDelay": "2s"`) instead of a header, as Google sends no
 //! rate-limit headers; `error_after` sends `{"error":{"code":503,…,"status":"UNAVAILABLE"}}`.
 //! Requests count in the same counter as the other routes.
+//!
+//! The pacing is the parent module's engine; this module renders its steps (a `WireFormat`).
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use futures::Stream;
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
-use super::{KNOB_HEADER, Knobs};
+use super::{Knobs, Step, WireFormat, event_stream, word};
 
 /// The one action served.
 const STREAM_ACTION: &str = "streamGenerateContent";
@@ -62,11 +61,7 @@ pub(super) async fn models_action(
             return google_error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}"), None);
         }
     };
-    let header = request
-        .headers()
-        .get(KNOB_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let knobs = match Knobs::from_request(model, header) {
+    let knobs = match Knobs::from_http(model, &request) {
         Ok(knobs) => knobs,
         Err(message) => return google_error(StatusCode::BAD_REQUEST, &message, None),
     };
@@ -83,10 +78,7 @@ pub(super) async fn models_action(
         prompt_tokens: prompt_word_count(&parsed),
         knobs,
     };
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .streaming(reply.into_stream())
+    event_stream(reply)
 }
 
 /// A Google error: `{"error":{"code","message","status"}}`, plus a `RetryInfo` detail when a
@@ -213,52 +205,35 @@ impl GeminiReply {
         });
         Bytes::from(format!("data: {chunk}\r\n\r\n"))
     }
+}
 
-    /// The streamed reply; the knobs behave as in the OpenAI stream (see the parent module).
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
-        async_stream::stream! {
-            let knobs = self.knobs.clone();
-            if knobs.keepalive {
-                yield Ok(Bytes::from_static(b": keep-alive\r\n\r\n"));
-            }
-            if !knobs.ttft.is_zero() {
-                tokio::time::sleep(knobs.ttft).await;
-            }
-            let period = knobs.word_period();
-            let total = knobs.reasoning + knobs.len;
-            let mut next = Instant::now();
-            for sent in 0..=total {
-                if knobs.error_after == Some(sent) {
-                    yield Ok(Bytes::from_static(
-                        b"data: {\"error\":{\"code\":503,\"message\":\"mock mid-stream error\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n",
-                    ));
-                    return;
-                }
-                if knobs.drop_after == Some(sent) {
-                    // Let actix flush what it holds before the body error drops its buffer.
-                    tokio::task::yield_now().await;
-                    yield Err(io::Error::new(io::ErrorKind::ConnectionAborted, "mock drop"));
-                    return;
-                }
-                if knobs.stall_after == Some(sent) {
-                    tokio::time::sleep(knobs.stall).await;
-                    next = next.max(Instant::now());
-                }
-                if sent == total {
-                    break;
-                }
-                if let Some(period) = period {
-                    tokio::time::sleep_until(next).await;
-                    next += period;
-                }
-                let part = if sent < knobs.reasoning {
-                    json!({"text": format!("r{sent} "), "thought": true})
+/// The `?alt=sse` stream: one chunk per word with the running usage, then the finishing chunk;
+/// nothing on opening, no `[DONE]`.
+impl WireFormat for GeminiReply {
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn render(&self, step: Step) -> Vec<Bytes> {
+        match step {
+            Step::KeepAlive => vec![Bytes::from_static(b": keep-alive\r\n\r\n")],
+            Step::Word { index, reasoning } => {
+                let (part, sent) = if reasoning {
+                    (json!({"text": word(index, true), "thought": true}), index + 1)
                 } else {
-                    json!({"text": format!("w{} ", sent - knobs.reasoning)})
+                    let sent = self.knobs.reasoning + index + 1;
+                    (json!({"text": word(index, false)}), sent)
                 };
-                yield Ok(self.frame(part, sent + 1, None));
+                vec![self.frame(part, sent, None)]
             }
-            yield Ok(self.frame(json!({"text": ""}), total, Some("STOP")));
+            Step::Error => vec![Bytes::from_static(
+                b"data: {\"error\":{\"code\":503,\"message\":\"mock mid-stream error\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n",
+            )],
+            Step::Done => {
+                let total = self.knobs.reasoning + self.knobs.len;
+                vec![self.frame(json!({"text": ""}), total, Some("STOP"))]
+            }
+            Step::Open | Step::Stall | Step::Begin { .. } | Step::Drop => Vec::new(),
         }
     }
 }
@@ -269,7 +244,7 @@ mod tests {
 
     use futures::StreamExt;
 
-    use super::super::MockUpstream;
+    use super::super::{KNOB_HEADER, MockUpstream};
     use super::*;
     use crate::mock_upstream::tests::{request, text_of};
     use crate::providers::gemini::{self, GeminiConfig};

@@ -539,54 +539,29 @@ fn non_empty(text: Option<String>) -> Option<String> {
 mod tests {
     use std::time::Duration;
 
-    use reqwest::header::HeaderValue;
     use serde_json::{Value, json};
 
     use super::*;
     use crate::providers::ChatMessage;
     use crate::providers::sse::SseDecoder;
-    use crate::providers::sse::testing;
-    use futures::StreamExt;
+    use crate::providers::test_support::{self, finish, headers, oks, reasoning, text, utc};
 
-    fn text(t: &str) -> ProviderEvent {
-        ProviderEvent::TextDelta { text: t.into() }
-    }
-
-    fn reasoning(t: &str) -> ProviderEvent {
-        ProviderEvent::ReasoningDelta { text: t.into() }
-    }
-
+    /// Anthropic reports no reasoning tokens of their own: they are in the output tokens.
     fn usage(input: u64, output: u64, cached: u64) -> ProviderEvent {
-        ProviderEvent::Usage {
-            usage: Usage {
-                input_tokens: input,
-                output_tokens: output,
-                reasoning_tokens: 0,
-                cached_input_tokens: cached,
-            },
-        }
-    }
-
-    fn finish(reason: FinishReason) -> ProviderEvent {
-        ProviderEvent::Finish { reason }
+        test_support::usage(input, output, 0, cached)
     }
 
     fn fixture(name: &str) -> Vec<u8> {
-        testing::fixture("anthropic", name)
+        test_support::fixture("anthropic", name)
     }
 
     fn run_body(body: &[u8], size: usize) -> Vec<Result<ProviderEvent, ProviderError>> {
-        testing::run_body::<EventMapper>(body, size)
+        test_support::run_body::<EventMapper>(body, size)
     }
 
     /// Runs a fixture in 7-byte pieces (and other sizes, checked to give the same result).
     fn run_fixture(name: &str) -> Vec<Result<ProviderEvent, ProviderError>> {
-        let body = fixture(name);
-        testing::run_in_pieces::<EventMapper>(name, &body)
-    }
-
-    fn oks(events: &[ProviderEvent]) -> Vec<Result<ProviderEvent, ProviderError>> {
-        events.iter().cloned().map(Ok).collect()
+        test_support::run_fixture::<EventMapper>("anthropic", name)
     }
 
     /// Feeds a whole fixture to a mapper directly, to look at its state afterwards.
@@ -732,9 +707,7 @@ mod tests {
             Ok(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}}\n\n"),
             Err("connection reset".into()),
         ];
-        let events: Vec<_> = futures::executor::block_on(
-            events_from_body::<EventMapper, _, _>(futures::stream::iter(pieces)).collect(),
-        );
+        let events = test_support::run_pieces::<EventMapper, _>(pieces);
         let mut expected = oks(&[text("a")]);
         expected.push(Err(ProviderError::Stream(
             "stream ended early: connection reset".into(),
@@ -929,18 +902,8 @@ mod tests {
         assert!(debug.contains("1024"));
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2025-10-21T07:28:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        utc("2025-10-21T07:28:00Z")
     }
 
     #[test]

@@ -507,41 +507,18 @@ fn non_empty(text: Option<String>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::providers::ChatMessage;
-    use crate::providers::sse::testing;
-    use futures::StreamExt;
     use reqwest::header::HeaderValue;
 
-    fn text(t: &str) -> ProviderEvent {
-        ProviderEvent::TextDelta { text: t.into() }
-    }
-
-    fn reasoning(t: &str) -> ProviderEvent {
-        ProviderEvent::ReasoningDelta { text: t.into() }
-    }
-
-    fn usage(input: u64, output: u64, reasoning: u64, cached: u64) -> ProviderEvent {
-        ProviderEvent::Usage {
-            usage: Usage {
-                input_tokens: input,
-                output_tokens: output,
-                reasoning_tokens: reasoning,
-                cached_input_tokens: cached,
-            },
-        }
-    }
-
-    fn finish(reason: FinishReason) -> ProviderEvent {
-        ProviderEvent::Finish { reason }
-    }
+    use super::*;
+    use crate::providers::ChatMessage;
+    use crate::providers::test_support::{self, finish, oks, reasoning, text, usage, utc};
 
     fn fixture(name: &str) -> Vec<u8> {
-        testing::fixture("gemini", name)
+        test_support::fixture("gemini", name)
     }
 
     fn run_body(body: &[u8], size: usize) -> Vec<Result<ProviderEvent, ProviderError>> {
-        testing::run_body::<ChunkMapper>(body, size)
+        test_support::run_body::<ChunkMapper>(body, size)
     }
 
     /// Runs a fixture in 7-byte pieces (and other sizes, checked to give the same result).
@@ -551,11 +528,7 @@ mod tests {
             body.windows(4).any(|w| w == b"\r\n\r\n"),
             "{name} is not CRLF-framed"
         );
-        testing::run_in_pieces::<ChunkMapper>(name, &body)
-    }
-
-    fn oks(events: &[ProviderEvent]) -> Vec<Result<ProviderEvent, ProviderError>> {
-        events.iter().cloned().map(Ok).collect()
+        test_support::run_in_pieces::<ChunkMapper>(name, &body)
     }
 
     #[test]
@@ -682,9 +655,7 @@ mod tests {
             Ok(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}],\"role\":\"model\"}}]}\r\n\r\n"),
             Err("connection reset".into()),
         ];
-        let events: Vec<_> = futures::executor::block_on(
-            events_from_body::<ChunkMapper, _, _>(futures::stream::iter(pieces)).collect(),
-        );
+        let events = test_support::run_pieces::<ChunkMapper, _>(pieces);
         let mut expected = oks(&[text("a")]);
         expected.push(Err(ProviderError::Stream(
             "stream ended early: connection reset".into(),
@@ -835,9 +806,7 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        utc("2015-10-21T07:28:00Z")
     }
 
     const RESOURCE_EXHAUSTED_BODY: &str = r#"{

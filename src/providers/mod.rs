@@ -18,6 +18,8 @@ pub mod gemini;
 pub mod openai;
 pub mod registry;
 pub mod sse;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::pin::Pin;
 use std::time::Duration;

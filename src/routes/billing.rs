@@ -50,14 +50,17 @@ enum Provider {
 fn provider(state: &AppState, asked: Option<&str>) -> Result<Provider, ApiError> {
     let billing = &state.settings.billing;
     let http = state.http.clone();
-    let polar = billing
-        .polar_access_token
-        .as_ref()
-        .map(|t| Provider::Polar(PolarApi::new(http.clone(), &billing.polar_base_url, t)));
+    let polar = billing.polar_access_token.as_ref().map(|t| {
+        Provider::Polar(PolarApi::new(
+            http.clone(),
+            &billing.polar_base_url,
+            t.clone(),
+        ))
+    });
     let stripe = billing
         .stripe_secret_key
         .as_ref()
-        .map(|k| Provider::Stripe(StripeApi::new(http, &billing.stripe_base_url, k)));
+        .map(|k| Provider::Stripe(StripeApi::new(http, &billing.stripe_base_url, k.clone())));
     let chosen = match asked {
         None => polar.or(stripe),
         Some("polar") => polar,

@@ -35,12 +35,17 @@ fn refused(e: SignatureError) -> ApiError {
 }
 
 /// The provider's webhook secret; a 404 when the server has none (the route is off).
-fn configured<'a>(secret: Option<&'a str>, provider: &str) -> Result<&'a str, ApiError> {
-    secret.ok_or_else(|| {
-        ApiError::RouteNotFound(format!(
-            "{provider} webhooks are not configured on this server"
-        ))
-    })
+fn configured<'a>(
+    secret: Option<&'a secrecy::SecretString>,
+    provider: &str,
+) -> Result<&'a str, ApiError> {
+    secret
+        .map(secrecy::ExposeSecret::expose_secret)
+        .ok_or_else(|| {
+            ApiError::RouteNotFound(format!(
+                "{provider} webhooks are not configured on this server"
+            ))
+        })
 }
 
 fn json(body: &[u8]) -> Result<Value, ApiError> {
@@ -59,7 +64,7 @@ pub async fn polar(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let billing = &state.settings.billing;
-    let secret = configured(billing.polar_webhook_secret.as_deref(), "Polar")?;
+    let secret = configured(billing.polar_webhook_secret.as_ref(), "Polar")?;
     let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
     let headers = StandardHeaders {
         id: header(&req, "webhook-id"),
@@ -86,7 +91,7 @@ pub async fn stripe(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let billing = &state.settings.billing;
-    let secret = configured(billing.stripe_webhook_secret.as_deref(), "Stripe")?;
+    let secret = configured(billing.stripe_webhook_secret.as_ref(), "Stripe")?;
     let body = read_body(payload, WEBHOOK_BODY_LIMIT).await?;
     signature::verify_stripe(
         secret,

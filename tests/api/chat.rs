@@ -381,7 +381,7 @@ mod upstream {
         let app = spawn_on(TestDb::fresh().await, move |s| {
             s.provider_env = Some(vec![
                 ("OPENAI_API_KEY".into(), "test-key".into()),
-                ("OPENAI_BASE_URL".into(), base),
+                ("OPENAI_BASE_URL".into(), (base).into()),
             ]);
         })
         .await;
@@ -543,9 +543,9 @@ mod other_providers {
         let app = spawn_on(TestDb::fresh().await, move |s| {
             s.provider_env = Some(vec![
                 ("ANTHROPIC_API_KEY".into(), "test-key".into()),
-                ("ANTHROPIC_BASE_URL".into(), root.clone()),
+                ("ANTHROPIC_BASE_URL".into(), (root.clone()).into()),
                 ("GEMINI_API_KEY".into(), "test-key".into()),
-                ("GEMINI_BASE_URL".into(), root),
+                ("GEMINI_BASE_URL".into(), (root).into()),
             ]);
         })
         .await;

@@ -14,7 +14,7 @@ async fn app_with_openai() -> (TestApp, MockUpstream) {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), base),
+            ("OPENAI_BASE_URL".into(), (base).into()),
         ]);
     })
     .await;

@@ -45,7 +45,7 @@ impl TestDb {
     /// Settings for a server on a random port over this database.
     pub fn settings(&self) -> Settings {
         let mut s = Settings::new("127.0.0.1:0", self.data_dir.path());
-        s.database_url = self.database_url.clone();
+        s.database_url = self.database_url.clone().map(Into::into);
         s.limits = threadline::auth::limits::LimitSettings::unlimited();
         s.workers = 2;
         s.admin_emails = vec!["admin@example.com".into()];

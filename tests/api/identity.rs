@@ -15,7 +15,7 @@ async fn jwt_app(hs256: Option<&'static str>) -> (TestApp, MockUpstream) {
     let jwks = jwks_url(&mock);
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.jwt.jwks_url = hs256.is_none().then_some(jwks);
-        s.jwt.hs256_secret = hs256.map(str::to_owned);
+        s.jwt.hs256_secret = hs256.map(Into::into);
         s.jwt.issuer = Some(ISSUER.into());
         s.jwt.anonymous_claim = threadline::identity::DEFAULT_ANONYMOUS_CLAIM.into();
         s.jwt.admin_claim = Some("role".into());

@@ -12,7 +12,7 @@ async fn app_with_openai() -> (TestApp, MockUpstream) {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "test-key".into()),
-            ("OPENAI_BASE_URL".into(), base),
+            ("OPENAI_BASE_URL".into(), (base).into()),
         ]);
     })
     .await;
@@ -224,11 +224,11 @@ async fn usage_and_cost_are_recorded_exactly_per_provider() {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), format!("{root}/v1")),
+            ("OPENAI_BASE_URL".into(), (format!("{root}/v1")).into()),
             ("ANTHROPIC_API_KEY".into(), "k".into()),
-            ("ANTHROPIC_BASE_URL".into(), root.clone()),
+            ("ANTHROPIC_BASE_URL".into(), (root.clone()).into()),
             ("GEMINI_API_KEY".into(), "k".into()),
-            ("GEMINI_BASE_URL".into(), root),
+            ("GEMINI_BASE_URL".into(), (root).into()),
         ]);
     })
     .await;
@@ -280,9 +280,9 @@ async fn a_failing_provider_falls_back_to_the_next_one_listed() {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), base.clone()),
+            ("OPENAI_BASE_URL".into(), (base.clone()).into()),
             ("OPENROUTER_API_KEY".into(), "k".into()),
-            ("OPENROUTER_BASE_URL".into(), base),
+            ("OPENROUTER_BASE_URL".into(), (base).into()),
         ]);
     })
     .await;

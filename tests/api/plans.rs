@@ -23,7 +23,7 @@ pub async fn app_with_plans(
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), base),
+            ("OPENAI_BASE_URL".into(), (base).into()),
         ]);
         s.plans = Arc::new(plans);
         adjust(s);

@@ -74,7 +74,7 @@ async fn custom_instructions_are_sent_as_the_system_prompt() {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), base),
+            ("OPENAI_BASE_URL".into(), (base).into()),
         ]);
     })
     .await;

@@ -68,7 +68,7 @@ async fn logging_out_ends_the_replies_streaming_to_that_session() {
     let app = spawn_on(TestDb::fresh().await, move |s| {
         s.provider_env = Some(vec![
             ("OPENAI_API_KEY".into(), "k".into()),
-            ("OPENAI_BASE_URL".into(), base),
+            ("OPENAI_BASE_URL".into(), (base).into()),
         ]);
     })
     .await;
