@@ -26,8 +26,6 @@
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/anthropic/`).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use reqwest::StatusCode;
@@ -53,38 +51,27 @@ const ANSWER_TOKENS_WITH_THINKING: u32 = 4096;
 const MAX_RAW_ERROR_CHARS: usize = 500;
 
 /// Where and how to reach the Anthropic Messages API.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AnthropicConfig {
     /// The provider name recorded in events, normally `anthropic`.
     pub name: String,
     /// The API root without the version, e.g. [`DEFAULT_BASE_URL`].
     pub base_url: String,
-    /// Sent as `x-api-key`; redacted in `Debug`.
-    pub api_key: String,
+    /// Sent as `x-api-key`.
+    pub api_key: secrecy::SecretString,
     /// Extended thinking budget in tokens (the API wants at least 1024); `None` = no thinking.
     pub thinking_budget: Option<u32>,
 }
 
 impl AnthropicConfig {
     /// The public API under the name `anthropic`, without extended thinking.
-    pub fn new(api_key: impl Into<String>) -> Self {
+    pub fn new(api_key: impl Into<secrecy::SecretString>) -> Self {
         Self {
             name: "anthropic".to_owned(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key: api_key.into(),
             thinking_budget: None,
         }
-    }
-}
-
-impl fmt::Debug for AnthropicConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicConfig")
-            .field("name", &self.name)
-            .field("base_url", &self.base_url)
-            .field("api_key", &"[redacted]")
-            .field("thinking_budget", &self.thinking_budget)
-            .finish()
     }
 }
 
@@ -127,7 +114,10 @@ pub async fn stream(
     let url = format!("{}{MESSAGES_PATH}", config.base_url.trim_end_matches('/'));
     let response = http
         .post(url)
-        .header("x-api-key", &config.api_key)
+        .header(
+            "x-api-key",
+            secrecy::ExposeSecret::expose_secret(&config.api_key),
+        )
         .header("anthropic-version", API_VERSION)
         .header(ACCEPT, "text/event-stream")
         .json(&request_body(config, request))
@@ -898,7 +888,7 @@ mod tests {
     fn the_api_key_is_redacted_in_debug() {
         let debug = format!("{:?}", config(Some(1024)));
         assert!(!debug.contains("sk-ant-secret"), "{debug}");
-        assert!(debug.contains("[redacted]"));
+        assert!(debug.contains("REDACTED"));
         assert!(debug.contains("1024"));
     }
 

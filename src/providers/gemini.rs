@@ -25,7 +25,6 @@
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/gemini/`).
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -49,27 +48,16 @@ const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
 const MAX_RAW_ERROR_CHARS: usize = 500;
 
 /// Where and how to reach the Gemini API.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GeminiConfig {
     /// The provider name recorded in events, normally `gemini`.
     pub name: String,
     /// The API root without the version, e.g. [`DEFAULT_BASE_URL`].
     pub base_url: String,
-    /// Sent as `x-goog-api-key`; redacted in `Debug`.
-    pub api_key: String,
+    /// Sent as `x-goog-api-key`.
+    pub api_key: secrecy::SecretString,
     /// Ask for thought summaries (`thinkingConfig.includeThoughts`), streamed as reasoning.
     pub include_thoughts: bool,
-}
-
-impl fmt::Debug for GeminiConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeminiConfig")
-            .field("name", &self.name)
-            .field("base_url", &self.base_url)
-            .field("api_key", &"[redacted]")
-            .field("include_thoughts", &self.include_thoughts)
-            .finish()
-    }
 }
 
 /// Maps a non-2xx answer to [`ProviderError::Http`]: the message is the body's `error.message`
@@ -154,7 +142,10 @@ pub async fn stream(
     );
     let response = http
         .post(url)
-        .header(API_KEY_HEADER, &config.api_key)
+        .header(
+            API_KEY_HEADER,
+            secrecy::ExposeSecret::expose_secret(&config.api_key),
+        )
         .header(ACCEPT, "text/event-stream")
         .json(&gemini_request(request, config.include_thoughts))
         .send()
@@ -802,7 +793,7 @@ mod tests {
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("AIza-secret"), "{debug}");
-        assert!(debug.contains("[redacted]"));
+        assert!(debug.contains("REDACTED"));
     }
 
     fn now() -> DateTime<Utc> {

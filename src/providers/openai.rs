@@ -21,7 +21,6 @@
 //! - private wire structs and small named mapping functions;
 //! - tests (fixtures in `tests/fixtures/openai/`).
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -44,27 +43,17 @@ const DONE_MARKER: &str = "[DONE]";
 const MAX_RAW_ERROR_CHARS: usize = 500;
 
 /// Where and how to reach one OpenAI-compatible endpoint.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OpenAiConfig {
     /// The provider name recorded in events: `openai`, `openrouter`, `deepseek`, …
     pub name: String,
     /// The API root including the version, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
-    /// Sent as `Authorization: Bearer …`; redacted in `Debug`.
-    pub api_key: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub api_key: secrecy::SecretString,
     /// `reasoning_effort` for reasoning models (`low`, `medium`, `high`); only ever set for
     /// models with the reasoning capability, never sent otherwise.
     pub reasoning_effort: Option<String>,
-}
-
-impl fmt::Debug for OpenAiConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiConfig")
-            .field("name", &self.name)
-            .field("base_url", &self.base_url)
-            .field("api_key", &"[redacted]")
-            .finish()
-    }
 }
 
 /// Maps a non-2xx answer to [`ProviderError::Http`]: the message comes from the JSON error body
@@ -185,7 +174,7 @@ pub async fn stream(
     };
     let response = http
         .post(url)
-        .bearer_auth(&config.api_key)
+        .bearer_auth(secrecy::ExposeSecret::expose_secret(&config.api_key))
         .header(ACCEPT, "text/event-stream")
         .json(&body)
         .send()
@@ -801,7 +790,7 @@ mod tests {
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("sk-secret"), "{debug}");
-        assert!(debug.contains("[redacted]"));
+        assert!(debug.contains("REDACTED"));
     }
 
     fn now() -> DateTime<Utc> {

@@ -99,7 +99,7 @@ impl ProviderRegistry {
                 providers.push(Provider::OpenAi(OpenAiConfig {
                     name: (*name).to_owned(),
                     base_url: get(url).unwrap_or_else(|| (*default_url).to_owned()),
-                    api_key,
+                    api_key: api_key.into(),
                     reasoning_effort: None,
                 }));
             }
@@ -109,7 +109,7 @@ impl ProviderRegistry {
                 name: "anthropic".into(),
                 base_url: get("ANTHROPIC_BASE_URL")
                     .unwrap_or_else(|| anthropic::DEFAULT_BASE_URL.to_owned()),
-                api_key,
+                api_key: api_key.into(),
                 thinking_budget: None,
             }));
         }
@@ -118,7 +118,7 @@ impl ProviderRegistry {
                 name: "gemini".into(),
                 base_url: get("GEMINI_BASE_URL")
                     .unwrap_or_else(|| gemini::DEFAULT_BASE_URL.to_owned()),
-                api_key,
+                api_key: api_key.into(),
                 include_thoughts: false,
             }));
         }
