@@ -2,4 +2,5 @@
 //! What a delivered event does to an account is `services::webhooks`.
 
 pub mod client;
+pub mod payloads;
 pub mod signature;

@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::billing::payloads::{self, PolarEvent, StripeEvent, Unreadable};
 use crate::billing::signature::{self, SignatureError, StandardHeaders};
 use crate::error::ApiError;
 use crate::extract::{read_body, request_id};
@@ -80,9 +81,9 @@ pub async fn polar(
     )
     .map_err(refused)?;
     let delivery_id = headers.id.unwrap_or_default().to_owned();
-    let event = json(&body)?;
+    let event: PolarEvent = payloads::read(&json(&body)?, "event")?;
     let effect = webhooks::polar_effect(&state.settings.plans, &event)?;
-    apply(&req, &state, "polar", &delivery_id, &event, effect).await
+    apply(&req, &state, "polar", &delivery_id, &event.kind, effect).await
 }
 
 pub async fn stripe(
@@ -101,12 +102,12 @@ pub async fn stripe(
         signature::TOLERANCE_SECS,
     )
     .map_err(refused)?;
-    let event = json(&body)?;
-    let Some(delivery_id) = event["id"].as_str().filter(|id| !id.is_empty()) else {
-        return Err(ApiError::invalid_field("id", "a Stripe event has an id"));
-    };
+    let event: StripeEvent = payloads::read(&json(&body)?, "event")?;
+    if event.id.is_empty() {
+        return Err(Unreadable::missing("event.id").into());
+    }
     let effect = webhooks::stripe_effect(&state.settings.plans, &event)?;
-    apply(&req, &state, "stripe", delivery_id, &event, effect).await
+    apply(&req, &state, "stripe", &event.id, &event.kind, effect).await
 }
 
 /// Records and applies a verified delivery.
@@ -115,10 +116,9 @@ async fn apply(
     state: &AppState,
     provider: &str,
     delivery_id: &str,
-    event: &Value,
+    event_type: &str,
     effect: webhooks::Effect,
 ) -> Result<HttpResponse, ApiError> {
-    let event_type = event["type"].as_str().unwrap_or_default();
     let request_id = request_id(req);
     let outcome = webhooks::deliver(
         state,

@@ -5,11 +5,15 @@
 //! on a `WebhookDelivery` stream; a replayed delivery answers 200 and changes nothing.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use threadline_domain::account::{Account, AccountCommand, Subscription};
 use threadline_domain::billing::{self, DeliveryCommand, DeliveryError, WebhookDelivery};
+use threadline_domain::plans::Plans;
 use threadline_domain::values::AccountId;
 
+use crate::billing::payloads::{
+    self, PolarEvent, PolarOrder, PolarSubscription, StripeCheckoutSession, StripeEvent,
+    StripeSubscription,
+};
 use crate::error::ApiError;
 use crate::services::credits;
 use crate::state::AppState;
@@ -138,180 +142,155 @@ async fn known_account(state: &AppState, id: &str) -> Result<String, ApiError> {
     }
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(v, |v, key| v.get(key))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-fn rfc3339(v: Option<&str>) -> Option<DateTime<Utc>> {
-    v.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// A signed event whose fields cannot be read: it is refused (400) and changes nothing,
-/// rather than applied in a guessed order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the event's {0} cannot be read")]
-pub struct Unreadable(pub &'static str);
+pub use crate::billing::payloads::Unreadable;
 
 impl From<Unreadable> for ApiError {
     fn from(e: Unreadable) -> Self {
-        tracing::warn!(
-            field = e.0,
-            "refused a signed webhook event that cannot be read"
-        );
+        tracing::warn!(problem = %e, "refused a signed webhook event that cannot be read");
         ApiError::BadRequest {
             code: crate::error::ErrorCode::UnreadableEvent,
-            detail: e.to_string(),
+            detail: format!("the event cannot be read: {e}"),
         }
     }
 }
 
-/// The first of `fields` of `v` that is present (not null): an RFC 3339 time that must parse.
-fn ordering_time(
-    v: &Value,
-    fields: &[(&'static str, &[&str])],
-) -> Result<DateTime<Utc>, Unreadable> {
-    for (name, path) in fields {
-        let value = path.iter().try_fold(v, |v, key| v.get(key));
-        match value {
-            None | Some(Value::Null) => continue,
-            Some(value) => return rfc3339(value.as_str()).ok_or(Unreadable(name)),
-        }
+/// Reads a Polar event. A subscription event orders by its `modified_at` (or, while that is
+/// null, its `created_at`, then the event's `timestamp`).
+pub fn polar_effect(plans: &Plans, event: &PolarEvent) -> Result<Effect, Unreadable> {
+    let kind = event.kind.as_str();
+    if kind.starts_with("subscription.") {
+        let sub: PolarSubscription = payloads::read(&event.data, "data")?;
+        let Some(account) = payloads::polar_account(&sub.customer, &sub.metadata) else {
+            return Ok(Effect::Ignored);
+        };
+        let status = match kind {
+            "subscription.revoked" => "revoked",
+            _ => sub.status.as_str(),
+        };
+        let as_of = sub
+            .modified_at
+            .or(sub.created_at)
+            .or(event.timestamp)
+            .ok_or_else(|| Unreadable::missing("data.modified_at"))?;
+        let ended = sub.ended_at.is_some_and(|t| t <= Utc::now());
+        return Ok(Effect::Subscription {
+            account,
+            subscription: Subscription {
+                provider: "polar".into(),
+                subscription_id: sub.id.clone(),
+                customer_id: sub
+                    .customer
+                    .as_ref()
+                    .and_then(|c| c.id.clone())
+                    .or(sub.customer_id.clone()),
+                status: status.to_owned(),
+                pro_until: billing::pro_until(status, sub.current_period_end, ended),
+                as_of: Some(as_of),
+            },
+        });
     }
-    Err(Unreadable("modification time"))
+    if kind == "order.paid" {
+        let order: PolarOrder = payloads::read(&event.data, "data")?;
+        let Some(account) = payloads::polar_account(&order.customer, &order.metadata) else {
+            return Ok(Effect::Ignored);
+        };
+        let credits = order
+            .product_id
+            .as_deref()
+            .and_then(|id| plans.polar_product(id))
+            .map_or(0, |p| p.credits);
+        return Ok(match credits {
+            0 => Effect::Ignored,
+            credits => Effect::Credits {
+                account,
+                order_id: order.id,
+                credits,
+            },
+        });
+    }
+    Ok(Effect::Ignored)
 }
 
-/// Reads a Polar event (`{"type": …, "data": {…}}`). A subscription event orders by its
-/// `modified_at` (or, while it is null, its `created_at`, then the event's `timestamp`).
-pub fn polar_effect(
-    plans: &threadline_domain::plans::Plans,
-    body: &Value,
-) -> Result<Effect, Unreadable> {
-    let data = &body["data"];
-    let account = str_at(data, &["customer", "external_id"])
-        .or_else(|| str_at(data, &["metadata", "account_id"]))
-        .map(str::to_owned);
-    let event_type = body["type"].as_str().unwrap_or_default();
-    Ok(match (event_type, account) {
-        (t, Some(account)) if t.starts_with("subscription.") => {
-            let status = if t == "subscription.revoked" {
-                "revoked"
-            } else {
-                data["status"].as_str().unwrap_or("unknown")
-            };
-            let ended = rfc3339(data["ended_at"].as_str()).is_some_and(|t| t <= Utc::now());
-            let as_of = ordering_time(
-                body,
-                &[
-                    ("modified_at", &["data", "modified_at"]),
-                    ("created_at", &["data", "created_at"]),
-                    ("timestamp", &["timestamp"]),
-                ],
-            )?;
-            let subscription_id = str_at(data, &["id"]).ok_or(Unreadable("subscription id"))?;
-            Effect::Subscription {
+/// Reads a Stripe event. A subscription event orders by the event's `created`.
+pub fn stripe_effect(plans: &Plans, event: &StripeEvent) -> Result<Effect, Unreadable> {
+    let kind = event.kind.as_str();
+    if kind.starts_with("customer.subscription.") {
+        let sub: StripeSubscription = payloads::read(&event.data.object, "data.object")?;
+        let Some(account) = sub
+            .metadata
+            .as_ref()
+            .and_then(|m| m.account_id.clone())
+            .filter(|id| !id.is_empty())
+        else {
+            return Ok(Effect::Ignored);
+        };
+        let as_of = event
+            .created
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .ok_or_else(|| Unreadable::missing("created"))?;
+        // Newer API versions moved the period onto the subscription's items.
+        let period_end = sub
+            .current_period_end
+            .or_else(|| {
+                sub.items
+                    .as_ref()
+                    .and_then(|items| items.data.first())
+                    .and_then(|item| item.current_period_end)
+            })
+            .and_then(|t| DateTime::from_timestamp(t, 0));
+        let ended = kind == "customer.subscription.deleted"
+            || sub.ended_at.is_some_and(|t| t <= Utc::now().timestamp());
+        return Ok(Effect::Subscription {
+            account,
+            subscription: Subscription {
+                provider: "stripe".into(),
+                subscription_id: sub.id,
+                customer_id: sub.customer,
+                pro_until: billing::pro_until(&sub.status, period_end, ended),
+                status: sub.status,
+                as_of: Some(as_of),
+            },
+        });
+    }
+    if kind == "checkout.session.completed" {
+        let session: StripeCheckoutSession = payloads::read(&event.data.object, "data.object")?;
+        let metadata = session.metadata.unwrap_or_default();
+        let account = metadata
+            .account_id
+            .or(session.client_reference_id)
+            .filter(|id| !id.is_empty());
+        let paid = session.mode.as_deref() == Some("payment")
+            && session.payment_status.as_deref() == Some("paid");
+        let credits = metadata
+            .price
+            .as_deref()
+            .and_then(|price| plans.stripe_price(price))
+            .map_or(0, |p| p.credits);
+        return Ok(match (account, paid, credits) {
+            (Some(account), true, 1..) => Effect::Credits {
                 account,
-                subscription: Subscription {
-                    provider: "polar".into(),
-                    subscription_id: subscription_id.to_owned(),
-                    customer_id: str_at(data, &["customer", "id"])
-                        .or_else(|| str_at(data, &["customer_id"]))
-                        .map(str::to_owned),
-                    status: status.to_owned(),
-                    pro_until: billing::pro_until(
-                        status,
-                        rfc3339(data["current_period_end"].as_str()),
-                        ended,
-                    ),
-                    as_of: Some(as_of),
-                },
-            }
-        }
-        ("order.paid", Some(account)) => {
-            let credits = data["product_id"]
-                .as_str()
-                .and_then(|id| plans.polar_product(id))
-                .map_or(0, |p| p.credits);
-            match (credits, data["id"].as_str()) {
-                (1.., Some(order_id)) => Effect::Credits {
-                    account,
-                    order_id: order_id.to_owned(),
-                    credits,
-                },
-                _ => Effect::Ignored,
-            }
-        }
-        _ => Effect::Ignored,
-    })
-}
-
-/// Reads a Stripe event (`{"id": "evt_…", "type": …, "data": {"object": {…}}}`). A
-/// subscription event orders by the event's `created` (Unix seconds).
-pub fn stripe_effect(
-    plans: &threadline_domain::plans::Plans,
-    body: &Value,
-) -> Result<Effect, Unreadable> {
-    let object = &body["data"]["object"];
-    let account = str_at(object, &["metadata", "account_id"])
-        .or_else(|| str_at(object, &["client_reference_id"]))
-        .map(str::to_owned);
-    let event_type = body["type"].as_str().unwrap_or_default();
-    Ok(match (event_type, account) {
-        (t, Some(account)) if t.starts_with("customer.subscription.") => {
-            // Newer API versions moved the period onto the subscription's items.
-            let period_end = object["current_period_end"]
-                .as_i64()
-                .or_else(|| object["items"]["data"][0]["current_period_end"].as_i64())
-                .and_then(|t| DateTime::from_timestamp(t, 0));
-            let status = object["status"].as_str().unwrap_or("unknown");
-            let ended = t == "customer.subscription.deleted"
-                || object["ended_at"]
-                    .as_i64()
-                    .is_some_and(|t| t <= Utc::now().timestamp());
-            let as_of = body["created"]
-                .as_i64()
-                .and_then(|t| DateTime::from_timestamp(t, 0))
-                .ok_or(Unreadable("created"))?;
-            let subscription_id = str_at(object, &["id"]).ok_or(Unreadable("subscription id"))?;
-            Effect::Subscription {
-                account,
-                subscription: Subscription {
-                    provider: "stripe".into(),
-                    subscription_id: subscription_id.to_owned(),
-                    customer_id: object["customer"].as_str().map(str::to_owned),
-                    status: status.to_owned(),
-                    pro_until: billing::pro_until(status, period_end, ended),
-                    as_of: Some(as_of),
-                },
-            }
-        }
-        ("checkout.session.completed", Some(account))
-            if object["mode"] == "payment" && object["payment_status"] == "paid" =>
-        {
-            let credits = str_at(object, &["metadata", "price"])
-                .and_then(|price| plans.stripe_price(price))
-                .map_or(0, |p| p.credits);
-            match (credits, object["id"].as_str()) {
-                (1.., Some(session)) => Effect::Credits {
-                    account,
-                    order_id: session.to_owned(),
-                    credits,
-                },
-                _ => Effect::Ignored,
-            }
-        }
-        _ => Effect::Ignored,
-    })
+                order_id: session.id,
+                credits,
+            },
+            _ => Effect::Ignored,
+        });
+    }
+    Ok(Effect::Ignored)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use threadline_domain::plans::{Plans, Product};
+
+    fn polar(plans: &Plans, event: Value) -> Result<Effect, Unreadable> {
+        polar_effect(plans, &serde_json::from_value(event).unwrap())
+    }
+
+    fn stripe(plans: &Plans, event: Value) -> Result<Effect, Unreadable> {
+        stripe_effect(plans, &serde_json::from_value(event).unwrap())
+    }
 
     fn plans() -> Plans {
         Plans {
@@ -327,9 +306,9 @@ mod tests {
 
     #[test]
     fn a_polar_subscription_maps_to_pro_until_its_period_ends() {
-        let effect = polar_effect(
+        let effect = polar(
             &plans(),
-            &json!({"type": "subscription.updated", "data": {
+            json!({"type": "subscription.updated", "data": {
                 "id": "sub_1", "status": "active", "cancel_at_period_end": true,
                 "current_period_end": "2030-01-01T00:00:00Z", "ended_at": null,
                 "modified_at": "2029-06-01T00:00:00Z",
@@ -349,9 +328,9 @@ mod tests {
             subscription.pro_until,
             DateTime::from_timestamp(1_893_456_000, 0)
         );
-        let revoked = polar_effect(
+        let revoked = polar(
             &plans(),
-            &json!({"type": "subscription.revoked", "data": {
+            json!({"type": "subscription.revoked", "data": {
                 "id": "sub_1", "status": "canceled",
                 "current_period_end": "2030-01-01T00:00:00Z", "modified_at": null,
                 "created_at": "2029-01-01T00:00:00Z",
@@ -366,9 +345,9 @@ mod tests {
     #[test]
     fn a_paid_polar_order_of_a_pack_adds_its_credits() {
         let order = |product| {
-            polar_effect(
+            polar(
                 &plans(),
-                &json!({"type": "order.paid", "data": {"id": "ord_1", "product_id": product,
+                json!({"type": "order.paid", "data": {"id": "ord_1", "product_id": product,
                     "customer": {"external_id": "acc"}}}),
             )
             .unwrap()
@@ -386,9 +365,9 @@ mod tests {
 
     #[test]
     fn stripe_subscriptions_and_payments_map_the_same_way() {
-        let sub = stripe_effect(
+        let sub = stripe(
             &plans(),
-            &json!({"id": "evt_1", "type": "customer.subscription.deleted", "created": 1_890_000_000,
+            json!({"id": "evt_1", "type": "customer.subscription.deleted", "created": 1_890_000_000,
                 "data": {"object": {
                 "id": "sub_1", "customer": "cus_1", "status": "canceled",
                 "items": {"data": [{"current_period_end": 1_893_456_000}]},
@@ -398,9 +377,9 @@ mod tests {
         assert!(
             matches!(sub, Effect::Subscription { subscription, .. } if subscription.pro_until.is_none() && subscription.customer_id.as_deref() == Some("cus_1"))
         );
-        let paid = stripe_effect(
+        let paid = stripe(
             &plans(),
-            &json!({"id": "evt_2", "type": "checkout.session.completed", "data": {"object": {
+            json!({"id": "evt_2", "type": "checkout.session.completed", "data": {"object": {
                 "id": "cs_1", "mode": "payment", "payment_status": "paid",
                 "client_reference_id": "acc", "metadata": {"price": "price_credits"}}}}),
         )
@@ -413,53 +392,49 @@ mod tests {
                 credits: 100
             }
         );
-        let unknown = stripe_effect(&plans(), &json!({"type": "invoice.paid"}));
+        let unknown = stripe(
+            &plans(),
+            json!({"id": "evt_3", "type": "invoice.paid", "data": {"object": {}}}),
+        );
         assert_eq!(unknown, Ok(Effect::Ignored));
     }
 
     #[test]
     fn a_subscription_event_whose_order_cannot_be_read_is_refused() {
-        let polar = |data: Value| {
-            polar_effect(
-                &plans(),
-                &json!({"type": "subscription.updated", "data": data}),
-            )
-        };
         let base = json!({"id": "sub_1", "status": "active",
             "current_period_end": "2030-01-01T00:00:00Z",
             "customer": {"external_id": "acc"}});
         let with = |key: &str, value: Value| {
             let mut data = base.clone();
             data[key] = value;
-            data
+            json!({"type": "subscription.updated", "data": data})
         };
-        assert_eq!(
-            polar(with("modified_at", json!("not a time"))),
-            Err(Unreadable("modified_at"))
+        let refused = |event: Value| match polar(&plans(), event) {
+            Err(Unreadable(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(with("modified_at", json!("not a time"))).starts_with("data.modified_at:"));
+        assert!(
+            refused(json!({"type": "subscription.updated", "data": base.clone()}))
+                .starts_with("data.modified_at: missing")
         );
-        assert_eq!(polar(base.clone()), Err(Unreadable("modification time")));
-        assert_eq!(
-            polar(
-                with("modified_at", json!("2029-01-01T00:00:00Z")).pipe(|mut d| {
-                    d["id"] = Value::Null;
-                    d
-                })
-            ),
-            Err(Unreadable("subscription id"))
+        assert!(refused(with("id", Value::Null)).starts_with("data.id:"));
+        assert!(
+            refused(with("status", Value::Null)).starts_with("data.status:"),
+            "no status is defaulted"
         );
-        let stripe = stripe_effect(
+        let stripe_refused = stripe(
             &plans(),
-            &json!({"id": "evt_1", "type": "customer.subscription.updated", "created": "soon",
+            json!({"id": "evt_1", "type": "customer.subscription.updated",
                 "data": {"object": {"id": "sub_1", "status": "active",
                 "metadata": {"account_id": "acc"}}}}),
         );
-        assert_eq!(stripe, Err(Unreadable("created")));
+        assert_eq!(stripe_refused, Err(Unreadable("created: missing".into())));
+        let no_id = stripe(
+            &plans(),
+            json!({"id": "evt_1", "type": "customer.subscription.updated", "created": 1,
+                "data": {"object": {"status": "active", "metadata": {"account_id": "acc"}}}}),
+        );
+        assert!(matches!(no_id, Err(Unreadable(why)) if why == "data.object: missing field `id`"));
     }
-
-    trait Pipe: Sized {
-        fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
-            f(self)
-        }
-    }
-    impl Pipe for Value {}
 }
