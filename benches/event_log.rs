@@ -8,6 +8,9 @@
 //! 1. command latency on a Thread with 10 vs 100,000 prior events (and the ratio);
 //! 2. events appended per second through the command bus by 16 concurrent writers;
 //! 3. projector catch-up: events folded per second into the threads projection.
+
+// A benchmark prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};

@@ -7,6 +7,9 @@
 //!    headers arrive (the credits are reserved before them), for an account with 10 prior ledger
 //!    events and one with 100,000 (in earlier windows, as an old account has them); the ratio.
 //! 2. Usage report time over 1,000,000 reply facts (the admin report's table), by grouping.
+
+// A benchmark prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

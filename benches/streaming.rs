@@ -8,6 +8,9 @@
 //! 2. Time to first token at one client, direct vs through Threadline (the added latency).
 //! 3. Durable chunk events per second with 1,000 concurrent replies.
 //! 4. Resume of a finished 1,000-chunk reply: time to read the whole backlog.
+
+// A benchmark prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;

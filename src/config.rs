@@ -170,7 +170,7 @@ pub fn load_plans(
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read the plans file {}: {e}", path.display()))?;
-    threadline_domain::plans::Plans::with_overrides(serde_yaml::Deserializer::from_str(&text))
+    threadline_domain::plans::Plans::with_overrides(serde_yaml_ng::Deserializer::from_str(&text))
         .map_err(|e| format!("the plans file {} is invalid: {e}", path.display()))
 }
 

@@ -2,6 +2,8 @@
 
 use clap::Parser;
 
+// The binary's last word goes to stderr.
+#[allow(clippy::print_stderr)]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     threadline::telemetry::init(std::io::stderr);

@@ -4,8 +4,12 @@
 //! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`]: one file per command.
 //! - [`run`] (here): dispatches a parsed command line.
 
+// The command line writes its results to stdout and its errors to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod audit;
 pub mod migrate;
+pub mod progress;
 pub mod projections;
 pub mod report;
 pub mod serve;

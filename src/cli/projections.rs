@@ -45,11 +45,12 @@ pub async fn run(
             };
             let total = log::count(&db).await?.max(1) as u64;
             for name in names {
+                let bar = super::progress::bar(total, &name);
                 let report = rebuild::rebuild(&projector, &name, &|done| {
-                    eprint!("\r{name}: {done}/{total} events");
+                    bar.set_position(done.min(total));
                 })
                 .await?;
-                eprintln!();
+                bar.finish_and_clear();
                 println!(
                     "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
                     report.name,

@@ -31,10 +31,12 @@ pub async fn run(
     } = command;
     let query = UsageQuery::parse(from.as_deref(), to.as_deref(), group_by.as_deref())
         .map_err(|e| reports::describe(&e))?;
+    let spinner = super::progress::spinner("catching up with the log and summing usage");
     let db = open(&storage).await?;
     let report = reports::usage(&db, &query)
         .await
         .map_err(|e| reports::describe(&e))?;
+    spinner.finish_and_clear();
     match format {
         Format::Table => print!("{}", report.to_table()),
         Format::Csv => print!("{}", report.to_csv()),

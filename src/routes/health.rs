@@ -27,7 +27,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../api-spec/openapi.yaml");
 /// `GET /openapi.json`: the OpenAPI document as JSON.
 pub async fn openapi() -> Result<HttpResponse, ApiError> {
     static DOC: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
-    let doc = DOC.get_or_init(|| serde_yaml::from_str(OPENAPI_YAML).map_err(|e| e.to_string()));
+    let doc = DOC.get_or_init(|| serde_yaml_ng::from_str(OPENAPI_YAML).map_err(|e| e.to_string()));
     match doc {
         Ok(doc) => Ok(HttpResponse::Ok().json(doc)),
         Err(e) => Err(ApiError::Internal(format!(

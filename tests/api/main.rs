@@ -2,6 +2,7 @@
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` points at a server (each test then
 //! creates its own database there).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod abuse;
 mod accounts;

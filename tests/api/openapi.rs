@@ -15,7 +15,7 @@ use threadline_domain::plans::{Plans, Product};
 use crate::helpers::{LiveStream, SseEvent, TestApp, TestDb, spawn_on};
 
 fn spec() -> Value {
-    serde_yaml::from_str(threadline::routes::health::OPENAPI_YAML).unwrap()
+    serde_yaml_ng::from_str(threadline::routes::health::OPENAPI_YAML).unwrap()
 }
 
 #[test]
