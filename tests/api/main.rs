@@ -11,6 +11,7 @@ mod billing;
 mod chat;
 mod concurrency;
 mod credits;
+mod docs;
 mod errors;
 mod feed;
 mod global_order;
