@@ -117,3 +117,80 @@ fn every_variable_the_code_reads_is_documented_and_every_documented_one_is_read(
         "documented in docs/configuration.md but read nowhere: {unread:?}"
     );
 }
+
+/// The top-level modules of `src/` each file of `src/` uses (`crate::x`), test modules and
+/// comments left out.
+fn module_uses(root: &Path) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut paths = Vec::new();
+    files(&root.join("src"), &mut paths);
+    let mut uses: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+    {
+        let rel = path
+            .strip_prefix(root.join("src"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_owned();
+        let text = std::fs::read_to_string(path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let entry = uses.entry(module.clone()).or_default();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for part in line.split("crate::").skip(1) {
+                let used: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !used.is_empty() && used != module {
+                    entry.insert(used);
+                }
+            }
+        }
+    }
+    uses
+}
+
+#[test]
+fn module_dependencies_point_one_way() {
+    let uses = module_uses(Path::new(env!("CARGO_MANIFEST_DIR")));
+    for (module, used) in &uses {
+        assert!(
+            !used.contains("routes") || module == "startup",
+            "{module} uses routes: only startup may"
+        );
+    }
+    // Depth-first search for a cycle.
+    fn visit<'a>(
+        module: &'a str,
+        uses: &'a std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            panic!(
+                "an import cycle: {}",
+                path[at..].join(" -> ") + " -> " + module
+            );
+        }
+        if done.contains(module) {
+            return;
+        }
+        path.push(module);
+        for next in uses.get(module).into_iter().flatten() {
+            visit(next, uses, path, done);
+        }
+        path.pop();
+        done.insert(module);
+    }
+    let mut done = BTreeSet::new();
+    for module in uses.keys() {
+        visit(module, &uses, &mut Vec::new(), &mut done);
+    }
+}
