@@ -209,7 +209,27 @@ impl FeedHub {
                 "type": "reply.finished", "thread_id": thread_id, "generation_id": generation_id,
                 "status": status.as_str(), "at": at,
             }),
-            ThreadEvent::ReplyStopRequested { .. } => return Ok(None),
+            ThreadEvent::CurrentMessageChosen { message_id, .. } => json!({
+                "type": "thread.updated", "thread_id": thread_id, "current_message_id": message_id,
+                "at": at,
+            }),
+            ThreadEvent::MessageHidden { message_id, .. } => json!({
+                "type": "message.hidden", "thread_id": thread_id, "message_id": message_id, "at": at,
+            }),
+            ThreadEvent::ThreadShared {
+                share_id,
+                message_id,
+                ..
+            } => json!({
+                "type": "share.created", "thread_id": thread_id, "share_id": share_id,
+                "message_id": message_id, "at": at,
+            }),
+            ThreadEvent::ShareRevoked { share_id, .. } => json!({
+                "type": "share.revoked", "thread_id": thread_id, "share_id": share_id, "at": at,
+            }),
+            ThreadEvent::ReplyStopRequested { .. } | ThreadEvent::HistoryCopied { .. } => {
+                return Ok(None);
+            }
         };
         Ok(Some(FeedItem {
             cursor: event.cursor(),

@@ -9,7 +9,7 @@
 //! Who may act on a thread is decided before a command reaches it: the HTTP layer checks the
 //! caller against the thread-list projection (whose owner follows account links).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -84,6 +84,76 @@ pub enum ThreadCommand {
     RequestStop {
         at: DateTime<Utc>,
     },
+    /// Make the path through `message_id` current (its newest descendant becomes the leaf).
+    ChooseCurrent {
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Hide a message and its subtree from every read (the log keeps them).
+    HideMessage {
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Create the thread with a history copied from elsewhere: the path of another thread
+    /// (a branch), a shared snapshot (a copy) or another app's export (an import).
+    CreateWithHistory {
+        owner: AccountId,
+        title: Option<Title>,
+        origin: HistoryOrigin,
+        messages: Vec<CopiedMessage>,
+        /// The message whose path is current (the newest message when `None`).
+        current_message_id: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Freeze a read-only link to the path up to `message_id`.
+    Share {
+        share_id: String,
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Revoke a share link.
+    RevokeShare {
+        share_id: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Where a copied history came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HistoryOrigin {
+    /// The path of `thread_id` up to `message_id`.
+    Branch {
+        thread_id: String,
+        message_id: String,
+    },
+    /// A shared snapshot, continued as a copy.
+    Share { share_id: String },
+    /// A conversation exported by another app (or by Threadline).
+    Import { source: String, external_id: String },
+}
+
+/// Who wrote a copied message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopiedRole {
+    User,
+    Assistant,
+}
+
+/// One message of a copied history, parents before children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedMessage {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub role: CopiedRole,
+    pub text: String,
+    #[serde(default)]
+    pub reasoning: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// A user message posted together with the reply to it (see [`ThreadCommand::StartReply`]).
@@ -144,6 +214,32 @@ pub enum ThreadEvent {
         generation_id: String,
         at: DateTime<Utc>,
     },
+    CurrentMessageChosen {
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// `message_id` and its subtree are hidden; `parent_id` is where the path falls back to.
+    MessageHidden {
+        message_id: String,
+        parent_id: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// Follows `ThreadCreated` in the same commit.
+    HistoryCopied {
+        origin: HistoryOrigin,
+        messages: Vec<CopiedMessage>,
+        current_message_id: Option<String>,
+        at: DateTime<Utc>,
+    },
+    ThreadShared {
+        share_id: String,
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    ShareRevoked {
+        share_id: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ThreadEvent {
@@ -160,6 +256,11 @@ impl DomainEvent for ThreadEvent {
             Self::ReplyStarted { .. } => "ReplyStarted",
             Self::ReplyFinished { .. } => "ReplyFinished",
             Self::ReplyStopRequested { .. } => "ReplyStopRequested",
+            Self::CurrentMessageChosen { .. } => "CurrentMessageChosen",
+            Self::MessageHidden { .. } => "MessageHidden",
+            Self::HistoryCopied { .. } => "HistoryCopied",
+            Self::ThreadShared { .. } => "ThreadShared",
+            Self::ShareRevoked { .. } => "ShareRevoked",
         }
         .to_owned()
     }
@@ -184,6 +285,12 @@ pub enum ThreadError {
     ReplyInProgress,
     #[error("no reply is streaming in this thread")]
     NoActiveReply,
+    #[error("no such message in this thread")]
+    MessageNotFound,
+    #[error("no such share of this thread")]
+    ShareNotFound,
+    #[error("the copied history is not a tree of valid messages: {0}")]
+    InvalidHistory(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,7 +310,16 @@ pub struct Thread {
     pinned: bool,
     /// Message id → (parent id, user text; empty for assistant messages).
     messages: BTreeMap<String, (Option<String>, String)>,
+    /// Hidden messages (their subtrees are hidden too).
+    #[serde(default)]
+    hidden: BTreeSet<String>,
     active_reply: Option<String>,
+    /// The assistant message the active reply fills.
+    #[serde(default)]
+    active_message: Option<String>,
+    /// Live share ids.
+    #[serde(default)]
+    shares: BTreeSet<String>,
 }
 
 impl Aggregate for Thread {
@@ -252,15 +368,35 @@ impl Aggregate for Thread {
                 ..
             } => {
                 self.messages
-                    .insert(message_id, (Some(parent_id), String::new()));
+                    .insert(message_id.clone(), (Some(parent_id), String::new()));
                 self.active_reply = Some(generation_id);
+                self.active_message = Some(message_id);
             }
             ThreadEvent::ReplyFinished { generation_id, .. } => {
                 if self.active_reply.as_ref() == Some(&generation_id) {
                     self.active_reply = None;
+                    self.active_message = None;
                 }
             }
-            ThreadEvent::ReplyStopRequested { .. } => {}
+            ThreadEvent::ReplyStopRequested { .. } | ThreadEvent::CurrentMessageChosen { .. } => {}
+            ThreadEvent::MessageHidden { message_id, .. } => {
+                self.hidden.insert(message_id);
+            }
+            ThreadEvent::HistoryCopied { messages, .. } => {
+                for m in messages {
+                    let text = match m.role {
+                        CopiedRole::User => m.text,
+                        CopiedRole::Assistant => String::new(),
+                    };
+                    self.messages.insert(m.id, (m.parent_id, text));
+                }
+            }
+            ThreadEvent::ThreadShared { share_id, .. } => {
+                self.shares.insert(share_id);
+            }
+            ThreadEvent::ShareRevoked { share_id, .. } => {
+                self.shares.remove(&share_id);
+            }
         }
     }
 }
@@ -278,11 +414,34 @@ impl Thread {
                 State::Live | State::Deleted => Err(ThreadError::AlreadyExists),
             };
         }
+        if let C::CreateWithHistory {
+            owner,
+            title,
+            origin,
+            messages,
+            current_message_id,
+            at,
+        } = command
+        {
+            if self.state != State::New {
+                return Err(ThreadError::AlreadyExists);
+            }
+            check_history(&messages, current_message_id.as_deref())?;
+            return Ok(vec![
+                E::ThreadCreated { owner, title, at },
+                E::HistoryCopied {
+                    origin,
+                    messages,
+                    current_message_id,
+                    at,
+                },
+            ]);
+        }
         if self.state != State::Live {
             return Err(ThreadError::NotFound);
         }
         Ok(match command {
-            C::Create { .. } => vec![],
+            C::Create { .. } | C::CreateWithHistory { .. } => vec![],
             C::Rename { title, source, at } => (self.title.as_ref() != Some(&title))
                 .then_some(E::ThreadRenamed { title, source, at })
                 .into_iter()
@@ -331,7 +490,7 @@ impl Thread {
                 }) = user_message
                 {
                     events.extend(self.post(parent_id.clone(), under, text, at)?);
-                } else if !self.messages.contains_key(&parent_id) {
+                } else if self.visible(&parent_id).is_err() {
                     return Err(ThreadError::ParentNotFound);
                 }
                 if self.messages.contains_key(&message_id) || message_id == parent_id {
@@ -364,7 +523,81 @@ impl Thread {
                 };
                 vec![E::ReplyStopRequested { generation_id, at }]
             }
+            C::ChooseCurrent { message_id, at } => {
+                self.visible(&message_id)?;
+                vec![E::CurrentMessageChosen { message_id, at }]
+            }
+            C::HideMessage { message_id, at } => {
+                let parent_id = self.visible(&message_id)?;
+                if let Some(active) = &self.active_message
+                    && self.descends_from(active, &message_id)
+                {
+                    return Err(ThreadError::ReplyInProgress);
+                }
+                vec![E::MessageHidden {
+                    message_id,
+                    parent_id,
+                    at,
+                }]
+            }
+            C::Share {
+                share_id,
+                message_id,
+                at,
+            } => {
+                self.visible(&message_id)?;
+                if self.shares.contains(&share_id) {
+                    return Ok(vec![]);
+                }
+                vec![E::ThreadShared {
+                    share_id,
+                    message_id,
+                    at,
+                }]
+            }
+            C::RevokeShare { share_id, at } => {
+                if !self.shares.contains(&share_id) {
+                    return Err(ThreadError::ShareNotFound);
+                }
+                vec![E::ShareRevoked { share_id, at }]
+            }
         })
+    }
+
+    /// The parent of `id` when it is a message of this thread and neither it nor an ancestor
+    /// is hidden.
+    fn visible(&self, id: &str) -> Result<Option<String>, ThreadError> {
+        let (parent, _) = self.messages.get(id).ok_or(ThreadError::MessageNotFound)?;
+        let mut at = Some(id);
+        let mut steps = 0;
+        while let Some(current) = at {
+            if self.hidden.contains(current) {
+                return Err(ThreadError::MessageNotFound);
+            }
+            at = self.messages.get(current).and_then(|(p, _)| p.as_deref());
+            steps += 1;
+            if steps > self.messages.len() {
+                break;
+            }
+        }
+        Ok(parent.clone())
+    }
+
+    /// Whether `id` is `ancestor` or lies below it.
+    fn descends_from(&self, id: &str, ancestor: &str) -> bool {
+        let mut at = Some(id);
+        let mut steps = 0;
+        while let Some(current) = at {
+            if current == ancestor {
+                return true;
+            }
+            at = self.messages.get(current).and_then(|(p, _)| p.as_deref());
+            steps += 1;
+            if steps > self.messages.len() {
+                return false;
+            }
+        }
+        false
     }
 
     /// The event that posts a user message; `None` when the same message is already there.
@@ -383,7 +616,7 @@ impl Thread {
             };
         }
         if let Some(parent) = &parent_id
-            && !self.messages.contains_key(parent)
+            && self.visible(parent).is_err()
         {
             return Err(ThreadError::ParentNotFound);
         }
@@ -394,6 +627,35 @@ impl Thread {
             at,
         }))
     }
+}
+
+/// Checks a copied history: valid unique ids, parents before children, a current message
+/// that exists.
+fn check_history(messages: &[CopiedMessage], current: Option<&str>) -> Result<(), ThreadError> {
+    let mut seen = BTreeSet::new();
+    for m in messages {
+        crate::values::MessageId::parse(&m.id)
+            .map_err(|e| ThreadError::InvalidHistory(format!("{}: {e}", m.id)))?;
+        if let Some(parent) = &m.parent_id
+            && !seen.contains(parent.as_str())
+        {
+            return Err(ThreadError::InvalidHistory(format!(
+                "{} comes before its parent {parent}",
+                m.id
+            )));
+        }
+        if !seen.insert(m.id.as_str()) {
+            return Err(ThreadError::InvalidHistory(format!("{} twice", m.id)));
+        }
+    }
+    if let Some(current) = current
+        && !seen.contains(current)
+    {
+        return Err(ThreadError::InvalidHistory(format!(
+            "the current message {current} is not in it"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -762,5 +1024,224 @@ mod tests {
                 })
                 .then_expect_error(ThreadError::NotFound);
         }
+    }
+
+    fn tree() -> Vec<ThreadEvent> {
+        // u1 ─ a1 ─ u2 ─ a2
+        //         └ u3 (an edit of u2)
+        vec![
+            created(),
+            posted("u1", None, "hi"),
+            reply_started("g1", "a1", "u1"),
+            ThreadEvent::ReplyFinished {
+                generation_id: "g1".into(),
+                status: GenerationStatus::Completed,
+                at: at(),
+            },
+            posted("u2", Some("a1"), "more"),
+            posted("u3", Some("a1"), "other"),
+        ]
+    }
+
+    #[test]
+    fn the_current_path_is_chosen_through_a_visible_message() {
+        ThreadTest::with(())
+            .given(tree())
+            .when(ThreadCommand::ChooseCurrent {
+                message_id: "u2".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::CurrentMessageChosen {
+                message_id: "u2".into(),
+                at: at(),
+            }]);
+        ThreadTest::with(())
+            .given(tree())
+            .when(ThreadCommand::ChooseCurrent {
+                message_id: "nope".into(),
+                at: at(),
+            })
+            .then_expect_error(ThreadError::MessageNotFound);
+    }
+
+    #[test]
+    fn a_hidden_message_takes_its_subtree_with_it() {
+        let mut hidden = tree();
+        hidden.push(ThreadEvent::MessageHidden {
+            message_id: "a1".into(),
+            parent_id: Some("u1".into()),
+            at: at(),
+        });
+        ThreadTest::with(())
+            .given(tree())
+            .when(ThreadCommand::HideMessage {
+                message_id: "a1".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::MessageHidden {
+                message_id: "a1".into(),
+                parent_id: Some("u1".into()),
+                at: at(),
+            }]);
+        for below in ["u2", "a1"] {
+            ThreadTest::with(())
+                .given(hidden.clone())
+                .when(ThreadCommand::ChooseCurrent {
+                    message_id: below.into(),
+                    at: at(),
+                })
+                .then_expect_error(ThreadError::MessageNotFound);
+        }
+        ThreadTest::with(())
+            .given(hidden)
+            .when(post("u9", Some("u2"), "under a hidden one"))
+            .then_expect_error(ThreadError::ParentNotFound);
+    }
+
+    #[test]
+    fn a_subtree_with_a_streaming_reply_cannot_be_hidden() {
+        let mut streaming = tree();
+        streaming.push(reply_started("g2", "a2", "u2"));
+        ThreadTest::with(())
+            .given(streaming)
+            .when(ThreadCommand::HideMessage {
+                message_id: "u2".into(),
+                at: at(),
+            })
+            .then_expect_error(ThreadError::ReplyInProgress);
+    }
+
+    fn copied(id: &str, parent: Option<&str>, role: CopiedRole) -> CopiedMessage {
+        CopiedMessage {
+            id: id.into(),
+            parent_id: parent.map(Into::into),
+            role,
+            text: format!("text of {id}"),
+            reasoning: String::new(),
+            model: None,
+            created_at: None,
+        }
+    }
+
+    fn with_history(messages: Vec<CopiedMessage>, current: Option<&str>) -> ThreadCommand {
+        ThreadCommand::CreateWithHistory {
+            owner: owner(),
+            title: None,
+            origin: HistoryOrigin::Branch {
+                thread_id: "src".into(),
+                message_id: "a1".into(),
+            },
+            messages,
+            current_message_id: current.map(Into::into),
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_branch_is_a_new_thread_with_the_copied_path() {
+        let history = vec![
+            copied("u1", None, CopiedRole::User),
+            copied("a1", Some("u1"), CopiedRole::Assistant),
+        ];
+        ThreadTest::with(())
+            .given_no_previous_events()
+            .when(with_history(history.clone(), Some("a1")))
+            .then_expect_events(vec![
+                created(),
+                ThreadEvent::HistoryCopied {
+                    origin: HistoryOrigin::Branch {
+                        thread_id: "src".into(),
+                        message_id: "a1".into(),
+                    },
+                    messages: history.clone(),
+                    current_message_id: Some("a1".into()),
+                    at: at(),
+                },
+            ]);
+        // Importing again into the same id is refused (imports are idempotent by id).
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(with_history(history, None))
+            .then_expect_error(ThreadError::AlreadyExists);
+    }
+
+    #[test]
+    fn a_copied_history_must_be_a_tree_in_order() {
+        for (messages, current) in [
+            (vec![copied("a1", Some("u1"), CopiedRole::Assistant)], None),
+            (
+                vec![
+                    copied("u1", None, CopiedRole::User),
+                    copied("u1", None, CopiedRole::User),
+                ],
+                None,
+            ),
+            (vec![copied("../x", None, CopiedRole::User)], None),
+            (vec![copied("u1", None, CopiedRole::User)], Some("zz")),
+        ] {
+            let refused = Thread::default().decide(with_history(messages, current));
+            assert!(
+                matches!(refused, Err(ThreadError::InvalidHistory(_))),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_continue_under_a_copied_history() {
+        ThreadTest::with(())
+            .given(vec![
+                created(),
+                ThreadEvent::HistoryCopied {
+                    origin: HistoryOrigin::Share {
+                        share_id: "s".into(),
+                    },
+                    messages: vec![copied("u1", None, CopiedRole::User)],
+                    current_message_id: None,
+                    at: at(),
+                },
+            ])
+            .when(post("u2", Some("u1"), "next"))
+            .then_expect_events(vec![posted("u2", Some("u1"), "next")]);
+    }
+
+    #[test]
+    fn a_share_is_made_once_and_revoked_once() {
+        let shared = ThreadEvent::ThreadShared {
+            share_id: "s1".into(),
+            message_id: "a1".into(),
+            at: at(),
+        };
+        ThreadTest::with(())
+            .given(tree())
+            .when(ThreadCommand::Share {
+                share_id: "s1".into(),
+                message_id: "a1".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![shared.clone()]);
+        let mut given = tree();
+        given.push(shared);
+        ThreadTest::with(())
+            .given(given.clone())
+            .when(ThreadCommand::RevokeShare {
+                share_id: "s1".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![ThreadEvent::ShareRevoked {
+                share_id: "s1".into(),
+                at: at(),
+            }]);
+        given.push(ThreadEvent::ShareRevoked {
+            share_id: "s1".into(),
+            at: at(),
+        });
+        ThreadTest::with(())
+            .given(given)
+            .when(ThreadCommand::RevokeShare {
+                share_id: "s1".into(),
+                at: at(),
+            })
+            .then_expect_error(ThreadError::ShareNotFound);
     }
 }

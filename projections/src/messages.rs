@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use threadline_domain::generation::{Chunk, GenerationEvent, GenerationStatus};
-use threadline_domain::thread::ThreadEvent;
+use threadline_domain::thread::{CopiedRole, ThreadEvent};
 
 use crate::db::{Backend, Db, Stmt};
 use crate::event::StoredEvent;
@@ -53,6 +53,7 @@ pub enum Change {
         parent_id: Option<String>,
         role: &'static str,
         text: String,
+        reasoning: String,
         model: Option<String>,
         generation_id: Option<String>,
         status: &'static str,
@@ -61,6 +62,18 @@ pub enum Change {
     },
     DeleteThread {
         thread_id: String,
+    },
+    /// The message the thread's current path goes through (its newest visible descendant is
+    /// the leaf).
+    SetHead {
+        thread_id: String,
+        message_id: Option<String>,
+    },
+    /// `message_id` and its subtree are hidden; a head inside it falls back to `fallback`.
+    Hide {
+        thread_id: String,
+        message_id: String,
+        fallback: Option<String>,
     },
     InsertGeneration {
         id: String,
@@ -89,47 +102,124 @@ pub enum Change {
     },
 }
 
-/// Folds one thread event (thread `thread_id`, at log position `position`).
-pub fn apply_thread(thread_id: &str, position: i64, event: ThreadEvent) -> Vec<Change> {
+/// Messages one event may insert: a message's `position` is its event's log position times
+/// this, plus its index in the event, so copied histories keep their order.
+pub const POSITIONS_PER_EVENT: i64 = 1 << 20;
+
+/// Folds one thread event (thread `thread_id`, at log position `log_position`).
+pub fn apply_thread(thread_id: &str, log_position: i64, event: ThreadEvent) -> Vec<Change> {
     let thread_id = thread_id.to_owned();
+    let position = log_position.saturating_mul(POSITIONS_PER_EVENT);
+    let head = |thread_id: &String, id: &String| Change::SetHead {
+        thread_id: thread_id.clone(),
+        message_id: Some(id.clone()),
+    };
     match event {
         ThreadEvent::UserMessagePosted {
             message_id,
             parent_id,
             text,
             at,
-        } => vec![Change::InsertMessage {
-            thread_id,
-            id: message_id,
-            parent_id,
-            role: "user",
-            text,
-            model: None,
-            generation_id: None,
-            status: USER_MESSAGE_DONE,
-            position,
-            at: micros(at),
-        }],
+        } => vec![
+            head(&thread_id, &message_id),
+            Change::InsertMessage {
+                thread_id,
+                id: message_id,
+                parent_id,
+                role: "user",
+                text,
+                reasoning: String::new(),
+                model: None,
+                generation_id: None,
+                status: USER_MESSAGE_DONE,
+                position,
+                at: micros(at),
+            },
+        ],
         ThreadEvent::ReplyStarted {
             generation_id,
             message_id,
             parent_id,
             model,
             at,
-        } => vec![Change::InsertMessage {
+        } => vec![
+            head(&thread_id, &message_id),
+            Change::InsertMessage {
+                thread_id,
+                id: message_id,
+                parent_id: Some(parent_id),
+                role: "assistant",
+                text: String::new(),
+                reasoning: String::new(),
+                model: Some(model),
+                generation_id: Some(generation_id),
+                status: ReplyStatus::Running.message_str(),
+                position,
+                at: micros(at),
+            },
+        ],
+        ThreadEvent::HistoryCopied {
+            messages,
+            current_message_id,
+            at,
+            ..
+        } => {
+            let current = current_message_id.or_else(|| messages.last().map(|m| m.id.clone()));
+            let mut changes: Vec<Change> = messages
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let (role, status) = match m.role {
+                        CopiedRole::User => ("user", USER_MESSAGE_DONE),
+                        CopiedRole::Assistant => {
+                            ("assistant", GenerationStatus::Completed.as_str())
+                        }
+                    };
+                    Change::InsertMessage {
+                        thread_id: thread_id.clone(),
+                        id: m.id,
+                        parent_id: m.parent_id,
+                        role,
+                        text: m.text,
+                        reasoning: m.reasoning,
+                        model: m.model,
+                        generation_id: None,
+                        status,
+                        position: position + i as i64,
+                        at: micros(m.created_at.unwrap_or(at)),
+                    }
+                })
+                .collect();
+            changes.push(Change::SetHead {
+                thread_id,
+                message_id: current,
+            });
+            changes
+        }
+        ThreadEvent::CurrentMessageChosen { message_id, .. } => vec![Change::SetHead {
             thread_id,
-            id: message_id,
-            parent_id: Some(parent_id),
-            role: "assistant",
-            text: String::new(),
-            model: Some(model),
-            generation_id: Some(generation_id),
-            status: ReplyStatus::Running.message_str(),
-            position,
-            at: micros(at),
+            message_id: Some(message_id),
+        }],
+        ThreadEvent::MessageHidden {
+            message_id,
+            parent_id,
+            ..
+        } => vec![Change::Hide {
+            thread_id,
+            message_id,
+            fallback: parent_id,
         }],
         ThreadEvent::ThreadDeleted { .. } => vec![Change::DeleteThread { thread_id }],
-        _ => vec![],
+        ThreadEvent::ThreadCreated { .. }
+        | ThreadEvent::ThreadRenamed { .. }
+        | ThreadEvent::ThreadArchived { .. }
+        | ThreadEvent::ThreadUnarchived { .. }
+        | ThreadEvent::ThreadPinned { .. }
+        | ThreadEvent::ThreadUnpinned { .. }
+        | ThreadEvent::ReplyFinished { .. }
+        | ThreadEvent::ReplyStopRequested { .. }
+        | ThreadEvent::ThreadShared { .. }
+        | ThreadEvent::ShareRevoked { .. } => vec![],
     }
 }
 
@@ -224,6 +314,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
 fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
     let messages = t.name("messages");
     let generations = t.name("generations");
+    let heads = t.name("thread_heads");
     match change {
         Change::InsertMessage {
             thread_id,
@@ -231,6 +322,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             parent_id,
             role,
             text,
+            reasoning,
             model,
             generation_id,
             status,
@@ -239,8 +331,8 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
         } => vec![Stmt::new(
             format!(
                 "INSERT INTO {messages} (thread_id, id, parent_id, role, text, reasoning, model, \
-                 generation_id, status, position, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10)"
+                 generation_id, status, position, created_at, hidden) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE)"
             ),
             vec![
                 thread_id.into(),
@@ -248,6 +340,7 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                 parent_id.into(),
                 role.into(),
                 text.into(),
+                reasoning.into(),
                 model.into(),
                 generation_id.into(),
                 status.into(),
@@ -255,10 +348,50 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                 at.into(),
             ],
         )],
-        Change::DeleteThread { thread_id } => vec![Stmt::new(
-            format!("DELETE FROM {messages} WHERE thread_id = $1"),
-            vec![thread_id.into()],
+        Change::DeleteThread { thread_id } => vec![
+            Stmt::new(
+                format!("DELETE FROM {messages} WHERE thread_id = $1"),
+                vec![thread_id.clone().into()],
+            ),
+            Stmt::new(
+                format!("DELETE FROM {heads} WHERE thread_id = $1"),
+                vec![thread_id.into()],
+            ),
+        ],
+        Change::SetHead {
+            thread_id,
+            message_id,
+        } => vec![Stmt::new(
+            format!(
+                "INSERT INTO {heads} (thread_id, message_id) VALUES ($1, $2) \
+                 ON CONFLICT (thread_id) DO UPDATE SET message_id = excluded.message_id"
+            ),
+            vec![thread_id.into(), message_id.into()],
         )],
+        Change::Hide {
+            thread_id,
+            message_id,
+            fallback,
+        } => vec![
+            Stmt::new(
+                format!(
+                    "UPDATE {messages} SET hidden = TRUE WHERE thread_id = $1 AND id IN ( \
+                     WITH RECURSIVE subtree(id) AS ( \
+                       SELECT CAST($2 AS TEXT) \
+                       UNION ALL SELECT m.id FROM {messages} m JOIN subtree s ON m.parent_id = s.id \
+                       WHERE m.thread_id = $1) \
+                     SELECT id FROM subtree)"
+                ),
+                vec![thread_id.clone().into(), message_id.into()],
+            ),
+            Stmt::new(
+                format!(
+                    "UPDATE {heads} SET message_id = $1 WHERE thread_id = $2 AND message_id IN \
+                     (SELECT id FROM {messages} WHERE thread_id = $2 AND hidden)"
+                ),
+                vec![fallback.into(), thread_id.into()],
+            ),
+        ],
         Change::InsertGeneration {
             id,
             thread_id,
@@ -355,17 +488,26 @@ impl Projection for Messages {
     }
 
     fn version(&self) -> i64 {
-        // 2: the reply's cost.
-        2
+        // 2: the reply's cost. 3: hidden messages, the current path's head, copied histories,
+        // positions scaled by POSITIONS_PER_EVENT.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["messages", "generations"]
+        &["messages", "generations", "thread_heads"]
     }
 
-    fn ddl(&self, _backend: Backend, t: &Tables) -> Vec<String> {
+    fn ddl(&self, backend: Backend, t: &Tables) -> Vec<String> {
         let (messages, generations) = (t.name("messages"), t.name("generations"));
+        let heads = t.name("thread_heads");
+        let flag = crate::projection::bool_type(backend);
         vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {heads} (
+                    thread_id TEXT PRIMARY KEY,
+                    message_id TEXT
+                )"
+            ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {messages} (
                     thread_id TEXT NOT NULL,
@@ -379,12 +521,17 @@ impl Projection for Messages {
                     status TEXT NOT NULL,
                     position BIGINT NOT NULL,
                     created_at BIGINT NOT NULL,
+                    hidden {flag} NOT NULL,
                     PRIMARY KEY (thread_id, id)
                 )"
             ),
             format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {messages} (generation_id)",
                 t.index("messages", "generation")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {messages} (thread_id, parent_id)",
+                t.index("messages", "parent")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {generations} (
@@ -447,6 +594,8 @@ pub struct MessageRow {
     pub status: String,
     pub position: i64,
     pub created_at: i64,
+    /// Hidden with its subtree: no read shows it (reads of visible messages filter it out).
+    pub hidden: bool,
 }
 
 /// A reply's progress as stored.
@@ -480,7 +629,7 @@ impl GenerationRow {
 }
 
 const MESSAGE_COLUMNS: &str = "thread_id, id, parent_id, role, text, reasoning, model, \
-    generation_id, status, position, created_at";
+    generation_id, status, position, created_at, hidden";
 const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, node_id, status, \
     chunks, finish_reason, error, input_tokens, output_tokens, reasoning_tokens, \
     cached_input_tokens, provider_ms, cost_micros, started_at, finished_at";
@@ -488,21 +637,84 @@ const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, no
 /// Every message of a thread, oldest first.
 pub async fn all_of(db: &Db, thread_id: &str) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY position, id"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND NOT hidden \
+         ORDER BY position, id"
     );
     on_read!(db, pool => sqlx::query_as(&sql).bind(thread_id).fetch_all(pool).await)
 }
 
-/// A message with its siblings (messages with the same parent and role, oldest first).
+/// The message a thread's current path goes through (see [`leaf_of`]), if one was recorded.
+pub async fn head_of(db: &Db, thread_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let head: Option<Option<String>> = on_read!(db, pool =>
+        sqlx::query_scalar("SELECT message_id FROM thread_heads WHERE thread_id = $1")
+            .bind(thread_id)
+            .fetch_optional(pool)
+            .await)?;
+    Ok(head.flatten())
+}
+
+/// A thread's visible messages and the head of its current path.
+pub async fn tree_of(db: &Db, thread_id: &str) -> Result<Tree, sqlx::Error> {
+    Ok(Tree {
+        messages: all_of(db, thread_id).await?,
+        head: head_of(db, thread_id).await?,
+    })
+}
+
+/// A thread's visible messages (oldest first) and the head of its current path.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tree {
+    pub messages: Vec<MessageRow>,
+    pub head: Option<String>,
+}
+
+impl Tree {
+    /// The current path, root first.
+    pub fn current_path(&self) -> Vec<PathMessage> {
+        current_path_to(
+            &self.messages,
+            leaf_of(&self.messages, self.head.as_deref()),
+        )
+    }
+}
+
+/// A message of a path with its siblings: the visible messages with the same parent and
+/// role, oldest first (what a client draws as "‹ 2/3 ›").
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathMessage {
     pub message: MessageRow,
     pub sibling_ids: Vec<String>,
+    /// The message's place among `sibling_ids` (0-based).
+    pub sibling_index: usize,
 }
 
-/// The current path of a thread: from the root to its newest message, each with its siblings.
-pub fn current_path(all: &[MessageRow]) -> Vec<PathMessage> {
-    current_path_to(all, all.last().map(|m| m.id.as_str()))
+/// The leaf of the path through `head`: its newest descendant (itself when it has none). With
+/// no head, or one that is not among `all` (hidden, say), the newest message.
+pub fn leaf_of<'a>(all: &'a [MessageRow], head: Option<&str>) -> Option<&'a str> {
+    let newest = || all.iter().max_by_key(|m| m.position).map(|m| m.id.as_str());
+    let Some(head) = head.and_then(|h| all.iter().find(|m| m.id == h)) else {
+        return newest();
+    };
+    let mut children: std::collections::HashMap<&str, Vec<&MessageRow>> = Default::default();
+    for m in all {
+        if let Some(parent) = m.parent_id.as_deref() {
+            children.entry(parent).or_default().push(m);
+        }
+    }
+    let mut best = head;
+    let mut stack = vec![head];
+    let mut seen = 0;
+    while let Some(m) = stack.pop() {
+        seen += 1;
+        if seen > all.len() {
+            break; // never loop on bad data
+        }
+        if m.position > best.position {
+            best = m;
+        }
+        stack.extend(children.get(m.id.as_str()).into_iter().flatten());
+    }
+    Some(best.id.as_str())
 }
 
 /// The path from the root to `leaf`.
@@ -520,16 +732,32 @@ pub fn current_path_to(all: &[MessageRow], leaf: Option<&str>) -> Vec<PathMessag
         next = message.parent_id.as_deref();
     }
     path.reverse();
-    path.into_iter()
-        .map(|m| PathMessage {
-            sibling_ids: all
-                .iter()
-                .filter(|s| s.parent_id == m.parent_id && s.role == m.role)
-                .map(|s| s.id.clone())
-                .collect(),
-            message: m.clone(),
-        })
-        .collect()
+    path.into_iter().map(|m| with_siblings(all, m)).collect()
+}
+
+/// `m` with its siblings among `all`.
+pub fn with_siblings(all: &[MessageRow], m: &MessageRow) -> PathMessage {
+    let sibling_ids: Vec<String> = all
+        .iter()
+        .filter(|s| s.parent_id == m.parent_id && s.role == m.role)
+        .map(|s| s.id.clone())
+        .collect();
+    PathMessage {
+        sibling_index: sibling_ids.iter().position(|id| *id == m.id).unwrap_or(0),
+        sibling_ids,
+        message: m.clone(),
+    }
+}
+
+/// Every generation of a thread, by id.
+pub async fn generations_of(
+    db: &Db,
+    thread_id: &str,
+) -> Result<std::collections::HashMap<String, GenerationRow>, sqlx::Error> {
+    let sql = format!("SELECT {GENERATION_COLUMNS} FROM generations WHERE thread_id = $1");
+    let rows: Vec<GenerationRow> =
+        on_read!(db, pool => sqlx::query_as(&sql).bind(thread_id).fetch_all(pool).await)?;
+    Ok(rows.into_iter().map(|g| (g.id.clone(), g)).collect())
 }
 
 /// One generation.
@@ -577,6 +805,7 @@ mod tests {
             status: "done".into(),
             position,
             created_at: 0,
+            hidden: false,
         }
     }
 
@@ -588,10 +817,155 @@ mod tests {
             row("a2", Some("u1"), "assistant", 3),
             row("u2", Some("a2"), "user", 4),
         ];
-        let path = current_path(&all);
+        let tree = Tree {
+            messages: all.clone(),
+            head: None,
+        };
+        let path = tree.current_path();
         let ids: Vec<&str> = path.iter().map(|p| p.message.id.as_str()).collect();
         assert_eq!(ids, ["u1", "a2", "u2"]);
         assert_eq!(path[1].sibling_ids, ["a1", "a2"]);
+        assert_eq!(path[1].sibling_index, 1);
+    }
+
+    #[test]
+    fn a_chosen_head_leads_to_its_newest_descendant() {
+        // u1 ─ a1 ─ u2 ─ a3
+        //    └ a2 ─ u3
+        let all = vec![
+            row("u1", None, "user", 1),
+            row("a1", Some("u1"), "assistant", 2),
+            row("a2", Some("u1"), "assistant", 3),
+            row("u3", Some("a2"), "user", 4),
+            row("u2", Some("a1"), "user", 5),
+            row("a3", Some("u2"), "assistant", 6),
+        ];
+        let path = |head: Option<&str>| -> Vec<String> {
+            Tree {
+                messages: all.clone(),
+                head: head.map(Into::into),
+            }
+            .current_path()
+            .into_iter()
+            .map(|p| p.message.id)
+            .collect()
+        };
+        assert_eq!(path(Some("a2")), ["u1", "a2", "u3"]);
+        assert_eq!(path(Some("a1")), ["u1", "a1", "u2", "a3"]);
+        assert_eq!(
+            path(Some("u1")),
+            ["u1", "a1", "u2", "a3"],
+            "the newest below u1"
+        );
+        assert_eq!(
+            path(Some("gone")),
+            ["u1", "a1", "u2", "a3"],
+            "an unknown head: the newest"
+        );
+        let first = Tree {
+            messages: all.clone(),
+            head: Some("a2".into()),
+        }
+        .current_path();
+        assert_eq!((first[1].sibling_index, first[1].sibling_ids.len()), (1, 2));
+    }
+
+    #[test]
+    fn posting_and_choosing_move_the_head_and_hiding_falls_back() {
+        let at = DateTime::UNIX_EPOCH;
+        let heads = |changes: Vec<Change>| -> Vec<Option<String>> {
+            changes
+                .into_iter()
+                .filter_map(|c| match c {
+                    Change::SetHead { message_id, .. } => Some(message_id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let posted = ThreadEvent::UserMessagePosted {
+            message_id: "u1".into(),
+            parent_id: None,
+            text: "hi".into(),
+            at,
+        };
+        assert_eq!(heads(apply_thread("t", 5, posted)), [Some("u1".into())]);
+        let chosen = ThreadEvent::CurrentMessageChosen {
+            message_id: "a1".into(),
+            at,
+        };
+        assert_eq!(heads(apply_thread("t", 6, chosen)), [Some("a1".into())]);
+        assert_eq!(
+            apply_thread(
+                "t",
+                7,
+                ThreadEvent::MessageHidden {
+                    message_id: "a1".into(),
+                    parent_id: Some("u1".into()),
+                    at
+                }
+            ),
+            [Change::Hide {
+                thread_id: "t".into(),
+                message_id: "a1".into(),
+                fallback: Some("u1".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn a_copied_history_inserts_its_messages_in_order_and_sets_the_head() {
+        use threadline_domain::thread::{CopiedMessage, HistoryOrigin};
+        let copied = |id: &str, parent: Option<&str>, role| CopiedMessage {
+            id: id.into(),
+            parent_id: parent.map(Into::into),
+            role,
+            text: id.into(),
+            reasoning: String::new(),
+            model: None,
+            created_at: None,
+        };
+        let changes = apply_thread(
+            "t",
+            10,
+            ThreadEvent::HistoryCopied {
+                origin: HistoryOrigin::Import {
+                    source: "chatgpt".into(),
+                    external_id: "c1".into(),
+                },
+                messages: vec![
+                    copied("u1", None, CopiedRole::User),
+                    copied("a1", Some("u1"), CopiedRole::Assistant),
+                ],
+                current_message_id: None,
+                at: DateTime::UNIX_EPOCH,
+            },
+        );
+        let positions: Vec<(String, i64, &str)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::InsertMessage {
+                    id,
+                    position,
+                    status,
+                    ..
+                } => Some((id.clone(), *position, *status)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            positions,
+            [
+                ("u1".into(), 10 * POSITIONS_PER_EVENT, "done"),
+                ("a1".into(), 10 * POSITIONS_PER_EVENT + 1, "completed")
+            ]
+        );
+        assert_eq!(
+            changes.last(),
+            Some(&Change::SetHead {
+                thread_id: "t".into(),
+                message_id: Some("a1".into())
+            })
+        );
     }
 
     #[test]
@@ -660,12 +1034,15 @@ mod tests {
         );
         assert!(matches!(
             &changes[..],
-            [Change::InsertMessage {
-                role: "assistant",
-                status: "streaming",
-                position: 7,
-                ..
-            }]
+            [
+                Change::SetHead { .. },
+                Change::InsertMessage {
+                    role: "assistant",
+                    status: "streaming",
+                    position: 7_340_032, // 7 × POSITIONS_PER_EVENT
+                    ..
+                }
+            ]
         ));
     }
 }

@@ -56,6 +56,12 @@ pub enum Change {
         id: String,
         generation_id: Option<String>,
     },
+    /// Where the thread's history came from (a branch, a shared copy, an import), as JSON.
+    SetOrigin {
+        id: String,
+        origin: String,
+        at: i64,
+    },
 }
 
 /// Folds one event of thread `thread_id`.
@@ -113,7 +119,16 @@ pub fn apply_thread(thread_id: &str, event: ThreadEvent) -> Vec<Change> {
             id,
             generation_id: None,
         },
-        ThreadEvent::ReplyStopRequested { .. } => return vec![],
+        ThreadEvent::HistoryCopied { origin, at, .. } => Change::SetOrigin {
+            id,
+            origin: serde_json::to_string(&origin).unwrap_or_default(),
+            at: micros(at),
+        },
+        ThreadEvent::ReplyStopRequested { .. }
+        | ThreadEvent::CurrentMessageChosen { .. }
+        | ThreadEvent::MessageHidden { .. }
+        | ThreadEvent::ThreadShared { .. }
+        | ThreadEvent::ShareRevoked { .. } => return vec![],
     }]
 }
 
@@ -175,6 +190,13 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             format!("UPDATE {threads} SET last_activity_at = $1, updated_at = $1 WHERE id = $2"),
             vec![at.into(), id.into()],
         )],
+        Change::SetOrigin { id, origin, at } => vec![Stmt::new(
+            format!(
+                "UPDATE {threads} SET origin = $1, last_activity_at = $2, updated_at = $2 \
+                 WHERE id = $3"
+            ),
+            vec![origin.into(), at.into(), id.into()],
+        )],
         Change::SetActive { id, generation_id } => vec![Stmt::new(
             format!("UPDATE {threads} SET active_generation_id = $1 WHERE id = $2"),
             vec![generation_id.into(), id.into()],
@@ -201,8 +223,8 @@ impl Projection for Threads {
     }
 
     fn version(&self) -> i64 {
-        // 2: `active_generation_id`, activity from messages and replies.
-        2
+        // 2: `active_generation_id`, activity from messages and replies. 3: `origin`.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -223,7 +245,8 @@ impl Projection for Threads {
                     last_activity_at BIGINT NOT NULL,
                     archived {flag} NOT NULL,
                     pinned {flag} NOT NULL,
-                    active_generation_id TEXT
+                    active_generation_id TEXT,
+                    origin TEXT
                 )"
             ),
             format!(
@@ -269,10 +292,13 @@ pub struct ThreadRow {
     pub pinned: bool,
     /// The generation streaming a reply in this thread now, if any.
     pub active_generation_id: Option<String>,
+    /// Where the history came from (JSON of `HistoryOrigin`), for branched, copied and
+    /// imported threads.
+    pub origin: Option<String>,
 }
 
 const THREAD_COLUMNS: &str = "id, owner, title, created_at, updated_at, last_activity_at, \
-    archived, pinned, active_generation_id";
+    archived, pinned, active_generation_id, origin";
 
 /// Filters and position of one page of an account's threads.
 #[derive(Debug, Clone, Default)]

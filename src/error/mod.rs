@@ -233,6 +233,9 @@ impl From<ThreadError> for ApiError {
                 code: ErrorCode::NoActiveReply,
                 detail: e.to_string(),
             },
+            ThreadError::MessageNotFound => ApiError::NotFound("message"),
+            ThreadError::ShareNotFound => ApiError::NotFound("share"),
+            ThreadError::InvalidHistory(why) => ApiError::invalid_field("messages", why),
         }
     }
 }

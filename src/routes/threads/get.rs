@@ -27,15 +27,20 @@ pub async fn handle(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let thread = owned(&state, &caller, &path).await?;
-    let all = messages::all_of(&state.db, &thread.id).await?;
-    let mut out = Vec::new();
-    for p in messages::current_path(&all) {
-        let generation = match &p.message.generation_id {
-            Some(id) => messages::generation(&state.db, id).await?,
-            None => None,
-        };
-        out.push(ui_message(&p, generation.as_ref()));
-    }
+    let tree = messages::tree_of(&state.db, &thread.id).await?;
+    let generations = messages::generations_of(&state.db, &thread.id).await?;
+    let out = tree
+        .current_path()
+        .iter()
+        .map(|p| {
+            let generation = p
+                .message
+                .generation_id
+                .as_ref()
+                .and_then(|g| generations.get(g));
+            ui_message(p, generation)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(ThreadWithMessages {
         thread: thread.into(),
         messages: out,
@@ -66,6 +71,8 @@ pub fn ui_message(
     let mut metadata = BTreeMap::new();
     metadata.insert("parent_id", serde_json::json!(m.parent_id));
     metadata.insert("sibling_ids", serde_json::json!(p.sibling_ids));
+    metadata.insert("sibling_index", serde_json::json!(p.sibling_index));
+    metadata.insert("sibling_count", serde_json::json!(p.sibling_ids.len()));
     metadata.insert(
         "created_at",
         serde_json::json!(threadline_projections::rfc3339(m.created_at)),

@@ -27,6 +27,8 @@ pub struct ThreadJson {
     pub pinned: bool,
     /// The generation streaming a reply now (resume it with `GET /v1/chat/{id}/stream`).
     pub active_generation_id: Option<String>,
+    /// Where the history came from: a branch, a copy of a share, an import.
+    pub origin: Option<serde_json::Value>,
 }
 
 impl From<ThreadRow> for ThreadJson {
@@ -40,6 +42,10 @@ impl From<ThreadRow> for ThreadJson {
             archived: t.archived,
             pinned: t.pinned,
             active_generation_id: t.active_generation_id,
+            origin: t
+                .origin
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok()),
         }
     }
 }

@@ -83,10 +83,11 @@ pub async fn send(
     };
     // No waits for projections on the way to the first token: the context is built from the
     // messages read here plus what this request posts. The end of the stream waits instead.
-    let all = messages::all_of(&state.db, thread_id.as_str()).await?;
+    let tree = messages::tree_of(&state.db, thread_id.as_str()).await?;
+    let all = &tree.messages;
     let turn_plan = match intent {
         Intent::Regenerate { message_id } => {
-            let (id, text) = regenerate_target(&all, message_id.as_ref().map(MessageId::as_str))?;
+            let (id, text) = regenerate_target(all, message_id.as_ref().map(MessageId::as_str))?;
             UserTurn {
                 id,
                 text,
@@ -94,7 +95,7 @@ pub async fn send(
             }
         }
         Intent::Submit { client_id, text } => {
-            plan_user_message(&all, client_id.map(|id| id.as_str().to_owned()), text)
+            plan_user_message(&tree, client_id.map(|id| id.as_str().to_owned()), text)
         }
     };
     let estimate = estimated_prompt_cost(&model, &turn_plan.text);

@@ -3,7 +3,7 @@
 //! path from the root to that message, rebuilt from the log).
 
 use threadline_domain::thread::NewUserMessage;
-use threadline_projections::messages::{self, MessageRow};
+use threadline_projections::messages::{self, MessageRow, Tree};
 
 use crate::error::ApiError;
 use crate::providers::ChatMessage;
@@ -18,7 +18,8 @@ pub struct UserTurn {
 /// Plans the user message. A known id with the same text is reused (a resend); with another
 /// text it is an edit, posted as a new sibling under the same parent; otherwise the message is
 /// new, under the end of the current path.
-pub fn plan_user_message(all: &[MessageRow], client_id: Option<String>, text: String) -> UserTurn {
+pub fn plan_user_message(tree: &Tree, client_id: Option<String>, text: String) -> UserTurn {
+    let all = &tree.messages;
     let existing = client_id
         .as_deref()
         .and_then(|id| all.iter().find(|m| m.id == id));
@@ -33,9 +34,7 @@ pub fn plan_user_message(all: &[MessageRow], client_id: Option<String>, text: St
         Some(m) => (new_message_id(), m.parent_id.clone()),
         None => (
             client_id.unwrap_or_else(new_message_id),
-            messages::current_path(all)
-                .last()
-                .map(|p| p.message.id.clone()),
+            tree.current_path().last().map(|p| p.message.id.clone()),
         ),
     };
     UserTurn {
@@ -127,8 +126,16 @@ mod tests {
                 status: GenerationStatus::Completed.as_str().into(),
                 position: i as i64,
                 created_at: i as i64,
+                hidden: false,
             })
             .collect()
+    }
+
+    fn tree(messages: Vec<MessageRow>) -> Tree {
+        Tree {
+            messages,
+            head: None,
+        }
     }
 
     fn two_exchanges() -> Vec<MessageRow> {
@@ -142,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_new_message_goes_under_the_end_of_the_current_path() {
-        let turn = plan_user_message(&two_exchanges(), Some("u3".into()), "more".into());
+        let turn = plan_user_message(&tree(two_exchanges()), Some("u3".into()), "more".into());
         assert_eq!(turn.id, "u3");
         assert_eq!(
             turn.new,
@@ -155,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_resent_message_is_reused_and_an_edited_one_becomes_a_sibling() {
-        let all = two_exchanges();
+        let all = tree(two_exchanges());
         let resent = plan_user_message(&all, Some("u2".into()), "how are you".into());
         assert_eq!((resent.id.as_str(), resent.new), ("u2", None));
         let edited = plan_user_message(&all, Some("u2".into()), "how old are you".into());
