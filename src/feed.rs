@@ -1,10 +1,18 @@
 //! The per-account live feed (`GET /v1/events`): what a sidebar needs to stay in sync across
-//! devices — threads created, renamed or titled, archived, pinned, deleted; messages posted;
-//! replies started and finished.
+//! devices — threads created, renamed or titled, archived, pinned, deleted; messages posted or
+//! hidden; the current branch; replies started and finished; shares; usage and preference
+//! changes — and ephemeral signals (typing) that are not in the log.
 //!
 //! One task per node tails the global log and broadcasts feed items; each connection filters
 //! them by owner. A reconnecting client sends `Last-Event-ID` (a log cursor `"{tx}.{position}"`)
-//! and first gets what it missed from the log, then the live items, de-duplicated by cursor.
+//! and first gets what it missed from the log, then a `ready` item naming the log's head, then
+//! the live items, de-duplicated by cursor. An account's backlog includes the items of the
+//! anonymous accounts linked into it.
+//!
+//! Typing signals are ephemeral on purpose: they are worth something only for the seconds they
+//! describe, and a log entry per keystroke pause would be history nobody reads. They go to the
+//! caller's other connections on this node directly and to other nodes through PostgreSQL
+//! `NOTIFY`; a connection that is not open when one is sent never sees it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +36,18 @@ pub struct FeedItem {
     pub json: Value,
 }
 
+/// A signal for an account's connections that is not in the log (typing).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Ephemeral {
+    pub owner: String,
+    /// The connection's credential that sent it: it is not echoed back there.
+    pub from_session: String,
+    pub json: Value,
+}
+
+/// The PostgreSQL channel that carries ephemeral signals between nodes.
+const EPHEMERAL_CHANNEL: &str = "threadline_ephemeral";
+
 /// The node's feed: the tailing task's output and the owner cache it shares with backlogs.
 #[derive(Clone)]
 pub struct FeedHub {
@@ -36,6 +56,7 @@ pub struct FeedHub {
     owners: Arc<Mutex<HashMap<String, String>>>,
     /// Revoked credentials, seen by the same tail of the log.
     pub revocations: crate::revocation::Revocations,
+    ephemeral: broadcast::Sender<Arc<Ephemeral>>,
 }
 
 impl FeedHub {
@@ -46,6 +67,54 @@ impl FeedHub {
             items: broadcast::Sender::new(1024),
             owners: Arc::default(),
             revocations: Default::default(),
+            ephemeral: broadcast::Sender::new(1024),
+        }
+    }
+
+    /// Sends an ephemeral signal to `owner`'s other connections, on every node.
+    pub async fn signal(&self, signal: Ephemeral) -> Result<(), sqlx::Error> {
+        match &self.db {
+            Db::Postgres(pool) => {
+                // Every node, this one included, hears it through its listener.
+                let payload = serde_json::to_string(&signal).unwrap_or_default();
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(EPHEMERAL_CHANNEL)
+                    .bind(payload)
+                    .execute(pool)
+                    .await?;
+            }
+            Db::Sqlite { .. } => {
+                let _ = self.ephemeral.send(Arc::new(signal));
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards other nodes' ephemeral signals (PostgreSQL only) until `stop`.
+    pub async fn listen(self, mut stop: watch::Receiver<bool>) {
+        let Db::Postgres(pool) = &self.db else { return };
+        loop {
+            let forward = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(EPHEMERAL_CHANNEL).await?;
+                loop {
+                    let note = listener.recv().await?;
+                    if let Ok(signal) = serde_json::from_str::<Ephemeral>(note.payload()) {
+                        let _ = self.ephemeral.send(Arc::new(signal));
+                    }
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                result = forward => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "ephemeral listener lost; reconnecting");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                _ = stop.changed() => return,
+            }
         }
     }
 
@@ -152,8 +221,29 @@ impl FeedHub {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clear();
         }
-        if event.aggregate_type != "Thread" {
-            return Ok(None);
+        let at = threadline_projections::rfc3339(event.recorded_at);
+        match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+            ("Account", "PreferencesUpdated") => {
+                return Ok(Some(FeedItem {
+                    cursor: event.cursor(),
+                    owner: event.aggregate_id.clone(),
+                    json: json!({"type": "preferences.changed", "at": at}),
+                }));
+            }
+            ("CreditWindow", kind) if !kind.is_empty() => {
+                // `{account}:{meter}:{window}`, or `{account}:purchased:{book}`.
+                let mut parts = event.aggregate_id.splitn(3, ':');
+                let (Some(owner), Some(meter)) = (parts.next(), parts.next()) else {
+                    return Ok(None);
+                };
+                return Ok(Some(FeedItem {
+                    cursor: event.cursor(),
+                    owner: owner.to_owned(),
+                    json: json!({"type": "usage.changed", "meter": meter, "at": at}),
+                }));
+            }
+            ("Thread", _) => {}
+            _ => return Ok(None),
         }
         let Ok(thread_event) = event.decode::<ThreadEvent>() else {
             return Ok(None);
@@ -165,7 +255,6 @@ impl FeedHub {
         let Some(owner) = self.owner_of(thread_id, event).await? else {
             return Ok(None);
         };
-        let at = threadline_projections::rfc3339(event.recorded_at);
         let json = match thread_event {
             ThreadEvent::ThreadCreated { title, .. } => {
                 json!({"type": "thread.created", "thread_id": thread_id, "title": title, "at": at})
@@ -242,12 +331,21 @@ impl FeedHub {
     pub fn stream(
         self,
         account: String,
+        session: String,
         after: Option<Cursor>,
     ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
         async_stream::stream! {
             // Subscribe before reading the backlog, then skip by cursor: nothing is lost or
             // doubled at the seam.
             let mut live = self.items.subscribe();
+            let mut signals = self.ephemeral.subscribe();
+            // Items of anonymous accounts linked into this one are its own (a backlog reaches
+            // back before the link).
+            let mut accounts = vec![account.clone()];
+            match threadline_projections::threads::linked_into(&self.db, &account).await {
+                Ok(linked) => accounts.extend(linked),
+                Err(e) => tracing::warn!(error = %e, "feed cannot read account links"),
+            }
             // Without a cursor the feed starts now: nothing before the log's current head.
             let mut last = match after {
                 Some(after) => after,
@@ -256,7 +354,7 @@ impl FeedHub {
             if let Some(after) = after {
                 match self.items_after(after, 1000, false).await {
                     Ok((items, reached)) => {
-                        let text = render(&items, &account, &mut last);
+                        let text = render(&items, &accounts, &mut last);
                         last = last.max(reached);
                         if !text.is_empty() {
                             yield Ok(Bytes::from(text));
@@ -267,12 +365,19 @@ impl FeedHub {
             }
             let mut keepalive = tokio::time::interval(Duration::from_secs(15));
             keepalive.tick().await;
-            yield Ok(Bytes::from_static(b": connected\n\n"));
+            // The head the client is in sync with from here on.
+            let head = log::head(&self.db).await.unwrap_or_default().max(last);
+            last = head;
+            yield Ok(Bytes::from(format!(
+                "id: {id}\ndata: {}\n\n",
+                json!({"type": "ready", "cursor": cursor_id(head)}),
+                id = cursor_id(head)
+            )));
             loop {
                 tokio::select! {
                     batch = live.recv() => match batch {
                         Ok(items) => {
-                            let text = render(&items, &account, &mut last);
+                            let text = render(&items, &accounts, &mut last);
                             if !text.is_empty() {
                                 yield Ok(Bytes::from(text));
                             }
@@ -280,12 +385,19 @@ impl FeedHub {
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             // Too slow for the live feed: catch up from the log.
                             if let Ok((items, _)) = self.items_after(last, 1000, false).await {
-                                let text = render(&items, &account, &mut last);
+                                let text = render(&items, &accounts, &mut last);
                                 if !text.is_empty() {
                                     yield Ok(Bytes::from(text));
                                 }
                             }
                         }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    signal = signals.recv() => match signal {
+                        Ok(signal) if signal.owner == account && signal.from_session != session => {
+                            yield Ok(Bytes::from(format!("data: {}\n\n", signal.json)));
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     _ = keepalive.tick() => yield Ok(Bytes::from_static(b": keep-alive\n\n")),
@@ -295,15 +407,16 @@ impl FeedHub {
     }
 }
 
-/// The SSE text of `account`'s items after `last`, advancing `last`.
-fn render(items: &[FeedItem], account: &str, last: &mut Cursor) -> String {
+/// The SSE text of the items of `accounts` (an account and those linked into it) after
+/// `last`, advancing `last`.
+fn render(items: &[FeedItem], accounts: &[String], last: &mut Cursor) -> String {
     let mut out = String::new();
     for item in items {
         if item.cursor <= *last {
             continue;
         }
         *last = item.cursor;
-        if item.owner == account {
+        if accounts.contains(&item.owner) {
             out.push_str(&format!(
                 "id: {}\ndata: {}\n\n",
                 cursor_id(item.cursor),
@@ -330,10 +443,13 @@ mod tests {
     fn a_connection_sees_only_its_own_items_once_in_order() {
         let mut last = (0, 1);
         let items = vec![item(1, "a"), item(2, "a"), item(3, "b"), item(4, "a")];
-        let text = render(&items, "a", &mut last);
+        let text = render(&items, &["a".to_owned()], &mut last);
         assert_eq!(text.matches("data: ").count(), 2, "{text}");
         assert!(text.contains("id: 0.2") && text.contains("id: 0.4"));
         assert_eq!(last, (0, 4));
-        assert!(render(&items, "a", &mut last).is_empty(), "no doubles");
+        assert!(
+            render(&items, &["a".to_owned()], &mut last).is_empty(),
+            "no doubles"
+        );
     }
 }

@@ -99,6 +99,7 @@ impl Application {
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(feed.clone().run(signals.clone(), stop_rx.clone())),
+            tokio::spawn(feed.clone().listen(stop_rx.clone())),
             tokio::spawn(projector.clone().run(stop_rx.clone())),
             tokio::spawn(crate::chat::listen(
                 db.clone(),

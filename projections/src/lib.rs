@@ -12,6 +12,7 @@
 //! - [`facts`]: one row per reply with its payer, tokens, credits and cost (admin reports).
 //! - [`threads`]: the thread list per account.
 //! - [`messages`]: each thread's message tree and each reply's progress.
+//! - [`shares`]: share links and the message each one freezes the path at.
 
 pub mod accounts;
 pub mod catalog;
@@ -20,6 +21,7 @@ pub mod event;
 pub mod facts;
 pub mod messages;
 pub mod projection;
+pub mod shares;
 pub mod threads;
 pub mod usage;
 
@@ -36,6 +38,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(catalog::Catalog),
         Box::new(usage::UsageLedger),
         Box::new(facts::UsageFacts),
+        Box::new(shares::Shares),
     ]
 }
 

@@ -343,6 +343,14 @@ pub async fn get(db: &Db, owner: &str, id: &str) -> Result<Option<ThreadRow>, sq
     on_read!(db, pool => sqlx::query_as(&sql).bind(id).bind(owner).fetch_optional(pool).await)
 }
 
+/// The anonymous accounts linked into `account`.
+pub async fn linked_into(db: &Db, account: &str) -> Result<Vec<String>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_scalar("SELECT anonymous_id FROM account_links WHERE target_id = $1")
+        .bind(account)
+        .fetch_all(pool)
+        .await)
+}
+
 /// The owner of thread `id`, if it exists.
 pub async fn owner_of(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
     on_read!(db, pool => sqlx::query_scalar("SELECT owner FROM threads WHERE id = $1")

@@ -38,9 +38,14 @@ pub async fn handle(
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(state.feed.revocations.guard(
-            &caller,
-            state.feed.clone().stream(caller.id().to_owned(), after),
-            crate::revocation::FEED_CLOSING,
-        )))
+        .streaming(
+            state.feed.revocations.guard(
+                &caller,
+                state
+                    .feed
+                    .clone()
+                    .stream(caller.id().to_owned(), caller.session_id.clone(), after),
+                crate::revocation::FEED_CLOSING,
+            ),
+        ))
 }

@@ -10,6 +10,7 @@ pub mod generations;
 pub mod health;
 pub mod me;
 pub mod models;
+pub mod shares;
 pub mod threads;
 pub mod webhooks;
 
@@ -71,6 +72,14 @@ routes! {
         patch: threads::update::handle,
         delete: threads::delete::handle,
     },
+    "/v1/threads/{id}/current" => { put: threads::current::handle },
+    "/v1/threads/{id}/messages" => { get: threads::messages::page },
+    "/v1/threads/{id}/messages/{message_id}" => { delete: threads::messages::hide },
+    "/v1/threads/{id}/branch" => { post: threads::branch::handle },
+    "/v1/threads/{id}/shares" => { get: threads::shares::list, post: threads::shares::create },
+    "/v1/threads/{id}/typing" => { post: threads::typing::handle },
+    "/v1/shares/{id}" => { get: shares::get, delete: shares::revoke },
+    "/v1/shares/{id}/copy" => { post: shares::copy },
 }
 
 /// Registers every route, the extractor configs and the problem+json fallback.

@@ -3,4 +3,5 @@
 pub mod accounts;
 pub mod chat;
 pub mod credits;
+pub mod threads;
 pub mod webhooks;

@@ -15,7 +15,9 @@ async fn open(app: &crate::helpers::TestApp, token: &str, last: Option<&str>) ->
     }
     let res = req.send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    LiveStream::new(res)
+    let mut stream = LiveStream::new(res);
+    stream.expect_ready().await;
+    stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

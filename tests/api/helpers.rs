@@ -464,6 +464,29 @@ impl LiveStream {
         }
     }
 
+    /// Reads the live feed until its `ready` event (which follows the backlog) and drops that
+    /// event from what later reads return; the backlog before it stays.
+    pub async fn expect_ready(&mut self) -> SseEvent {
+        let mut n = 1;
+        loop {
+            let events = self.read_events(n).await;
+            if let Some(ready) = events.iter().find(|e| e.kind() == "ready") {
+                let ready = ready.clone();
+                let marker = "\"type\":\"ready\"";
+                let at = self.buffer.find(marker).unwrap();
+                let start = self.buffer[..at].rfind("\n\n").map_or(0, |i| i + 2);
+                let end = at + self.buffer[at..].find("\n\n").unwrap() + 2;
+                self.buffer.drain(start..end);
+                return ready;
+            }
+            assert!(
+                events.len() >= n,
+                "the feed ended before it was ready: {events:?}"
+            );
+            n = events.len() + 1;
+        }
+    }
+
     /// Reads to the end of the stream.
     pub async fn read_all(mut self) -> Vec<SseEvent> {
         while let Some(bytes) =

@@ -27,3 +27,4 @@ mod races;
 mod rebuild;
 mod revocation;
 mod threads;
+mod tree;

@@ -443,7 +443,7 @@ async fn real_responses_match_the_documented_schemas() {
     // The feed is subscribed once its `: connected` comment arrived.
     tokio::time::timeout(std::time::Duration::from_secs(20), async {
         while let Some(bytes) = feed.response.chunk().await.unwrap() {
-            if String::from_utf8_lossy(&bytes).contains(": connected") {
+            if String::from_utf8_lossy(&bytes).contains("\"type\":\"ready\"") {
                 break;
             }
         }
@@ -497,6 +497,94 @@ async fn real_responses_match_the_documented_schemas() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The tree: pages of the path, branches, the current branch, shares, typing, hiding.
+    let page = call(
+        Method::GET,
+        &format!("/v1/threads/{chat_id}/messages?limit=1"),
+        "/v1/threads/{id}/messages",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+    let reply_id = messages[1]["id"].as_str().unwrap().to_owned();
+    let branched = call(
+        Method::POST,
+        &format!("/v1/threads/{chat_id}/branch"),
+        "/v1/threads/{id}/branch",
+        Some(&token),
+        Some(json!({"message_id": "doc-m1", "title": "a branch"})),
+    )
+    .await;
+    assert_eq!(branched["origin"]["kind"], "branch", "{branched}");
+    call(
+        Method::PUT,
+        &format!("/v1/threads/{chat_id}/current"),
+        "/v1/threads/{id}/current",
+        Some(&token),
+        Some(json!({"message_id": reply_id})),
+    )
+    .await;
+    let share = call(
+        Method::POST,
+        &format!("/v1/threads/{chat_id}/shares"),
+        "/v1/threads/{id}/shares",
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    let share_id = share["id"].as_str().unwrap().to_owned();
+    call(
+        Method::GET,
+        &format!("/v1/threads/{chat_id}/shares"),
+        "/v1/threads/{id}/shares",
+        Some(&token),
+        None,
+    )
+    .await;
+    let public = call(
+        Method::GET,
+        &format!("/v1/shares/{share_id}"),
+        "/v1/shares/{id}",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(public["messages"].as_array().unwrap().len(), 2, "{public}");
+    let copy = call(
+        Method::POST,
+        &format!("/v1/shares/{share_id}/copy"),
+        "/v1/shares/{id}/copy",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(copy["origin"]["kind"], "share", "{copy}");
+    call(
+        Method::DELETE,
+        &format!("/v1/shares/{share_id}"),
+        "/v1/shares/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    call(
+        Method::POST,
+        &format!("/v1/threads/{chat_id}/typing"),
+        "/v1/threads/{id}/typing",
+        Some(&token),
+        None,
+    )
+    .await;
+    let branch_id = branched["id"].as_str().unwrap().to_owned();
+    call(
+        Method::DELETE,
+        &format!("/v1/threads/{branch_id}/messages/doc-m1"),
+        "/v1/threads/{id}/messages/{message_id}",
+        Some(&token),
+        None,
+    )
+    .await;
     // …and the finished reply replayed, whole and after a part.
     let events_path = format!("/v1/generations/{generation}/events");
     for query in ["", "?after=1.1"] {

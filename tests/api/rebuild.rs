@@ -32,6 +32,46 @@ async fn workload(app: &TestApp) {
     app.chat_all(&token, "talk", "u2", "second question", None)
         .await;
     app.wait_reply_done(&token, "talk").await;
+    // The tree: an edit, a switch back, a branch, a hidden subtree, a share made and revoked.
+    app.chat_all(&token, "talk", "u2", "second, edited", None)
+        .await;
+    let call = async |method, path: String, body| app.call(method, &path, Some(&token), body).await;
+    call(
+        reqwest::Method::PUT,
+        "/v1/threads/talk/current".into(),
+        Some(serde_json::json!({"message_id": "u2"})),
+    )
+    .await;
+    call(
+        reqwest::Method::POST,
+        "/v1/threads/talk/branch".into(),
+        Some(serde_json::json!({"message_id": "u1"})),
+    )
+    .await;
+    let (_, share) = call(
+        reqwest::Method::POST,
+        "/v1/threads/talk/shares".into(),
+        Some(serde_json::json!({"message_id": "u1"})),
+    )
+    .await;
+    call(
+        reqwest::Method::DELETE,
+        format!("/v1/shares/{}", share["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    call(
+        reqwest::Method::POST,
+        "/v1/threads/talk/shares".into(),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    call(
+        reqwest::Method::DELETE,
+        "/v1/threads/talk/messages/u2".into(),
+        None,
+    )
+    .await;
     app.logout(&token).await;
     app.registered("bob@example.com").await;
 }
@@ -58,9 +98,12 @@ async fn the_rebuild_command_reproduces_the_live_tables_while_the_server_runs() 
             .find(|(t, _)| t == table)
             .map(|(_, r)| r.len())
     };
-    assert_eq!(rows("threads"), Some(7));
-    assert_eq!(rows("messages"), Some(4));
-    assert_eq!(rows("generations"), Some(2));
+    assert_eq!(rows("threads"), Some(8), "with the branch");
+    // talk: u1, its reply, u2, its reply, the edit and its reply; the branch: u1.
+    assert_eq!(rows("messages"), Some(7));
+    assert_eq!(rows("generations"), Some(3));
+    assert_eq!(rows("shares"), Some(2), "one revoked, one live");
+    assert_eq!(rows("thread_heads"), Some(2));
 
     let stdout = app.db.cli(&["projections", "rebuild"]);
     assert!(

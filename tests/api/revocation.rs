@@ -17,7 +17,9 @@ async fn feed(app: &TestApp, token: &str) -> LiveStream {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    LiveStream::new(res)
+    let mut stream = LiveStream::new(res);
+    stream.expect_ready().await;
+    stream
 }
 
 /// Reads the stream to its end (which must come within ten seconds) and returns its events.

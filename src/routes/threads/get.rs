@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use threadline_projections::messages;
+use threadline_projections::threads::ThreadRow;
 
 use super::{ThreadJson, owned};
 use crate::auth::Caller;
@@ -27,6 +28,11 @@ pub async fn handle(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let thread = owned(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(view(&state, thread).await?))
+}
+
+/// The thread with its current path.
+pub async fn view(state: &AppState, thread: ThreadRow) -> Result<ThreadWithMessages, ApiError> {
     let tree = messages::tree_of(&state.db, &thread.id).await?;
     let generations = messages::generations_of(&state.db, &thread.id).await?;
     let out = tree
@@ -41,10 +47,10 @@ pub async fn handle(
             ui_message(p, generation)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(ThreadWithMessages {
+    Ok(ThreadWithMessages {
         thread: thread.into(),
         messages: out,
-    }))
+    })
 }
 
 /// A message of a thread's current path as the API returns it: the AI SDK's `UIMessage` shape

@@ -1,9 +1,14 @@
 //! `/v1/threads*`: the caller's threads.
 
+pub mod branch;
 pub mod create;
+pub mod current;
 pub mod delete;
 pub mod get;
 pub mod list;
+pub mod messages;
+pub mod shares;
+pub mod typing;
 pub mod update;
 
 use serde::Serialize;

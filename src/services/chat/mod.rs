@@ -118,7 +118,7 @@ pub async fn send(
         reservation: reservation.clone(),
         received,
     };
-    let result = start_reply(state, caller, &all, request, &meta).await;
+    let result = start_reply(state, caller, all, request, &meta).await;
     drop(turn);
     match result {
         Ok(cursor) => {
