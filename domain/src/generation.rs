@@ -164,6 +164,19 @@ pub enum GenerationEvent {
 }
 
 impl GenerationEvent {
+    /// When this event ended the generation, if it is terminal.
+    pub fn terminal_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            GenerationEvent::GenerationCompleted { at, .. }
+            | GenerationEvent::GenerationFailed { at, .. }
+            | GenerationEvent::GenerationStopped { at }
+            | GenerationEvent::GenerationInterrupted { at } => Some(*at),
+            GenerationEvent::GenerationStarted { .. } | GenerationEvent::ChunksAppended { .. } => {
+                None
+            }
+        }
+    }
+
     /// The status this event ends the generation with, if it is terminal.
     pub fn terminal_status(&self) -> Option<GenerationStatus> {
         match self {

@@ -12,6 +12,7 @@
 //! - [`facts`]: one row per reply with its payer, tokens, credits and cost (admin reports).
 //! - [`threads`]: the thread list per account.
 //! - [`messages`]: each thread's message tree and each reply's progress.
+//! - [`search`]: full-text search over titles and messages (FTS5 / tsvector).
 //! - [`shares`]: share links and the message each one freezes the path at.
 
 pub mod accounts;
@@ -21,6 +22,7 @@ pub mod event;
 pub mod facts;
 pub mod messages;
 pub mod projection;
+pub mod search;
 pub mod shares;
 pub mod threads;
 pub mod usage;
@@ -39,6 +41,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(usage::UsageLedger),
         Box::new(facts::UsageFacts),
         Box::new(shares::Shares),
+        Box::new(search::Search),
     ]
 }
 

@@ -19,6 +19,7 @@ pub enum ProjectionError {
 pub struct Tables {
     suffix: String,
     nonce: String,
+    backend: Backend,
 }
 
 impl Tables {
@@ -27,6 +28,7 @@ impl Tables {
         Self {
             suffix: String::new(),
             nonce: "0".into(),
+            backend: Backend::Sqlite,
         }
     }
 
@@ -36,7 +38,20 @@ impl Tables {
         Self {
             suffix: "__rebuild".into(),
             nonce: nonce.into(),
+            backend: Backend::Sqlite,
         }
+    }
+
+    /// The same tables on `backend` (the projector says which; statements whose SQL differs
+    /// between backends read it with [`Tables::backend`]).
+    pub fn on(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The backend these tables live on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The actual name of the table `base`.

@@ -307,6 +307,8 @@ pub struct ListQuery {
     pub pinned: Option<bool>,
     /// Keyset: the `(last_activity_at, id)` of the last row of the previous page.
     pub after: Option<(i64, String)>,
+    /// Only these threads (a search's matches), when given.
+    pub only: Option<Vec<String>>,
     pub limit: i64,
 }
 
@@ -318,6 +320,17 @@ pub async fn list(db: &Db, owner: &str, q: &ListQuery) -> Result<Vec<ThreadRow>,
     if let Some(pinned) = q.pinned {
         args.push(pinned.into());
         sql.push_str(&format!(" AND pinned = ${}", args.len()));
+    }
+    if let Some(only) = &q.only {
+        if only.is_empty() {
+            return Ok(vec![]);
+        }
+        let first = args.len() + 1;
+        let placeholders: Vec<String> = (first..first + only.len())
+            .map(|n| format!("${n}"))
+            .collect();
+        args.extend(only.iter().map(|id| Arg::from(id.as_str())));
+        sql.push_str(&format!(" AND id IN ({})", placeholders.join(", ")));
     }
     if let Some((at, id)) = &q.after {
         args.push((*at).into());

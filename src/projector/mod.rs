@@ -118,7 +118,7 @@ impl Projector {
                     stale.push(p.name());
                 }
                 None => {
-                    for ddl in p.ddl(self.db.backend(), &Tables::live()) {
+                    for ddl in p.ddl(self.db.backend(), &Tables::live().on(self.db.backend())) {
                         tx.execute_sql(&ddl).await?;
                     }
                     set_checkpoint(&mut tx, p.name(), p.version(), Cursor::default()).await?;
@@ -179,7 +179,13 @@ impl Projector {
     pub async fn catch_up(&self, projection: &dyn Projection) -> Result<u64, ProjectorError> {
         let mut applied = 0;
         loop {
-            let n = apply_batch(&self.db, projection, &Tables::live(), true).await?;
+            let n = apply_batch(
+                &self.db,
+                projection,
+                &Tables::live().on(self.db.backend()),
+                true,
+            )
+            .await?;
             applied += n;
             if n < BATCH_SIZE as u64 {
                 return Ok(applied);
@@ -288,7 +294,7 @@ async fn apply_batch_all(
     let Some(last) = events.last().map(StoredEvent::cursor) else {
         return Ok(0);
     };
-    let live = Tables::live();
+    let live = Tables::live().on(db.backend());
     let mut stmts = Vec::with_capacity(events.len() * projections.len());
     for event in &events {
         for (p, (_, cursor)) in projections.iter().zip(&checkpoints) {

@@ -33,7 +33,7 @@ pub async fn rebuild(
         .ok_or_else(|| ProjectorError::UnknownProjection(name.to_owned()))?;
     let db = projector.db();
     let nonce = chrono::Utc::now().timestamp_millis().to_string();
-    let shadow = Tables::shadow(&nonce);
+    let shadow = Tables::shadow(&nonce).on(db.backend());
 
     let mut tx = db.begin().await?;
     create_fresh(&mut tx, db, projection.as_ref(), &shadow).await?;
@@ -63,7 +63,7 @@ pub async fn rebuild(
             break;
         }
     }
-    let live = Tables::live();
+    let live = Tables::live().on(db.backend());
     for table in projection.tables() {
         tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
             .await?;

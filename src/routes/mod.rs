@@ -10,6 +10,7 @@ pub mod generations;
 pub mod health;
 pub mod me;
 pub mod models;
+pub mod search;
 pub mod shares;
 pub mod threads;
 pub mod webhooks;
@@ -80,6 +81,7 @@ routes! {
     "/v1/threads/{id}/typing" => { post: threads::typing::handle },
     "/v1/shares/{id}" => { get: shares::get, delete: shares::revoke },
     "/v1/shares/{id}/copy" => { post: shares::copy },
+    "/v1/search" => { get: search::handle },
 }
 
 /// Registers every route, the extractor configs and the problem+json fallback.

@@ -26,5 +26,6 @@ mod preferences;
 mod races;
 mod rebuild;
 mod revocation;
+mod search;
 mod threads;
 mod tree;

@@ -576,6 +576,15 @@ async fn real_responses_match_the_documented_schemas() {
         None,
     )
     .await;
+    let found = call(
+        Method::GET,
+        "/v1/search?q=hello",
+        "/v1/search",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert!(!found["data"].as_array().unwrap().is_empty(), "{found}");
     let branch_id = branched["id"].as_str().unwrap().to_owned();
     call(
         Method::DELETE,

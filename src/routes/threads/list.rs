@@ -24,7 +24,12 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<i64>,
+    /// Only threads whose title or messages match (the same matching as `GET /v1/search`).
+    pub q: Option<String>,
 }
+
+/// Most threads a `q` filter considers.
+const MAX_MATCHING: i64 = 1_000;
 
 #[derive(Debug, Serialize)]
 pub struct ThreadPage {
@@ -45,7 +50,23 @@ pub async fn handle(
         ));
     }
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let only = match params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) if q.chars().count() > 200 => {
+            return Err(ApiError::invalid_field("q", "at most 200 characters"));
+        }
+        Some(q) => Some(
+            threadline_projections::search::matching_threads(
+                &state.db,
+                caller.id(),
+                q,
+                MAX_MATCHING,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let query = ListQuery {
+        only,
         archived: params.archived.unwrap_or(false),
         pinned: params.pinned,
         after,

@@ -1,0 +1,801 @@
+//! Full-text search over each account's thread titles and message texts.
+//!
+//! One document per title and per message (user messages when posted, replies when they end,
+//! copied histories at once), every branch included. SQLite: an FTS5 table ranked with bm25
+//! (titles weigh ten times a message) and `snippet()`. PostgreSQL: a `tsvector` column with a
+//! GIN index, the title at weight A, ranked with `ts_rank`, `ts_headline` for snippets. Both
+//! use language-neutral tokenizing (`unicode61`, `simple`), so every script works; Chinese
+//! and Japanese characters, written without spaces, are indexed one character per token (see
+//! [`segment`]) and a query's run of them matches as a phrase. Every query term matches as a
+//! prefix.
+//!
+//! Each document carries an owner token, so a query intersects the owner's documents first.
+//! Hidden messages and deleted threads are left out at read time, by joining the messages and
+//! threads projections.
+//!
+//! Tables: `search_docs` (the index), `search_pending` (a reply's text while it streams),
+//! `search_threads` (each thread's owner) and `search_links` (anonymous account → registered).
+
+use threadline_domain::account::AccountEvent;
+use threadline_domain::generation::{Chunk, GenerationEvent};
+use threadline_domain::thread::ThreadEvent;
+
+use crate::db::{Arg, Backend, Db, Stmt};
+use crate::event::StoredEvent;
+use crate::projection::{Projection, ProjectionError, Tables, decode};
+use crate::{bind_args, micros, on_read};
+
+/// Whether `c` is written without spaces between words (Han, Hiragana, Katakana).
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF
+        | 0x20000..=0x2FA1F | 0xFF66..=0xFF9F)
+}
+
+/// Text as it is indexed: Chinese and Japanese characters stand apart, so each is a token.
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut prev_cjk = false;
+    for c in text.chars() {
+        let cjk = is_cjk(c);
+        if cjk || prev_cjk {
+            out.push(' ');
+        }
+        out.push(c);
+        prev_cjk = cjk;
+    }
+    out
+}
+
+/// The inverse of [`segment`] for a snippet: the spaces it put around characters go.
+fn unsegment(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in chars.iter().enumerate() {
+        if *c == ' ' {
+            let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+            let after = chars.get(i + 1).copied();
+            let marker = |c: Option<char>| matches!(c, Some(START | END));
+            let cjk = |c: Option<char>| c.is_some_and(is_cjk);
+            if cjk(before) || cjk(after) || (marker(before) && cjk(chars.get(i + 2).copied())) {
+                continue;
+            }
+        }
+        out.push(*c);
+    }
+    out.trim().to_owned()
+}
+
+/// Where a snippet's highlight starts and ends (private-use characters, never in text).
+const START: char = '\u{E000}';
+const END: char = '\u{E001}';
+
+/// One term of a query: a word (matched as a prefix) or a run of CJK characters (a phrase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    Word(String),
+    Phrase(Vec<String>),
+}
+
+/// The terms of a user's query: letters and digits of any script; everything else separates.
+pub fn terms(q: &str) -> Vec<Term> {
+    let mut terms = Vec::new();
+    let mut word = String::new();
+    let mut run: Vec<String> = Vec::new();
+    let flush_word = |word: &mut String, terms: &mut Vec<Term>| {
+        if !word.is_empty() {
+            terms.push(Term::Word(std::mem::take(word).to_lowercase()));
+        }
+    };
+    let flush_run = |run: &mut Vec<String>, terms: &mut Vec<Term>| {
+        if !run.is_empty() {
+            terms.push(Term::Phrase(std::mem::take(run)));
+        }
+    };
+    for c in q.chars() {
+        if is_cjk(c) {
+            flush_word(&mut word, &mut terms);
+            run.push(c.to_string());
+        } else if c.is_alphanumeric() {
+            flush_run(&mut run, &mut terms);
+            word.push(c);
+        } else {
+            flush_word(&mut word, &mut terms);
+            flush_run(&mut run, &mut terms);
+        }
+    }
+    flush_word(&mut word, &mut terms);
+    flush_run(&mut run, &mut terms);
+    terms.truncate(16);
+    terms
+}
+
+/// The owner token of account `id` in the index.
+fn owner_token(id: &str) -> String {
+    let hex: String = id.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("o{}", hex.to_lowercase())
+}
+
+/// An FTS5 query: the owner, and every term (words as prefixes, runs as phrases).
+pub fn fts5_query(owner: &str, terms: &[Term]) -> String {
+    let body: Vec<String> = terms
+        .iter()
+        .map(|t| match t {
+            Term::Word(w) => format!("\"{w}\"*"),
+            Term::Phrase(chars) => format!("\"{}\"", chars.join(" ")),
+        })
+        .collect();
+    format!(
+        "owner : \"{}\" AND {{title body}} : ({})",
+        owner_token(owner),
+        body.join(" AND ")
+    )
+}
+
+/// A PostgreSQL `tsquery`: the owner, and every term.
+pub fn tsquery(owner: &str, terms: &[Term]) -> String {
+    let mut parts = vec![format!("'{}'", owner_token(owner))];
+    for t in terms {
+        parts.push(match t {
+            Term::Word(w) => format!("'{w}':*"),
+            Term::Phrase(chars) => format!(
+                "({})",
+                chars
+                    .iter()
+                    .map(|c| format!("'{c}'"))
+                    .collect::<Vec<_>>()
+                    .join(" <-> ")
+            ),
+        });
+    }
+    parts.join(" & ")
+}
+
+/// A change to the search tables.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A thread and its owner (an anonymous owner already linked counts as the registered one).
+    Thread {
+        id: String,
+        owner: String,
+    },
+    /// Indexes a document (`message_id` empty for the title).
+    Doc {
+        thread_id: String,
+        message_id: String,
+        title: String,
+        body: String,
+        at: i64,
+    },
+    DeleteDoc {
+        thread_id: String,
+        message_id: String,
+    },
+    DeleteThread {
+        thread_id: String,
+    },
+    /// A reply started: its text is collected until it ends.
+    Pending {
+        generation_id: String,
+        thread_id: String,
+        message_id: String,
+    },
+    AppendPending {
+        generation_id: String,
+        text: String,
+    },
+    /// A reply ended: its text becomes a document.
+    IndexPending {
+        generation_id: String,
+        at: i64,
+    },
+    Link {
+        anonymous: String,
+        target: String,
+    },
+}
+
+/// Folds one thread event.
+pub fn apply_thread(thread_id: &str, event: ThreadEvent) -> Vec<Change> {
+    let thread_id = thread_id.to_owned();
+    match event {
+        ThreadEvent::ThreadCreated { owner, title, at } => {
+            let mut changes = vec![Change::Thread {
+                id: thread_id.clone(),
+                owner: owner.to_string(),
+            }];
+            if let Some(title) = title {
+                changes.push(Change::Doc {
+                    thread_id,
+                    message_id: String::new(),
+                    title: title.as_str().to_owned(),
+                    body: String::new(),
+                    at: micros(at),
+                });
+            }
+            changes
+        }
+        ThreadEvent::ThreadRenamed { title, at, .. } => vec![
+            Change::DeleteDoc {
+                thread_id: thread_id.clone(),
+                message_id: String::new(),
+            },
+            Change::Doc {
+                thread_id,
+                message_id: String::new(),
+                title: title.as_str().to_owned(),
+                body: String::new(),
+                at: micros(at),
+            },
+        ],
+        ThreadEvent::UserMessagePosted {
+            message_id,
+            text,
+            at,
+            ..
+        } => vec![Change::Doc {
+            thread_id,
+            message_id,
+            title: String::new(),
+            body: text,
+            at: micros(at),
+        }],
+        ThreadEvent::HistoryCopied { messages, at, .. } => messages
+            .into_iter()
+            .filter(|m| !m.text.trim().is_empty())
+            .map(|m| Change::Doc {
+                thread_id: thread_id.clone(),
+                message_id: m.id,
+                title: String::new(),
+                body: m.text,
+                at: micros(m.created_at.unwrap_or(at)),
+            })
+            .collect(),
+        ThreadEvent::ThreadDeleted { .. } => vec![Change::DeleteThread { thread_id }],
+        _ => vec![],
+    }
+}
+
+/// Folds one generation event.
+pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Change> {
+    let generation_id = generation_id.to_owned();
+    let at = event.terminal_at();
+    match event {
+        GenerationEvent::GenerationStarted {
+            thread_id,
+            message_id,
+            ..
+        } => vec![Change::Pending {
+            generation_id,
+            thread_id,
+            message_id,
+        }],
+        GenerationEvent::ChunksAppended { chunks, .. } => {
+            let text: String = chunks
+                .iter()
+                .filter_map(|c| match c {
+                    Chunk::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if text.is_empty() {
+                return vec![];
+            }
+            vec![Change::AppendPending {
+                generation_id,
+                text,
+            }]
+        }
+        _ => match at {
+            Some(at) => vec![Change::IndexPending {
+                generation_id,
+                at: micros(at),
+            }],
+            None => vec![],
+        },
+    }
+}
+
+/// Folds one account event: links move the anonymous account's documents.
+pub fn apply_account(account_id: &str, event: AccountEvent) -> Vec<Change> {
+    match event {
+        AccountEvent::AnonymousAccountLinked {
+            anonymous_account_id,
+            ..
+        } => vec![Change::Link {
+            anonymous: anonymous_account_id.to_string(),
+            target: account_id.to_owned(),
+        }],
+        _ => vec![],
+    }
+}
+
+/// The statements of one change on `backend`.
+fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
+    let docs = t.name("search_docs");
+    let pending = t.name("search_pending");
+    let threads = t.name("search_threads");
+    let links = t.name("search_links");
+    // SQLite numbers `$N` by first appearance: each statement uses them in order.
+    let insert_doc = |thread_id: Arg, message_id: Arg, title: Arg, body: Arg, at: Arg| match backend
+    {
+        Backend::Sqlite => Stmt::new(
+            format!(
+                "INSERT INTO {docs} (owner, title, body, thread_id, message_id, at) \
+                 SELECT 'o' || lower(replace(owner, '-', '')), $1, $2, $3, $4, $5 \
+                 FROM {threads} WHERE thread_id = $3"
+            ),
+            vec![title, body, thread_id, message_id, at],
+        ),
+        Backend::Postgres => Stmt::new(
+            format!(
+                "INSERT INTO {docs} (thread_id, message_id, content, at, tsv) \
+                 SELECT $3, $4, CASE WHEN $1 = '' THEN $2 ELSE $1 END, $5, \
+                 setweight(to_tsvector('simple', 'o' || lower(replace(owner, '-', ''))), 'D') \
+                 || setweight(to_tsvector('simple', $1), 'A') \
+                 || setweight(to_tsvector('simple', $2), 'D') \
+                 FROM {threads} WHERE thread_id = $3 \
+                 ON CONFLICT (thread_id, message_id) DO NOTHING"
+            ),
+            vec![title, body, thread_id, message_id, at],
+        ),
+    };
+    match change {
+        Change::Thread { id, owner } => vec![Stmt::new(
+            format!(
+                "INSERT INTO {threads} (thread_id, owner) VALUES ($1, \
+                 COALESCE((SELECT target_id FROM {links} WHERE anonymous_id = $2), $2))"
+            ),
+            vec![id.into(), owner.into()],
+        )],
+        Change::Doc {
+            thread_id,
+            message_id,
+            title,
+            body,
+            at,
+        } => vec![insert_doc(
+            thread_id.into(),
+            message_id.into(),
+            segment(&title).into(),
+            segment(&body).into(),
+            at.into(),
+        )],
+        Change::DeleteDoc {
+            thread_id,
+            message_id,
+        } => vec![Stmt::new(
+            format!("DELETE FROM {docs} WHERE thread_id = $1 AND message_id = $2"),
+            vec![thread_id.into(), message_id.into()],
+        )],
+        Change::DeleteThread { thread_id } => vec![
+            Stmt::new(
+                format!("DELETE FROM {docs} WHERE thread_id = $1"),
+                vec![thread_id.clone().into()],
+            ),
+            Stmt::new(
+                format!("DELETE FROM {pending} WHERE thread_id = $1"),
+                vec![thread_id.clone().into()],
+            ),
+            Stmt::new(
+                format!("DELETE FROM {threads} WHERE thread_id = $1"),
+                vec![thread_id.into()],
+            ),
+        ],
+        Change::Pending {
+            generation_id,
+            thread_id,
+            message_id,
+        } => vec![Stmt::new(
+            format!(
+                "INSERT INTO {pending} (generation_id, thread_id, message_id, text) \
+                 VALUES ($1, $2, $3, '')"
+            ),
+            vec![generation_id.into(), thread_id.into(), message_id.into()],
+        )],
+        Change::AppendPending {
+            generation_id,
+            text,
+        } => vec![Stmt::new(
+            format!("UPDATE {pending} SET text = text || $1 WHERE generation_id = $2"),
+            vec![segment(&text).into(), generation_id.into()],
+        )],
+        Change::IndexPending { generation_id, at } => {
+            // The pending text was segmented as it was appended.
+            let insert = match backend {
+                Backend::Sqlite => format!(
+                    "INSERT INTO {docs} (owner, title, body, thread_id, message_id, at) \
+                     SELECT 'o' || lower(replace(t.owner, '-', '')), '', p.text, p.thread_id, \
+                     p.message_id, $1 FROM {pending} p JOIN {threads} t ON t.thread_id = p.thread_id \
+                     WHERE p.generation_id = $2 AND p.text <> ''"
+                ),
+                Backend::Postgres => format!(
+                    "INSERT INTO {docs} (thread_id, message_id, content, at, tsv) \
+                     SELECT p.thread_id, p.message_id, p.text, $1, \
+                     setweight(to_tsvector('simple', 'o' || lower(replace(t.owner, '-', ''))), 'D') \
+                     || setweight(to_tsvector('simple', p.text), 'D') \
+                     FROM {pending} p JOIN {threads} t ON t.thread_id = p.thread_id \
+                     WHERE p.generation_id = $2 AND p.text <> '' \
+                     ON CONFLICT (thread_id, message_id) DO NOTHING"
+                ),
+            };
+            vec![
+                Stmt::new(insert, vec![at.into(), generation_id.clone().into()]),
+                Stmt::new(
+                    format!("DELETE FROM {pending} WHERE generation_id = $1"),
+                    vec![generation_id.into()],
+                ),
+            ]
+        }
+        Change::Link { anonymous, target } => {
+            let (old, new) = (owner_token(&anonymous), owner_token(&target));
+            let mut stmts = vec![
+                Stmt::new(
+                    format!("INSERT INTO {links} (anonymous_id, target_id) VALUES ($1, $2)"),
+                    vec![anonymous.clone().into(), target.clone().into()],
+                ),
+                Stmt::new(
+                    format!("UPDATE {threads} SET owner = $1 WHERE owner = $2"),
+                    vec![target.into(), anonymous.into()],
+                ),
+            ];
+            stmts.push(match backend {
+                Backend::Sqlite => Stmt::new(
+                    format!("UPDATE {docs} SET owner = $1 WHERE owner = $2"),
+                    vec![new.into(), old.into()],
+                ),
+                Backend::Postgres => Stmt::new(
+                    format!(
+                        "UPDATE {docs} SET tsv = setweight(to_tsvector('simple', $1), 'D') \
+                         || ts_delete(tsv, $2::text) WHERE tsv @@ to_tsquery('simple', $3)"
+                    ),
+                    vec![new.into(), old.clone().into(), format!("'{old}'").into()],
+                ),
+            });
+            stmts
+        }
+    }
+}
+
+/// The search projection.
+pub struct Search;
+
+impl Projection for Search {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "search_docs",
+            "search_pending",
+            "search_threads",
+            "search_links",
+        ]
+    }
+
+    fn ddl(&self, backend: Backend, t: &Tables) -> Vec<String> {
+        let docs = t.name("search_docs");
+        let mut ddl = match backend {
+            Backend::Sqlite => vec![format!(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS {docs} USING fts5(owner, title, body, \
+                 thread_id UNINDEXED, message_id UNINDEXED, at UNINDEXED, \
+                 tokenize = 'unicode61 remove_diacritics 2')"
+            )],
+            Backend::Postgres => vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {docs} (
+                        thread_id TEXT NOT NULL,
+                        message_id TEXT NOT NULL,
+                        content TEXT NOT NULL,
+                        at BIGINT NOT NULL,
+                        tsv TSVECTOR NOT NULL,
+                        PRIMARY KEY (thread_id, message_id)
+                    )"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {docs} USING GIN (tsv)",
+                    t.index("search_docs", "tsv")
+                ),
+            ],
+        };
+        ddl.extend([
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    generation_id TEXT PRIMARY KEY,
+                    thread_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    text TEXT NOT NULL
+                )",
+                t.name("search_pending")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    thread_id TEXT PRIMARY KEY,
+                    owner TEXT NOT NULL
+                )",
+                t.name("search_threads")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    anonymous_id TEXT PRIMARY KEY,
+                    target_id TEXT NOT NULL
+                )",
+                t.name("search_links")
+            ),
+        ]);
+        ddl
+    }
+
+    fn statements(
+        &self,
+        event: &StoredEvent,
+        tables: &Tables,
+    ) -> Result<Vec<Stmt>, ProjectionError> {
+        let changes = match event.aggregate_type.as_str() {
+            "Thread" => apply_thread(&event.aggregate_id, decode(event)?),
+            "Generation" => apply_generation(&event.aggregate_id, decode(event)?),
+            "Account" if event.event_type == "AnonymousAccountLinked" => {
+                apply_account(&event.aggregate_id, decode(event)?)
+            }
+            _ => return Ok(vec![]),
+        };
+        let backend = tables.backend();
+        Ok(changes
+            .into_iter()
+            .flat_map(|c| sql(c, backend, tables))
+            .collect())
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub thread_id: String,
+    /// The thread's title now.
+    pub title: Option<String>,
+    /// `None` for a title hit.
+    pub message_id: Option<String>,
+    /// The matching passage, highlights removed.
+    pub snippet: String,
+    /// Where the highlights are in `snippet`: `(start, end)` in characters.
+    pub highlights: Vec<(usize, usize)>,
+    pub at: i64,
+}
+
+/// Turns a snippet with highlight markers into text and highlight ranges.
+fn highlighted(raw: &str) -> (String, Vec<(usize, usize)>) {
+    let text = unsegment(raw);
+    let mut out = String::with_capacity(text.len());
+    let mut ranges = Vec::new();
+    let mut start = None;
+    let mut n = 0;
+    for c in text.chars() {
+        match c {
+            START => start = Some(n),
+            END => {
+                if let Some(s) = start.take()
+                    && n > s
+                {
+                    ranges.push((s, n));
+                }
+            }
+            c => {
+                out.push(c);
+                n += 1;
+            }
+        }
+    }
+    (out, ranges)
+}
+
+/// The caller's hits for `q`, best first (titles above passing mentions, then newest), from
+/// `offset`. Hidden messages and deleted threads never appear.
+pub async fn search(
+    db: &Db,
+    owner: &str,
+    q: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Hit>, sqlx::Error> {
+    let terms = terms(q);
+    if terms.is_empty() {
+        return Ok(vec![]);
+    }
+    // `$1` is the owner, `$2` the query (SQLite numbers `$N` by first appearance).
+    let visible = "JOIN threads t ON t.id = d.thread_id AND t.owner = $1 \
+        LEFT JOIN messages m ON m.thread_id = d.thread_id AND m.id = d.message_id \
+        WHERE (d.message_id = '' OR (m.id IS NOT NULL AND NOT m.hidden))";
+    let rows: Vec<(String, String, String, i64, Option<String>)> = match db {
+        Db::Sqlite { reader, .. } => {
+            let sql = format!(
+                "SELECT d.thread_id, d.message_id, \
+                 CASE WHEN d.message_id = '' \
+                 THEN snippet(search_docs, 1, char(57344), char(57345), '…', 24) \
+                 ELSE snippet(search_docs, 2, char(57344), char(57345), '…', 24) END, \
+                 d.at, t.title \
+                 FROM search_docs d {visible} AND search_docs MATCH $2 \
+                 ORDER BY bm25(search_docs, 0.0, 10.0, 1.0), d.at DESC LIMIT $3 OFFSET $4"
+            );
+            sqlx::query_as(&sql)
+                .bind(owner)
+                .bind(fts5_query(owner, &terms))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(reader)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            let sql = format!(
+                "SELECT d.thread_id, d.message_id, \
+                 ts_headline('simple', d.content, query, 'StartSel=\u{E000}, StopSel=\u{E001}, \
+                 MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=…'), d.at, t.title \
+                 FROM search_docs d CROSS JOIN to_tsquery('simple', $2) query {visible} \
+                 AND d.tsv @@ query \
+                 ORDER BY ts_rank(d.tsv, query) DESC, d.at DESC LIMIT $3 OFFSET $4"
+            );
+            sqlx::query_as(&sql)
+                .bind(owner)
+                .bind(tsquery(owner, &terms))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(thread_id, message_id, raw, at, title)| {
+            let (snippet, highlights) = highlighted(&raw);
+            Hit {
+                thread_id,
+                title,
+                message_id: (!message_id.is_empty()).then_some(message_id),
+                snippet,
+                highlights,
+                at,
+            }
+        })
+        .collect())
+}
+
+/// The ids of `owner`'s threads with a title or message matching `q` (at most `cap`).
+pub async fn matching_threads(
+    db: &Db,
+    owner: &str,
+    q: &str,
+    cap: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let terms = terms(q);
+    if terms.is_empty() {
+        return Ok(vec![]);
+    }
+    // `$1` is the owner, `$2` the query (SQLite numbers `$N` by first appearance).
+    let visible = "JOIN threads t ON t.id = d.thread_id AND t.owner = $1 \
+        LEFT JOIN messages m ON m.thread_id = d.thread_id AND m.id = d.message_id \
+        WHERE (d.message_id = '' OR (m.id IS NOT NULL AND NOT m.hidden))";
+    let (sql, query) = match db.backend() {
+        Backend::Sqlite => (
+            format!(
+                "SELECT DISTINCT d.thread_id FROM search_docs d {visible} \
+                 AND search_docs MATCH $2 LIMIT $3"
+            ),
+            fts5_query(owner, &terms),
+        ),
+        Backend::Postgres => (
+            format!(
+                "SELECT DISTINCT d.thread_id FROM search_docs d {visible} \
+                 AND d.tsv @@ to_tsquery('simple', $2) LIMIT $3"
+            ),
+            tsquery(owner, &terms),
+        ),
+    };
+    let args: Vec<Arg> = vec![owner.into(), query.into(), cap.into()];
+    on_read!(db, pool => bind_args!(sqlx::query_scalar(&sql), &args).fetch_all(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    #[test]
+    fn chinese_and_japanese_characters_are_indexed_one_by_one_and_joined_back() {
+        assert_eq!(segment("ab東京cd"), "ab 東 京 cd");
+        for text in ["东京 is big", "ab東京cd", "plain words"] {
+            assert_eq!(unsegment(&segment(text)), text);
+        }
+    }
+
+    #[test]
+    fn queries_are_words_as_prefixes_and_runs_as_phrases() {
+        assert_eq!(
+            terms("Rust's  ownership, 東京!"),
+            [
+                Term::Word("rust".into()),
+                Term::Word("s".into()),
+                Term::Word("ownership".into()),
+                Term::Phrase(vec!["東".into(), "京".into()])
+            ]
+        );
+        let t = terms("café 東京");
+        assert_eq!(
+            fts5_query("0a-B", &t),
+            "owner : \"o0ab\" AND {title body} : (\"café\"* AND \"東 京\")"
+        );
+        assert_eq!(tsquery("0a-B", &t), "'o0ab' & 'café':* & ('東' <-> '京')");
+        assert!(terms("!!! ---").is_empty(), "no terms, no query");
+        assert!(
+            terms("\"); DROP TABLE x; --")
+                .iter()
+                .all(|t| matches!(t, Term::Word(w) if w.chars().all(char::is_alphanumeric)))
+        );
+    }
+
+    #[test]
+    fn snippets_lose_their_markers_and_keep_the_ranges() {
+        let (text, ranges) = highlighted("a \u{E000}big\u{E001} deal");
+        assert_eq!(text, "a big deal");
+        assert_eq!(ranges, [(2, 5)]);
+    }
+
+    #[test]
+    fn a_reply_is_collected_while_it_streams_and_indexed_when_it_ends() {
+        let at = DateTime::UNIX_EPOCH;
+        let chunks = apply_generation(
+            "g",
+            GenerationEvent::ChunksAppended {
+                first_index: 0,
+                chunks: vec![
+                    Chunk::Reasoning {
+                        text: "think".into(),
+                    },
+                    Chunk::Text {
+                        text: "an answer".into(),
+                    },
+                ],
+            },
+        );
+        assert_eq!(
+            chunks,
+            [Change::AppendPending {
+                generation_id: "g".into(),
+                text: "an answer".into()
+            }]
+        );
+        let ended = apply_generation("g", GenerationEvent::GenerationStopped { at });
+        assert_eq!(
+            ended,
+            [Change::IndexPending {
+                generation_id: "g".into(),
+                at: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn titles_are_replaced_on_rename_and_threads_leave_with_their_documents() {
+        let at = DateTime::UNIX_EPOCH;
+        let renamed = apply_thread(
+            "t",
+            ThreadEvent::ThreadRenamed {
+                title: threadline_domain::values::Title::parse("New").unwrap(),
+                source: threadline_domain::thread::TitleSource::User,
+                at,
+            },
+        );
+        assert!(
+            matches!(&renamed[..], [Change::DeleteDoc { .. }, Change::Doc { title, .. }] if title == "New")
+        );
+        assert_eq!(
+            apply_thread("t", ThreadEvent::ThreadDeleted { at }),
+            [Change::DeleteThread {
+                thread_id: "t".into()
+            }]
+        );
+    }
+}
