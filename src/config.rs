@@ -28,6 +28,9 @@ pub struct Settings {
     pub password_hashers: usize,
     /// `THREADLINE_BODY_TIMEOUT_SECS`: time a request's body has to arrive.
     pub body_timeout: std::time::Duration,
+    /// `THREADLINE_SESSION_IDLE_DAYS`: a session unused for this long stops working (zero:
+    /// never).
+    pub session_idle: std::time::Duration,
     /// `THREADLINE_WORKERS`: HTTP worker threads (0 = one per core).
     pub workers: usize,
     /// `THREADLINE_ECHO_DELAY_MS`: pause between the words of the built-in `echo` model.
@@ -115,6 +118,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             password_hashers: 0,
             body_timeout: std::time::Duration::from_secs(15),
+            session_idle: std::time::Duration::from_secs(30 * 24 * 3600),
             workers: 0,
             echo_delay: std::time::Duration::from_millis(20),
             provider_env: None,

@@ -158,6 +158,17 @@ pub enum AccountCommand {
         subscription: Subscription,
         at: DateTime<Utc>,
     },
+    /// Changes the profile: each `Some` replaces a field (`Some(None)` clears it).
+    UpdateProfile {
+        name: Option<Option<DisplayName>>,
+        image_url: Option<Option<String>>,
+        at: DateTime<Utc>,
+    },
+    /// Records that a session was used (at most every few minutes; the caller decides).
+    TouchSession {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Most live API keys an account may hold.
@@ -210,6 +221,16 @@ pub enum AccountEvent {
         subscription: Subscription,
         at: DateTime<Utc>,
     },
+    /// The profile as it is now (both fields, changed or not).
+    ProfileUpdated {
+        name: Option<String>,
+        image_url: Option<String>,
+        at: DateTime<Utc>,
+    },
+    SessionSeen {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -224,6 +245,8 @@ impl DomainEvent for AccountEvent {
             Self::ApiKeyCreated { .. } => "ApiKeyCreated",
             Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
             Self::SubscriptionChanged { .. } => "SubscriptionChanged",
+            Self::ProfileUpdated { .. } => "ProfileUpdated",
+            Self::SessionSeen { .. } => "SessionSeen",
         }
         .to_owned()
     }
@@ -277,6 +300,11 @@ pub struct Account {
     api_keys: BTreeSet<uuid::Uuid>,
     #[serde(default)]
     subscription: Option<Subscription>,
+    /// The display name and picture, as last set.
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
 }
 
 impl Aggregate for Account {
@@ -302,6 +330,13 @@ impl Aggregate for Account {
     fn apply(&mut self, event: Self::Event) {
         match event {
             AccountEvent::AccountCreated { kind, .. } => {
+                self.name = match &kind {
+                    AccountKind::Registered { name, .. } => {
+                        name.as_ref().map(|n| n.as_str().to_owned())
+                    }
+                    AccountKind::External { name, .. } => name.clone(),
+                    AccountKind::Anonymous => None,
+                };
                 self.state = match kind {
                     AccountKind::Anonymous => State::Anonymous,
                     AccountKind::Registered { .. } | AccountKind::External { .. } => {
@@ -331,6 +366,13 @@ impl Aggregate for Account {
             AccountEvent::SubscriptionChanged { subscription, .. } => {
                 self.subscription = Some(subscription)
             }
+            AccountEvent::ProfileUpdated {
+                name, image_url, ..
+            } => {
+                self.name = name;
+                self.image_url = image_url;
+            }
+            AccountEvent::SessionSeen { .. } => {}
         }
     }
 }
@@ -459,6 +501,29 @@ impl Account {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::SubscriptionChanged { subscription, at }])
+            }
+            C::UpdateProfile {
+                name,
+                image_url,
+                at,
+            } => {
+                self.require_open()?;
+                let name = name.map_or(self.name.clone(), |n| n.map(|n| n.as_str().to_owned()));
+                let image_url = image_url.unwrap_or(self.image_url.clone());
+                if name == self.name && image_url == self.image_url {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ProfileUpdated {
+                    name,
+                    image_url,
+                    at,
+                }])
+            }
+            C::TouchSession { session_id, at } => {
+                if !self.active_sessions.contains(&session_id.0) {
+                    return Err(AccountError::SessionNotFound);
+                }
+                Ok(vec![E::SessionSeen { session_id, at }])
             }
             C::LinkInto { target, at } => match self.state {
                 State::New => Err(AccountError::NotFound),
@@ -924,5 +989,70 @@ mod tests {
             .given(vec![created])
             .when(create)
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_profile_patch_keeps_what_it_does_not_name_and_clears_what_is_null() {
+        let name = |n: &str| Some(DisplayName::parse(n).unwrap_or_else(|e| unreachable!("{e}")));
+        let updated = |name: Option<&str>, image: Option<&str>| AccountEvent::ProfileUpdated {
+            name: name.map(Into::into),
+            image_url: image.map(Into::into),
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(AccountCommand::UpdateProfile {
+                name: Some(name("Ada")),
+                image_url: None,
+                at: at(),
+            })
+            .then_expect_events(vec![updated(Some("Ada"), None)]);
+        AccountTest::with(())
+            .given(vec![
+                registered(),
+                updated(Some("Ada"), Some("https://x/a.png")),
+            ])
+            .when(AccountCommand::UpdateProfile {
+                name: None,
+                image_url: Some(None),
+                at: at(),
+            })
+            .then_expect_events(vec![updated(Some("Ada"), None)]);
+        AccountTest::with(())
+            .given(vec![registered(), updated(Some("Ada"), None)])
+            .when(AccountCommand::UpdateProfile {
+                name: Some(name("Ada")),
+                image_url: None,
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn only_a_live_session_is_touched() {
+        let issued = AccountEvent::SessionIssued {
+            session_id: session(1),
+            token_hash: "h".into(),
+            user_agent: None,
+            ip: None,
+            at: at(),
+        };
+        AccountTest::with(())
+            .given(vec![registered(), issued.clone()])
+            .when(AccountCommand::TouchSession {
+                session_id: session(1),
+                at: at(),
+            })
+            .then_expect_events(vec![AccountEvent::SessionSeen {
+                session_id: session(1),
+                at: at(),
+            }]);
+        AccountTest::with(())
+            .given(vec![registered(), issued])
+            .when(AccountCommand::TouchSession {
+                session_id: session(2),
+                at: at(),
+            })
+            .then_expect_error(AccountError::SessionNotFound);
     }
 }

@@ -61,6 +61,18 @@ pub enum Change {
         status: String,
         pro_until: Option<i64>,
     },
+    SetName {
+        id: String,
+        name: Option<String>,
+    },
+    SetImage {
+        id: String,
+        image_url: Option<String>,
+    },
+    SeenSession {
+        id: String,
+        at: i64,
+    },
 }
 
 /// Folds one account event (of account `account_id`) into changes.
@@ -154,6 +166,19 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
             status: subscription.status,
             pro_until: subscription.pro_until.map(micros),
         }],
+        AccountEvent::ProfileUpdated {
+            name, image_url, ..
+        } => vec![
+            Change::SetName {
+                id: id.clone(),
+                name,
+            },
+            Change::SetImage { id, image_url },
+        ],
+        AccountEvent::SessionSeen { session_id, at } => vec![Change::SeenSession {
+            id: session_id.to_string(),
+            at: micros(at),
+        }],
     }
 }
 
@@ -241,6 +266,18 @@ fn sql(change: Change, t: &Tables) -> Stmt {
             format!("UPDATE {sessions} SET revoked_at = $1 WHERE id = $2"),
             vec![at.into(), id.into()],
         ),
+        Change::SetName { id, name } => Stmt::new(
+            format!("UPDATE {accounts} SET name = $1 WHERE id = $2"),
+            vec![name.into(), id.into()],
+        ),
+        Change::SetImage { id, image_url } => Stmt::new(
+            format!("UPDATE {accounts} SET image_url = $1 WHERE id = $2"),
+            vec![image_url.into(), id.into()],
+        ),
+        Change::SeenSession { id, at } => Stmt::new(
+            format!("UPDATE {sessions} SET last_seen_at = $1 WHERE id = $2"),
+            vec![at.into(), id.into()],
+        ),
         Change::SetSubscription {
             id,
             provider,
@@ -272,8 +309,9 @@ impl Projection for Accounts {
     }
 
     fn version(&self) -> i64 {
-        // 2: preferences. 3: API keys. 4: subscriptions, external identities.
-        4
+        // 2: preferences. 3: API keys. 4: subscriptions, external identities. 5: profile
+        // images, sessions' last use.
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -316,7 +354,8 @@ impl Projection for Accounts {
                     billing_provider TEXT,
                     billing_customer TEXT,
                     subscription_status TEXT,
-                    pro_until BIGINT
+                    pro_until BIGINT,
+                    image_url TEXT
                 )"
             ),
             format!(
@@ -331,7 +370,8 @@ impl Projection for Accounts {
                     user_agent TEXT,
                     ip TEXT,
                     created_at BIGINT NOT NULL,
-                    revoked_at BIGINT
+                    revoked_at BIGINT,
+                    last_seen_at BIGINT
                 )"
             ),
             format!(
@@ -385,6 +425,8 @@ pub struct AccountRow {
     /// The pro tier holds until this moment (micros), while a subscription is current.
     #[serde(skip)]
     pub pro_until: Option<i64>,
+    /// The profile picture's URL, when set.
+    pub image_url: Option<String>,
 }
 
 /// A session as the API shows it.
@@ -396,11 +438,14 @@ pub struct SessionRow {
     pub ip: Option<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// When the session was last used (recorded every few minutes at most).
+    pub last_seen_at: Option<i64>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, kind, email, name, password_hash, created_at, linked_into, \
-     preferences, billing_provider, billing_customer, subscription_status, pro_until";
-const SESSION_COLUMNS: &str = "id, account_id, user_agent, ip, created_at, revoked_at";
+     preferences, billing_provider, billing_customer, subscription_status, pro_until, image_url";
+const SESSION_COLUMNS: &str =
+    "id, account_id, user_agent, ip, created_at, revoked_at, last_seen_at";
 
 /// The account with this id.
 pub async fn account(db: &Db, id: &str) -> Result<Option<AccountRow>, sqlx::Error> {

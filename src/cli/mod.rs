@@ -156,6 +156,9 @@ pub struct ServeArgs {
     /// Seconds a request's body has to arrive.
     #[arg(long, env = "THREADLINE_BODY_TIMEOUT_SECS", default_value_t = 15)]
     pub body_timeout_secs: u64,
+    /// Days a session may stay unused before it stops working (0 = never).
+    #[arg(long, env = "THREADLINE_SESSION_IDLE_DAYS", default_value_t = 30)]
+    pub session_idle_days: u64,
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "THREADLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,

@@ -25,6 +25,9 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
         trusted_proxies: crate::config::parse_proxies(&args.trusted_proxies)?,
         password_hashers: args.password_hashers,
         body_timeout: std::time::Duration::from_secs(args.body_timeout_secs.max(1)),
+        session_idle: std::time::Duration::from_secs(
+            args.session_idle_days.saturating_mul(24 * 3600),
+        ),
         workers: args.workers,
         echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
         provider_env: None,

@@ -334,6 +334,31 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        let problem = self.problem();
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            ApiError::TooManyRequests { retry_after, .. }
+            | ApiError::QuotaExceeded { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unauthorized { .. } => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.json(problem)
+    }
+}
+
+impl ApiError {
+    /// The problem+json body of this error (5xx causes are logged, not shown).
+    pub fn problem(&self) -> serde_json::Value {
+        let status = self.status_code();
         let detail = match self {
             ApiError::Unavailable(cause) => {
                 tracing::warn!(cause, "answering 503");
@@ -382,22 +407,6 @@ impl ResponseError for ApiError {
             errors,
             quota,
         };
-        let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        match self {
-            ApiError::TooManyRequests { retry_after, .. }
-            | ApiError::QuotaExceeded { retry_after, .. } => {
-                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            ApiError::Unauthorized { .. } => {
-                response
-                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-            }
-            ApiError::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, "1"));
-            }
-            _ => {}
-        }
-        response.json(problem)
+        serde_json::to_value(problem).unwrap_or_default()
     }
 }

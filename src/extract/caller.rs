@@ -46,11 +46,50 @@ pub async fn resolve(
     }
     let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let last_used = session.last_seen_at.unwrap_or(session.created_at);
+    let idle = state.settings.session_idle.as_micros() as i64;
+    if idle > 0 && now - last_used > idle {
+        return Err(ApiError::Unauthorized {
+            code: crate::error::ErrorCode::Unauthenticated,
+            detail: "the session expired after being idle; sign in again".into(),
+        });
+    }
+    if now - last_used > SEEN_EVERY.as_micros() as i64 {
+        touch(
+            state.clone(),
+            account.id.clone(),
+            session.id.clone(),
+            request_id,
+        );
+    }
     Ok(Caller {
         account,
         session_id: session.id,
         admin_claim: false,
     })
+}
+
+/// How often a session's last use is recorded (an event each time).
+const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Records, in the background, that a session was used (the request does not wait).
+fn touch(state: web::Data<AppState>, account_id: String, session_id: String, request_id: String) {
+    use threadline_domain::account::{Account, AccountCommand};
+    let Ok(session_id) = threadline_domain::values::SessionId::parse(&session_id) else {
+        return;
+    };
+    actix_web::rt::spawn(async move {
+        let meta =
+            crate::store::bus::CommandMeta::for_request(&request_id, Some(account_id.clone()));
+        let command = AccountCommand::TouchSession {
+            session_id,
+            at: chrono::Utc::now(),
+        };
+        if let Err(e) = state.send::<Account>(&account_id, command, &meta).await {
+            tracing::debug!(error = %e, "cannot record a session's use");
+        }
+    });
 }
 
 async fn external_caller(

@@ -118,6 +118,71 @@ pub async fn reserve_reply(
     Ok(reservation)
 }
 
+/// What a send or a tool run may still use, as the projections show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Remaining {
+    /// Credits left in the current window; null when the credits meter is not metered.
+    pub credits: Option<u64>,
+    /// Purchased credits left (spent after the window's).
+    pub purchased_credits: u64,
+    /// When the credits window resets.
+    pub resets_at: Option<String>,
+}
+
+/// Checks, without reserving anything, whether `credits` (and a run of `tool`) would be
+/// reserved now: the same refusals a send would get (429 `quota_exceeded` naming the meter,
+/// 402 `plan_required`), from the projections (a send racing this check decides for real).
+pub async fn check(
+    state: &AppState,
+    caller: &Caller,
+    credits: u64,
+    tool: Option<Meter>,
+) -> Result<Remaining, ApiError> {
+    let now = Utc::now();
+    let tier = tier_of(caller);
+    let (_, purchased) = purchased_balance(&state.db, caller.id()).await?;
+    let mut remaining = Remaining {
+        credits: None,
+        purchased_credits: purchased,
+        resets_at: None,
+    };
+    if let Some((window, limit)) = current_window(state, tier, Meter::Credits, now) {
+        let id = plans::window_id(caller.id(), Meter::Credits.as_str(), &window.key);
+        let used = usage::window(&state.db, &id)
+            .await?
+            .map_or(0, |w| w.committed());
+        let left = limit.saturating_sub(used);
+        remaining.credits = Some(left);
+        remaining.resets_at = Some(
+            window
+                .resets_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        if credits > left && credits > purchased {
+            return Err(exhausted(Meter::Credits, limit, used, &window, now));
+        }
+    }
+    spent_budget(state, caller.id(), tier, 1, now).await?;
+    if let Some(meter) = tool
+        && let Some((window, limit)) = current_window(state, tier, meter, now)
+    {
+        if limit == 0 {
+            return Err(ApiError::PlanRequired {
+                meter: meter.as_str(),
+                tier: tier.as_str(),
+            });
+        }
+        let id = plans::window_id(caller.id(), meter.as_str(), &window.key);
+        let used = usage::window(&state.db, &id)
+            .await?
+            .map_or(0, |w| w.committed());
+        if used >= limit {
+            return Err(exhausted(meter, limit, used, &window, now));
+        }
+    }
+    Ok(remaining)
+}
+
 /// A 429 when the cost budget, as the projections show it, cannot take `estimate` more.
 async fn spent_budget(
     state: &AppState,

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod abuse;
+mod account_details;
 mod accounts;
 mod api_keys;
 mod billing;

@@ -585,6 +585,23 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
     assert!(!found["data"].as_array().unwrap().is_empty(), "{found}");
+    let checked = call(
+        Method::POST,
+        "/v1/chat/check",
+        "/v1/chat/check",
+        Some(&token),
+        Some(json!({"model": "echo", "tool": "research"})),
+    )
+    .await;
+    assert_eq!(checked["allowed"], false, "{checked}");
+    call(
+        Method::PATCH,
+        "/v1/me",
+        "/v1/me",
+        Some(&token),
+        Some(json!({"name": "Doc", "image_url": "https://img.example.com/doc.png"})),
+    )
+    .await;
     let branch_id = branched["id"].as_str().unwrap().to_owned();
     call(
         Method::DELETE,

@@ -1,6 +1,7 @@
 //! `/v1/chat*`: the AI SDK chat transport (send, resume, stop).
 
 pub mod body;
+pub mod check;
 pub mod resume;
 pub mod send;
 pub mod stop;

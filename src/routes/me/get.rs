@@ -15,6 +15,8 @@ pub struct Me {
     pub kind: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// The profile picture's URL.
+    pub image_url: Option<String>,
     pub is_admin: bool,
     /// `anonymous`, `free` or `pro`.
     pub tier: threadline_domain::catalog::Tier,
@@ -26,10 +28,16 @@ pub struct Me {
 }
 
 pub async fn handle(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let tier = crate::services::credits::tier_of(&caller);
+    Ok(HttpResponse::Ok().json(me(&state, &caller)))
+}
+
+/// The caller's profile as the API shows it.
+pub fn me(state: &AppState, caller: &Caller) -> Me {
+    let tier = crate::services::credits::tier_of(caller);
     let is_admin = caller.admin_claim || state.settings.is_admin(caller.account.email.as_deref());
-    let a = caller.account;
-    Ok(HttpResponse::Ok().json(Me {
+    let a = caller.account.clone();
+    Me {
+        image_url: a.image_url,
         is_admin,
         tier,
         subscription_status: a.subscription_status,
@@ -39,5 +47,5 @@ pub async fn handle(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
         email: a.email,
         name: a.name,
         created_at: rfc3339(a.created_at),
-    }))
+    }
 }

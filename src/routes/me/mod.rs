@@ -4,4 +4,5 @@ pub mod api_keys;
 pub mod get;
 pub mod preferences;
 pub mod sessions;
+pub mod update;
 pub mod usage;

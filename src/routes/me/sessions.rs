@@ -16,9 +16,62 @@ pub struct SessionJson {
     pub id: String,
     pub created_at: String,
     pub user_agent: Option<String>,
+    /// A short label for the device, from the user agent (`Firefox on Linux`, `curl`).
+    pub device: Option<String>,
     pub ip: Option<String>,
+    /// When the session was last used (recorded every few minutes at most).
+    pub last_seen_at: String,
     /// Whether this is the session of the token making the request.
     pub current: bool,
+}
+
+/// A short, human label for a user agent: the browser or client, and the operating system.
+pub fn device_label(user_agent: &str) -> Option<String> {
+    let ua = user_agent;
+    let has = |s: &str| ua.contains(s);
+    let client = if has("Edg/") {
+        "Edge"
+    } else if has("OPR/") {
+        "Opera"
+    } else if has("Firefox/") {
+        "Firefox"
+    } else if has("Chrome/") || has("CriOS/") {
+        "Chrome"
+    } else if has("Safari/") {
+        "Safari"
+    } else if let Some(name) = [
+        "curl",
+        "python-requests",
+        "node",
+        "okhttp",
+        "Go-http-client",
+    ]
+    .into_iter()
+    .find(|c| ua.to_lowercase().starts_with(&c.to_lowercase()))
+    {
+        name
+    } else {
+        ""
+    };
+    let os = if has("iPhone") || has("iPad") {
+        "iOS"
+    } else if has("Android") {
+        "Android"
+    } else if has("Mac OS X") || has("Macintosh") {
+        "macOS"
+    } else if has("Windows") {
+        "Windows"
+    } else if has("Linux") {
+        "Linux"
+    } else {
+        ""
+    };
+    match (client, os) {
+        ("", "") => None,
+        (c, "") => Some(c.to_owned()),
+        ("", o) => Some(o.to_owned()),
+        (c, o) => Some(format!("{c} on {o}")),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -36,6 +89,8 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
             current: s.id == caller.session_id,
             id: s.id,
             created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at.unwrap_or(s.created_at)),
+            device: s.user_agent.as_deref().and_then(device_label),
             user_agent: s.user_agent,
             ip: s.ip,
         })
@@ -62,4 +117,19 @@ pub async fn revoke(
     }
     accounts::revoke_session(&state, &caller, session_id, &request_id(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_label;
+
+    #[test]
+    fn user_agents_become_short_device_labels() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        assert_eq!(device_label(firefox).as_deref(), Some("Firefox on Linux"));
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+        assert_eq!(device_label(iphone).as_deref(), Some("Safari on iOS"));
+        assert_eq!(device_label("curl/8.5.0").as_deref(), Some("curl"));
+        assert_eq!(device_label("something else"), None);
+    }
 }

@@ -25,6 +25,29 @@ use crate::store::bus::CommandMeta;
 use access::resolve_model;
 use tree::{UserTurn, context_for, new_message_id, plan_user_message, regenerate_target};
 
+/// The model a send that names none uses: the caller's `default_model` preference when it is
+/// usable now (a model since disabled, or one the caller's plan no longer opens, falls back),
+/// else the server's default.
+/// The id of the model a send naming none would try first.
+pub fn default_model_id(state: &AppState, caller: &Caller) -> String {
+    crate::services::accounts::preferences_of(state, caller)
+        .default_model
+        .unwrap_or_else(|| state.chat.registry.default_id().to_owned())
+}
+
+async fn default_model(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<crate::providers::registry::Model, ApiError> {
+    let preferred = crate::services::accounts::preferences_of(state, caller).default_model;
+    if let Some(id) = preferred
+        && let Ok(model) = resolve_model(state, caller, &id).await
+    {
+        return Ok(model);
+    }
+    resolve_model(state, caller, state.chat.registry.default_id()).await
+}
+
 /// A checked send: the thread, the model (the server's default when `None`) and what to do.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
@@ -65,8 +88,10 @@ pub async fn send(
         model,
         intent,
     } = request;
-    let model_id = model.unwrap_or_else(|| state.chat.registry.default_id().to_owned());
-    let model = resolve_model(state, caller, &model_id).await?;
+    let model = match model {
+        Some(id) => resolve_model(state, caller, &id).await?,
+        None => default_model(state, caller).await?,
+    };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
 
