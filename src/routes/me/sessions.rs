@@ -39,19 +39,11 @@ pub fn device_label(user_agent: &str) -> Option<String> {
         "Chrome"
     } else if has("Safari/") {
         "Safari"
-    } else if let Some(name) = [
-        "curl",
-        "python-requests",
-        "node",
-        "okhttp",
-        "Go-http-client",
-    ]
-    .into_iter()
-    .find(|c| ua.to_lowercase().starts_with(&c.to_lowercase()))
-    {
-        name
     } else {
-        ""
+        ["curl", "python-requests", "node", "okhttp", "Go-http-client"]
+            .into_iter()
+            .find(|c| ua.to_lowercase().starts_with(&c.to_lowercase()))
+            .unwrap_or_default()
     };
     let os = if has("iPhone") || has("iPad") {
         "iOS"
