@@ -119,3 +119,67 @@ async fn feed_cursors_beyond_the_log_or_out_of_shape_are_400s() {
     app.create_thread(&user.token, json!({"id": "two"})).await;
     assert_eq!(resumed.read_events(1).await[0].json()["thread_id"], "two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_carries_usage_and_preference_changes() {
+    let app = spawn_app().await;
+    let admin = app.registered("admin@example.com").await;
+    app.define_model(
+        &admin,
+        "paid",
+        crate::helpers::model_spec("echo", "echo", 2),
+    )
+    .await;
+    let mut feed = open(&app, &admin.token, None).await;
+    app.call(
+        reqwest::Method::PATCH,
+        "/v1/me/preferences",
+        Some(&admin.token),
+        Some(json!({"nickname": "Boss"})),
+    )
+    .await;
+    app.chat_all(&admin.token, "u", "u1", "spend", Some("paid"))
+        .await;
+    let mut kinds: Vec<String> = Vec::new();
+    while !(kinds.contains(&"preferences.changed".to_owned())
+        && kinds.iter().filter(|k| *k == "usage.changed").count() >= 2)
+    {
+        let n = kinds.len() + 1;
+        kinds = feed.read_events(n).await.iter().map(|e| e.kind()).collect();
+    }
+    let events = feed.read_events(kinds.len()).await;
+    let usage = events.iter().find(|e| e.kind() == "usage.changed").unwrap();
+    assert_eq!(usage.json()["meter"], "credits", "{usage:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_link_the_anonymous_accounts_threads_are_in_the_registered_backlog() {
+    let app = spawn_app().await;
+    let anon = app.anonymous().await;
+    let res = app
+        .client
+        .get(format!("{}/v1/events", app.address))
+        .bearer_auth(&anon.token)
+        .send()
+        .await
+        .unwrap();
+    let mut anon_feed = LiveStream::new(res);
+    // The head before the anonymous thread exists.
+    let earlier = anon_feed.expect_ready().await.id.unwrap();
+    app.create_thread(&anon.token, json!({"id": "from-anon"}))
+        .await;
+    anon_feed.read_events(1).await;
+    drop(anon_feed);
+    let (_, reg) = app
+        .register(
+            "ada@example.com",
+            "correct horse battery",
+            Some(&anon.token),
+        )
+        .await;
+    let token = reg["token"].as_str().unwrap();
+    // A cursor from before the anonymous thread: its creation is in the backlog.
+    let mut feed = open(&app, token, Some(&earlier)).await;
+    let events = feed.read_events(1).await;
+    assert_eq!(events[0].json()["thread_id"], "from-anon", "{events:?}");
+}
