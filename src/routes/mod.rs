@@ -80,6 +80,8 @@ routes! {
     "/v1/threads/{id}/branch" => { post: threads::branch::handle },
     "/v1/threads/{id}/shares" => { get: threads::shares::list, post: threads::shares::create },
     "/v1/threads/{id}/typing" => { post: threads::typing::handle },
+    "/v1/threads/{id}/export" => { get: threads::export::handle },
+    "/v1/me/export" => { get: me::export::handle },
     "/v1/shares/{id}" => { get: shares::get, delete: shares::revoke },
     "/v1/shares/{id}/copy" => { post: shares::copy },
     "/v1/search" => { get: search::handle },

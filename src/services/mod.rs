@@ -3,5 +3,6 @@
 pub mod accounts;
 pub mod chat;
 pub mod credits;
+pub mod export;
 pub mod threads;
 pub mod webhooks;

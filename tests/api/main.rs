@@ -14,6 +14,7 @@ mod concurrency;
 mod credits;
 mod docs;
 mod errors;
+mod export;
 mod feed;
 mod global_order;
 mod helpers;

@@ -602,6 +602,21 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"name": "Doc", "image_url": "https://img.example.com/doc.png"})),
     )
     .await;
+    let exported = call(
+        Method::GET,
+        &format!("/v1/threads/{chat_id}/export"),
+        "/v1/threads/{id}/export",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(exported["format"], "threadline.thread");
+    let res = app.request(Method::GET, "/v1/me/export", Some(&token), None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let documented = &spec["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"];
+    assert!(documented["application/zip"].is_object());
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    streamed.push(("GET".to_owned(), "/v1/me/export".to_owned()));
     let branch_id = branched["id"].as_str().unwrap().to_owned();
     call(
         Method::DELETE,

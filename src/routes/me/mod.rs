@@ -1,6 +1,7 @@
 //! `/v1/me*`: the caller's own account.
 
 pub mod api_keys;
+pub mod export;
 pub mod get;
 pub mod preferences;
 pub mod sessions;

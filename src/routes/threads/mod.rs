@@ -4,6 +4,7 @@ pub mod branch;
 pub mod create;
 pub mod current;
 pub mod delete;
+pub mod export;
 pub mod get;
 pub mod list;
 pub mod messages;
