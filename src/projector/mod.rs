@@ -27,6 +27,45 @@ use crate::store::log::{self, Cursor};
 
 /// Events read and applied per transaction.
 pub const BATCH_SIZE: i64 = 1000;
+
+/// Most statements one batch folds: a batch stops early after the event that reaches it, so
+/// events that carry a whole history (an import, a branch) do not hold SQLite's one writer
+/// for long.
+pub const MAX_BATCH_STATEMENTS: usize = 20_000;
+
+/// What one batch did: the events it folded, and whether more may be waiting (it read a full
+/// batch, or stopped early at [`MAX_BATCH_STATEMENTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Folded {
+    pub events: u64,
+    pub more: bool,
+}
+
+/// Folds `events` until [`MAX_BATCH_STATEMENTS`] is reached: the statements, the cursor of the
+/// last event folded, and what was folded.
+pub(crate) fn fold_prefix(
+    events: &[StoredEvent],
+    mut fold: impl FnMut(&StoredEvent) -> Result<Vec<threadline_projections::Stmt>, ProjectorError>,
+) -> Result<(Vec<threadline_projections::Stmt>, Option<Cursor>, Folded), ProjectorError> {
+    let mut stmts = Vec::with_capacity(events.len());
+    let mut last = None;
+    for (i, event) in events.iter().enumerate() {
+        stmts.extend(fold(event)?);
+        last = Some(event.cursor());
+        if stmts.len() >= MAX_BATCH_STATEMENTS && i + 1 < events.len() {
+            let folded = Folded {
+                events: i as u64 + 1,
+                more: true,
+            };
+            return Ok((stmts, last, folded));
+        }
+    }
+    let folded = Folded {
+        events: events.len() as u64,
+        more: events.len() as i64 >= BATCH_SIZE,
+    };
+    Ok((stmts, last, folded))
+}
 /// How long a runner sleeps when nothing wakes it.
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
 /// The advisory lock that elects the node running the projectors.
@@ -179,15 +218,15 @@ impl Projector {
     pub async fn catch_up(&self, projection: &dyn Projection) -> Result<u64, ProjectorError> {
         let mut applied = 0;
         loop {
-            let n = apply_batch(
+            let folded = apply_batch(
                 &self.db,
                 projection,
                 &Tables::live().on(self.db.backend()),
                 true,
             )
             .await?;
-            applied += n;
-            if n < BATCH_SIZE as u64 {
+            applied += folded.events;
+            if !folded.more {
                 return Ok(applied);
             }
         }
@@ -198,9 +237,9 @@ impl Projector {
     pub async fn catch_up_all(&self) -> Result<u64, ProjectorError> {
         let mut read = 0;
         loop {
-            let n = apply_batch_all(&self.db, &self.projections).await?;
-            read += n;
-            if n < BATCH_SIZE as u64 {
+            let folded = apply_batch_all(&self.db, &self.projections).await?;
+            read += folded.events;
+            if !folded.more {
                 return Ok(read);
             }
         }
@@ -246,7 +285,7 @@ pub(crate) async fn apply_batch(
     projection: &dyn Projection,
     tables: &Tables,
     notify: bool,
-) -> Result<u64, ProjectorError> {
+) -> Result<Folded, ProjectorError> {
     let mut tx = db.begin().await?;
     let Some((version, from)) = lock_checkpoint(&mut tx, projection.name()).await? else {
         return Err(ProjectorError::UnknownProjection(
@@ -254,13 +293,11 @@ pub(crate) async fn apply_batch(
         ));
     };
     let events = log::read_after(db, from, BATCH_SIZE).await?;
-    let Some(last) = events.last().map(StoredEvent::cursor) else {
-        return Ok(0);
+    let (stmts, last, folded) =
+        fold_prefix(&events, |event| Ok(projection.statements(event, tables)?))?;
+    let Some(last) = last else {
+        return Ok(folded);
     };
-    let mut stmts = Vec::with_capacity(events.len());
-    for event in &events {
-        stmts.extend(projection.statements(event, tables)?);
-    }
     tx.execute_batch(&stmts).await?;
     set_checkpoint(&mut tx, projection.name(), version, last).await?;
     if notify && let Tx::Postgres(pg) = &mut tx {
@@ -270,7 +307,7 @@ pub(crate) async fn apply_batch(
             .await?;
     }
     tx.commit().await?;
-    Ok(events.len() as u64)
+    Ok(folded)
 }
 
 /// One batch for every projection: lock all checkpoints, read the events after the slowest,
@@ -278,7 +315,7 @@ pub(crate) async fn apply_batch(
 async fn apply_batch_all(
     db: &Db,
     projections: &[Box<dyn Projection>],
-) -> Result<u64, ProjectorError> {
+) -> Result<Folded, ProjectorError> {
     let mut tx = db.begin().await?;
     let mut checkpoints = Vec::with_capacity(projections.len());
     for p in projections {
@@ -288,21 +325,25 @@ async fn apply_batch_all(
         checkpoints.push((version, cursor));
     }
     let Some(from) = checkpoints.iter().map(|(_, c)| *c).min() else {
-        return Ok(0);
+        return Ok(Folded {
+            events: 0,
+            more: false,
+        });
     };
     let events = log::read_after(db, from, BATCH_SIZE).await?;
-    let Some(last) = events.last().map(StoredEvent::cursor) else {
-        return Ok(0);
-    };
     let live = Tables::live().on(db.backend());
-    let mut stmts = Vec::with_capacity(events.len() * projections.len());
-    for event in &events {
+    let (stmts, last, folded) = fold_prefix(&events, |event| {
+        let mut stmts = Vec::new();
         for (p, (_, cursor)) in projections.iter().zip(&checkpoints) {
             if event.cursor() > *cursor {
                 stmts.extend(p.statements(event, &live)?);
             }
         }
-    }
+        Ok(stmts)
+    })?;
+    let Some(last) = last else {
+        return Ok(folded);
+    };
     tx.execute_batch(&stmts).await?;
     for (p, (version, _)) in projections.iter().zip(&checkpoints) {
         set_checkpoint(&mut tx, p.name(), *version, last).await?;
@@ -313,7 +354,7 @@ async fn apply_batch_all(
             .await?;
     }
     tx.commit().await?;
-    Ok(events.len() as u64)
+    Ok(folded)
 }
 
 async fn lock_checkpoints(tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {

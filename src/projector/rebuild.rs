@@ -8,7 +8,9 @@
 use sqlx::{Column, Row};
 use threadline_projections::{Db, Projection, Tables, Tx};
 
-use super::{BATCH_SIZE, Projector, ProjectorError, lock_checkpoint, set_checkpoint};
+use super::{
+    BATCH_SIZE, Folded, Projector, ProjectorError, fold_prefix, lock_checkpoint, set_checkpoint,
+};
 use crate::store::log::{self, Cursor};
 
 /// What a rebuild did.
@@ -43,11 +45,11 @@ pub async fn rebuild(
     let mut events = 0u64;
     loop {
         let mut tx = db.begin().await?;
-        let n = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        let folded = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
         tx.commit().await?;
-        events += n;
+        events += folded.events;
         progress(events);
-        if n < BATCH_SIZE as u64 {
+        if !folded.more {
             break;
         }
     }
@@ -57,9 +59,9 @@ pub async fn rebuild(
         return Err(ProjectorError::UnknownProjection(name.to_owned()));
     }
     loop {
-        let n = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
-        events += n;
-        if n == 0 {
+        let folded = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        events += folded.events;
+        if folded.events == 0 {
             break;
         }
     }
@@ -106,17 +108,15 @@ async fn fold_batch(
     projection: &dyn Projection,
     tables: &Tables,
     cursor: &mut Cursor,
-) -> Result<u64, ProjectorError> {
+) -> Result<Folded, ProjectorError> {
     let events = log::read_after(db, *cursor, BATCH_SIZE).await?;
-    let mut stmts = Vec::with_capacity(events.len());
-    for event in &events {
-        stmts.extend(projection.statements(event, tables)?);
-    }
+    let (stmts, last, folded) =
+        fold_prefix(&events, |event| Ok(projection.statements(event, tables)?))?;
     tx.execute_batch(&stmts).await?;
-    if let Some(last) = events.last() {
-        *cursor = last.cursor();
+    if let Some(last) = last {
+        *cursor = last;
     }
-    Ok(events.len() as u64)
+    Ok(folded)
 }
 
 /// Every row of `table`, each rendered as text and sorted: for comparing a rebuild with the
