@@ -23,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 pub mod identity;
+pub mod import;
 pub mod keyed_lock;
 pub mod ledger;
 pub mod metrics;

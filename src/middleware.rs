@@ -79,7 +79,13 @@ pub async fn log_request(
     Ok(res)
 }
 
-/// Bounds the time to receive a request's body.
+/// How much each byte received extends a body's deadline: a body that keeps arriving at
+/// 64 KiB/s or faster never times out (a large import on a slow link), while one that trickles
+/// in gains next to nothing.
+const EARNED_PER_BYTE: Duration = Duration::from_nanos(1_000_000_000 / 65_536);
+
+/// Bounds the time to receive a request's body: the configured time, plus what the bytes
+/// received so far have earned.
 pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -91,6 +97,7 @@ pub async fn body_deadline(
     let deadline = Deadline {
         inner: payload,
         sleep: Box::pin(tokio::time::sleep(limit)),
+        until: tokio::time::Instant::now() + limit,
         done: false,
     };
     req.set_payload(Payload::from(
@@ -109,6 +116,7 @@ pub async fn body_deadline(
 struct Deadline {
     inner: Payload,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    until: tokio::time::Instant,
     done: bool,
 }
 
@@ -121,6 +129,13 @@ impl Stream for Deadline {
         }
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
             self.done = item.is_none();
+            if let Some(Ok(chunk)) = &item {
+                let earned =
+                    EARNED_PER_BYTE.saturating_mul(chunk.len().try_into().unwrap_or(u32::MAX));
+                self.until += earned;
+                let until = self.until;
+                self.sleep.as_mut().reset(until);
+            }
             return Poll::Ready(item);
         }
         match self.sleep.as_mut().poll(cx) {

@@ -427,13 +427,18 @@ impl Thread {
                 return Err(ThreadError::AlreadyExists);
             }
             check_history(&messages, current_message_id.as_deref())?;
+            // An imported conversation was last active at its newest message, not now.
+            let active = messages
+                .iter()
+                .filter_map(|m| m.created_at)
+                .fold(at, DateTime::max);
             return Ok(vec![
                 E::ThreadCreated { owner, title, at },
                 E::HistoryCopied {
                     origin,
                     messages,
                     current_message_id,
-                    at,
+                    at: active,
                 },
             ]);
         }
@@ -1163,6 +1168,21 @@ mod tests {
             .given(vec![created()])
             .when(with_history(history, None))
             .then_expect_error(ThreadError::AlreadyExists);
+    }
+
+    #[test]
+    fn an_imported_history_was_last_active_at_its_newest_message() {
+        let later = at() + chrono::Duration::days(3);
+        let mut answer = copied("a1", Some("u1"), CopiedRole::Assistant);
+        answer.created_at = Some(later);
+        let history = vec![copied("u1", None, CopiedRole::User), answer];
+        let events = Thread::default()
+            .decide(with_history(history, None))
+            .unwrap();
+        assert!(
+            matches!(&events[..], [ThreadEvent::ThreadCreated { at: created, .. }, ThreadEvent::HistoryCopied { at: active, .. }] if *created == at() && *active == later),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS events (
     event_id       TEXT    NOT NULL DEFAULT (lower(hex(randomblob(16)))),
     recorded_at    INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000000 AS INTEGER)),
     -- sqlite-es expects this to be the primary key; as a unique constraint its violation is
-    -- reported differently, and the command bus maps it to a conflict (src/store/commands.rs).
+    -- reported differently, and the command bus maps it to a conflict (src/store/bus.rs).
     UNIQUE (aggregate_type, aggregate_id, sequence)
 );
 

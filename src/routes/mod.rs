@@ -82,6 +82,7 @@ routes! {
     "/v1/threads/{id}/typing" => { post: threads::typing::handle },
     "/v1/threads/{id}/export" => { get: threads::export::handle },
     "/v1/me/export" => { get: me::export::handle },
+    "/v1/me/import" => { post: me::import::handle },
     "/v1/shares/{id}" => { get: shares::get, delete: shares::revoke },
     "/v1/shares/{id}/copy" => { post: shares::copy },
     "/v1/search" => { get: search::handle },

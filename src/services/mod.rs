@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod chat;
 pub mod credits;
 pub mod export;
+pub mod import;
 pub mod threads;
 pub mod webhooks;

@@ -1,9 +1,15 @@
 //! The command bus: every state change of the product goes through [`CommandBus::execute`].
 //!
-//! It loads the aggregate from the event store (cqrs-es `new_event_store` mode: cqrs-es 0.5's
-//! snapshot modes apply new events twice, so they are not used), lets it decide, appends the events with correlation/causation metadata, retries a
-//! bounded number of times when another writer appended to the same stream first, and returns
-//! the log cursor of the stream's latest event so the caller can wait for its projections.
+//! Each aggregate type has a cqrs-es `CqrsFramework` (with no queries) whose event store is a
+//! [`CachedEventStore`] (`src/store/cached.rs`) in front of sqlite-es's `SqliteEventRepository` or
+//! postgres-es's `PostgresEventRepository`. cqrs-es 0.5's plain `PersistedEventStore` replays a
+//! whole stream on every command and its snapshot modes apply new events twice, so neither is used:
+//! the cached store keeps each stream's state in memory after a command, so the next one reads only
+//! the events appended since (a stream not in memory is replayed once). Commands on one stream take
+//! turns on this node (a per-stream lock). The bus loads the aggregate through that store, lets it
+//! decide, appends the events with correlation, causation and actor metadata, retries up to 8 times
+//! (`CONFLICT_RETRIES`) when another writer appended to the same stream first, and returns the log
+//! cursor of the stream's latest event so the caller can wait for its projections.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -5,6 +5,8 @@
 //! - [`connect`] and [`migrate`] (here): pools and schema for either backend.
 //! - [`log`]: the global log as projections and the CLI read it.
 //! - [`bus`]: the command bus (load, decide, append; conflict retry; read-your-writes).
+//! - [`cached`]: the event store the bus runs on: each stream's state kept in memory, so a
+//!   command reads only the events appended since the last one.
 
 pub mod bus;
 pub mod cached;

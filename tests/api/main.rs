@@ -19,6 +19,7 @@ mod feed;
 mod global_order;
 mod helpers;
 mod identity;
+mod import;
 mod logs;
 mod models;
 mod nodes;

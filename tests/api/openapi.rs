@@ -602,6 +602,20 @@ async fn real_responses_match_the_documented_schemas() {
         Some(json!({"name": "Doc", "image_url": "https://img.example.com/doc.png"})),
     )
     .await;
+    let sample = std::fs::read(format!(
+        "{}/tests/fixtures/imports/chatbotui-export.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let imported = call(
+        Method::POST,
+        "/v1/me/import",
+        "/v1/me/import",
+        Some(&token),
+        Some(serde_json::from_slice(&sample).unwrap()),
+    )
+    .await;
+    assert_eq!(imported["imported"], 2, "{imported}");
     let exported = call(
         Method::GET,
         &format!("/v1/threads/{chat_id}/export"),
@@ -611,7 +625,9 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
     assert_eq!(exported["format"], "threadline.thread");
-    let res = app.request(Method::GET, "/v1/me/export", Some(&token), None).await;
+    let res = app
+        .request(Method::GET, "/v1/me/export", Some(&token), None)
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let documented = &spec["paths"]["/v1/me/export"]["get"]["responses"]["200"]["content"];
     assert!(documented["application/zip"].is_object());

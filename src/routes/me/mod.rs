@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod export;
 pub mod get;
+pub mod import;
 pub mod preferences;
 pub mod sessions;
 pub mod update;

@@ -40,10 +40,16 @@ pub fn device_label(user_agent: &str) -> Option<String> {
     } else if has("Safari/") {
         "Safari"
     } else {
-        ["curl", "python-requests", "node", "okhttp", "Go-http-client"]
-            .into_iter()
-            .find(|c| ua.to_lowercase().starts_with(&c.to_lowercase()))
-            .unwrap_or_default()
+        [
+            "curl",
+            "python-requests",
+            "node",
+            "okhttp",
+            "Go-http-client",
+        ]
+        .into_iter()
+        .find(|c| ua.to_lowercase().starts_with(&c.to_lowercase()))
+        .unwrap_or_default()
     };
     let os = if has("iPhone") || has("iPad") {
         "iOS"
