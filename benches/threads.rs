@@ -7,6 +7,8 @@
 //! 2. Search over 1,000,000 messages of one account (10,000 threads of 100 messages).
 //! 3. The account export (a zip) of an account with 100,000 messages: time and the server's
 //!    peak RSS above its start.
+//! 4. The import of a 50 MB ChatGPT `conversations.json` (2,000 conversations of 40 messages):
+//!    time until the response, time until searchable, and the peak RSS above the start.
 //!
 //! Every thread is written as an event (`CreateWithHistory`, what imports write) and folded by
 //! the projector, so the tables are what production would hold.
@@ -32,6 +34,8 @@ const SEARCH_THREADS: usize = 10_000;
 const MESSAGES_PER_THREAD: usize = 100;
 const EXPORT_THREADS: usize = 1_000;
 const VOCABULARY: usize = 5_000;
+const IMPORT_CONVERSATIONS: usize = 2_000;
+const IMPORT_MESSAGES: usize = 40;
 
 #[tokio::main]
 async fn main() {
@@ -164,17 +168,7 @@ async fn main() {
     )
     .await;
     wait_caught_up(&db).await;
-    let rss_before = rss_kib();
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let rss = PeakRss::start();
     let started = Instant::now();
     let res = http
         .get(format!("{base}/v1/me/export"))
@@ -188,17 +182,160 @@ async fn main() {
         bytes += chunk.unwrap().len();
     }
     let took = started.elapsed();
-    sampler.abort();
     println!(
-        "account export, {} messages in {EXPORT_THREADS} threads: {:.2}s, {:.1} MiB zip, \
-         server RSS {:.1} → peak {:.1} MiB (+{:.1} MiB)",
+        "account export, {} messages in {EXPORT_THREADS} threads: {:.2}s, {:.1} MiB zip, {}",
         EXPORT_THREADS * MESSAGES_PER_THREAD,
         took.as_secs_f64(),
         bytes as f64 / 1_048_576.0,
-        rss_before as f64 / 1024.0,
-        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0,
-        (peak.load(std::sync::atomic::Ordering::Relaxed) - rss_before) as f64 / 1024.0,
+        rss.stop(),
     );
+
+    // 4. The import of a ChatGPT export.
+    let (importer, importer_id) = register(&http, &base, "importer@bench.example").await;
+    let file = chatgpt_export(IMPORT_CONVERSATIONS, IMPORT_MESSAGES);
+    let size = file.len();
+    let rss = PeakRss::start();
+    let started = Instant::now();
+    let res = http
+        .post(format!("{base}/v1/me/import"))
+        .bearer_auth(&importer)
+        .header("content-type", "application/json")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let report: serde_json::Value = res.json().await.unwrap();
+    let answered = started.elapsed();
+    wait_caught_up(&db).await;
+    let searchable = started.elapsed();
+    assert_eq!(
+        report["imported"].as_u64(),
+        Some(IMPORT_CONVERSATIONS as u64),
+        "{report}"
+    );
+    let found = search::search(&db, &importer_id, "conversation1999", 0, 20)
+        .await
+        .unwrap();
+    assert!(!found.is_empty());
+    println!(
+        "import of a {:.1} MB ChatGPT export ({IMPORT_CONVERSATIONS} conversations, {} \
+         messages): answered in {:.2}s, projected and searchable in {:.2}s, {}",
+        size as f64 / 1e6,
+        IMPORT_CONVERSATIONS * IMPORT_MESSAGES,
+        answered.as_secs_f64(),
+        searchable.as_secs_f64(),
+        rss.stop(),
+    );
+}
+
+/// Samples the process's resident memory every 20 ms until stopped.
+struct PeakRss {
+    before: u64,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    fn start() -> Self {
+        let before = rss_kib();
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        Self {
+            before,
+            peak,
+            sampler,
+        }
+    }
+
+    fn stop(self) -> String {
+        self.sampler.abort();
+        let peak = self.peak.load(std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "server RSS {:.1} → peak {:.1} MiB (+{:.1} MiB)",
+            self.before as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            peak.saturating_sub(self.before) as f64 / 1024.0
+        )
+    }
+}
+
+/// A ChatGPT `conversations.json` of `n` linear conversations of `messages` messages, each
+/// message about 300 bytes of text (the shape of a real export: a `mapping` tree under a null
+/// root, `current_node` the leaf).
+fn chatgpt_export(n: usize, messages: usize) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let conversations: Vec<serde_json::Value> = (0..n)
+        .map(|c| {
+            let mut mapping = serde_json::Map::new();
+            let node = |i: usize| format!("c{c}-n{i}");
+            mapping.insert(
+                "root".into(),
+                serde_json::json!({"id": "root", "message": null, "parent": null,
+                    "children": [node(0)]}),
+            );
+            for i in 0..messages {
+                let text: String = std::iter::once(format!("conversation{c}"))
+                    .chain((0..30).map(|_| format!("word{}", rng.gen_range(0..VOCABULARY))))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let parent = if i == 0 {
+                    "root".to_owned()
+                } else {
+                    node(i - 1)
+                };
+                let children: Vec<String> = if i + 1 < messages {
+                    vec![node(i + 1)]
+                } else {
+                    vec![]
+                };
+                let role = if i % 2 == 0 { "user" } else { "assistant" };
+                mapping.insert(
+                    node(i),
+                    serde_json::json!({
+                        "id": node(i),
+                        "message": {
+                            "id": node(i),
+                            "author": {"role": role, "name": null, "metadata": {}},
+                            "create_time": 1_700_000_000.0 + (c * messages + i) as f64,
+                            "update_time": null,
+                            "content": {"content_type": "text", "parts": [text]},
+                            "status": "finished_successfully",
+                            "end_turn": true,
+                            "weight": 1.0,
+                            "metadata": {"model_slug": "gpt-4o"},
+                            "recipient": "all"
+                        },
+                        "parent": parent,
+                        "children": children
+                    }),
+                );
+            }
+            serde_json::json!({
+                "title": format!("Conversation {c}"),
+                "create_time": 1_700_000_000.0 + (c * messages) as f64,
+                "update_time": 1_700_000_000.0 + ((c + 1) * messages) as f64,
+                "mapping": mapping,
+                "current_node": node(messages - 1),
+                "conversation_id": format!("00000000-0000-4000-8000-{c:012}"),
+                "id": format!("00000000-0000-4000-8000-{c:012}")
+            })
+        })
+        .collect();
+    serde_json::to_vec(&conversations).unwrap()
 }
 
 /// The process's resident memory in KiB (the server runs in this process).

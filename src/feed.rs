@@ -365,13 +365,13 @@ impl FeedHub {
             }
             let mut keepalive = tokio::time::interval(Duration::from_secs(15));
             keepalive.tick().await;
-            // The head the client is in sync with from here on.
-            let head = log::head(&self.db).await.unwrap_or_default().max(last);
-            last = head;
+            // The position the client is in sync with from here on: where the backlog ended
+            // (or the head read above). Not a fresh head: what was committed since reaches this
+            // connection on the live channel, and a later head would skip it.
             yield Ok(Bytes::from(format!(
                 "id: {id}\ndata: {}\n\n",
-                json!({"type": "ready", "cursor": cursor_id(head)}),
-                id = cursor_id(head)
+                json!({"type": "ready", "cursor": cursor_id(last)}),
+                id = cursor_id(last)
             )));
             loop {
                 tokio::select! {

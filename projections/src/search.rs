@@ -663,7 +663,8 @@ pub async fn search(
         .collect())
 }
 
-/// The ids of `owner`'s threads with a title or message matching `q` (at most `cap`).
+/// The ids of `owner`'s threads with a title or message matching `q`: the `cap` most recently
+/// active, newest first.
 pub async fn matching_threads(
     db: &Db,
     owner: &str,
@@ -681,15 +682,16 @@ pub async fn matching_threads(
     let (sql, query) = match db.backend() {
         Backend::Sqlite => (
             format!(
-                "SELECT DISTINCT d.thread_id FROM search_docs d {visible} \
-                 AND search_docs MATCH $2 LIMIT $3"
+                "SELECT d.thread_id FROM search_docs d {visible} AND search_docs MATCH $2 \
+                 GROUP BY d.thread_id, t.last_activity_at ORDER BY t.last_activity_at DESC LIMIT $3"
             ),
             fts5_query(owner, &terms),
         ),
         Backend::Postgres => (
             format!(
-                "SELECT DISTINCT d.thread_id FROM search_docs d {visible} \
-                 AND d.tsv @@ to_tsquery('simple', $2) LIMIT $3"
+                "SELECT d.thread_id FROM search_docs d {visible} \
+                 AND d.tsv @@ to_tsquery('simple', $2) \
+                 GROUP BY d.thread_id, t.last_activity_at ORDER BY t.last_activity_at DESC LIMIT $3"
             ),
             tsquery(owner, &terms),
         ),

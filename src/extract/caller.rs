@@ -48,8 +48,7 @@ pub async fn resolve(
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
     let now = chrono::Utc::now().timestamp_micros();
     let last_used = session.last_seen_at.unwrap_or(session.created_at);
-    let idle = state.settings.session_idle.as_micros() as i64;
-    if idle > 0 && now - last_used > idle {
+    if idle_expired(&session, state.settings.session_idle, now) {
         return Err(ApiError::Unauthorized {
             code: crate::error::ErrorCode::Unauthenticated,
             detail: "the session expired after being idle; sign in again".into(),
@@ -72,6 +71,13 @@ pub async fn resolve(
 
 /// How often a session's last use is recorded (an event each time).
 const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Whether a session has gone unused for longer than `idle` (zero: sessions never idle out).
+pub fn idle_expired(session: &accounts::SessionRow, idle: std::time::Duration, now: i64) -> bool {
+    let idle = idle.as_micros() as i64;
+    let last_used = session.last_seen_at.unwrap_or(session.created_at);
+    idle > 0 && now - last_used > idle
+}
 
 /// Records, in the background, that a session was used (the request does not wait).
 fn touch(state: web::Data<AppState>, account_id: String, session_id: String, request_id: String) {

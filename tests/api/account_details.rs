@@ -76,9 +76,28 @@ async fn sessions_show_their_device_and_expire_when_idle() {
         "{sessions}"
     );
     assert!(sessions["data"][0]["last_seen_at"].is_string());
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, login) = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let fresh = login["token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let (status, body) = app.me(&token).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (_, sessions) = app.sessions(&fresh).await;
+    let listed = sessions["data"].as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the idle session is not listed: {sessions}"
+    );
+    assert_eq!(listed[0]["current"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,6 +127,54 @@ async fn a_send_naming_no_model_uses_the_default_model_preference() {
     assert_eq!(
         events[0].json()["messageMetadata"]["model"],
         "my-echo",
+        "{events:?}"
+    );
+    let (_, check) = app
+        .call(
+            Method::POST,
+            "/v1/chat/check",
+            Some(&ada.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(check["model"], "my-echo", "{check}");
+
+    // A preferred model the caller may not use falls back to the server's default, in a send
+    // and in the check alike.
+    let mut premium = model_spec("echo", "echo", 1);
+    premium["access"] = json!("premium_required");
+    app.define_model(&ada, "premium", premium).await;
+    let bob = app.registered("bob@example.com").await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/v1/me/preferences",
+            Some(&bob.token),
+            Some(json!({"default_model": "premium"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, check) = app
+        .call(
+            Method::POST,
+            "/v1/chat/check",
+            Some(&bob.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(check["allowed"], true, "{check}");
+    let res = app
+        .request(
+            Method::POST,
+            "/v1/chat",
+            Some(&bob.token),
+            Some(json!({"id": "b", "message": "hi"})),
+        )
+        .await;
+    let events = LiveStream::new(res).read_all().await;
+    assert_eq!(
+        events[0].json()["messageMetadata"]["model"],
+        check["model"],
         "{events:?}"
     );
 }

@@ -272,6 +272,15 @@ async fn a_hidden_message_leaves_every_read_with_its_subtree() {
     app.chat_all(&user.token, "t", "u1", "keep", None).await;
     app.chat_all(&user.token, "t", "u2", "drop me", None).await;
     app.chat_all(&user.token, "t", "u3", "and me", None).await;
+    let (status, share) = app
+        .call(
+            Method::POST,
+            "/v1/threads/t/shares",
+            Some(&user.token),
+            Some(json!({"message_id": "u3"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
     let res = app
         .request(
             Method::DELETE,
@@ -292,6 +301,16 @@ async fn a_hidden_message_leaves_every_read_with_its_subtree() {
         )
         .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    // A share of a hidden message is gone for its readers and from the owner's list.
+    let url = share["url"].as_str().unwrap();
+    assert_eq!(
+        app.request(Method::GET, url, None, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, shares) = app
+        .call(Method::GET, "/v1/threads/t/shares", Some(&user.token), None)
+        .await;
+    assert_eq!(shares["data"], json!([]), "{shares}");
     // Hidden is gone: again, or below it, is a 404; the next message goes under what is left.
     for gone in ["u2", "u3"] {
         let res = app

@@ -50,11 +50,18 @@ pub async fn handle(
             ));
         }
     };
-    let model_id = body
-        .model
-        .unwrap_or_else(|| crate::services::chat::default_model_id(&state, &caller));
-    let model = match crate::services::chat::access::resolve_model(&state, &caller, &model_id).await
-    {
+    // The model the send would use: the one named, else the same default a send falls to.
+    let (model_id, resolved) = match body.model {
+        Some(id) => {
+            let resolved = crate::services::chat::access::resolve_model(&state, &caller, &id).await;
+            (id, resolved)
+        }
+        None => {
+            let resolved = crate::services::chat::default_model(&state, &caller).await;
+            (state.chat.registry.default_id().to_owned(), resolved)
+        }
+    };
+    let model = match resolved {
         Ok(model) => model,
         Err(e @ ApiError::Validation(_)) => return Err(e),
         Err(e) if e.status_code().is_server_error() => return Err(e),

@@ -7,6 +7,7 @@ use threadline_projections::{accounts as view, rfc3339};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::caller::idle_expired;
 use crate::extract::request_id;
 use crate::services::accounts;
 use crate::state::AppState;
@@ -81,8 +82,11 @@ pub struct SessionList {
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_session()?;
     let rows = view::sessions_of(&state.db, caller.id()).await?;
+    // A session that idled out cannot sign in any more: it is not listed.
+    let now = chrono::Utc::now().timestamp_micros();
     let data = rows
         .into_iter()
+        .filter(|s| !idle_expired(s, state.settings.session_idle, now))
         .map(|s| SessionJson {
             current: s.id == caller.session_id,
             id: s.id,

@@ -87,9 +87,17 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let thread = owned(&state, &caller, &path).await?;
+    // A share whose message was hidden since is a 404 to its readers: not listed either.
+    let visible: std::collections::HashSet<String> =
+        threadline_projections::messages::all_of(&state.db, &thread.id)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
     let data = shares::of_thread(&state.db, &thread.id)
         .await?
         .into_iter()
+        .filter(|s| visible.contains(&s.message_id))
         .map(ShareJson::from)
         .collect();
     Ok(HttpResponse::Ok().json(ShareList {

@@ -27,15 +27,8 @@ use tree::{UserTurn, context_for, new_message_id, plan_user_message, regenerate_
 
 /// The model a send that names none uses: the caller's `default_model` preference when it is
 /// usable now (a model since disabled, or one the caller's plan no longer opens, falls back),
-/// else the server's default.
-/// The id of the model a send naming none would try first.
-pub fn default_model_id(state: &AppState, caller: &Caller) -> String {
-    crate::services::accounts::preferences_of(state, caller)
-        .default_model
-        .unwrap_or_else(|| state.chat.registry.default_id().to_owned())
-}
-
-async fn default_model(
+/// else the server's default. `POST /v1/chat/check` asks the same question.
+pub async fn default_model(
     state: &AppState,
     caller: &Caller,
 ) -> Result<crate::providers::registry::Model, ApiError> {
