@@ -25,6 +25,36 @@ compat() {
     && THREADLINE_BIN="$bin" node --test compat.test.mjs)
 }
 
+# A local S3-compatible server (moto, pinned, from PyPI) for the object storage tests.
+start_s3() {
+  if ! command -v moto_server >/dev/null 2>&1; then
+    echo "installing moto..."
+    python3 -m pip install --quiet "moto[server]==5.2.1"
+  fi
+  local port log
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  log="$(mktemp)"
+  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null; then
+      export TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+      return
+    fi
+    sleep 0.2
+  done
+  cat "$log" >&2
+  echo "moto_server did not start" >&2
+  exit 1
+}
+
+stop_all() {
+  if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; fi
+  if [ -n "${THREADLINE_PG_DIR:-}" ]; then scripts/postgres.sh stop "$THREADLINE_PG_DIR"; fi
+}
+trap stop_all EXIT
+start_s3
+
 echo "== tests on SQLite"
 TEST_DATABASE_URL= run_tests "$@"
 if [ $# -eq 0 ]; then
@@ -34,7 +64,6 @@ fi
 
 echo "== tests on PostgreSQL"
 eval "$(scripts/postgres.sh start)"
-trap 'scripts/postgres.sh stop "$THREADLINE_PG_DIR"' EXIT
 run_tests "$@"
 if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on PostgreSQL"

@@ -51,6 +51,8 @@ pub struct Settings {
     pub billing: BillingSettings,
     /// External identity: JWTs from a JWKS URL or an HS256 secret (off when neither is set).
     pub jwt: crate::identity::JwtConfig,
+    /// Where attachments' bytes live: `<data_dir>/files`, or the bucket `THREADLINE_S3_BUCKET`.
+    pub file_storage: crate::files::StorageSettings,
 }
 
 /// Abuse limits per node; each 0 means unlimited.
@@ -131,6 +133,7 @@ impl Settings {
                 ..Default::default()
             },
             jwt: Default::default(),
+            file_storage: Default::default(),
         }
     }
 

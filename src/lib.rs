@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod feed;
+pub mod files;
 pub mod identity;
 pub mod import;
 pub mod keyed_lock;

@@ -146,6 +146,9 @@ impl Application {
             jwt: crate::identity::JwtVerifier::new(settings.jwt.clone(), http.clone()),
             http,
             links: Default::default(),
+            files: crate::files::FileStore::open(&settings.file_storage, &settings.data_dir)
+                .map_err(|e| StartupError::Config(e.to_string()))?,
+            file_digests: Default::default(),
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

@@ -33,6 +33,11 @@ pub struct AppState {
     /// One lock per anonymous account being linked: sign-ins racing with one anonymous token
     /// take turns, and the losers are refused before they create anything.
     pub links: crate::keyed_lock::KeyedLocks<String>,
+    /// Attachment bytes.
+    pub files: crate::files::FileStore,
+    /// One lock per content digest: storing bytes and recording (or deleting) the files that
+    /// hold them take turns.
+    pub file_digests: crate::keyed_lock::KeyedLocks<String>,
 }
 
 impl AppState {

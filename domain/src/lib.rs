@@ -9,6 +9,7 @@
 //! - [`billing`]: idempotent webhook deliveries and the subscription → tier rule.
 //! - [`catalog`]: the model catalog (one stream per model id), access levels and prices.
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
+//! - [`file`]: the `File` aggregate (an attachment's metadata; the bytes are in the file store).
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
 //!   tree, which reply is active).
 //! - [`ledger`]: use per account, meter and window (reserve, settle, release) and purchased
@@ -21,6 +22,7 @@ pub mod account;
 pub mod billing;
 pub mod catalog;
 pub mod email;
+pub mod file;
 pub mod generation;
 pub mod ledger;
 pub mod plans;

@@ -14,12 +14,14 @@
 //! - [`messages`]: each thread's message tree and each reply's progress.
 //! - [`search`]: full-text search over titles and messages (FTS5 / tsvector).
 //! - [`shares`]: share links and the message each one freezes the path at.
+//! - [`files`]: uploaded attachments' metadata by owner.
 
 pub mod accounts;
 pub mod catalog;
 pub mod db;
 pub mod event;
 pub mod facts;
+pub mod files;
 pub mod messages;
 pub mod projection;
 pub mod search;
@@ -42,6 +44,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(facts::UsageFacts),
         Box::new(shares::Shares),
         Box::new(search::Search),
+        Box::new(files::Files),
     ]
 }
 

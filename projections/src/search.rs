@@ -612,14 +612,20 @@ pub async fn search(
         WHERE (d.message_id = '' OR (m.id IS NOT NULL AND NOT m.hidden))";
     let rows: Vec<(String, String, String, i64, Option<String>)> = match db {
         Db::Sqlite { reader, .. } => {
+            // Rank every match, but cut snippets only for the page: SQLite would otherwise
+            // evaluate `snippet()` for each match before sorting.
             let sql = format!(
-                "SELECT d.thread_id, d.message_id, \
+                "WITH page AS (SELECT d.rowid AS rid, bm25(search_docs, 0.0, 10.0, 1.0) AS rank, \
+                 d.at AS at FROM search_docs d {visible} AND search_docs MATCH $2 \
+                 ORDER BY rank, at DESC LIMIT $3 OFFSET $4) \
+                 SELECT d.thread_id, d.message_id, \
                  CASE WHEN d.message_id = '' \
                  THEN snippet(search_docs, 1, char(57344), char(57345), '…', 24) \
                  ELSE snippet(search_docs, 2, char(57344), char(57345), '…', 24) END, \
                  d.at, t.title \
-                 FROM search_docs d {visible} AND search_docs MATCH $2 \
-                 ORDER BY bm25(search_docs, 0.0, 10.0, 1.0), d.at DESC LIMIT $3 OFFSET $4"
+                 FROM page p JOIN search_docs d ON d.rowid = p.rid \
+                 JOIN threads t ON t.id = d.thread_id \
+                 WHERE search_docs MATCH $2 ORDER BY p.rank, p.at DESC"
             );
             sqlx::query_as(&sql)
                 .bind(owner)

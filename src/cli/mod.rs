@@ -184,6 +184,31 @@ pub struct ServeArgs {
     pub billing: BillingArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Attachments in an S3-compatible bucket instead of the data directory.
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// Bucket for attachments (unset: `<data dir>/files`).
+    #[arg(long, env = "THREADLINE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The bucket's region.
+    #[arg(long, env = "THREADLINE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Another S3-compatible service's URL (MinIO, R2, a local server): path-style requests.
+    #[arg(long, env = "THREADLINE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(long, env = "THREADLINE_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+    /// Access key id (unset: `AWS_ACCESS_KEY_ID` and the usual AWS sources).
+    #[arg(long, env = "THREADLINE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key (unset: `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long, env = "THREADLINE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
 }
 
 /// Billing providers: Polar and Stripe.

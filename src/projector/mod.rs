@@ -31,7 +31,7 @@ pub const BATCH_SIZE: i64 = 1000;
 /// Most statements one batch folds: a batch stops early after the event that reaches it, so
 /// events that carry a whole history (an import, a branch) do not hold SQLite's one writer
 /// for long.
-pub const MAX_BATCH_STATEMENTS: usize = 20_000;
+pub const MAX_BATCH_STATEMENTS: usize = 2_000;
 
 /// What one batch did: the events it folded, and whether more may be waiting (it read a full
 /// batch, or stopped early at [`MAX_BATCH_STATEMENTS`]).

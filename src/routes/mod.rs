@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod chat;
 pub mod feed;
+pub mod files;
 pub mod generations;
 pub mod health;
 pub mod me;
@@ -86,6 +87,9 @@ routes! {
     "/v1/shares/{id}" => { get: shares::get, delete: shares::revoke },
     "/v1/shares/{id}/copy" => { post: shares::copy },
     "/v1/search" => { get: search::handle },
+    "/v1/files" => { get: files::list, post: files::upload },
+    "/v1/files/{id}" => { get: files::get, delete: files::delete },
+    "/v1/files/{id}/content" => { get: files::content },
 }
 
 /// Registers every route, the extractor configs and the problem+json fallback.

@@ -465,6 +465,8 @@ mod tests {
             chat,
             http: reqwest::Client::new(),
             jwt: None,
+            files: crate::files::FileStore::open(&Default::default(), dir).unwrap(),
+            file_digests: Default::default(),
         }
     }
 

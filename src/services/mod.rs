@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod chat;
 pub mod credits;
 pub mod export;
+pub mod files;
 pub mod import;
 pub mod threads;
 pub mod webhooks;

@@ -22,6 +22,7 @@ use threadline_domain::account::Account;
 use threadline_domain::billing::WebhookDelivery;
 use threadline_domain::catalog::CatalogModel;
 use threadline_domain::email::EmailRegistration;
+use threadline_domain::file::File;
 use threadline_domain::ledger::CreditWindow;
 use threadline_domain::thread::Thread;
 use threadline_projections::Db;
@@ -151,6 +152,7 @@ struct Inner {
     emails: Framework<EmailRegistration>,
     threads: Framework<Thread>,
     catalog: Framework<CatalogModel>,
+    files: Framework<File>,
     ledger: Framework<CreditWindow>,
     deliveries: Framework<WebhookDelivery>,
 }
@@ -200,6 +202,12 @@ impl Routed for CatalogModel {
     }
 }
 
+impl Routed for File {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.files
+    }
+}
+
 impl CommandBus {
     /// A bus writing to `db`.
     pub fn new(db: Db) -> Self {
@@ -210,6 +218,7 @@ impl CommandBus {
                 // A thread's state holds its user messages' texts: fewer of them stay cached.
                 threads: Framework::with_capacity(&db, THREADS_CACHED),
                 catalog: Framework::new(&db),
+                files: Framework::new(&db),
                 ledger: Framework::new(&db),
                 deliveries: Framework::new(&db),
                 streams: Default::default(),

@@ -212,6 +212,28 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// Uploads a file (`POST /v1/files`, multipart) and returns the status and JSON body.
+    pub async fn upload_file(
+        &self,
+        token: &str,
+        filename: &str,
+        declared: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let (content_type, body) = multipart("file", filename, declared, bytes);
+        let res = self
+            .client
+            .post(format!("{}/v1/files", self.address))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// Sends a request and returns the status and JSON body (Null when empty).
     pub async fn call(
         &self,
@@ -654,4 +676,18 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A multipart body with one file field.
+pub fn multipart(field: &str, filename: &str, declared: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "threadline-files-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nattachment\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+         Content-Type: {declared}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -16,6 +16,7 @@ mod docs;
 mod errors;
 mod export;
 mod feed;
+mod files;
 mod global_order;
 mod helpers;
 mod identity;

@@ -633,6 +633,60 @@ async fn real_responses_match_the_documented_schemas() {
     assert!(documented["application/zip"].is_object());
     assert_eq!(res.headers()["content-type"], "application/zip");
     streamed.push(("GET".to_owned(), "/v1/me/export".to_owned()));
+    // Files: a multipart upload, its metadata, the list, the bytes, the delete.
+    let boundary = "doc-boundary";
+    let upload = app
+        .client
+        .post(format!("{}/v1/files", app.address))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n\r\n# doc\r\n--{boundary}--\r\n"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = upload.status();
+    let file: Value = upload.json().await.unwrap();
+    assert_documented(&spec, "POST", "/v1/files", status, &file);
+    streamed.push(("POST".to_owned(), "/v1/files".to_owned()));
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    call(Method::GET, "/v1/files", "/v1/files", Some(&token), None).await;
+    call(
+        Method::GET,
+        &format!("/v1/files/{file_id}"),
+        "/v1/files/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/files/{file_id}/content"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let documented = &spec["paths"]["/v1/files/{id}/content"]["get"]["responses"]["200"]["content"];
+    assert!(documented["text/markdown"].is_object());
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    streamed.push(("GET".to_owned(), "/v1/files/{id}/content".to_owned()));
+    call(
+        Method::DELETE,
+        &format!("/v1/files/{file_id}"),
+        "/v1/files/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
     let branch_id = branched["id"].as_str().unwrap().to_owned();
     call(
         Method::DELETE,

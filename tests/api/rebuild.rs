@@ -10,6 +10,9 @@ async fn workload(app: &TestApp) {
     for i in 0..5 {
         app.new_thread(&anon.token, &format!("anon {i}")).await;
     }
+    // Files: the anonymous account's moves with the link; one of the registered one's goes.
+    app.upload_file(&anon.token, "a.txt", "text/plain", b"anonymous notes")
+        .await;
     let (_, reg) = app
         .register(
             "ada@example.com",
@@ -69,6 +72,17 @@ async fn workload(app: &TestApp) {
     call(
         reqwest::Method::DELETE,
         "/v1/threads/talk/messages/u2".into(),
+        None,
+    )
+    .await;
+    let (_, kept_file) = app
+        .upload_file(&token, "k.md", "text/markdown", b"# kept")
+        .await;
+    let (_, gone_file) = app.upload_file(&token, "g.csv", "text/csv", b"a,b\n").await;
+    assert!(kept_file["id"].is_string(), "{kept_file}");
+    call(
+        reqwest::Method::DELETE,
+        format!("/v1/files/{}", gone_file["id"].as_str().unwrap()),
         None,
     )
     .await;
