@@ -11,9 +11,11 @@
 //!
 //! The reply is deterministic: word `i` is `w{i}` followed by a space (`w0 w1 w2 ` for three
 //! words), reasoning word `i` is `r{i} `. `prompt_tokens` is the number of whitespace-separated
-//! words in all request messages, `completion_tokens` the number of words generated (reasoning
-//! included, as OpenAI counts them), `reasoning_tokens` the reasoning words. The `cached=N` knob
-//! reports N prompt tokens as read from cache, in each format's own way.
+//! words in all request messages (tool results included: OpenAI `role: "tool"` contents,
+//! Anthropic `tool_result` contents, Gemini `functionResponse` texts), `completion_tokens` the
+//! number of words generated (reasoning included, as OpenAI counts them) plus the tool-call
+//! argument pieces sent, `reasoning_tokens` the reasoning words. The `cached=N` knob reports N
+//! prompt tokens as read from cache, in each format's own way.
 //!
 //! # Knobs
 //! Set through the model name, `mock` or `mock:key=value,key=value`, and overridden per request
@@ -32,24 +34,46 @@
 //! | `stall_after` | after N words pause for `stall_ms`, then go on | – |
 //! | `stall_ms` | length of the stall | 60000 |
 //! | `drop_after` | after N words cut the connection (no `[DONE]`, no chunked terminator) | – |
+//! | `tools` | `tools=a+b`: call these tools (`{"query": <last user text>}`), then words | – |
+//! | `script` | a tool-call script in base64 (see below; [`script_knob`] builds it) | – |
 //!
-//! Word counts in `*_after` include the reasoning words (they come first). The stream-only knobs
-//! are ignored for non-streaming requests, which wait `ttft_ms` plus the pacing time, then answer.
+//! Word counts in `*_after` include the reasoning words (they come first) and the tool-call
+//! argument pieces (they come last). The stream-only knobs are ignored for non-streaming
+//! requests, which wait `ttft_ms` plus the pacing time, then answer.
 //!
-//! One pacing engine serves the three formats: `steps` turns the knobs into a sequence of
-//! wire-neutral `Step`s (keep-alive, open, stall, a run of words begins, a word, error, drop,
-//! done) and does all the waiting; each format is a `WireFormat` that only renders steps into
-//! its own frames, and `event_stream` joins the two into the streamed response.
+//! # Tool calls
+//! A script (the `x-mock-script` header, [`SCRIPT_HEADER`], in JSON or base64, over the
+//! `script` knob, over the `tools` knob) makes the mock answer with tool calls, streamed as each
+//! provider does: OpenAI `delta.tool_calls` (id, name and `arguments: ""` first, then the
+//! arguments in pieces, `finish_reason: "tool_calls"`), Anthropic `tool_use` blocks with
+//! `input_json_delta` pieces (`stop_reason: "tool_use"`), Gemini `functionCall` parts in one
+//! chunk with `finishReason: "STOP"`. The mock is stateless: step N of the script answers a
+//! request that carries N tool-result rounds; a text answer to a request with tool results
+//! starts with `result: <first 40 characters of the last result>`. The script format is
+//! described in `src/mock_upstream/tools.rs`.
+//!
+//! # Recording and Exa
+//! [`MockUpstream::recorded`] returns the last [`RECORDED_REQUESTS`] requests to the chat routes
+//! and to `POST /search`, a mock of Exa's search API ([`exa`]).
+//!
+//! # Engine
+//! One pacing engine serves the three formats: `steps` turns the knobs and the chosen `Turn`
+//! into a sequence of wire-neutral `Step`s (keep-alive, open, stall, a run of words begins, a
+//! word, a tool call begins, an argument piece, a call ends, error, drop, done) and does all the
+//! waiting; each format is a `WireFormat` that only renders steps into its own frames, and
+//! `event_stream` joins the two into the streamed response.
 //!
 //! # Layout
-//! - [`MockUpstream`] (start on any port, stop, request counter) and [`run`] for the CLI;
+//! - [`MockUpstream`] (start on any port, stop, request counter, recorded requests) and [`run`]
+//!   for the CLI;
 //! - the OpenAI handlers and error body;
 //! - the knob parser, `Knobs`, shared by every route;
 //! - the pacing engine: `Step`, `steps`, `WireFormat`, `event_stream`;
 //! - the Chat Completions reply, the OpenAI `WireFormat`;
 //! - tests of the engine, and tests that drive it through [`crate::providers::openai`];
 //! - [`anthropic`] and [`gemini`]: the other two formats' handlers and `WireFormat`s;
-//! - [`billing`] and [`identity`]: mocks of the payment and identity providers.
+//! - `tools`: scripts and the chosen answer (`Turn`); `record`: the request log;
+//! - [`exa`], [`billing`] and [`identity`]: mocks of the search, payment and identity providers.
 
 use std::any::Any;
 use std::io;
@@ -71,8 +95,17 @@ use tokio::time::Instant;
 
 mod anthropic;
 pub mod billing;
+pub mod exa;
 mod gemini;
 pub mod identity;
+mod record;
+mod tools;
+
+pub use record::{RECORDED_REQUESTS, RecordedRequest};
+pub use tools::{SCRIPT_HEADER, script_knob};
+
+use record::Recorder;
+use tools::{Shape, ToolHistory, Turn, content_text};
 
 /// The request header that overrides the knobs of the model name.
 pub const KNOB_HEADER: &str = "x-mock";
@@ -83,6 +116,7 @@ pub struct MockUpstream {
     handle: ServerHandle,
     task: JoinHandle<io::Result<()>>,
     requests: Arc<AtomicUsize>,
+    recorder: Arc<Recorder>,
 }
 
 impl MockUpstream {
@@ -92,7 +126,14 @@ impl MockUpstream {
         let listener = TcpListener::bind(bind)?;
         let port = listener.local_addr()?.port();
         let requests = Arc::new(AtomicUsize::new(0));
-        let server = build_server(listener, Arc::clone(&requests), 1, false)?;
+        let recorder = Arc::new(Recorder::new(RECORDED_REQUESTS));
+        let server = build_server(
+            listener,
+            Arc::clone(&requests),
+            Arc::clone(&recorder),
+            1,
+            false,
+        )?;
         let handle = server.handle();
         let task = tokio::spawn(server);
         Ok(MockUpstream {
@@ -100,6 +141,7 @@ impl MockUpstream {
             handle,
             task,
             requests,
+            recorder,
         })
     }
 
@@ -117,6 +159,27 @@ impl MockUpstream {
     /// answered with an error status), to check retry attempts.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The last [`RECORDED_REQUESTS`] requests to the chat routes (any format, error answers
+    /// included) and to Exa's `/search`, oldest first, with their parsed JSON bodies.
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        self.recorder.all()
+    }
+
+    /// The last recorded request whose path ends with `path_suffix` (`"/chat/completions"`,
+    /// `"/messages"`, `":streamGenerateContent"`, `"/search"`; `""` for any).
+    pub fn last_recorded(&self, path_suffix: &str) -> Option<RecordedRequest> {
+        self.recorder
+            .all()
+            .into_iter()
+            .rev()
+            .find(|request| request.path.ends_with(path_suffix))
+    }
+
+    /// Forgets the recorded requests (the request counter stays).
+    pub fn clear_recorded(&self) {
+        self.recorder.clear();
     }
 
     /// Stops the server at once, closing open streams, and waits until it has stopped.
@@ -137,7 +200,9 @@ impl Drop for MockUpstream {
 pub async fn run(bind: &str) -> io::Result<()> {
     let listener = TcpListener::bind(bind)?;
     let addr = listener.local_addr()?;
-    let server = build_server(listener, Arc::new(AtomicUsize::new(0)), 2, true)?;
+    // Nothing reads the log of a CLI mock: record nothing.
+    let recorder = Arc::new(Recorder::new(0));
+    let server = build_server(listener, Arc::new(AtomicUsize::new(0)), recorder, 2, true)?;
     tracing::info!(%addr, "mock upstream listening on http://{addr}/v1");
     server.await
 }
@@ -145,13 +210,16 @@ pub async fn run(bind: &str) -> io::Result<()> {
 fn build_server(
     listener: TcpListener,
     requests: Arc<AtomicUsize>,
+    recorder: Arc<Recorder>,
     workers: usize,
     signals: bool,
 ) -> io::Result<Server> {
     let counter = web::Data::from(requests);
+    let recorder = web::Data::from(recorder);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(counter.clone())
+            .app_data(recorder.clone())
             .route("/v1/chat/completions", web::post().to(chat_completions))
             .route("/v1/messages", web::post().to(anthropic::messages))
             .route(
@@ -159,6 +227,7 @@ fn build_server(
                 web::post().to(gemini::models_action),
             )
             .route("/v1/models", web::get().to(models))
+            .configure(exa::routes)
             .configure(billing::routes)
             .configure(identity::routes)
             .default_service(web::to(not_found))
@@ -188,11 +257,12 @@ async fn chat_completions(
     request: HttpRequest,
     body: Bytes,
     counter: web::Data<AtomicUsize>,
+    recorder: web::Data<Recorder>,
 ) -> HttpResponse {
     let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
-    let parsed: MockRequest = match serde_json::from_slice(&body) {
+    let parsed = match parse_recorded::<MockRequest>(&request, &body, &recorder) {
         Ok(parsed) => parsed,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     let knobs = match Knobs::from_http(&parsed.model, &request) {
         Ok(knobs) => knobs,
@@ -216,14 +286,34 @@ async fn chat_completions(
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        turn: Turn::choose(&knobs, &openai_tool_history(&parsed.messages)),
         knobs,
     };
     if parsed.stream.unwrap_or(false) {
         event_stream(reply)
     } else {
-        reply.knobs.wait_whole_reply().await;
+        reply.knobs.wait_whole_reply(&reply.turn).await;
         HttpResponse::Ok().json(reply.completion())
     }
+}
+
+/// Parses a chat request body as JSON, records it, then reads it as `T`; the error is the
+/// message of a 400. Recording keeps the `Value` parsed here, so the body is parsed once.
+fn parse_recorded<T: serde::de::DeserializeOwned>(
+    request: &HttpRequest,
+    body: &[u8],
+    recorder: &Recorder,
+) -> Result<T, String> {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => {
+            recorder.record(request, Value::Null);
+            return Err(format!("invalid body: {e}"));
+        }
+    };
+    let parsed = T::deserialize(&value).map_err(|e| format!("invalid body: {e}"));
+    recorder.record(request, value);
+    parsed
 }
 
 async fn models() -> HttpResponse {
@@ -280,6 +370,10 @@ struct Knobs {
     /// (`cache_read_input_tokens`) for Anthropic.
     cached: usize,
     keepalive: bool,
+    /// `tools=a+b`: the tools called when the request carries no tool results yet.
+    tools: Vec<String>,
+    /// The `script` knob or the `x-mock-script` header, parsed.
+    script: Option<tools::Script>,
 }
 
 impl Default for Knobs {
@@ -297,18 +391,27 @@ impl Default for Knobs {
             reasoning: 0,
             cached: 0,
             keepalive: false,
+            tools: Vec::new(),
+            script: None,
         }
     }
 }
 
 impl Knobs {
-    /// Knobs from the model name, then the request's `x-mock` header on top (every route).
+    /// Knobs from the model name, then the request's `x-mock` header on top, then its
+    /// `x-mock-script` header over any `script` or `tools` knob (every chat route).
     fn from_http(model: &str, request: &HttpRequest) -> Result<Self, String> {
         let header = request
             .headers()
             .get(KNOB_HEADER)
             .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        Self::from_request(model, header)
+        let mut knobs = Self::from_request(model, header)?;
+        if let Some(script) = request.headers().get(SCRIPT_HEADER) {
+            knobs.script = Some(tools::parse_script(&String::from_utf8_lossy(
+                script.as_bytes(),
+            ))?);
+        }
+        Ok(knobs)
     }
 
     /// Knobs from the model name (`mock:len=3`), then the `x-mock` header on top.
@@ -361,6 +464,23 @@ impl Knobs {
                 "reasoning" => self.reasoning = count()?,
                 "cached" => self.cached = count()?,
                 "keepalive" => self.keepalive = value.is_none_or(|v| !matches!(v, "0" | "false")),
+                "tools" => {
+                    self.tools = value
+                        .unwrap_or_default()
+                        .split('+')
+                        .map(str::trim)
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if self.tools.is_empty() {
+                        return Err("mock knob `tools` needs a tool name".to_owned());
+                    }
+                }
+                "script" => {
+                    let text =
+                        value.ok_or_else(|| "mock knob `script` needs a value".to_owned())?;
+                    self.script = Some(tools::parse_script(text)?);
+                }
                 _ => return Err(format!("unknown mock knob `{key}`")),
             }
         }
@@ -382,28 +502,78 @@ enum Step {
     /// `stall_after` words are out; the engine waits `stall_ms` after this step.
     Stall,
     /// A run of words begins, before its first word's `tps` wait: the reasoning words (only when
-    /// there are any), then the reply words (always, even with `len=0`).
+    /// there are any), then the reply words (always for a text answer, even with `len=0`; before
+    /// tool calls only when the script gives them a text).
     Begin { reasoning: bool },
-    /// Word `index` of the reasoning (`r{index} `) or of the reply (`w{index} `), see [`word`].
+    /// Word `index` of the reasoning (`r{index} `) or of the reply (the script's text, then
+    /// `w{i} `), see [`Turn::word`].
     Word { index: usize, reasoning: bool },
+    /// Tool call `call` begins (its id and name), after the words.
+    CallBegin { call: usize },
+    /// Piece `piece` of the JSON arguments of tool call `call`; paced and counted like a word.
+    Piece { call: usize, piece: usize },
+    /// Every piece of tool call `call` is out.
+    CallEnd { call: usize },
     /// `error_after` words are out: an error in the stream, the last step.
     Error,
     /// `drop_after` words are out: cut the connection, the last step. [`event_stream`] handles
     /// it; no format renders it.
     Drop,
-    /// Every word is out: the closing frames, the last step.
+    /// Everything is out: the closing frames, the last step.
     Done,
 }
 
-/// The steps of one streamed reply with `knobs`, with the waits between them: `ttft_ms` after
-/// [`Step::Open`]; then the words, the first at once and each further one `1/tps` after the one
-/// before, on a fixed schedule (time spent rendering does not slow it down; a stall pushes it
-/// back); `stall_ms` after [`Step::Stall`].
+impl Step {
+    /// Whether the step sends a token (a word or an argument piece): the pacing and the
+    /// `*_after` knobs count these.
+    fn is_token(self) -> bool {
+        matches!(self, Step::Word { .. } | Step::Piece { .. })
+    }
+}
+
+/// The steps after [`Step::Open`], without waits or interruptions: the reasoning run, the reply
+/// run, each tool call, [`Step::Done`].
+fn reply_steps(reasoning: usize, shape: Shape) -> impl Iterator<Item = Step> + 'static {
+    let reasoning_run = (reasoning > 0)
+        .then_some(Step::Begin { reasoning: true })
+        .into_iter()
+        .chain((0..reasoning).map(|index| Step::Word {
+            index,
+            reasoning: true,
+        }));
+    let reply_run = shape
+        .has_text
+        .then_some(Step::Begin { reasoning: false })
+        .into_iter()
+        .chain((0..shape.text_words).map(|index| Step::Word {
+            index,
+            reasoning: false,
+        }));
+    let calls = shape
+        .pieces
+        .into_iter()
+        .enumerate()
+        .flat_map(|(call, pieces)| {
+            std::iter::once(Step::CallBegin { call })
+                .chain((0..pieces).map(move |piece| Step::Piece { call, piece }))
+                .chain(std::iter::once(Step::CallEnd { call }))
+        });
+    reasoning_run
+        .chain(reply_run)
+        .chain(calls)
+        .chain(std::iter::once(Step::Done))
+}
+
+/// The steps of one streamed reply with `knobs` and the answer's `shape`, with the waits between
+/// them: `ttft_ms` after [`Step::Open`]; then the tokens (words and argument pieces), the first
+/// at once and each further one `1/tps` after the one before, on a fixed schedule (time spent
+/// rendering does not slow it down; a stall pushes it back); `stall_ms` after [`Step::Stall`].
 ///
-/// Before word `n` (reasoning words count, they come first), and before [`Step::Done`] for `n` =
-/// all words, the `*_after` knobs equal to `n` apply in this order: `error_after` (then the end),
-/// `drop_after` (then the end), `stall_after`.
-fn steps(knobs: Knobs) -> impl Stream<Item = Step> + 'static {
+/// After `n` tokens (reasoning words come first, argument pieces last), before whatever comes
+/// next (a run's [`Step::Begin`], the next token, a call's start or end, [`Step::Done`]), the
+/// `*_after` knobs equal to `n` apply in this order: `error_after` (then the end), `drop_after`
+/// (then the end), `stall_after`.
+fn steps(knobs: Knobs, shape: Shape) -> impl Stream<Item = Step> + 'static {
     async_stream::stream! {
         if knobs.keepalive {
             yield Step::KeepAlive;
@@ -413,42 +583,35 @@ fn steps(knobs: Knobs) -> impl Stream<Item = Step> + 'static {
             tokio::time::sleep(knobs.ttft).await;
         }
         let period = knobs.word_period();
-        let total = knobs.reasoning + knobs.len;
         let mut next = Instant::now();
-        for sent in 0..=total {
-            if knobs.error_after == Some(sent) {
-                yield Step::Error;
-                return;
+        let mut sent = 0;
+        let mut checked = None;
+        for step in reply_steps(knobs.reasoning, shape) {
+            if checked != Some(sent) {
+                checked = Some(sent);
+                if knobs.error_after == Some(sent) {
+                    yield Step::Error;
+                    return;
+                }
+                if knobs.drop_after == Some(sent) {
+                    yield Step::Drop;
+                    return;
+                }
+                if knobs.stall_after == Some(sent) {
+                    yield Step::Stall;
+                    tokio::time::sleep(knobs.stall).await;
+                    next = next.max(Instant::now());
+                }
             }
-            if knobs.drop_after == Some(sent) {
-                yield Step::Drop;
-                return;
+            if step.is_token() {
+                if let Some(period) = period {
+                    tokio::time::sleep_until(next).await;
+                    next += period;
+                }
+                sent += 1;
             }
-            if knobs.stall_after == Some(sent) {
-                yield Step::Stall;
-                tokio::time::sleep(knobs.stall).await;
-                next = next.max(Instant::now());
-            }
-            if sent == 0 && knobs.reasoning > 0 {
-                yield Step::Begin { reasoning: true };
-            }
-            if sent == knobs.reasoning {
-                yield Step::Begin { reasoning: false };
-            }
-            if sent == total {
-                break;
-            }
-            if let Some(period) = period {
-                tokio::time::sleep_until(next).await;
-                next += period;
-            }
-            yield if sent < knobs.reasoning {
-                Step::Word { index: sent, reasoning: true }
-            } else {
-                Step::Word { index: sent - knobs.reasoning, reasoning: false }
-            };
+            yield step;
         }
-        yield Step::Done;
     }
 }
 
@@ -456,6 +619,9 @@ fn steps(knobs: Knobs) -> impl Stream<Item = Step> + 'static {
 trait WireFormat: 'static {
     /// The knobs of this reply.
     fn knobs(&self) -> &Knobs;
+
+    /// What this reply says.
+    fn turn(&self) -> &Turn;
 
     /// The frames for `step`, in order; none for the steps the format has nothing for.
     fn render(&self, step: Step) -> Vec<Bytes>;
@@ -466,7 +632,7 @@ trait WireFormat: 'static {
 /// connection without the chunked-encoding terminator, so the client sees a body error, not a
 /// clean EOF (actix also logs "Response payload stream error" at error level).
 fn event_stream(format: impl WireFormat) -> HttpResponse {
-    let steps = steps(format.knobs().clone());
+    let steps = steps(format.knobs().clone(), format.turn().shape(format.knobs()));
     let body = async_stream::stream! {
         let mut steps = std::pin::pin!(steps);
         while let Some(step) = steps.next().await {
@@ -511,9 +677,10 @@ impl Knobs {
         (0..count).map(|index| word(index, reasoning)).collect()
     }
 
-    /// A non-streaming request takes as long as the stream would have: `ttft_ms` plus the pacing.
-    async fn wait_whole_reply(&self) {
-        let words = (self.reasoning + self.len).saturating_sub(1) as u32;
+    /// A non-streaming request takes as long as the stream would have: `ttft_ms` plus the pacing
+    /// of the tokens of `turn`.
+    async fn wait_whole_reply(&self, turn: &Turn) {
+        let words = u32::try_from(turn.tokens(self).saturating_sub(1)).unwrap_or(u32::MAX);
         let pacing = self
             .word_period()
             .and_then(|p| p.checked_mul(words))
@@ -545,23 +712,53 @@ struct MockStreamOptions {
 #[derive(Deserialize)]
 struct MockMessage {
     #[serde(default)]
+    role: String,
+    #[serde(default)]
     content: Value,
 }
 
 impl MockMessage {
-    /// Words of a string content, or of the `text` of each content part.
+    /// Words of a string content, or of the `text` of each content part and the content of each
+    /// Anthropic `tool_result` block.
     fn word_count(&self) -> u64 {
-        let count = |text: &str| text.split_whitespace().count() as u64;
         match &self.content {
-            Value::String(text) => count(text),
+            Value::String(text) => tools::word_count(text),
             Value::Array(parts) => parts
                 .iter()
-                .filter_map(|part| part.get("text").and_then(Value::as_str))
-                .map(count)
+                .map(|part| match part.get("text").and_then(Value::as_str) {
+                    Some(text) => tools::word_count(text),
+                    None if part.get("type").and_then(Value::as_str) == Some("tool_result") => part
+                        .get("content")
+                        .map_or(0, |content| tools::word_count(&content_text(content))),
+                    None => 0,
+                })
                 .sum(),
             _ => 0,
         }
     }
+}
+
+/// The tool rounds of a Chat Completions request: each run of `role: "tool"` (or legacy
+/// `"function"`) messages is one round.
+fn openai_tool_history(messages: &[MockMessage]) -> ToolHistory {
+    let mut history = ToolHistory::default();
+    let mut in_results = false;
+    for message in messages {
+        let is_result = matches!(message.role.as_str(), "tool" | "function");
+        if is_result {
+            if !in_results {
+                history.rounds += 1;
+            }
+            history.last_result = Some(content_text(&message.content));
+        } else if message.role == "user" {
+            let text = content_text(&message.content);
+            if !text.trim().is_empty() {
+                history.last_user_text = text;
+            }
+        }
+        in_results = is_result;
+    }
+    history
 }
 
 /// Everything needed to produce one reply.
@@ -571,12 +768,13 @@ struct Reply {
     model: String,
     prompt_tokens: u64,
     include_usage: bool,
+    turn: Turn,
     knobs: Knobs,
 }
 
 impl Reply {
     fn usage(&self) -> Value {
-        let completion_tokens = (self.knobs.len + self.knobs.reasoning) as u64;
+        let completion_tokens = self.turn.tokens(&self.knobs) as u64;
         let cached = self.knobs.cached as u64;
         json!({
             "prompt_tokens": self.prompt_tokens + cached,
@@ -612,19 +810,58 @@ impl Reply {
         )
     }
 
+    /// Whether the stream opens with the role chunk: not when the answer is only tool calls,
+    /// whose first chunk carries the role, as OpenAI sends it.
+    fn opens_with_role(&self) -> bool {
+        self.knobs.reasoning > 0 || self.turn.has_text(&self.knobs)
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        if self.turn.calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        }
+    }
+
+    fn call_id(&self, call: usize) -> String {
+        self.turn.call_id(call, "call_")
+    }
+
     fn completion(&self) -> Value {
+        let content = if self.turn.has_text(&self.knobs) {
+            Value::String(self.turn.text(&self.knobs))
+        } else {
+            Value::Null
+        };
         let mut message = json!({
             "role": "assistant",
-            "content": self.knobs.words(false),
+            "content": content,
             "refusal": null,
         });
-        if self.knobs.reasoning > 0
-            && let Some(object) = message.as_object_mut()
-        {
-            object.insert(
-                "reasoning_content".to_owned(),
-                Value::String(self.knobs.words(true)),
-            );
+        if let Some(object) = message.as_object_mut() {
+            if self.knobs.reasoning > 0 {
+                object.insert(
+                    "reasoning_content".to_owned(),
+                    Value::String(self.knobs.words(true)),
+                );
+            }
+            if !self.turn.calls.is_empty() {
+                let calls: Vec<Value> = self
+                    .turn
+                    .calls
+                    .iter()
+                    .enumerate()
+                    .map(|(index, call)| {
+                        json!({
+                            "id": self.call_id(index),
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        })
+                    })
+                    .collect();
+                object.insert("tool_calls".to_owned(), Value::Array(calls));
+            }
         }
         json!({
             "id": self.id,
@@ -632,37 +869,86 @@ impl Reply {
             "created": self.created,
             "model": self.model,
             "system_fingerprint": null,
-            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+            "choices": [{
+                "index": 0,
+                "message": message,
+                "logprobs": null,
+                "finish_reason": self.finish_reason(),
+            }],
             "usage": self.usage(),
         })
     }
 }
 
-/// The Chat Completions stream: a role chunk, one delta chunk per word, the finishing chunk, the
-/// usage chunk if asked for, `[DONE]`.
+/// The Chat Completions stream: a role chunk, one delta chunk per word, for each tool call a
+/// chunk with its id and name and one per argument piece, the finishing chunk, the usage chunk
+/// if asked for, `[DONE]`.
 impl WireFormat for Reply {
     fn knobs(&self) -> &Knobs {
         &self.knobs
     }
 
+    fn turn(&self) -> &Turn {
+        &self.turn
+    }
+
     fn render(&self, step: Step) -> Vec<Bytes> {
         match step {
             Step::KeepAlive => vec![Bytes::from_static(b": keep-alive\n\n")],
-            Step::Open => vec![self.delta_frame(json!({"role": "assistant", "content": ""}))],
+            Step::Open if self.opens_with_role() => {
+                vec![self.delta_frame(json!({"role": "assistant", "content": ""}))]
+            }
             Step::Word { index, reasoning } => {
+                let text = self.turn.word(index, reasoning);
                 let delta = if reasoning {
-                    json!({"content": null, "reasoning_content": word(index, true)})
+                    json!({"content": null, "reasoning_content": text})
                 } else {
-                    json!({"content": word(index, false)})
+                    json!({"content": text})
                 };
                 vec![self.delta_frame(delta)]
+            }
+            Step::CallBegin { call } => {
+                let name = self.turn.calls.get(call).map_or("", |c| c.name.as_str());
+                let tool_calls = json!([{
+                    "index": call,
+                    "id": self.call_id(call),
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }]);
+                let delta = if call == 0 && !self.opens_with_role() {
+                    json!({
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": tool_calls,
+                        "refusal": null,
+                    })
+                } else {
+                    json!({"tool_calls": tool_calls})
+                };
+                vec![self.delta_frame(delta)]
+            }
+            Step::Piece { call, piece } => {
+                let arguments = self
+                    .turn
+                    .calls
+                    .get(call)
+                    .and_then(|c| c.pieces.get(piece))
+                    .map_or("", String::as_str);
+                vec![self.delta_frame(json!({
+                    "tool_calls": [{"index": call, "function": {"arguments": arguments}}],
+                }))]
             }
             Step::Error => vec![Bytes::from_static(
                 b"data: {\"error\":{\"message\":\"mock mid-stream error\",\"type\":\"server_error\"}}\n\n",
             )],
             Step::Done => {
                 let mut frames = vec![self.frame(
-                    json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]),
+                    json!([{
+                        "index": 0,
+                        "delta": {},
+                        "logprobs": null,
+                        "finish_reason": self.finish_reason(),
+                    }]),
                     Value::Null,
                 )];
                 if self.include_usage {
@@ -671,7 +957,11 @@ impl WireFormat for Reply {
                 frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
                 frames
             }
-            Step::Stall | Step::Begin { .. } | Step::Drop => Vec::new(),
+            Step::Open
+            | Step::Stall
+            | Step::Begin { .. }
+            | Step::CallEnd { .. }
+            | Step::Drop => Vec::new(),
         }
     }
 }
@@ -1000,7 +1290,8 @@ mod tests {
     /// The steps the engine yields for `spec` (model-name knobs, without `mock:`).
     async fn steps_of(spec: &str) -> Vec<Step> {
         let knobs = Knobs::from_request(&format!("mock:{spec}"), None).unwrap();
-        steps(knobs).collect().await
+        let shape = Turn::choose(&knobs, &ToolHistory::default()).shape(&knobs);
+        steps(knobs, shape).collect().await
     }
 
     fn reasoning_word(index: usize) -> Step {
@@ -1115,6 +1406,376 @@ mod tests {
             !Knobs::from_request("mock:keepalive=0", None)
                 .unwrap()
                 .keepalive
+        );
+    }
+
+    /// The JSON of every `data:` line of an SSE body (any format), `[DONE]` left out.
+    pub(super) fn data_frames(body: &str) -> Vec<Value> {
+        body.lines()
+            .filter_map(|line| line.trim_end_matches('\r').strip_prefix("data: "))
+            .filter(|data| *data != "[DONE]")
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect()
+    }
+
+    /// A Chat Completions request with a question, the assistant's calls and their results.
+    fn openai_second_round(result: &str) -> Value {
+        json!([
+            {"role": "user", "content": "search rust"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_mock_0_0", "type": "function",
+                 "function": {"name": "web_search", "arguments": "{\"query\":\"rust\"}"}},
+                {"id": "call_mock_0_1", "type": "function",
+                 "function": {"name": "get_time", "arguments": "{}"}},
+            ]},
+            {"role": "tool", "tool_call_id": "call_mock_0_0", "content": "ignored earlier result"},
+            {"role": "tool", "tool_call_id": "call_mock_0_1", "content": result},
+        ])
+    }
+
+    const TWO_CALLS: &str = concat!(
+        r#"[{"call": [{"name": "web_search", "arguments": {"query": "rust async runtimes"}},"#,
+        r#" {"name": "get_time", "arguments": {"tz": "CET"}}]}, {"text": "found: {result}"}]"#,
+    );
+
+    #[tokio::test]
+    async fn a_script_streams_parallel_openai_tool_calls_in_pieces() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .header(SCRIPT_HEADER, TWO_CALLS)
+            .json(&json!({
+                "model": "mock",
+                "messages": [{"role": "user", "content": "search rust"}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+        let frames = data_frames(&body);
+        // No role chunk of its own: the first call's chunk carries the role.
+        let first = &frames[0]["choices"][0]["delta"];
+        assert_eq!(
+            *first,
+            json!({
+                "role": "assistant",
+                "content": null,
+                "refusal": null,
+                "tool_calls": [{
+                    "index": 0,
+                    "id": "call_mock_0_0",
+                    "type": "function",
+                    "function": {"name": "web_search", "arguments": ""},
+                }],
+            })
+        );
+        let mut arguments = [String::new(), String::new()];
+        let mut pieces = [0, 0];
+        let mut starts = Vec::new();
+        for frame in &frames {
+            let Some(calls) = frame["choices"][0]["delta"]["tool_calls"].as_array() else {
+                continue;
+            };
+            assert_eq!(calls.len(), 1, "{frame}");
+            let call = &calls[0];
+            let index = call["index"].as_u64().unwrap() as usize;
+            if let Some(id) = call.get("id") {
+                starts.push((index, id.clone(), call["function"]["name"].clone()));
+                assert_eq!(call["type"], "function");
+                assert_eq!(call["function"]["arguments"], "");
+            } else {
+                // Later pieces carry only the index and an arguments piece.
+                assert_eq!(call.as_object().unwrap().len(), 2, "{call}");
+                arguments[index].push_str(call["function"]["arguments"].as_str().unwrap());
+                pieces[index] += 1;
+            }
+        }
+        assert_eq!(
+            starts,
+            [
+                (0, json!("call_mock_0_0"), json!("web_search")),
+                (1, json!("call_mock_0_1"), json!("get_time")),
+            ]
+        );
+        assert_eq!(arguments[0], r#"{"query":"rust async runtimes"}"#);
+        assert_eq!(arguments[1], r#"{"tz":"CET"}"#);
+        assert!(pieces[0] > 1 && pieces[1] > 1, "{pieces:?}");
+        assert!(!body.contains("\"content\":\""), "no words: {body}");
+        let finish = &frames[frames.len() - 2]["choices"][0];
+        assert_eq!(finish["finish_reason"], "tool_calls");
+        assert_eq!(finish["delta"], json!({}));
+        let usage = &frames[frames.len() - 1]["usage"];
+        assert_eq!(usage["prompt_tokens"], 2);
+        assert_eq!(usage["completion_tokens"], pieces[0] + pieces[1]);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_tools_knob_drives_the_openai_adapter_to_tool_calls() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:tools=web_search+get_time")
+            .await
+            .unwrap();
+        let starts: Vec<(u32, String, String)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Ok(ProviderEvent::ToolCallStart { index, id, name }) => {
+                    Some((*index, id.clone(), name.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                (0, "call_mock_0_0".into(), "web_search".into()),
+                (1, "call_mock_0_1".into(), "get_time".into()),
+            ]
+        );
+        let arguments = |wanted: u32| -> String {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Ok(ProviderEvent::ToolCallDelta { index, arguments }) if *index == wanted => {
+                        Some(arguments.as_str())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        // The last user message is the query.
+        assert_eq!(arguments(0), r#"{"query":"say three words"}"#);
+        assert_eq!(arguments(1), r#"{"query":"say three words"}"#);
+        assert_eq!(text_of(&events), "");
+        assert_eq!(
+            events.last(),
+            Some(&Ok(ProviderEvent::Finish {
+                reason: FinishReason::ToolCalls
+            }))
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_round_with_tool_results_answers_words_that_echo_the_last_result() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let http = reqwest::Client::new();
+        let result = "Tokio is an asynchronous runtime for the Rust programming language";
+        let body = http
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .header(SCRIPT_HEADER, TWO_CALLS)
+            .json(&json!({
+                "model": "mock:len=2",
+                "messages": openai_second_round(result),
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let frames = data_frames(&body);
+        let text: String = frames
+            .iter()
+            .filter_map(|f| f["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(
+            text,
+            "found: Tokio is an asynchronous runtime for the w0 w1 "
+        );
+        assert!(!body.contains("tool_calls\":["), "{body}");
+        assert_eq!(
+            frames[frames.len() - 2]["choices"][0]["finish_reason"],
+            "stop"
+        );
+        let usage = &frames[frames.len() - 1]["usage"];
+        // 2 user words, 3 of the earlier result, 10 of the last one.
+        assert_eq!(usage["prompt_tokens"], 15);
+        assert_eq!(usage["completion_tokens"], 10);
+
+        // Without a script, a reply to tool results still shows the result.
+        let body: Value = http
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .json(&json!({"model": "mock:len=1", "messages": openai_second_round("42 degrees")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "result: 42 degrees w0 "
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_non_streaming_request_gets_its_tool_calls_whole() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .header(SCRIPT_HEADER, TWO_CALLS)
+            .json(&json!({"model": "mock", "messages": [{"role": "user", "content": "q"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let choice = &body["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert_eq!(choice["message"]["content"], Value::Null);
+        assert_eq!(
+            choice["message"]["tool_calls"][1],
+            json!({
+                "id": "call_mock_0_1",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": "{\"tz\":\"CET\"}"},
+            })
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_script_is_a_400() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let http = reqwest::Client::new();
+        for (header, model) in [
+            (Some(r#"[{"call": [{"nam": "x"}]}]"#), "mock"),
+            (None, "mock:script=%%%"),
+            (None, "mock:tools="),
+        ] {
+            let mut request = http.post(format!("{}/chat/completions", mock.base_url()));
+            if let Some(header) = header {
+                request = request.header(SCRIPT_HEADER, header);
+            }
+            let response = request
+                .json(&json!({"model": model, "messages": []}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{header:?} {model}");
+        }
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_mock_records_what_it_received() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let sent = json!({
+            "model": "mock:len=1",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ]}],
+            "tools": [{"type": "function", "function": {
+                "name": "web_search", "description": "search", "parameters": {"type": "object"},
+            }}],
+        });
+        reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .bearer_auth("sk-test")
+            .header(KNOB_HEADER, "len=2")
+            .json(&sent)
+            .send()
+            .await
+            .unwrap();
+        reqwest::Client::new()
+            .post(format!("{}/chat/completions", mock.base_url()))
+            .body("not json")
+            .send()
+            .await
+            .unwrap();
+        let recorded = mock.recorded();
+        assert_eq!(recorded.len(), 2);
+        let first = &recorded[0];
+        assert_eq!(first.method, "POST");
+        assert_eq!(first.path, "/v1/chat/completions");
+        assert_eq!(first.body, sent);
+        assert_eq!(
+            first.body["messages"][0]["content"][1]["image_url"]["url"],
+            "data:image/png;base64,iVBORw0KGgo="
+        );
+        assert_eq!(first.header("authorization"), Some("Bearer sk-test"));
+        assert_eq!(first.header("X-Mock"), Some("len=2"));
+        assert_eq!(recorded[1].body, Value::Null);
+        assert_eq!(
+            mock.last_recorded("/chat/completions").unwrap().body,
+            Value::Null
+        );
+        assert!(mock.last_recorded("/messages").is_none());
+        mock.clear_recorded();
+        assert!(mock.recorded().is_empty());
+        assert_eq!(mock.requests(), 2);
+        mock.stop().await;
+    }
+
+    #[test]
+    fn the_log_keeps_the_last_hundred_requests() {
+        let recorder = Recorder::new(RECORDED_REQUESTS);
+        for i in 0..105 {
+            let request = actix_web::test::TestRequest::post()
+                .uri(&format!("/v1/chat/completions?n={i}"))
+                .to_http_request();
+            recorder.record(&request, json!(i));
+        }
+        let all = recorder.all();
+        assert_eq!(all.len(), RECORDED_REQUESTS);
+        assert_eq!(all[0].body, json!(5));
+        assert_eq!(all[0].query, "n=5");
+        assert_eq!(all[99].body, json!(104));
+        let off = Recorder::new(0);
+        off.record(
+            &actix_web::test::TestRequest::default().to_http_request(),
+            json!(1),
+        );
+        assert!(off.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_engine_paces_tool_calls_after_the_words_and_cuts_inside_them() {
+        let script = json!([{"text": "hi", "call": {"name": "f", "arguments": {"a": 1}}}]);
+        let spec = format!("reasoning=1,{}", script_knob(&script));
+        let knobs = Knobs::from_request(&format!("mock:{spec}"), None).unwrap();
+        let turn = Turn::choose(&knobs, &ToolHistory::default());
+        assert_eq!(turn.calls[0].pieces, ["{\"", "a", "\":", "1", "}"]);
+        assert_eq!(
+            steps_of(&spec).await,
+            [
+                Step::Open,
+                REASONING,
+                reasoning_word(0),
+                REPLY,
+                reply_word(0),
+                Step::CallBegin { call: 0 },
+                Step::Piece { call: 0, piece: 0 },
+                Step::Piece { call: 0, piece: 1 },
+                Step::Piece { call: 0, piece: 2 },
+                Step::Piece { call: 0, piece: 3 },
+                Step::Piece { call: 0, piece: 4 },
+                Step::CallEnd { call: 0 },
+                Step::Done,
+            ]
+        );
+        // Without a text the reply run is left out; `*_after` counts the pieces.
+        let script = json!([{"call": {"name": "f", "arguments": {"a": 1}}}]);
+        assert_eq!(
+            steps_of(&format!("error_after=2,{}", script_knob(&script))).await,
+            [
+                Step::Open,
+                Step::CallBegin { call: 0 },
+                Step::Piece { call: 0, piece: 0 },
+                Step::Piece { call: 0, piece: 1 },
+                Step::Error,
+            ]
         );
     }
 }

@@ -9,6 +9,13 @@
 //! (reply plus reasoning words), `message_stop`. `keepalive` adds a `ping` before
 //! `message_start`.
 //!
+//! With a tool-call script (see the parent module and `tools`) the answer is `tool_use` blocks
+//! after the thinking and text blocks, if any: `content_block_start` with `{type: "tool_use",
+//! id, name, input: {}}`, an empty `input_json_delta` (as Anthropic sends first), one
+//! `input_json_delta` per argument piece, `content_block_stop`; then `stop_reason: "tool_use"`.
+//! A request's tool-result rounds are its user messages with `tool_result` blocks; the words of
+//! their contents count as input tokens.
+//!
 //! `status` answers Anthropic's error body (`{"type":"error","error":{"type","message"}}`, the
 //! type chosen by the status, e.g. `rate_limit_error` for 429, `overloaded_error` for 529) with
 //! `retry-after`; `error_after` sends `event: error` with an `overloaded_error` and ends;
@@ -25,7 +32,9 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Knobs, MockMessage, Step, WireFormat, event_stream, set_retry_after, word};
+use super::record::Recorder;
+use super::tools::{ToolHistory, Turn, content_text};
+use super::{Knobs, MockMessage, Step, WireFormat, event_stream, parse_recorded, set_retry_after};
 
 /// A stand-in for the signature Anthropic puts on thinking blocks.
 const MOCK_SIGNATURE: &str = "bW9jay1zaWduYXR1cmU=";
@@ -35,11 +44,12 @@ pub(super) async fn messages(
     request: HttpRequest,
     body: Bytes,
     counter: web::Data<AtomicUsize>,
+    recorder: web::Data<Recorder>,
 ) -> HttpResponse {
     let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
-    let parsed: MessagesRequest = match serde_json::from_slice(&body) {
+    let parsed = match parse_recorded::<MessagesRequest>(&request, &body, &recorder) {
         Ok(parsed) => parsed,
-        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     let knobs = match Knobs::from_http(&parsed.model, &request) {
         Ok(knobs) => knobs,
@@ -52,6 +62,7 @@ pub(super) async fn messages(
         return response;
     }
     let system = MockMessage {
+        role: "system".to_owned(),
         content: parsed.system.unwrap_or(Value::Null),
     };
     let reply = Reply {
@@ -63,12 +74,13 @@ pub(super) async fn messages(
                 .iter()
                 .map(MockMessage::word_count)
                 .sum::<u64>(),
+        turn: Turn::choose(&knobs, &tool_history(&parsed.messages)),
         knobs,
     };
     if parsed.stream.unwrap_or(false) {
         event_stream(reply)
     } else {
-        reply.knobs.wait_whole_reply().await;
+        reply.knobs.wait_whole_reply(&reply.turn).await;
         HttpResponse::Ok().json(reply.message())
     }
 }
@@ -93,6 +105,29 @@ fn error_response(status: StatusCode, message: &str) -> HttpResponse {
     }))
 }
 
+/// The tool rounds of a Messages request: each user message with `tool_result` blocks is one;
+/// the last result is the content of the last such block.
+fn tool_history(messages: &[MockMessage]) -> ToolHistory {
+    let mut history = ToolHistory::default();
+    for message in messages.iter().filter(|m| m.role == "user") {
+        let results = message.content.as_array().map_or(Vec::new(), |blocks| {
+            blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                .collect()
+        });
+        if let Some(last) = results.last() {
+            history.rounds += 1;
+            history.last_result = Some(last.get("content").map(content_text).unwrap_or_default());
+        }
+        let text = content_text(&message.content);
+        if !text.trim().is_empty() {
+            history.last_user_text = text;
+        }
+    }
+    history
+}
+
 #[derive(Deserialize)]
 struct MessagesRequest {
     #[serde(default)]
@@ -109,17 +144,31 @@ struct Reply {
     id: String,
     model: String,
     input_tokens: u64,
+    turn: Turn,
     knobs: Knobs,
 }
 
 impl Reply {
     fn output_tokens(&self) -> u64 {
-        (self.knobs.len + self.knobs.reasoning) as u64
+        self.turn.tokens(&self.knobs) as u64
     }
 
     /// The thinking block, if any, is block 0 and the text block follows it.
     fn text_index(&self) -> usize {
         usize::from(self.knobs.reasoning > 0)
+    }
+
+    /// The `tool_use` blocks follow the thinking and text blocks.
+    fn call_index(&self, call: usize) -> usize {
+        self.text_index() + usize::from(self.turn.has_text(&self.knobs)) + call
+    }
+
+    fn stop_reason(&self) -> &'static str {
+        if self.turn.calls.is_empty() {
+            "end_turn"
+        } else {
+            "tool_use"
+        }
     }
 
     /// One `event: {type}\ndata: {json}\n\n` frame; the type is repeated inside, as Anthropic does.
@@ -164,12 +213,23 @@ impl Reply {
         Self::frame(&json!({"type": "content_block_stop", "index": index}))
     }
 
+    /// The thinking block's signature and stop.
+    fn close_thinking() -> [Bytes; 2] {
+        [
+            Self::block_delta(
+                0,
+                json!({"type": "signature_delta", "signature": MOCK_SIGNATURE}),
+            ),
+            Self::block_stop(0),
+        ]
+    }
+
     fn ping() -> Bytes {
         Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n")
     }
 
     fn message(&self) -> Value {
-        let mut content = Vec::with_capacity(2);
+        let mut content = Vec::with_capacity(2 + self.turn.calls.len());
         if self.knobs.reasoning > 0 {
             content.push(json!({
                 "type": "thinking",
@@ -177,14 +237,24 @@ impl Reply {
                 "signature": MOCK_SIGNATURE,
             }));
         }
-        content.push(json!({"type": "text", "text": self.knobs.words(false)}));
+        if self.turn.has_text(&self.knobs) {
+            content.push(json!({"type": "text", "text": self.turn.text(&self.knobs)}));
+        }
+        for (index, call) in self.turn.calls.iter().enumerate() {
+            content.push(json!({
+                "type": "tool_use",
+                "id": self.turn.call_id(index, "toolu_"),
+                "name": call.name,
+                "input": call.args,
+            }));
+        }
         json!({
             "id": self.id,
             "type": "message",
             "role": "assistant",
             "model": self.model,
             "content": content,
-            "stop_reason": "end_turn",
+            "stop_reason": self.stop_reason(),
             "stop_sequence": null,
             "usage": {
                 "input_tokens": self.input_tokens,
@@ -197,10 +267,15 @@ impl Reply {
 }
 
 /// The Messages stream: `message_start` and a `ping` on opening, each run of words a content
-/// block (the thinking block closes with its signature), `message_delta` and `message_stop`.
+/// block (the thinking block closes with its signature), a `tool_use` block per call,
+/// `message_delta` and `message_stop`.
 impl WireFormat for Reply {
     fn knobs(&self) -> &Knobs {
         &self.knobs
+    }
+
+    fn turn(&self) -> &Turn {
+        &self.turn
     }
 
     fn render(&self, step: Step) -> Vec<Bytes> {
@@ -214,11 +289,7 @@ impl WireFormat for Reply {
             Step::Begin { reasoning: false } => {
                 let mut frames = Vec::with_capacity(3);
                 if self.knobs.reasoning > 0 {
-                    frames.push(Self::block_delta(
-                        0,
-                        json!({"type": "signature_delta", "signature": MOCK_SIGNATURE}),
-                    ));
-                    frames.push(Self::block_stop(0));
+                    frames.extend(Self::close_thinking());
                 }
                 frames.push(Self::block_start(
                     self.text_index(),
@@ -231,27 +302,71 @@ impl WireFormat for Reply {
                 reasoning: true,
             } => vec![Self::block_delta(
                 0,
-                json!({"type": "thinking_delta", "thinking": word(index, true)}),
+                json!({"type": "thinking_delta", "thinking": self.turn.word(index, true)}),
             )],
             Step::Word {
                 index,
                 reasoning: false,
             } => vec![Self::block_delta(
                 self.text_index(),
-                json!({"type": "text_delta", "text": word(index, false)}),
+                json!({"type": "text_delta", "text": self.turn.word(index, false)}),
             )],
+            Step::CallBegin { call } => {
+                let mut frames = Vec::with_capacity(4);
+                if call == 0 {
+                    if self.turn.has_text(&self.knobs) {
+                        frames.push(Self::block_stop(self.text_index()));
+                    } else if self.knobs.reasoning > 0 {
+                        frames.extend(Self::close_thinking());
+                    }
+                }
+                let index = self.call_index(call);
+                let name = self.turn.calls.get(call).map_or("", |c| c.name.as_str());
+                frames.push(Self::block_start(
+                    index,
+                    json!({
+                        "type": "tool_use",
+                        "id": self.turn.call_id(call, "toolu_"),
+                        "name": name,
+                        "input": {},
+                    }),
+                ));
+                frames.push(Self::block_delta(
+                    index,
+                    json!({"type": "input_json_delta", "partial_json": ""}),
+                ));
+                frames
+            }
+            Step::Piece { call, piece } => {
+                let partial = self
+                    .turn
+                    .calls
+                    .get(call)
+                    .and_then(|c| c.pieces.get(piece))
+                    .map_or("", String::as_str);
+                vec![Self::block_delta(
+                    self.call_index(call),
+                    json!({"type": "input_json_delta", "partial_json": partial}),
+                )]
+            }
+            Step::CallEnd { call } => vec![Self::block_stop(self.call_index(call))],
             Step::Error => vec![Bytes::from_static(
                 b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
             )],
-            Step::Done => vec![
-                Self::block_stop(self.text_index()),
-                Self::frame(&json!({
+            Step::Done => {
+                let mut frames = Vec::with_capacity(3);
+                // A tool call's block is closed by its `CallEnd`.
+                if self.turn.calls.is_empty() {
+                    frames.push(Self::block_stop(self.text_index()));
+                }
+                frames.push(Self::frame(&json!({
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                    "delta": {"stop_reason": self.stop_reason(), "stop_sequence": null},
                     "usage": {"output_tokens": self.output_tokens()},
-                })),
-                Self::frame(&json!({"type": "message_stop"})),
-            ],
+                })));
+                frames.push(Self::frame(&json!({"type": "message_stop"})));
+                frames
+            }
             Step::Stall | Step::Drop => Vec::new(),
         }
     }
@@ -533,6 +648,238 @@ mod tests {
         assert_eq!(body["stop_reason"], "end_turn");
         assert_eq!(body["usage"]["input_tokens"], 6);
         assert_eq!(body["usage"]["output_tokens"], 3);
+        mock.stop().await;
+    }
+
+    const CALLS: &str = concat!(
+        r#"[{"text": "let me look", "call": [{"name": "web_search", "arguments": {"query": "rust"}},"#,
+        r#" {"name": "get_time", "arguments": {"tz": "CET"}, "id": "toolu_given"}]},"#,
+        r#" {"text": "found: {result}"}]"#,
+    );
+
+    /// The `(event, data)` pairs of a Messages stream.
+    fn events_of(body: &str) -> Vec<(String, Value)> {
+        body.split_terminator("\n\n")
+            .map(|frame| {
+                let (event, data) = frame.split_once('\n').unwrap();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                (event.strip_prefix("event: ").unwrap().to_owned(), data)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_script_streams_tool_use_blocks_after_thinking_and_text() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let body = reqwest::Client::new()
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .header(crate::mock_upstream::SCRIPT_HEADER, CALLS)
+            .json(&json!({
+                "model": "mock:reasoning=1",
+                "max_tokens": 100,
+                "messages": [{"role": "user", "content": "search rust"}],
+                "stream": true,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let events = events_of(&body);
+        let starts: Vec<&Value> = events
+            .iter()
+            .filter(|(event, _)| event == "content_block_start")
+            .map(|(_, data)| data)
+            .collect();
+        assert_eq!(starts.len(), 4, "{body}");
+        assert_eq!(starts[0]["content_block"]["type"], "thinking");
+        assert_eq!(
+            starts[1]["content_block"],
+            json!({"type": "text", "text": ""})
+        );
+        assert_eq!(
+            *starts[2],
+            json!({"type": "content_block_start", "index": 2, "content_block": {
+                "type": "tool_use", "id": "toolu_mock_0_0", "name": "web_search", "input": {},
+            }})
+        );
+        assert_eq!(starts[3]["index"], 3);
+        assert_eq!(starts[3]["content_block"]["id"], "toolu_given");
+        assert_eq!(starts[3]["content_block"]["name"], "get_time");
+        // Every block is stopped before the next starts, each once.
+        let mut open: Option<u64> = None;
+        for (event, data) in &events {
+            match event.as_str() {
+                "content_block_start" => {
+                    assert_eq!(open, None, "{body}");
+                    open = data["index"].as_u64();
+                }
+                "content_block_delta" => assert_eq!(open, data["index"].as_u64(), "{body}"),
+                "content_block_stop" => {
+                    assert_eq!(open, data["index"].as_u64(), "{body}");
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        let json_of = |index: u64| -> (String, usize) {
+            let pieces: Vec<&str> = events
+                .iter()
+                .filter(|(_, d)| d["index"] == index && d["delta"]["type"] == "input_json_delta")
+                .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap())
+                .collect();
+            // The first piece is empty, as Anthropic sends it.
+            assert_eq!(pieces[0], "");
+            (pieces.concat(), pieces.len() - 1)
+        };
+        let (first, first_pieces) = json_of(2);
+        let (second, second_pieces) = json_of(3);
+        assert_eq!(first, r#"{"query":"rust"}"#);
+        assert_eq!(second, r#"{"tz":"CET"}"#);
+        let text: String = events
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "let me look ");
+        let (event, delta) = &events[events.len() - 2];
+        assert_eq!(event, "message_delta");
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+        // 1 reasoning word, 3 words, the argument pieces.
+        assert_eq!(
+            delta["usage"]["output_tokens"],
+            4 + first_pieces + second_pieces
+        );
+        assert_eq!(events[events.len() - 1].0, "message_stop");
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_tools_knob_drives_the_anthropic_adapter_to_tool_calls() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:tools=web_search,reasoning=1")
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Ok(ProviderEvent::ReasoningDelta { text: "r0 ".into() }),
+                Ok(ProviderEvent::ToolCallStart {
+                    index: 0,
+                    id: "toolu_mock_0_0".into(),
+                    name: "web_search".into(),
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "{\"".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "query".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "\":\"".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "say".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: " three".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: " words".into()
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "\"}".into()
+                }),
+                // 1 reasoning word and 7 pieces.
+                usage(5, 8),
+                Ok(ProviderEvent::Finish {
+                    reason: FinishReason::ToolCalls
+                }),
+            ]
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_round_with_tool_results_answers_words_that_echo_the_last_result() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let http = reqwest::Client::new();
+        let messages = json!([
+            {"role": "user", "content": "search rust"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "let me look"},
+                {"type": "tool_use", "id": "toolu_mock_0_0", "name": "web_search", "input": {"query": "rust"}},
+                {"type": "tool_use", "id": "toolu_given", "name": "get_time", "input": {"tz": "CET"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_mock_0_0", "content": "first result"},
+                {"type": "tool_result", "tool_use_id": "toolu_given",
+                 "content": [{"type": "text", "text": "12:00 in Paris"}]},
+            ]},
+        ]);
+        let body = http
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .header(crate::mock_upstream::SCRIPT_HEADER, CALLS)
+            .json(&json!({
+                "model": "mock:len=1",
+                "max_tokens": 100,
+                "messages": messages,
+                "stream": true,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let events = events_of(&body);
+        let text: String = events
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "found: 12:00 in Paris w0 ");
+        assert!(!body.contains("tool_use\""), "{body}");
+        // "search rust", "let me look", "first result", "12:00 in Paris".
+        assert_eq!(events[0].1["message"]["usage"]["input_tokens"], 10);
+        assert_eq!(
+            events[events.len() - 2].1["delta"]["stop_reason"],
+            "end_turn"
+        );
+
+        // Non-streaming, the first round: the whole tool_use blocks.
+        let body: Value = http
+            .post(format!("{}/v1/messages", base_url(&mock)))
+            .header(crate::mock_upstream::SCRIPT_HEADER, CALLS)
+            .json(&json!({
+                "model": "mock",
+                "max_tokens": 100,
+                "messages": [{"role": "user", "content": "search rust"}],
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["stop_reason"], "tool_use");
+        assert_eq!(
+            body["content"],
+            json!([
+                {"type": "text", "text": "let me look "},
+                {"type": "tool_use", "id": "toolu_mock_0_0", "name": "web_search", "input": {"query": "rust"}},
+                {"type": "tool_use", "id": "toolu_given", "name": "get_time", "input": {"tz": "CET"}},
+            ])
+        );
+        let recorded = mock.last_recorded("/v1/messages").unwrap();
+        assert_eq!(recorded.body["messages"][0]["content"], "search rust");
         mock.stop().await;
     }
 }

@@ -9,6 +9,14 @@
 //! `thoughtsTokenCount`: reasoning words so far, `totalTokenCount`: their sum, as Gemini counts
 //! them); a last chunk with an empty text part carries `finishReason: "STOP"`.
 //!
+//! With a tool-call script (see the parent module and `tools`) the answer ends with one chunk
+//! whose parts are all the calls, `{"functionCall": {"name", "args"}}` (with `id` only when the
+//! script gives one), and `finishReason: "STOP"`, as Gemini sends parallel calls: whole, in one
+//! chunk. A request's tool-result rounds are its contents with `functionResponse` parts; the
+//! result text of a `functionResponse` is its `response.content`, `response.result` or
+//! `response.output` (a string as it is, anything else as JSON), or else the whole `response`
+//! as JSON, and its words count as prompt tokens.
+//!
 //! The model name comes from the URL path (`mock:len=5,…`, URL-decoded; Gemini's action follows
 //! the last `:`), and the knobs are those of the parent module, with the same `x-mock` override.
 //! Differences from the OpenAI stream: `status` answers Google's error JSON
@@ -26,7 +34,9 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
-use super::{Knobs, Step, WireFormat, event_stream, word};
+use super::record::Recorder;
+use super::tools::{ToolHistory, Turn, word_count};
+use super::{Knobs, Step, WireFormat, event_stream};
 
 /// The one action served.
 const STREAM_ACTION: &str = "streamGenerateContent";
@@ -38,6 +48,7 @@ pub(super) async fn models_action(
     request: HttpRequest,
     body: Bytes,
     counter: web::Data<AtomicUsize>,
+    recorder: web::Data<Recorder>,
 ) -> HttpResponse {
     let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
     let segment = percent_decode(request.match_info().get("model_action").unwrap_or_default());
@@ -58,9 +69,13 @@ pub(super) async fn models_action(
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(parsed) => parsed,
         Err(e) => {
+            recorder.record(&request, Value::Null);
             return google_error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}"), None);
         }
     };
+    let prompt_tokens = prompt_word_count(&parsed);
+    let history = tool_history(&parsed);
+    recorder.record(&request, parsed);
     let knobs = match Knobs::from_http(model, &request) {
         Ok(knobs) => knobs,
         Err(message) => return google_error(StatusCode::BAD_REQUEST, &message, None),
@@ -75,7 +90,8 @@ pub(super) async fn models_action(
     let reply = GeminiReply {
         response_id: format!("mock{number}"),
         model: model.to_owned(),
-        prompt_tokens: prompt_word_count(&parsed),
+        prompt_tokens,
+        turn: Turn::choose(&knobs, &history),
         knobs,
     };
     event_stream(reply)
@@ -115,19 +131,19 @@ fn google_status(status: StatusCode) -> &'static str {
     }
 }
 
-/// Whitespace-separated words of every `text` part in `contents` and `systemInstruction`.
+/// Whitespace-separated words of every `text` part and `functionResponse` result text in
+/// `contents` and `systemInstruction`.
 fn prompt_word_count(body: &Value) -> u64 {
     let words_of_parts = |content: &Value| -> u64 {
-        content
-            .get("parts")
-            .and_then(Value::as_array)
-            .map_or(0, |parts| {
-                parts
-                    .iter()
-                    .filter_map(|part| part.get("text").and_then(Value::as_str))
-                    .map(|text| text.split_whitespace().count() as u64)
-                    .sum()
+        parts_of(content)
+            .iter()
+            .map(|part| match part.get("text").and_then(Value::as_str) {
+                Some(text) => word_count(text),
+                None => part
+                    .get("functionResponse")
+                    .map_or(0, |response| word_count(&function_response_text(response))),
             })
+            .sum()
     };
     let contents: u64 = body
         .get("contents")
@@ -135,6 +151,63 @@ fn prompt_word_count(body: &Value) -> u64 {
         .map_or(0, |contents| contents.iter().map(words_of_parts).sum());
     let system = body.get("systemInstruction").map_or(0, words_of_parts);
     contents + system
+}
+
+/// The `parts` of a content, none if it has none.
+fn parts_of(content: &Value) -> &[Value] {
+    content
+        .get("parts")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The result text of a `functionResponse`: `response.content`, `.result` or `.output` (a
+/// string as it is, anything else as JSON), else the whole `response` as JSON.
+fn function_response_text(function_response: &Value) -> String {
+    let Some(response) = function_response.get("response") else {
+        return String::new();
+    };
+    let field = ["content", "result", "output"]
+        .iter()
+        .find_map(|key| response.get(key));
+    match field.unwrap_or(response) {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The tool rounds of a Gemini request: each content with `functionResponse` parts is one; the
+/// last result is the last such part's.
+fn tool_history(body: &Value) -> ToolHistory {
+    let mut history = ToolHistory::default();
+    let contents = body
+        .get("contents")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for content in contents {
+        let parts = parts_of(content);
+        if let Some(last) = parts
+            .iter()
+            .filter_map(|part| part.get("functionResponse"))
+            .next_back()
+        {
+            history.rounds += 1;
+            history.last_result = Some(function_response_text(last));
+        }
+        let is_user = content
+            .get("role")
+            .and_then(Value::as_str)
+            .is_none_or(|role| role == "user");
+        let text = parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if is_user && !text.trim().is_empty() {
+            history.last_user_text = text;
+        }
+    }
+    history
 }
 
 /// Decodes `%XY` escapes (actix leaves `%25`, `%2F` and `%2B` encoded in path segments).
@@ -168,11 +241,30 @@ struct GeminiReply {
     response_id: String,
     model: String,
     prompt_tokens: u64,
+    turn: Turn,
     knobs: Knobs,
 }
 
 impl GeminiReply {
-    /// The running `usageMetadata` after `sent` words (reasoning words come first).
+    /// One `functionCall` part per call, in order.
+    fn function_calls(&self) -> Vec<Value> {
+        self.turn
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| {
+                let mut function_call = Map::new();
+                function_call.insert("name".to_owned(), json!(call.name));
+                function_call.insert("args".to_owned(), call.args.clone());
+                if let Some(id) = self.turn.script_id(index) {
+                    function_call.insert("id".to_owned(), json!(id));
+                }
+                json!({ "functionCall": function_call })
+            })
+            .collect()
+    }
+
+    /// The running `usageMetadata` after `sent` tokens (reasoning words come first).
     fn usage(&self, sent: usize) -> Value {
         let thoughts = sent.min(self.knobs.reasoning) as u64;
         let candidates = sent.saturating_sub(self.knobs.reasoning) as u64;
@@ -186,12 +278,12 @@ impl GeminiReply {
         })
     }
 
-    /// One `data: {chunk}\r\n\r\n` frame with one part, after `sent` words.
-    fn frame(&self, part: Value, sent: usize, finish_reason: Option<&str>) -> Bytes {
+    /// One `data: {chunk}\r\n\r\n` frame with `parts`, after `sent` tokens.
+    fn frame(&self, parts: Vec<Value>, sent: usize, finish_reason: Option<&str>) -> Bytes {
         let mut candidate = Map::new();
         candidate.insert(
             "content".to_owned(),
-            json!({"parts": [part], "role": "model"}),
+            json!({"parts": parts, "role": "model"}),
         );
         if let Some(reason) = finish_reason {
             candidate.insert("finishReason".to_owned(), json!(reason));
@@ -207,33 +299,49 @@ impl GeminiReply {
     }
 }
 
-/// The `?alt=sse` stream: one chunk per word with the running usage, then the finishing chunk;
-/// nothing on opening, no `[DONE]`.
+/// The `?alt=sse` stream: one chunk per word with the running usage, then the finishing chunk
+/// (with the function calls, if any); nothing on opening, no `[DONE]`.
 impl WireFormat for GeminiReply {
     fn knobs(&self) -> &Knobs {
         &self.knobs
+    }
+
+    fn turn(&self) -> &Turn {
+        &self.turn
     }
 
     fn render(&self, step: Step) -> Vec<Bytes> {
         match step {
             Step::KeepAlive => vec![Bytes::from_static(b": keep-alive\r\n\r\n")],
             Step::Word { index, reasoning } => {
+                let text = self.turn.word(index, reasoning);
                 let (part, sent) = if reasoning {
-                    (json!({"text": word(index, true), "thought": true}), index + 1)
+                    (json!({"text": text, "thought": true}), index + 1)
                 } else {
-                    let sent = self.knobs.reasoning + index + 1;
-                    (json!({"text": word(index, false)}), sent)
+                    (json!({"text": text}), self.knobs.reasoning + index + 1)
                 };
-                vec![self.frame(part, sent, None)]
+                vec![self.frame(vec![part], sent, None)]
             }
             Step::Error => vec![Bytes::from_static(
                 b"data: {\"error\":{\"code\":503,\"message\":\"mock mid-stream error\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n",
             )],
             Step::Done => {
-                let total = self.knobs.reasoning + self.knobs.len;
-                vec![self.frame(json!({"text": ""}), total, Some("STOP"))]
+                let total = self.turn.tokens(&self.knobs);
+                let parts = if self.turn.calls.is_empty() {
+                    vec![json!({"text": ""})]
+                } else {
+                    self.function_calls()
+                };
+                vec![self.frame(parts, total, Some("STOP"))]
             }
-            Step::Open | Step::Stall | Step::Begin { .. } | Step::Drop => Vec::new(),
+            // Gemini sends a call whole, at the end: nothing while its arguments are generated.
+            Step::Open
+            | Step::Stall
+            | Step::Begin { .. }
+            | Step::CallBegin { .. }
+            | Step::Piece { .. }
+            | Step::CallEnd { .. }
+            | Step::Drop => Vec::new(),
         }
     }
 }
@@ -548,5 +656,134 @@ mod tests {
         });
         assert_eq!(prompt_word_count(&body), 6);
         assert_eq!(prompt_word_count(&json!({})), 0);
+    }
+
+    /// A script with two parallel calls (the second with an id), then words.
+    fn script() -> Value {
+        json!([
+            {"call": [
+                {"name": "web_search", "arguments": {"query": "rust"}},
+                {"name": "get_time", "arguments": {"tz": "CET"}, "id": "fc_1"},
+            ]},
+            {"text": "found: {result}"},
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_script_in_the_model_path_sends_all_calls_in_one_finishing_chunk() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let model = format!("mock:{}", crate::mock_upstream::script_knob(&script()));
+        let body = reqwest::Client::new()
+            .post(url(&mock, &model))
+            .json(&json!({"contents": [{"role": "user", "parts": [{"text": "search rust"}]}]}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let frames = crate::mock_upstream::tests::data_frames(&body);
+        assert_eq!(frames.len(), 1, "{body}");
+        let candidate = &frames[0]["candidates"][0];
+        assert_eq!(
+            candidate["content"],
+            json!({"role": "model", "parts": [
+                {"functionCall": {"name": "web_search", "args": {"query": "rust"}}},
+                {"functionCall": {"name": "get_time", "args": {"tz": "CET"}, "id": "fc_1"}},
+            ]})
+        );
+        assert_eq!(candidate["finishReason"], "STOP");
+        // `{"query":"rust"}` is 5 pieces, `{"tz":"CET"}` 5.
+        assert_eq!(frames[0]["usageMetadata"]["candidatesTokenCount"], 10);
+        assert_eq!(frames[0]["usageMetadata"]["promptTokenCount"], 2);
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_tools_knob_drives_the_gemini_adapter_to_tool_calls() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let events = collect(&mock, "mock:tools=web_search", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Ok(ProviderEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_0".into(),
+                    name: "web_search".into(),
+                }),
+                Ok(ProviderEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: r#"{"query":"say three words"}"#.into(),
+                }),
+                Ok(ProviderEvent::Usage {
+                    usage: Usage {
+                        input_tokens: 5,
+                        output_tokens: 7,
+                        reasoning_tokens: 0,
+                        cached_input_tokens: 0,
+                    },
+                }),
+                Ok(ProviderEvent::Finish {
+                    reason: FinishReason::ToolCalls,
+                }),
+            ]
+        );
+        mock.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_round_with_function_responses_answers_words_that_echo_the_last_result() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let contents = json!([
+            {"role": "user", "parts": [{"text": "search rust"}]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "web_search", "args": {"query": "rust"}}},
+                {"functionCall": {"name": "get_time", "args": {"tz": "CET"}, "id": "fc_1"}},
+            ]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "web_search", "response": {"result": "one two"}}},
+                {"functionResponse": {"id": "fc_1", "name": "get_time",
+                                      "response": {"content": "noon in Paris"}}},
+            ]},
+        ]);
+        let body = reqwest::Client::new()
+            .post(url(&mock, "mock:len=1"))
+            .header(crate::mock_upstream::SCRIPT_HEADER, script().to_string())
+            .json(&json!({"contents": contents}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let frames = crate::mock_upstream::tests::data_frames(&body);
+        let text: String = frames
+            .iter()
+            .filter_map(|f| f["candidates"][0]["content"]["parts"][0]["text"].as_str())
+            .collect();
+        assert_eq!(text, "found: noon in Paris w0 ");
+        assert!(!body.contains("functionCall"), "{body}");
+        let last = frames.last().unwrap();
+        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+        // "search rust", "one two", "noon in Paris".
+        assert_eq!(last["usageMetadata"]["promptTokenCount"], 7);
+        assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 5);
+        let recorded = mock.last_recorded(":streamGenerateContent").unwrap();
+        assert_eq!(recorded.query, "alt=sse");
+        assert_eq!(recorded.body["contents"], contents);
+        mock.stop().await;
+    }
+
+    #[test]
+    fn function_responses_give_their_result_text() {
+        let text =
+            |response: Value| function_response_text(&json!({"name": "f", "response": response}));
+        assert_eq!(text(json!({"content": "a b"})), "a b");
+        assert_eq!(text(json!({"result": {"n": 1}})), r#"{"n":1}"#);
+        assert_eq!(text(json!({"output": "o"})), "o");
+        assert_eq!(text(json!({"temp": 20})), r#"{"temp":20}"#);
+        assert_eq!(function_response_text(&json!({"name": "f"})), "");
     }
 }
