@@ -1,9 +1,9 @@
 //! Full-text search over each account's thread titles and message texts.
 //!
 //! One document per title and per message (user messages when posted, replies when they end,
-//! copied histories at once), every branch included. SQLite: an FTS5 table ranked with bm25
-//! (titles weigh ten times a message) and `snippet()`. PostgreSQL: a `tsvector` column with a
-//! GIN index, the title at weight A, ranked with `ts_rank`, `ts_headline` for snippets. Both
+//! copied histories at once), every branch included. SQLite: an FTS5 table, `snippet()` for
+//! snippets; PostgreSQL: a `tsvector` column with a GIN index, `ts_headline`. Title hits come
+//! first (ranked with bm25 / `ts_rank`), then messages, newest first (see [`search`] for why). Both
 //! use language-neutral tokenizing (`unicode61`, `simple`), so every script works; Chinese
 //! and Japanese characters, written without spaces, are indexed one character per token (see
 //! [`segment`]) and a query's run of them matches as a phrase. Every query term matches as a
@@ -116,8 +116,14 @@ fn owner_token(id: &str) -> String {
     format!("o{}", hex.to_lowercase())
 }
 
-/// An FTS5 query: the owner, and every term (words as prefixes, runs as phrases).
+/// An FTS5 query: the owner, and every term (words as prefixes, runs as phrases) in the title
+/// or the text.
 pub fn fts5_query(owner: &str, terms: &[Term]) -> String {
+    fts5_query_in(owner, terms, "{title body}")
+}
+
+/// An FTS5 query over `columns` (`{title body}`, `title` or `body`).
+fn fts5_query_in(owner: &str, terms: &[Term], columns: &str) -> String {
     let body: Vec<String> = terms
         .iter()
         .map(|t| match t {
@@ -126,7 +132,7 @@ pub fn fts5_query(owner: &str, terms: &[Term]) -> String {
         })
         .collect();
     format!(
-        "owner : \"{}\" AND {{title body}} : ({})",
+        "owner : \"{}\" AND {columns} : ({})",
         owner_token(owner),
         body.join(" AND ")
     )
@@ -593,8 +599,18 @@ fn highlighted(raw: &str) -> (String, Vec<(usize, usize)>) {
     (out, ranges)
 }
 
-/// The caller's hits for `q`, best first (titles above passing mentions, then newest), from
-/// `offset`. Hidden messages and deleted threads never appear.
+/// The caller's hits for `q` from `offset`: thread titles first (best match first), then
+/// messages, newest first. Hidden messages and deleted threads never appear.
+///
+/// Messages are ordered by time, not by a relevance score: scoring every match costs about
+/// 4 µs a match in FTS5 (a common word in a big account has tens of thousands of them, a tenth
+/// of a second), while the newest matches come straight from the index; and a person searching
+/// their chats looks for a conversation, most often a recent one. Titles, few, are ranked
+/// (bm25 / `ts_rank`).
+///
+/// Each group is first cut to the newest candidates the page needs (plus slack for hidden
+/// messages), and only those are checked for visibility and get a snippet; a short page is
+/// asked again without the cut, so hidden messages never shorten a page.
 pub async fn search(
     db: &Db,
     owner: &str,
@@ -606,53 +622,11 @@ pub async fn search(
     if terms.is_empty() {
         return Ok(vec![]);
     }
-    // `$1` is the owner, `$2` the query (SQLite numbers `$N` by first appearance).
-    let visible = "JOIN threads t ON t.id = d.thread_id AND t.owner = $1 \
-        LEFT JOIN messages m ON m.thread_id = d.thread_id AND m.id = d.message_id \
-        WHERE (d.message_id = '' OR (m.id IS NOT NULL AND NOT m.hidden))";
-    let rows: Vec<(String, String, String, i64, Option<String>)> = match db {
-        Db::Sqlite { reader, .. } => {
-            // Rank every match, but cut snippets only for the page: SQLite would otherwise
-            // evaluate `snippet()` for each match before sorting.
-            let sql = format!(
-                "WITH page AS (SELECT d.rowid AS rid, bm25(search_docs, 0.0, 10.0, 1.0) AS rank, \
-                 d.at AS at FROM search_docs d {visible} AND search_docs MATCH $2 \
-                 ORDER BY rank, at DESC LIMIT $3 OFFSET $4) \
-                 SELECT d.thread_id, d.message_id, \
-                 CASE WHEN d.message_id = '' \
-                 THEN snippet(search_docs, 1, char(57344), char(57345), '…', 24) \
-                 ELSE snippet(search_docs, 2, char(57344), char(57345), '…', 24) END, \
-                 d.at, t.title \
-                 FROM page p JOIN search_docs d ON d.rowid = p.rid \
-                 JOIN threads t ON t.id = d.thread_id \
-                 WHERE search_docs MATCH $2 ORDER BY p.rank, p.at DESC"
-            );
-            sqlx::query_as(&sql)
-                .bind(owner)
-                .bind(fts5_query(owner, &terms))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(reader)
-                .await?
-        }
-        Db::Postgres(pool) => {
-            let sql = format!(
-                "SELECT d.thread_id, d.message_id, \
-                 ts_headline('simple', d.content, query, 'StartSel=\u{E000}, StopSel=\u{E001}, \
-                 MaxWords=24, MinWords=8, MaxFragments=1, FragmentDelimiter=…'), d.at, t.title \
-                 FROM search_docs d CROSS JOIN to_tsquery('simple', $2) query {visible} \
-                 AND d.tsv @@ query \
-                 ORDER BY ts_rank(d.tsv, query) DESC, d.at DESC LIMIT $3 OFFSET $4"
-            );
-            sqlx::query_as(&sql)
-                .bind(owner)
-                .bind(tsquery(owner, &terms))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let cap = (offset + limit) * 2 + 16;
+    let mut rows = search_page(db, owner, &terms, offset, limit, cap).await?;
+    if (rows.len() as i64) < limit {
+        rows = search_page(db, owner, &terms, offset, limit, i64::MAX).await?;
+    }
     Ok(rows
         .into_iter()
         .map(|(thread_id, message_id, raw, at, title)| {
@@ -667,6 +641,82 @@ pub async fn search(
             }
         })
         .collect())
+}
+
+type HitRow = (String, String, String, i64, Option<String>);
+
+/// One page of hits, each group cut to its `cap` best candidates first.
+async fn search_page(
+    db: &Db,
+    owner: &str,
+    terms: &[Term],
+    offset: i64,
+    limit: i64,
+    cap: i64,
+) -> Result<Vec<HitRow>, sqlx::Error> {
+    let visible = "JOIN threads t ON t.id = d.thread_id AND t.owner = $4 \
+        LEFT JOIN messages m ON m.thread_id = d.thread_id AND m.id = d.message_id \
+        WHERE (d.message_id = '' OR (m.id IS NOT NULL AND NOT m.hidden))";
+    match db {
+        Db::Sqlite { reader, .. } => {
+            // Parameters in order of first appearance: SQLite numbers them that way.
+            let sql = format!(
+                "WITH c AS ( \
+                 SELECT * FROM (SELECT rowid AS rid, 0 AS grp, \
+                 bm25(search_docs, 0.0, 10.0, 1.0) AS score FROM search_docs \
+                 WHERE search_docs MATCH $1 ORDER BY score, rowid DESC LIMIT $2) \
+                 UNION ALL \
+                 SELECT * FROM (SELECT rowid AS rid, 1 AS grp, 0.0 AS score FROM search_docs \
+                 WHERE search_docs MATCH $3 ORDER BY rowid DESC LIMIT $2)) \
+                 SELECT d.thread_id, d.message_id, \
+                 CASE WHEN d.message_id = '' \
+                 THEN snippet(search_docs, 1, char(57344), char(57345), '…', 24) \
+                 ELSE snippet(search_docs, 2, char(57344), char(57345), '…', 24) END, \
+                 d.at, t.title \
+                 FROM c JOIN search_docs d ON d.rowid = c.rid {visible} \
+                 AND search_docs MATCH $5 \
+                 ORDER BY c.grp, c.score, c.rid DESC LIMIT $6 OFFSET $7"
+            );
+            sqlx::query_as(&sql)
+                .bind(fts5_query_in(owner, terms, "title"))
+                .bind(cap)
+                .bind(fts5_query_in(owner, terms, "body"))
+                .bind(owner)
+                .bind(fts5_query(owner, terms))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(reader)
+                .await
+        }
+        Db::Postgres(pool) => {
+            // Titles are the documents without a message id.
+            let sql = format!(
+                "WITH query AS (SELECT to_tsquery('simple', $1) AS q), c AS ( \
+                 (SELECT d.thread_id, d.message_id, 0 AS grp, ts_rank(d.tsv, query.q) AS score, \
+                 d.at FROM search_docs d, query WHERE d.tsv @@ query.q AND d.message_id = '' \
+                 ORDER BY score DESC, d.at DESC LIMIT $2) \
+                 UNION ALL \
+                 (SELECT d.thread_id, d.message_id, 1, 0.0, d.at FROM search_docs d, query \
+                 WHERE d.tsv @@ query.q AND d.message_id <> '' ORDER BY d.at DESC LIMIT $2)) \
+                 SELECT d.thread_id, d.message_id, \
+                 ts_headline('simple', d.content, query.q, 'StartSel=\u{E000}, \
+                 StopSel=\u{E001}, MaxWords=24, MinWords=8, MaxFragments=1, \
+                 FragmentDelimiter=…'), d.at, t.title \
+                 FROM c JOIN search_docs d ON d.thread_id = c.thread_id \
+                 AND d.message_id = c.message_id CROSS JOIN query {visible} \
+                 ORDER BY c.grp, c.score DESC, c.at DESC, d.thread_id, d.message_id \
+                 LIMIT $3 OFFSET $5"
+            );
+            sqlx::query_as(&sql)
+                .bind(tsquery(owner, terms))
+                .bind(cap)
+                .bind(limit)
+                .bind(owner)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+        }
+    }
 }
 
 /// The ids of `owner`'s threads with a title or message matching `q`: the `cap` most recently
