@@ -7,6 +7,8 @@
 //! - [`chat`]: running replies, streaming them durably, resuming and stopping them.
 //! - [`providers`]: model provider adapters.
 //! - [`feed`]: the per-account live feed of thread changes.
+//! - [`files`]: attachments (type sniffing, the content-addressed store); [`import`]: other
+//!   apps' exports; [`tools`]: what models may call (the guarded web fetch, readable text).
 //! - [`store`]: database connection, migrations, the global log, the command bus.
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
 //! - [`reports`]: admin usage reports and ledger statements (API and CLI).
@@ -40,3 +42,4 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
