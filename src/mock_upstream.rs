@@ -994,10 +994,12 @@ mod tests {
                 ChatMessage {
                     role: "system".into(),
                     content: "be brief".into(),
+                    parts: Vec::new(),
                 },
                 ChatMessage {
                     role: "user".into(),
                     content: "say three words".into(),
+                    parts: Vec::new(),
                 },
             ],
         }

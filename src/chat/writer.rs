@@ -459,10 +459,12 @@ async fn generate_title(service: &ChatService, first_message: &str) -> String {
                 content: "Write a short title (at most 6 words) for a chat that starts with the \
                           user's message. Answer with the title only."
                     .into(),
+                parts: Vec::new(),
             },
             ChatMessage {
                 role: "user".into(),
                 content: first_message.to_owned(),
+                parts: Vec::new(),
             },
         ],
     };

@@ -1,5 +1,8 @@
 //! Anthropic Messages adapter (`POST {base_url}/v1/messages` with `stream: true`).
 //!
+//! A user message with attachments is sent as content blocks: `image` and `document` blocks
+//! with base64 sources (and text parts) first, the message text last, as Anthropic recommends.
+//!
 //! Decodes the SSE body with [`super::sse`] and maps the named events (`message_start`,
 //! `content_block_start|delta|stop`, `message_delta`, `message_stop`, `ping`, `error`) to
 //! [`ProviderEvent`]s. Text blocks become `TextDelta`, thinking blocks `ReasoningDelta` (their
@@ -34,7 +37,10 @@ use serde::{Deserialize, Serialize};
 
 use super::openai::retry_after_from_headers;
 use super::sse::{SseItem, SseMapper, events_from_body};
-use super::{ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage};
+use super::{
+    ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
+    Usage,
+};
 use crate::telemetry::error_chain;
 
 /// The public API root, used when no other is configured.
@@ -142,7 +148,8 @@ pub async fn stream(
 }
 
 /// The request body: system messages joined into `system`, user and assistant turns in
-/// `messages` (empty ones dropped: the API rejects empty content), `thinking` when budgeted.
+/// `messages` (empty ones dropped: the API rejects empty content; a user turn with parts is not
+/// empty), `thinking` when budgeted.
 fn request_body<'a>(config: &AnthropicConfig, request: &'a ChatRequest) -> AnthropicRequest<'a> {
     let system: Vec<&str> = request
         .messages
@@ -154,11 +161,7 @@ fn request_body<'a>(config: &AnthropicConfig, request: &'a ChatRequest) -> Anthr
         .messages
         .iter()
         .filter(|m| matches!(m.role.as_str(), "user" | "assistant"))
-        .filter(|m| !m.content.trim().is_empty())
-        .map(|m| AnthropicMessageParam {
-            role: &m.role,
-            content: &m.content,
-        })
+        .filter_map(anthropic_message)
         .collect();
     let thinking = config
         .thinking_budget
@@ -421,7 +424,41 @@ struct AnthropicRequest<'a> {
 #[derive(Serialize)]
 struct AnthropicMessageParam<'a> {
     role: &'a str,
-    content: &'a str,
+    content: AnthropicContentOut<'a>,
+}
+
+/// A plain string, or a list of content blocks when the message has attachments.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnthropicContentOut<'a> {
+    Text(&'a str),
+    Blocks(Vec<AnthropicBlockOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AnthropicBlockOut<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: AnthropicBase64SourceOut<'a>,
+    },
+    Document {
+        source: AnthropicBase64SourceOut<'a>,
+        /// The file name (left out when there is none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a str>,
+    },
+}
+
+#[derive(Serialize)]
+struct AnthropicBase64SourceOut<'a> {
+    /// Always `base64`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    media_type: &'a str,
+    data: String,
 }
 
 #[derive(Serialize)]
@@ -498,6 +535,67 @@ struct AnthropicErrorField {
 
 // ---- mapping functions ----
 
+/// One user or assistant turn, or `None` when it has nothing to send (the API rejects blank
+/// text). Without parts it is `{role, content: "<text>"}` as always. A user turn with parts
+/// gets a list of blocks: each part in order, then the text last (unless blank), because
+/// Anthropic's vision and PDF guides recommend images and documents before the question.
+/// Assistant turns cannot carry images or documents: their parts are dropped.
+fn anthropic_message(message: &ChatMessage) -> Option<AnthropicMessageParam<'_>> {
+    let has_text = !message.content.trim().is_empty();
+    let content = if message.parts.is_empty() || message.role != "user" {
+        if !has_text {
+            return None;
+        }
+        AnthropicContentOut::Text(&message.content)
+    } else {
+        let text = has_text.then_some(AnthropicBlockOut::Text {
+            text: &message.content,
+        });
+        let blocks: Vec<AnthropicBlockOut<'_>> = message
+            .parts
+            .iter()
+            .filter_map(anthropic_block)
+            .chain(text)
+            .collect();
+        if blocks.is_empty() {
+            return None;
+        }
+        AnthropicContentOut::Blocks(blocks)
+    };
+    Some(AnthropicMessageParam {
+        role: &message.role,
+        content,
+    })
+}
+
+/// The content block of a part; `None` for a blank text part (the API rejects those).
+fn anthropic_block(part: &Part) -> Option<AnthropicBlockOut<'_>> {
+    match part {
+        Part::Text(text) if text.trim().is_empty() => None,
+        Part::Text(text) => Some(AnthropicBlockOut::Text { text }),
+        Part::Image { media_type, data } => Some(AnthropicBlockOut::Image {
+            source: base64_source(media_type, data),
+        }),
+        Part::Document {
+            media_type,
+            filename,
+            data,
+        } => Some(AnthropicBlockOut::Document {
+            source: base64_source(media_type, data),
+            title: (!filename.is_empty()).then_some(filename.as_str()),
+        }),
+    }
+}
+
+fn base64_source<'a>(media_type: &'a str, data: &[u8]) -> AnthropicBase64SourceOut<'a> {
+    use base64::Engine as _;
+    AnthropicBase64SourceOut {
+        kind: "base64",
+        media_type,
+        data: base64::engine::general_purpose::STANDARD.encode(data),
+    }
+}
+
 fn anthropic_stop_reason_to_ours(reason: &str) -> FinishReason {
     match reason {
         "end_turn" | "stop_sequence" => FinishReason::Stop,
@@ -529,10 +627,12 @@ fn non_empty(text: Option<String>) -> Option<String> {
 mod tests {
     use std::time::Duration;
 
+    use bytes::Bytes;
+    use futures::StreamExt;
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::providers::ChatMessage;
+    use crate::mock_upstream::MockUpstream;
     use crate::providers::sse::SseDecoder;
     use crate::providers::test_support::{self, finish, headers, oks, reasoning, text, utc};
 
@@ -835,6 +935,7 @@ mod tests {
         ChatMessage {
             role: role.into(),
             content: content.into(),
+            parts: Vec::new(),
         }
     }
 
@@ -867,6 +968,143 @@ mod tests {
                 ],
             })
         );
+    }
+
+    fn with_parts(role: &str, content: &str, parts: Vec<Part>) -> ChatMessage {
+        ChatMessage {
+            parts,
+            ..message(role, content)
+        }
+    }
+
+    /// An image, a PDF and a text file, with their base64 below.
+    fn attachments() -> Vec<Part> {
+        vec![
+            Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            },
+            Part::Document {
+                media_type: "application/pdf".into(),
+                filename: "report.pdf".into(),
+                data: Bytes::from_static(b"%PDF-1.7\n"),
+            },
+            Part::Text("notes.txt:\nbuy milk".into()),
+        ]
+    }
+    const PNG_BASE64: &str = "iVBORw0KGgo=";
+    const PDF_BASE64: &str = "JVBERi0xLjcK";
+
+    #[test]
+    fn messages_without_parts_are_sent_exactly_as_before() {
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            messages: vec![
+                message("system", "Be brief."),
+                message("user", "Hi"),
+                message("assistant", ""),
+            ],
+        };
+        let body = serde_json::to_string(&request_body(&config(None), &request)).unwrap();
+        assert_eq!(
+            body,
+            r#"{"model":"claude-sonnet-4-5","max_tokens":8192,"stream":true,"system":"Be brief.","messages":[{"role":"user","content":"Hi"}]}"#
+        );
+    }
+
+    #[test]
+    fn a_user_message_with_parts_sends_the_parts_first_then_its_text() {
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            messages: vec![
+                message("system", "Be brief."),
+                with_parts("user", "What is in these?", attachments()),
+            ],
+        };
+        let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 8192,
+                "stream": true,
+                "system": "Be brief.",
+                "messages": [{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}},
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_BASE64},
+                        "title": "report.pdf",
+                    },
+                    {"type": "text", "text": "notes.txt:\nbuy milk"},
+                    {"type": "text", "text": "What is in these?"},
+                ]}],
+            })
+        );
+    }
+
+    #[test]
+    fn a_user_turn_of_parts_alone_is_kept_and_assistant_parts_are_dropped() {
+        let image = || {
+            vec![Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            }]
+        };
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            messages: vec![
+                with_parts("user", "  ", image()),
+                with_parts("assistant", "a cat", image()),
+                with_parts("assistant", "", image()),
+                with_parts("user", "", vec![Part::Text(" ".into())]),
+            ],
+        };
+        let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}},
+                ]},
+                {"role": "assistant", "content": "a cat"},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_reaches_the_upstream_as_a_base64_block_through_the_real_http_path() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let config = AnthropicConfig {
+            base_url: format!("http://127.0.0.1:{}", mock.port()),
+            ..AnthropicConfig::new("test")
+        };
+        let request = ChatRequest {
+            model: "mock:len=2".into(),
+            messages: vec![with_parts(
+                "user",
+                "describe this",
+                vec![Part::Image {
+                    media_type: "image/jpeg".into(),
+                    data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
+                }],
+            )],
+        };
+        let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(events.last(), Some(&Ok(finish(FinishReason::Stop))));
+        let recorded = mock.last_recorded("/messages").unwrap();
+        assert_eq!(
+            recorded.body["messages"],
+            json!([{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4A=="}},
+                {"type": "text", "text": "describe this"},
+            ]}])
+        );
+        mock.stop().await;
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Sends `POST {base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse` with the key in
 //! `x-goog-api-key`, decodes the SSE body with [`super::sse`] (Gemini frames events with CRLF)
-//! and maps each `GenerateContentResponse` chunk to [`ProviderEvent`]s. Gemini differs from
+//! and maps each `GenerateContentResponse` chunk to [`ProviderEvent`]s. A user message's
+//! attachments follow its text as `inlineData` parts (base64). Gemini differs from
 //! Chat Completions in ways that matter here:
 //! - there is no `[DONE]`: the stream simply ends after the chunk carrying `finishReason`;
 //! - `usageMetadata` comes on every chunk as a running total, so only the latest is kept;
@@ -35,7 +36,10 @@ use serde::{Deserialize, Serialize};
 
 use super::openai::retry_after_from_headers;
 use super::sse::{SseItem, SseMapper, events_from_body};
-use super::{ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage};
+use super::{
+    ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
+    Usage,
+};
 use crate::telemetry::error_chain;
 
 /// The public endpoint, the default for [`GeminiConfig::base_url`].
@@ -175,19 +179,22 @@ fn gemini_request(request: &ChatRequest, include_thoughts: bool) -> GeminiReques
         .messages
         .iter()
         .filter(|m| m.role == "system")
-        .map(|m| GeminiPartOut { text: &m.content })
+        .map(|m| GeminiPartOut::Text { text: &m.content })
         .collect();
     let contents = request
         .messages
         .iter()
         .filter(|m| m.role != "system")
-        .map(|m| GeminiContentOut {
-            role: if m.role == "assistant" {
+        .map(|m| {
+            let role = if m.role == "assistant" {
                 "model"
             } else {
                 "user"
-            },
-            parts: vec![GeminiPartOut { text: &m.content }],
+            };
+            GeminiContentOut {
+                role,
+                parts: gemini_parts(m, role == "user"),
+            }
         })
         .collect();
     GeminiRequest {
@@ -364,9 +371,25 @@ struct GeminiSystemOut<'a> {
     parts: Vec<GeminiPartOut<'a>>,
 }
 
+/// A text part, or an inline file (images and PDFs alike).
 #[derive(Serialize)]
-struct GeminiPartOut<'a> {
-    text: &'a str,
+#[serde(untagged)]
+enum GeminiPartOut<'a> {
+    Text {
+        text: &'a str,
+    },
+    InlineData {
+        #[serde(rename = "inlineData")]
+        inline_data: GeminiBlobOut<'a>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiBlobOut<'a> {
+    mime_type: &'a str,
+    /// Base64.
+    data: String,
 }
 
 #[derive(Serialize)]
@@ -462,6 +485,42 @@ struct GeminiErrorDetail {
 
 // ---- mapping functions ----
 
+/// The parts of one content. Without attachments (or outside a user turn, where the model's
+/// own turns carry text only) it is the text alone, as always; a user turn with attachments
+/// sends its text first (unless blank), then each attachment in order.
+fn gemini_parts(message: &ChatMessage, is_user: bool) -> Vec<GeminiPartOut<'_>> {
+    let text = GeminiPartOut::Text {
+        text: &message.content,
+    };
+    if message.parts.is_empty() || !is_user {
+        return vec![text];
+    }
+    let text = (!message.content.trim().is_empty()).then_some(text);
+    text.into_iter()
+        .chain(message.parts.iter().map(gemini_part))
+        .collect()
+}
+
+fn gemini_part(part: &Part) -> GeminiPartOut<'_> {
+    match part {
+        Part::Text(text) => GeminiPartOut::Text { text },
+        Part::Image { media_type, data }
+        | Part::Document {
+            media_type, data, ..
+        } => GeminiPartOut::InlineData {
+            inline_data: inline_data(media_type, data),
+        },
+    }
+}
+
+fn inline_data<'a>(media_type: &'a str, data: &[u8]) -> GeminiBlobOut<'a> {
+    use base64::Engine as _;
+    GeminiBlobOut {
+        mime_type: media_type,
+        data: base64::engine::general_purpose::STANDARD.encode(data),
+    }
+}
+
 /// Gemini's `finishReason` in the AI SDK's vocabulary. Gemini says `STOP` after function calls
 /// too; like the AI SDK's Google provider, that is reported as `tool-calls`.
 fn gemini_finish_reason_to_ours(reason: &str, has_tool_calls: bool) -> FinishReason {
@@ -498,10 +557,13 @@ fn non_empty(text: Option<String>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use futures::StreamExt;
     use reqwest::header::HeaderValue;
+    use serde_json::json;
 
     use super::*;
-    use crate::providers::ChatMessage;
+    use crate::mock_upstream::MockUpstream;
     use crate::providers::test_support::{self, finish, oks, reasoning, text, usage, utc};
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -742,14 +804,17 @@ mod tests {
                 ChatMessage {
                     role: "system".into(),
                     content: "be brief".into(),
+                    parts: Vec::new(),
                 },
                 ChatMessage {
                     role: "user".into(),
                     content: "hi".into(),
+                    parts: Vec::new(),
                 },
                 ChatMessage {
                     role: "assistant".into(),
                     content: "hello".into(),
+                    parts: Vec::new(),
                 },
             ],
         };
@@ -771,6 +836,134 @@ mod tests {
         let body = serde_json::to_value(gemini_request(&without, false)).unwrap();
         assert!(body.get("systemInstruction").is_none(), "{body}");
         assert!(body.get("generationConfig").is_none(), "{body}");
+    }
+
+    fn message(role: &str, content: &str, parts: Vec<Part>) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            parts,
+        }
+    }
+
+    /// An image, a PDF and a text file, with their base64 below.
+    fn attachments() -> Vec<Part> {
+        vec![
+            Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            },
+            Part::Document {
+                media_type: "application/pdf".into(),
+                filename: "report.pdf".into(),
+                data: Bytes::from_static(b"%PDF-1.7\n"),
+            },
+            Part::Text("notes.txt:\nbuy milk".into()),
+        ]
+    }
+    const PNG_BASE64: &str = "iVBORw0KGgo=";
+    const PDF_BASE64: &str = "JVBERi0xLjcK";
+
+    #[test]
+    fn messages_without_parts_are_sent_exactly_as_before() {
+        let request = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            messages: vec![
+                message("system", "be brief", Vec::new()),
+                message("user", "hi", Vec::new()),
+                message("assistant", "", Vec::new()),
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&gemini_request(&request, false)).unwrap(),
+            r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]},{"role":"model","parts":[{"text":""}]}],"systemInstruction":{"parts":[{"text":"be brief"}]}}"#
+        );
+    }
+
+    #[test]
+    fn a_user_message_with_parts_sends_its_text_then_each_part_inline() {
+        let request = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            messages: vec![message("user", "What is in these?", attachments())],
+        };
+        assert_eq!(
+            serde_json::to_value(gemini_request(&request, false)).unwrap(),
+            json!({
+                "contents": [{"role": "user", "parts": [
+                    {"text": "What is in these?"},
+                    {"inlineData": {"mimeType": "image/png", "data": PNG_BASE64}},
+                    {"inlineData": {"mimeType": "application/pdf", "data": PDF_BASE64}},
+                    {"text": "notes.txt:\nbuy milk"},
+                ]}],
+            })
+        );
+    }
+
+    #[test]
+    fn blank_text_is_left_out_and_other_roles_keep_their_text_alone() {
+        let image = || {
+            vec![Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            }]
+        };
+        let request = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            messages: vec![
+                message("system", "be brief", image()),
+                message("user", "", image()),
+                message("assistant", "a cat", image()),
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(gemini_request(&request, false)).unwrap(),
+            json!({
+                "contents": [
+                    {"role": "user", "parts": [
+                        {"inlineData": {"mimeType": "image/png", "data": PNG_BASE64}},
+                    ]},
+                    {"role": "model", "parts": [{"text": "a cat"}]},
+                ],
+                "systemInstruction": {"parts": [{"text": "be brief"}]},
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_reaches_the_upstream_as_inline_data_through_the_real_http_path() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let config = GeminiConfig {
+            name: "gemini".into(),
+            base_url: format!("http://127.0.0.1:{}", mock.port()),
+            api_key: "test".into(),
+            include_thoughts: false,
+        };
+        let request = ChatRequest {
+            model: "mock:len=2".into(),
+            messages: vec![message(
+                "user",
+                "describe this",
+                vec![Part::Image {
+                    media_type: "image/jpeg".into(),
+                    data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
+                }],
+            )],
+        };
+        let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(events.last(), Some(&Ok(finish(FinishReason::Stop))));
+        let recorded = mock.last_recorded(":streamGenerateContent").unwrap();
+        assert_eq!(
+            recorded.body["contents"],
+            json!([{"role": "user", "parts": [
+                {"text": "describe this"},
+                {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4A=="}},
+            ]}])
+        );
+        mock.stop().await;
     }
 
     #[test]

@@ -90,6 +90,34 @@ pub struct ChatMessage {
     /// `system`, `user` or `assistant`.
     pub role: String,
     pub content: String,
+    /// What the message carries besides its text (attachments), already chosen for the model:
+    /// each adapter renders them in its wire format after `content`. Never serialized (the
+    /// bytes stay out of logs and events).
+    #[serde(skip)]
+    pub parts: Vec<Part>,
+}
+
+/// An attachment as a model receives it, decided by the model's capabilities before the
+/// adapter sees it (see `services::chat::parts`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// Text that stands for a file (a text file's content, a PDF's extracted text), already
+    /// framed with its name.
+    Text(String),
+    /// An image for a vision model: OpenAI `image_url` (a `data:` URL), Anthropic an `image`
+    /// block (base64 source), Gemini `inlineData`.
+    Image {
+        media_type: String,
+        data: bytes::Bytes,
+    },
+    /// A document (a PDF) for a model that reads them natively: OpenAI a `file` part
+    /// (`file_data` as a `data:` URL, with its `filename`), Anthropic a `document` block (base64
+    /// source), Gemini `inlineData`.
+    Document {
+        media_type: String,
+        filename: String,
+        data: bytes::Bytes,
+    },
 }
 
 /// What is sent to a provider for one reply.

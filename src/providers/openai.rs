@@ -2,7 +2,8 @@
 //! vLLM, llama.cpp, Gemini's compatibility endpoint, …).
 //!
 //! Sends `POST {base_url}/chat/completions` with `stream: true` and
-//! `stream_options.include_usage`, decodes the SSE body with [`super::sse`] and maps each
+//! `stream_options.include_usage` (a user message with attachments gets list content: `text`,
+//! `image_url` and `file` parts with `data:` URLs), decodes the SSE body with [`super::sse`] and maps each
 //! `chat.completion.chunk` to [`ProviderEvent`]s. The servers differ in small ways that all end
 //! up in the same events: reasoning arrives as `delta.reasoning_content` (DeepSeek, vLLM) or
 //! `delta.reasoning` (OpenRouter, Ollama); usage comes on its own last chunk with `choices: []`
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{
-    ChatMessage, ChatRequest, FinishReason, ProviderError, ProviderEvent, ProviderStream, Usage,
+    ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
+    Usage,
 };
 use crate::telemetry::error_chain;
 
@@ -165,7 +167,7 @@ pub async fn stream(
     );
     let body = OpenAiRequest {
         model: &request.model,
-        messages: &request.messages,
+        messages: request.messages.iter().map(openai_message).collect(),
         stream: true,
         stream_options: OpenAiStreamOptions {
             include_usage: true,
@@ -348,7 +350,7 @@ impl ChunkMapper {
 #[derive(Serialize)]
 struct OpenAiRequest<'a> {
     model: &'a str,
-    messages: &'a [ChatMessage],
+    messages: Vec<OpenAiMessageOut<'a>>,
     stream: bool,
     stream_options: OpenAiStreamOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,6 +360,41 @@ struct OpenAiRequest<'a> {
 #[derive(Serialize)]
 struct OpenAiStreamOptions {
     include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct OpenAiMessageOut<'a> {
+    role: &'a str,
+    content: OpenAiContentOut<'a>,
+}
+
+/// A plain string, or a list of content parts when the message has attachments.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OpenAiContentOut<'a> {
+    Text(&'a str),
+    Parts(Vec<OpenAiContentPartOut<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OpenAiContentPartOut<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: OpenAiImageUrlOut },
+    File { file: OpenAiFileOut<'a> },
+}
+
+#[derive(Serialize)]
+struct OpenAiImageUrlOut {
+    /// A `data:` URL.
+    url: String,
+}
+
+#[derive(Serialize)]
+struct OpenAiFileOut<'a> {
+    filename: &'a str,
+    /// A `data:` URL.
+    file_data: String,
 }
 
 /// A `chat.completion.chunk`, or an error object sent in its place.
@@ -442,6 +479,59 @@ enum OpenAiErrorField {
 
 // ---- mapping functions ----
 
+/// One message on the wire. Without parts it is `{role, content: "<text>"}` as always; a user
+/// message with parts gets a list: its text (unless blank), then each part in order. Only user
+/// messages may carry images and files in Chat Completions, so the parts of other roles are
+/// dropped and they keep their plain text.
+fn openai_message(message: &ChatMessage) -> OpenAiMessageOut<'_> {
+    let content = if message.parts.is_empty() || message.role != "user" {
+        OpenAiContentOut::Text(&message.content)
+    } else {
+        let text = (!message.content.trim().is_empty()).then_some(OpenAiContentPartOut::Text {
+            text: &message.content,
+        });
+        OpenAiContentOut::Parts(
+            text.into_iter()
+                .chain(message.parts.iter().map(openai_content_part))
+                .collect(),
+        )
+    };
+    OpenAiMessageOut {
+        role: &message.role,
+        content,
+    }
+}
+
+fn openai_content_part(part: &Part) -> OpenAiContentPartOut<'_> {
+    match part {
+        Part::Text(text) => OpenAiContentPartOut::Text { text },
+        Part::Image { media_type, data } => OpenAiContentPartOut::ImageUrl {
+            image_url: OpenAiImageUrlOut {
+                url: data_url(media_type, data),
+            },
+        },
+        Part::Document {
+            media_type,
+            filename,
+            data,
+        } => OpenAiContentPartOut::File {
+            file: OpenAiFileOut {
+                filename,
+                file_data: data_url(media_type, data),
+            },
+        },
+    }
+}
+
+/// `data:<media_type>;base64,<data>`.
+fn data_url(media_type: &str, data: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "data:{media_type};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(data)
+    )
+}
+
 fn openai_finish_reason_to_ours(reason: &str) -> FinishReason {
     match reason {
         "stop" => FinishReason::Stop,
@@ -521,7 +611,12 @@ fn non_empty(text: Option<String>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::mock_upstream::MockUpstream;
     use crate::providers::test_support::{self, finish, headers, oks, reasoning, text, usage, utc};
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -763,11 +858,12 @@ mod tests {
         let messages = [ChatMessage {
             role: "user".into(),
             content: "hi".into(),
+            parts: Vec::new(),
         }];
         let body = |effort: Option<&'static str>| {
             serde_json::to_value(OpenAiRequest {
                 model: "gpt-5",
-                messages: &messages,
+                messages: messages.iter().map(openai_message).collect(),
                 stream: true,
                 stream_options: OpenAiStreamOptions {
                     include_usage: true,
@@ -778,6 +874,145 @@ mod tests {
         };
         assert_eq!(body(Some("medium"))["reasoning_effort"], "medium");
         assert!(body(None).get("reasoning_effort").is_none());
+    }
+
+    /// The body [`stream`] sends for `messages`, as text.
+    fn request_body(messages: &[ChatMessage]) -> String {
+        serde_json::to_string(&OpenAiRequest {
+            model: "gpt-4o",
+            messages: messages.iter().map(openai_message).collect(),
+            stream: true,
+            stream_options: OpenAiStreamOptions {
+                include_usage: true,
+            },
+            reasoning_effort: None,
+        })
+        .unwrap()
+    }
+
+    fn message(role: &str, content: &str, parts: Vec<Part>) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            parts,
+        }
+    }
+
+    /// An image, a PDF and a text file, with their base64 below.
+    fn attachments() -> Vec<Part> {
+        vec![
+            Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            },
+            Part::Document {
+                media_type: "application/pdf".into(),
+                filename: "report.pdf".into(),
+                data: Bytes::from_static(b"%PDF-1.7\n"),
+            },
+            Part::Text("notes.txt:\nbuy milk".into()),
+        ]
+    }
+    const PNG_BASE64: &str = "iVBORw0KGgo=";
+    const PDF_BASE64: &str = "JVBERi0xLjcK";
+
+    #[test]
+    fn messages_without_parts_are_sent_exactly_as_before() {
+        let body = request_body(&[
+            message("system", "be brief", Vec::new()),
+            message("user", "hi", Vec::new()),
+            message("assistant", "", Vec::new()),
+        ]);
+        assert_eq!(
+            body,
+            r#"{"model":"gpt-4o","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"},{"role":"assistant","content":""}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn a_user_message_with_parts_sends_its_text_then_each_part_as_content_parts() {
+        let body = request_body(&[message("user", "What is in these?", attachments())]);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": "What is in these?"},
+                    {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG_BASE64}")}},
+                    {"type": "file", "file": {
+                        "filename": "report.pdf",
+                        "file_data": format!("data:application/pdf;base64,{PDF_BASE64}"),
+                    }},
+                    {"type": "text", "text": "notes.txt:\nbuy milk"},
+                ]}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+    }
+
+    #[test]
+    fn blank_text_is_left_out_and_other_roles_keep_plain_content() {
+        let image = || {
+            vec![Part::Image {
+                media_type: "image/png".into(),
+                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+            }]
+        };
+        let body = request_body(&[
+            message("user", " ", image()),
+            message("assistant", "a cat", image()),
+            message("system", "be brief", image()),
+        ]);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG_BASE64}")}},
+                ]},
+                {"role": "assistant", "content": "a cat"},
+                {"role": "system", "content": "be brief"},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_reaches_the_upstream_as_a_data_url_through_the_real_http_path() {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let config = OpenAiConfig {
+            name: "openai".into(),
+            base_url: mock.base_url(),
+            api_key: "test".into(),
+            reasoning_effort: None,
+        };
+        let request = ChatRequest {
+            model: "mock:len=2".into(),
+            messages: vec![message(
+                "user",
+                "describe this",
+                vec![Part::Image {
+                    media_type: "image/jpeg".into(),
+                    data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
+                }],
+            )],
+        };
+        let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(events.last(), Some(&Ok(finish(FinishReason::Stop))));
+        let recorded = mock.last_recorded("/chat/completions").unwrap();
+        assert_eq!(
+            recorded.body["messages"],
+            json!([{"role": "user", "content": [
+                {"type": "text", "text": "describe this"},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4A=="}},
+            ]}])
+        );
+        mock.stop().await;
     }
 
     #[test]

@@ -213,6 +213,7 @@ async fn start_reply(
             ChatMessage {
                 role: "system".into(),
                 content: system,
+                parts: Vec::new(),
             },
         );
     }

@@ -94,12 +94,14 @@ pub fn context_for(
         .map(|p| ChatMessage {
             role: p.message.role.clone(),
             content: p.message.text.clone(),
+            parts: Vec::new(),
         })
         .collect();
     if context.last().is_none_or(|m| m.role != "user") {
         context.push(ChatMessage {
             role: "user".into(),
             content: user_text.to_owned(),
+            parts: Vec::new(),
         });
     }
     context
