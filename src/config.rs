@@ -53,6 +53,9 @@ pub struct Settings {
     pub jwt: crate::identity::JwtConfig,
     /// Where attachments' bytes live: `<data_dir>/files`, or the bucket `THREADLINE_S3_BUCKET`.
     pub file_storage: crate::files::StorageSettings,
+    /// `THREADLINE_FETCH_ALLOW_HOSTS`: hosts (`name` or `address`, optionally `:port`) the web
+    /// fetcher may reach although their addresses are private (an intranet, tests).
+    pub fetch_allow_hosts: Vec<String>,
 }
 
 /// Abuse limits per node; each 0 means unlimited.
@@ -134,6 +137,7 @@ impl Settings {
             },
             jwt: Default::default(),
             file_storage: Default::default(),
+            fetch_allow_hosts: Vec::new(),
         }
     }
 

@@ -149,6 +149,11 @@ impl Application {
             files: crate::files::FileStore::open(&settings.file_storage, &settings.data_dir)
                 .map_err(|e| StartupError::Config(e.to_string()))?,
             file_digests: Default::default(),
+            fetcher: crate::tools::fetch::Fetcher::new(crate::tools::fetch::FetchPolicy {
+                allow_hosts: settings.fetch_allow_hosts.clone(),
+                ..Default::default()
+            })
+            .map_err(|e| StartupError::Config(format!("the web fetcher: {e}")))?,
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

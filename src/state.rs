@@ -38,6 +38,8 @@ pub struct AppState {
     /// One lock per content digest: storing bytes and recording (or deleting) the files that
     /// hold them take turns.
     pub file_digests: crate::keyed_lock::KeyedLocks<String>,
+    /// Fetches web addresses for attachments (and the tools), refusing private addresses.
+    pub fetcher: crate::tools::fetch::Fetcher,
 }
 
 impl AppState {

@@ -162,6 +162,18 @@ pub struct NewUserMessage {
     /// The parent of the new message (the root when `None`).
     pub parent_id: Option<String>,
     pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file a user message carries (its bytes are the file's, in the file store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub file_id: String,
+    /// The bytes' digest: their key in the file store.
+    pub sha256: String,
+    pub media_type: String,
+    pub filename: String,
+    pub size: u64,
 }
 
 /// Events of the `Thread` stream.
@@ -196,6 +208,9 @@ pub enum ThreadEvent {
         message_id: String,
         parent_id: Option<String>,
         text: String,
+        /// Files attached to the message (absent in events written before attachments).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
         at: DateTime<Utc>,
     },
     ReplyStarted {
@@ -474,7 +489,7 @@ impl Thread {
                 text,
                 at,
             } => self
-                .post(message_id, parent_id, text, at)?
+                .post(message_id, parent_id, text, Vec::new(), at)?
                 .into_iter()
                 .collect(),
             C::StartReply {
@@ -492,9 +507,10 @@ impl Thread {
                 if let Some(NewUserMessage {
                     parent_id: under,
                     text,
+                    attachments,
                 }) = user_message
                 {
-                    events.extend(self.post(parent_id.clone(), under, text, at)?);
+                    events.extend(self.post(parent_id.clone(), under, text, attachments, at)?);
                 } else if self.visible(&parent_id).is_err() {
                     return Err(ThreadError::ParentNotFound);
                 }
@@ -611,6 +627,7 @@ impl Thread {
         message_id: String,
         parent_id: Option<String>,
         text: String,
+        attachments: Vec<Attachment>,
         at: DateTime<Utc>,
     ) -> Result<Option<ThreadEvent>, ThreadError> {
         if let Some((_, existing)) = self.messages.get(&message_id) {
@@ -629,6 +646,7 @@ impl Thread {
             message_id,
             parent_id,
             text,
+            attachments,
             at,
         }))
     }
@@ -819,6 +837,7 @@ mod tests {
             message_id: id.into(),
             parent_id: parent.map(Into::into),
             text: text.into(),
+            attachments: Vec::new(),
             at: at(),
         }
     }
@@ -863,6 +882,7 @@ mod tests {
             user_message: Some(NewUserMessage {
                 parent_id: under.map(Into::into),
                 text: "hi".into(),
+                attachments: Vec::new(),
             }),
             at: at(),
         }

@@ -63,6 +63,12 @@ pub enum Change {
     DeleteThread {
         thread_id: String,
     },
+    /// The files a user message carries (JSON, as `Attachment`s).
+    SetAttachments {
+        thread_id: String,
+        id: String,
+        json: String,
+    },
     /// The message the thread's current path goes through (its newest visible descendant is
     /// the leaf).
     SetHead {
@@ -119,23 +125,34 @@ pub fn apply_thread(thread_id: &str, log_position: i64, event: ThreadEvent) -> V
             message_id,
             parent_id,
             text,
+            attachments,
             at,
-        } => vec![
-            head(&thread_id, &message_id),
-            Change::InsertMessage {
-                thread_id,
-                id: message_id,
-                parent_id,
-                role: "user",
-                text,
-                reasoning: String::new(),
-                model: None,
-                generation_id: None,
-                status: USER_MESSAGE_DONE,
-                position,
-                at: micros(at),
-            },
-        ],
+        } => {
+            let mut changes = vec![
+                head(&thread_id, &message_id),
+                Change::InsertMessage {
+                    thread_id: thread_id.clone(),
+                    id: message_id.clone(),
+                    parent_id,
+                    role: "user",
+                    text,
+                    reasoning: String::new(),
+                    model: None,
+                    generation_id: None,
+                    status: USER_MESSAGE_DONE,
+                    position,
+                    at: micros(at),
+                },
+            ];
+            if !attachments.is_empty() {
+                changes.push(Change::SetAttachments {
+                    thread_id,
+                    id: message_id,
+                    json: serde_json::to_string(&attachments).unwrap_or_default(),
+                });
+            }
+            changes
+        }
         ThreadEvent::ReplyStarted {
             generation_id,
             message_id,
@@ -348,6 +365,14 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
                 at.into(),
             ],
         )],
+        Change::SetAttachments {
+            thread_id,
+            id,
+            json,
+        } => vec![Stmt::new(
+            format!("UPDATE {messages} SET attachments = $1 WHERE thread_id = $2 AND id = $3"),
+            vec![json.into(), thread_id.into(), id.into()],
+        )],
         Change::DeleteThread { thread_id } => vec![
             Stmt::new(
                 format!("DELETE FROM {messages} WHERE thread_id = $1"),
@@ -489,8 +514,8 @@ impl Projection for Messages {
 
     fn version(&self) -> i64 {
         // 2: the reply's cost. 3: hidden messages, the current path's head, copied histories,
-        // positions scaled by POSITIONS_PER_EVENT.
-        3
+        // positions scaled by POSITIONS_PER_EVENT. 4: user messages' attachments.
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -522,6 +547,7 @@ impl Projection for Messages {
                     position BIGINT NOT NULL,
                     created_at BIGINT NOT NULL,
                     hidden {flag} NOT NULL,
+                    attachments TEXT,
                     PRIMARY KEY (thread_id, id)
                 )"
             ),
@@ -596,6 +622,18 @@ pub struct MessageRow {
     pub created_at: i64,
     /// Hidden with its subtree: no read shows it (reads of visible messages filter it out).
     pub hidden: bool,
+    /// The files a user message carries, as JSON `Attachment`s (None without any).
+    pub attachments: Option<String>,
+}
+
+impl MessageRow {
+    /// The files the message carries.
+    pub fn attachments(&self) -> Vec<threadline_domain::thread::Attachment> {
+        self.attachments
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// A reply's progress as stored.
@@ -629,7 +667,7 @@ impl GenerationRow {
 }
 
 const MESSAGE_COLUMNS: &str = "thread_id, id, parent_id, role, text, reasoning, model, \
-    generation_id, status, position, created_at, hidden";
+    generation_id, status, position, created_at, hidden, attachments";
 const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, node_id, status, \
     chunks, finish_reason, error, input_tokens, output_tokens, reasoning_tokens, \
     cached_input_tokens, provider_ms, cost_micros, started_at, finished_at";
@@ -806,6 +844,7 @@ mod tests {
             position,
             created_at: 0,
             hidden: false,
+            attachments: None,
         }
     }
 
@@ -886,6 +925,7 @@ mod tests {
             message_id: "u1".into(),
             parent_id: None,
             text: "hi".into(),
+            attachments: Vec::new(),
             at,
         };
         assert_eq!(heads(apply_thread("t", 5, posted)), [Some("u1".into())]);

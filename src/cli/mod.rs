@@ -186,6 +186,10 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    /// Comma-separated hosts (`name` or `address`, optionally `:port`) that attachments by URL
+    /// may be fetched from although their addresses are private.
+    #[arg(long, env = "THREADLINE_FETCH_ALLOW_HOSTS", value_delimiter = ',')]
+    pub fetch_allow_hosts: Vec<String>,
 }
 
 /// Attachments in an S3-compatible bucket instead of the data directory.

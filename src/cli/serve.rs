@@ -55,6 +55,12 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             anonymous_claim: args.jwt.jwt_anonymous_claim,
             admin_claim: args.jwt.jwt_admin_claim,
         },
+        fetch_allow_hosts: args
+            .fetch_allow_hosts
+            .into_iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect(),
         file_storage: match args.s3.s3_bucket {
             None => crate::files::StorageSettings::Local,
             Some(bucket) => crate::files::StorageSettings::S3(crate::files::store::S3Settings {

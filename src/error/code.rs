@@ -131,6 +131,9 @@ codes! {
     // 422
     /// The body or a parameter breaks a rule.
     ValidationFailed = "validation_failed",
+    /// A message carries a file the chosen model cannot take (an image to a model without
+    /// vision); nothing was spent.
+    UnsupportedCapability = "unsupported_capability",
     // 429
     /// A rate limit was hit.
     RateLimited = "rate_limited",

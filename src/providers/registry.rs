@@ -32,6 +32,8 @@ pub struct Model {
     pub fallbacks: Vec<(Provider, String)>,
     /// Credits one message costs (zero for directly named models).
     pub credits: u32,
+    /// What the model can take or do (none for directly named models: text only).
+    pub capabilities: Vec<Capability>,
 }
 
 /// OpenAI-compatible providers: (name, key variable, base URL variable, default base URL).
@@ -157,6 +159,7 @@ impl ProviderRegistry {
             prices: spec.prices,
             fallbacks,
             credits: spec.credits,
+            capabilities: spec.capabilities.clone(),
         })
     }
 
@@ -174,6 +177,7 @@ impl ProviderRegistry {
             prices: Prices::default(),
             fallbacks: Vec::new(),
             credits: 0,
+            capabilities: Vec::new(),
         })
     }
 }

@@ -467,6 +467,7 @@ mod tests {
             jwt: None,
             files: crate::files::FileStore::open(&Default::default(), dir).unwrap(),
             file_digests: Default::default(),
+            fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
         }
     }
 

@@ -10,7 +10,8 @@
 //!  "archived": false, "pinned": false, "origin": {…} | null,
 //!  "current_message_id": "…" | null,
 //!  "messages": [{"id", "parent_id", "role": "user" | "assistant", "text", "reasoning",
-//!                "model", "status", "created_at", "usage": {…} | null, "cost_micros"}]}
+//!                "model", "status", "created_at", "usage": {…} | null, "cost_micros",
+//!                "attachments"?: [{"file_id", "media_type", "filename", "size"}]}]}
 //! ```
 //!
 //! `messages` holds every visible message of every branch, parents before children;
@@ -50,7 +51,7 @@ fn message_json(m: &MessageRow, generation: Option<&GenerationRow>) -> Value {
             "cached_input_tokens": g.cached_input_tokens?,
         }))
     });
-    json!({
+    let mut out = json!({
         "id": m.id,
         "parent_id": m.parent_id,
         "role": m.role,
@@ -61,7 +62,12 @@ fn message_json(m: &MessageRow, generation: Option<&GenerationRow>) -> Value {
         "created_at": rfc3339(m.created_at),
         "usage": usage,
         "cost_micros": generation.and_then(|g| g.cost_micros),
-    })
+    });
+    let attachments = m.attachments();
+    if !attachments.is_empty() {
+        out["attachments"] = json!(attachments);
+    }
+    out
 }
 
 /// A thread in the `threadline.thread` schema.

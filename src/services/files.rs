@@ -106,3 +106,107 @@ pub async fn delete(state: &AppState, file: &FileRow, meta: &CommandMeta) -> Res
     }
     Ok(())
 }
+
+/// An attached file, checked and typed, not stored yet when it came with the message.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Bytes from the message (a `data:` URL) or the web, sniffed.
+    New {
+        filename: String,
+        media_type: &'static str,
+        bytes: Bytes,
+    },
+    /// One of the caller's files.
+    Stored(FileRow),
+}
+
+impl Prepared {
+    pub fn media_type(&self) -> &str {
+        match self {
+            Prepared::New { media_type, .. } => media_type,
+            Prepared::Stored(f) => &f.media_type,
+        }
+    }
+
+    pub fn filename(&self) -> &str {
+        match self {
+            Prepared::New { filename, .. } => filename,
+            Prepared::Stored(f) => &f.filename,
+        }
+    }
+}
+
+/// Reads, fetches and sniffs the files a message names, storing nothing yet (a send refused
+/// for its model's capabilities leaves no files behind). Another account's file is a 404.
+pub async fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    sources: Vec<crate::services::chat::FileSource>,
+) -> Result<Vec<Prepared>, ApiError> {
+    use crate::services::chat::FileSource;
+    let mut out = Vec::with_capacity(sources.len());
+    for source in sources {
+        let (filename, bytes) = match source {
+            FileSource::Stored { id } => {
+                out.push(Prepared::Stored(owned(state, caller, &id).await?));
+                continue;
+            }
+            FileSource::Data { filename, bytes } => (filename, Bytes::from(bytes)),
+            FileSource::Web { url, filename } => {
+                let fetched = state.fetcher.fetch(&url).await.map_err(|e| {
+                    ApiError::invalid_field("messages", format!("the file at {url}: {e}"))
+                })?;
+                let name = if filename == "file" {
+                    fetched
+                        .final_url
+                        .path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_owned))
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(filename)
+                } else {
+                    filename
+                };
+                (name, Bytes::from(fetched.bytes))
+            }
+        };
+        let filename = sniff::clean_filename(&filename);
+        let sniffed = sniff::sniff(&bytes, &filename)?;
+        if bytes.len() > sniffed.class.limit() {
+            return Err(ApiError::PayloadTooLarge {
+                limit: sniffed.class.limit(),
+            });
+        }
+        out.push(Prepared::New {
+            filename,
+            media_type: sniffed.media_type,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// Stores what [`prepare`] read and returns the message's attachments.
+pub async fn store_prepared(
+    state: &AppState,
+    caller: &Caller,
+    prepared: Vec<Prepared>,
+    meta: &CommandMeta,
+) -> Result<Vec<threadline_domain::thread::Attachment>, ApiError> {
+    let mut out = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let row = match p {
+            Prepared::Stored(row) => row,
+            Prepared::New {
+                filename, bytes, ..
+            } => upload(state, caller, &filename, bytes, meta).await?,
+        };
+        out.push(threadline_domain::thread::Attachment {
+            file_id: row.id,
+            sha256: row.sha256,
+            media_type: row.media_type,
+            filename: row.filename,
+            size: u64::try_from(row.size).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}

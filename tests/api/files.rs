@@ -417,3 +417,241 @@ async fn an_s3_bucket_holds_each_content_once() {
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"hello s3");
     same_bytes_are_stored_once(&app, count).await;
 }
+
+mod in_messages {
+    //! Files attached to chat messages: stored, shown in the thread, sent to the model as its
+    //! capabilities allow, refused before anything is spent when it cannot take them.
+
+    use base64::Engine;
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+    use threadline::mock_upstream::MockUpstream;
+
+    use super::PNG;
+    use crate::helpers::{LiveStream, TestApp, TestDb, User, assert_problem, model_spec, spawn_on};
+
+    /// A server whose `openai` provider is the mock, with a vision model and a text-only one.
+    async fn app_with_models() -> (TestApp, MockUpstream, User) {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let base = format!("http://127.0.0.1:{}/v1", mock.port());
+        let app = spawn_on(TestDb::fresh().await, move |s| {
+            s.provider_env = Some(vec![
+                ("OPENAI_API_KEY".into(), "k".into()),
+                ("OPENAI_BASE_URL".into(), base.into()),
+            ]);
+        })
+        .await;
+        let admin = app.registered("admin@example.com").await;
+        let mut vision = model_spec("openai", "mock:len=3", 1);
+        vision["capabilities"] = json!(["vision"]);
+        app.define_model(&admin, "seeing", vision).await;
+        app.define_model(&admin, "plain", model_spec("openai", "mock:len=3", 1))
+            .await;
+        (app, mock, admin)
+    }
+
+    fn data_url(media_type: &str, bytes: &[u8]) -> String {
+        format!(
+            "data:{media_type};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    }
+
+    /// Sends one user message with `files` parts to `model` and returns the response.
+    async fn send(
+        app: &TestApp,
+        user: &User,
+        thread: &str,
+        model: &str,
+        files: Vec<Value>,
+    ) -> reqwest::Response {
+        let mut parts = vec![json!({"type": "text", "text": "what is in it?"})];
+        parts.extend(files);
+        app.request(
+            Method::POST,
+            "/v1/chat",
+            Some(&user.token),
+            Some(json!({
+                "id": thread, "model": model,
+                "messages": [{"id": "u1", "role": "user", "parts": parts}],
+            })),
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_image_reaches_a_vision_model_and_stays_in_the_thread() {
+        let (app, mock, user) = app_with_models().await;
+        let file = json!({"type": "file", "mediaType": "image/png", "filename": "dot.png",
+            "url": data_url("image/png", PNG)});
+        let res = send(&app, &user, "t", "seeing", vec![file]).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        LiveStream::new(res).read_all().await;
+        app.wait_reply_done(&user.token, "t").await;
+
+        let sent = mock.last_recorded("/chat/completions").unwrap().body;
+        let content = &sent["messages"].as_array().unwrap().last().unwrap()["content"];
+        assert_eq!(
+            content[0],
+            json!({"type": "text", "text": "what is in it?"}),
+            "{sent}"
+        );
+        assert_eq!(
+            content[1]["image_url"]["url"],
+            data_url("image/png", PNG),
+            "{sent}"
+        );
+
+        let (_, thread) = app.get_thread(&user.token, "t").await;
+        let parts = &thread["messages"][0]["parts"];
+        assert_eq!(parts[1]["type"], "file", "{thread}");
+        assert_eq!(parts[1]["mediaType"], "image/png");
+        assert_eq!(parts[1]["filename"], "dot.png");
+        let res = app
+            .request(
+                Method::GET,
+                parts[1]["url"].as_str().unwrap(),
+                Some(&user.token),
+                None,
+            )
+            .await;
+        assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+        let (_, files) = app
+            .call(Method::GET, "/v1/files", Some(&user.token), None)
+            .await;
+        assert_eq!(files["data"].as_array().unwrap().len(), 1, "{files}");
+        // The export carries the attachment.
+        let (_, exported) = app
+            .call(Method::GET, "/v1/threads/t/export", Some(&user.token), None)
+            .await;
+        assert_eq!(
+            exported["messages"][0]["attachments"][0]["filename"],
+            "dot.png"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_image_for_a_text_only_model_is_refused_before_anything_is_spent() {
+        let (app, mock, user) = app_with_models().await;
+        let (_, before) = app
+            .call(Method::GET, "/v1/me/usage", Some(&user.token), None)
+            .await;
+        let file = json!({"type": "file", "mediaType": "image/png", "filename": "dot.png",
+            "url": data_url("image/png", PNG)});
+        let res = send(&app, &user, "t", "plain", vec![file]).await;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_problem(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_capability",
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("dot.png"),
+            "{body}"
+        );
+        let (_, after) = app
+            .call(Method::GET, "/v1/me/usage", Some(&user.token), None)
+            .await;
+        assert_eq!(before, after, "nothing reserved or spent");
+        assert!(mock.last_recorded("/chat/completions").is_none());
+        let (_, files) = app
+            .call(Method::GET, "/v1/files", Some(&user.token), None)
+            .await;
+        assert_eq!(files["data"], json!([]), "no file stored: {files}");
+        let (status, _) = app
+            .call(Method::GET, "/v1/threads/t", Some(&user.token), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "no thread created");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn text_files_go_inline_and_uploaded_files_are_named_by_url() {
+        let (app, mock, user) = app_with_models().await;
+        let (_, uploaded) = app
+            .upload_file(&user.token, "notes.md", "text/markdown", b"# Plan\nship it")
+            .await;
+        let url = uploaded["url"].as_str().unwrap();
+        let absolute = format!("{}{url}", app.address);
+        let files = vec![
+            json!({"type": "file", "mediaType": "text/markdown", "filename": "notes.md", "url": absolute}),
+            json!({"type": "file", "mediaType": "text/plain", "filename": "a.txt",
+                "url": "data:text/plain,hello%20there"}),
+        ];
+        let res = send(&app, &user, "t", "plain", files).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        LiveStream::new(res).read_all().await;
+        let sent = mock.last_recorded("/chat/completions").unwrap().body;
+        let content = &sent["messages"].as_array().unwrap().last().unwrap()["content"];
+        assert_eq!(
+            content[1]["text"], "File notes.md:\n````\n# Plan\nship it\n````",
+            "{sent}"
+        );
+        assert_eq!(
+            content[2]["text"], "File a.txt:\n````\nhello there\n````",
+            "{sent}"
+        );
+        let (_, listed) = app
+            .call(Method::GET, "/v1/files", Some(&user.token), None)
+            .await;
+        assert_eq!(
+            listed["data"].as_array().unwrap().len(),
+            2,
+            "the upload is reused: {listed}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_file_parts_are_refused_with_a_clear_problem() {
+        let (app, _mock, user) = app_with_models().await;
+        let bob = app.registered("bob@example.com").await;
+        let (_, theirs) = app
+            .upload_file(&bob.token, "b.txt", "text/plain", b"bob's")
+            .await;
+        let cases = [
+            (
+                json!({"type": "file", "url": theirs["url"]}),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                json!({"type": "file", "url": "data:image/png;base64,@@@"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
+            (
+                json!({"type": "file", "url": "ftp://example.com/a"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
+            (
+                json!({"type": "file"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
+            (
+                json!({"type": "file", "url": "data:text/html,<html><script>x</script>"}),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+            ),
+            // A web address on this machine: the fetcher refuses loopback addresses.
+            (
+                json!({"type": "file", "url": format!("{}/healthz", app.address)}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            ),
+        ];
+        for (i, (file, status, code)) in cases.into_iter().enumerate() {
+            let res = send(&app, &user, &format!("t{i}"), "seeing", vec![file.clone()]).await;
+            let got = res.status();
+            let body: Value = res.json().await.unwrap();
+            assert_problem(got, &body, status, code);
+        }
+        let six: Vec<Value> = (0..6)
+            .map(|_| json!({"type": "file", "url": "data:text/plain,x"}))
+            .collect();
+        let res = send(&app, &user, "many", "seeing", six).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -133,9 +133,16 @@ fn check(spec: &Value, schema: &Value, value: &Value, at: &str, problems: &mut V
             }
         }
     }
-    if let (Some(items), Some(schema_items)) = (value.as_array(), schema.get("items")) {
+    // JSON Schema 2020-12: `prefixItems` for the first items, `items` for the rest.
+    let prefix = schema
+        .get("prefixItems")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    if let Some(items) = value.as_array() {
         for (i, v) in items.iter().enumerate() {
-            check(spec, schema_items, v, &format!("{at}[{i}]"), problems);
+            if let Some(s) = prefix.get(i).or(schema.get("items")) {
+                check(spec, s, v, &format!("{at}[{i}]"), problems);
+            }
         }
     }
 }

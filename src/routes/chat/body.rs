@@ -8,10 +8,13 @@ use serde_json::Value;
 use threadline_domain::values::{MessageId, ThreadId, check_prose};
 
 use crate::error::ApiError;
-use crate::services::chat::{Intent, SendMessage};
+use crate::services::chat::{FileSource, Intent, SendMessage};
 
-/// Largest chat body: the AI SDK sends the whole conversation each time.
-pub const CHAT_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Largest chat body: the AI SDK sends the whole conversation each time, attached files as
+/// `data:` URLs included.
+pub const CHAT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Most files one message may carry.
+pub const MAX_FILES: usize = 5;
 /// Longest user message in characters.
 const MAX_MESSAGE_CHARS: usize = 100_000;
 /// Most messages a request may carry (the client sends the whole conversation).
@@ -45,6 +48,21 @@ impl IncomingMessage {
             IncomingMessage::Text(_) => None,
             IncomingMessage::Ui { id, .. } => id.as_deref().filter(|i| !i.is_empty()),
         }
+    }
+
+    /// The message's `file` parts (`{type: "file", mediaType, url, filename}`).
+    fn files(&self) -> Result<Vec<FileSource>, ApiError> {
+        let IncomingMessage::Ui { parts, .. } = self else {
+            return Ok(Vec::new());
+        };
+        let files: Vec<&Value> = parts.iter().filter(|p| p["type"] == "file").collect();
+        if files.len() > MAX_FILES {
+            return Err(ApiError::invalid_field(
+                "messages",
+                format!("a message may carry at most {MAX_FILES} files"),
+            ));
+        }
+        files.into_iter().map(file_source).collect()
     }
 
     fn text(&self) -> String {
@@ -148,8 +166,12 @@ impl ChatBody {
         let intent = match self.trigger()? {
             Trigger::Regenerate => Intent::Regenerate { message_id },
             Trigger::Submit => {
-                let (client_id, text) = user_message(&self)?;
-                Intent::Submit { client_id, text }
+                let (client_id, text, files) = user_message(&self)?;
+                Intent::Submit {
+                    client_id,
+                    text,
+                    files,
+                }
             }
         };
         Ok(SendMessage {
@@ -170,8 +192,8 @@ pub enum Trigger {
 }
 
 /// The request's user message: `message` in the short form, else the last user message of
-/// `messages`. Returns the client's id for it (if any) and its text.
-fn user_message(body: &ChatBody) -> Result<(Option<MessageId>, String), ApiError> {
+/// `messages`. Returns the client's id for it (if any), its text and its files.
+fn user_message(body: &ChatBody) -> Result<(Option<MessageId>, String, Vec<FileSource>), ApiError> {
     let message = body
         .message
         .as_ref()
@@ -184,7 +206,8 @@ fn user_message(body: &ChatBody) -> Result<(Option<MessageId>, String), ApiError
         ));
     }
     let text = message.text();
-    if text.trim().is_empty() {
+    let files = message.files()?;
+    if text.trim().is_empty() && files.is_empty() {
         return Err(ApiError::invalid_field(
             "messages",
             "the message has no text",
@@ -202,5 +225,72 @@ fn user_message(body: &ChatBody) -> Result<(Option<MessageId>, String), ApiError
         .map(MessageId::parse)
         .transpose()
         .map_err(|e| ApiError::invalid_field("messages", e.0))?;
-    Ok((client_id, text))
+    Ok((client_id, text, files))
+}
+
+/// Where a `file` part's bytes are: a `data:` URL, one of the caller's files
+/// (`/v1/files/{id}/content`, relative or absolute), or a web address to fetch once.
+fn file_source(part: &Value) -> Result<FileSource, ApiError> {
+    let invalid = |why: &str| ApiError::invalid_field("messages", format!("a file part {why}"));
+    let url = part["url"]
+        .as_str()
+        .ok_or_else(|| invalid("needs a `url`"))?;
+    let filename = part["filename"].as_str().unwrap_or("file").to_owned();
+    if let Some(data) = url.strip_prefix("data:") {
+        let (meta, payload) = data
+            .split_once(',')
+            .ok_or_else(|| invalid("has a malformed data: URL"))?;
+        let bytes = if meta.ends_with(";base64") {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(payload.trim())
+                .map_err(|_| invalid("has a data: URL that is not valid base64"))?
+        } else {
+            percent_decode(payload)
+        };
+        return Ok(FileSource::Data { filename, bytes });
+    }
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => url,
+    };
+    if let Some(id) = path
+        .strip_prefix("/v1/files/")
+        .map(|rest| rest.trim_end_matches("/content"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        return Ok(FileSource::Stored { id: id.to_owned() });
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(FileSource::Web {
+            url: url.to_owned(),
+            filename,
+        });
+    }
+    Err(invalid(
+        "needs a data: URL, a /v1/files/{id}/content URL or an https URL",
+    ))
+}
+
+/// `%XX` escapes decoded (a `data:` URL without `;base64`).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }

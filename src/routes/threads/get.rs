@@ -73,6 +73,15 @@ pub fn ui_message(
         }
     } else {
         parts.push(serde_json::json!({"type": "text", "text": m.text}));
+        // Attached files as the AI SDK's `file` parts, at the owner's URL of the bytes.
+        for a in m.attachments() {
+            parts.push(serde_json::json!({
+                "type": "file",
+                "mediaType": a.media_type,
+                "filename": a.filename,
+                "url": format!("/v1/files/{}/content", a.file_id),
+            }));
+        }
     }
     let mut metadata = BTreeMap::new();
     metadata.insert("parent_id", serde_json::json!(m.parent_id));

@@ -7,6 +7,7 @@
 //! - [`tree`]: the message tree rules and the context sent to the model (pure functions).
 
 pub mod access;
+pub mod parts;
 pub mod tree;
 
 use chrono::Utc;
@@ -23,7 +24,7 @@ use crate::services::credits;
 use crate::state::AppState;
 use crate::store::bus::CommandMeta;
 use access::resolve_model;
-use tree::{UserTurn, context_for, new_message_id, plan_user_message, regenerate_target};
+use tree::{UserTurn, context_with_files, new_message_id, plan_user_message, regenerate_target};
 
 /// The model a send that names none uses: the caller's `default_model` preference when it is
 /// usable now (a model since disabled, or one the caller's plan no longer opens, falls back),
@@ -49,13 +50,25 @@ pub struct SendMessage {
     pub intent: Intent,
 }
 
+/// Where an attached file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    /// Bytes sent inline (a `data:` URL): stored as a new file of the caller.
+    Data { filename: String, bytes: Vec<u8> },
+    /// One of the caller's files.
+    Stored { id: String },
+    /// A web address, fetched once through the guarded fetcher and stored.
+    Web { url: String, filename: String },
+}
+
 /// What a send asks for.
 #[derive(Debug, Clone)]
 pub enum Intent {
-    /// Send a user message (with the client's id for it, if any).
+    /// Send a user message (with the client's id for it, if any) and the files it carries.
     Submit {
         client_id: Option<MessageId>,
         text: String,
+        files: Vec<FileSource>,
     },
     /// A new reply to the user message of `message_id` (of the newest assistant message when
     /// `None`).
@@ -87,6 +100,24 @@ pub async fn send(
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
+    // Files are read (or fetched) and checked against the model before anything is spent.
+    let (intent, files) = match intent {
+        Intent::Submit {
+            client_id,
+            text,
+            files,
+        } if !files.is_empty() => {
+            let prepared = crate::services::files::prepare(state, caller, files).await?;
+            parts::check(&model, &prepared)?;
+            let intent = Intent::Submit {
+                client_id,
+                text,
+                files: Vec::new(),
+            };
+            (intent, prepared)
+        }
+        other => (other, Vec::new()),
+    };
 
     let turn = state.chat.turns.lock(thread_id.as_str().to_owned()).await;
     let (title, new_thread) = match find_thread(state, caller, &thread_id).await? {
@@ -112,8 +143,18 @@ pub async fn send(
                 new: None,
             }
         }
-        Intent::Submit { client_id, text } => {
-            plan_user_message(&tree, client_id.map(|id| id.as_str().to_owned()), text)
+        Intent::Submit {
+            client_id, text, ..
+        } => {
+            let mut plan =
+                plan_user_message(&tree, client_id.map(|id| id.as_str().to_owned()), text);
+            if let Some(new) = &mut plan.new
+                && !files.is_empty()
+            {
+                new.attachments =
+                    crate::services::files::store_prepared(state, caller, files, &meta).await?;
+            }
+            plan
         }
     };
     let estimate = estimated_prompt_cost(&model, &turn_plan.text);
@@ -192,6 +233,11 @@ async fn start_reply(
     }
     let reply_id = new_message_id();
     let posted_under = turn.new.as_ref().map(|m| m.parent_id.clone());
+    let new_attachments = turn
+        .new
+        .as_ref()
+        .map(|m| m.attachments.clone())
+        .unwrap_or_default();
     let cursor = state
         .send::<Thread>(
             thread_id.as_str(),
@@ -206,7 +252,15 @@ async fn start_reply(
             meta,
         )
         .await?;
-    let mut context = context_for(all, &turn.id, &turn.text, posted_under);
+    let mut context = Vec::new();
+    for (mut message, attachments) in
+        context_with_files(all, &turn.id, &turn.text, posted_under, new_attachments)
+    {
+        if !attachments.is_empty() {
+            message.parts = parts::build(state, &model.capabilities, &attachments).await;
+        }
+        context.push(message);
+    }
     if let Some(system) = system_prompt(&crate::services::accounts::preferences_of(state, caller)) {
         context.insert(
             0,

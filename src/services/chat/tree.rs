@@ -2,7 +2,7 @@
 //! resent, edited as a sibling, or regenerated), and the conversation sent to the model (the
 //! path from the root to that message, rebuilt from the log).
 
-use threadline_domain::thread::NewUserMessage;
+use threadline_domain::thread::{Attachment, NewUserMessage};
 use threadline_projections::messages::{self, MessageRow, Tree};
 
 use crate::error::ApiError;
@@ -40,7 +40,11 @@ pub fn plan_user_message(tree: &Tree, client_id: Option<String>, text: String) -
     UserTurn {
         id,
         text: text.clone(),
-        new: Some(NewUserMessage { parent_id, text }),
+        new: Some(NewUserMessage {
+            parent_id,
+            text,
+            attachments: Vec::new(),
+        }),
     }
 }
 
@@ -79,6 +83,20 @@ pub fn context_for(
     user_text: &str,
     posted_under: Option<Option<String>>,
 ) -> Vec<ChatMessage> {
+    context_with_files(all, user_id, user_text, posted_under, Vec::new())
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// [`context_for`], each message with the files it carries (`new_files` for a new message).
+pub fn context_with_files(
+    all: &[MessageRow],
+    user_id: &str,
+    user_text: &str,
+    posted_under: Option<Option<String>>,
+    new_files: Vec<Attachment>,
+) -> Vec<(ChatMessage, Vec<Attachment>)> {
     let leaf = match &posted_under {
         Some(parent) => parent.as_deref(),
         None => Some(user_id),
@@ -88,21 +106,25 @@ pub fn context_for(
     } else {
         Vec::new()
     };
-    let mut context: Vec<ChatMessage> = path
+    let mut context: Vec<(ChatMessage, Vec<Attachment>)> = path
         .iter()
         .filter(|p| !(p.message.role == "assistant" && p.message.text.is_empty()))
-        .map(|p| ChatMessage {
-            role: p.message.role.clone(),
-            content: p.message.text.clone(),
-            parts: Vec::new(),
+        .map(|p| {
+            let message = ChatMessage {
+                role: p.message.role.clone(),
+                content: p.message.text.clone(),
+                parts: Vec::new(),
+            };
+            (message, p.message.attachments())
         })
         .collect();
-    if context.last().is_none_or(|m| m.role != "user") {
-        context.push(ChatMessage {
+    if context.last().is_none_or(|(m, _)| m.role != "user") {
+        let message = ChatMessage {
             role: "user".into(),
             content: user_text.to_owned(),
             parts: Vec::new(),
-        });
+        };
+        context.push((message, new_files));
     }
     context
 }
@@ -129,6 +151,7 @@ mod tests {
                 position: i as i64,
                 created_at: i as i64,
                 hidden: false,
+                attachments: None,
             })
             .collect()
     }
@@ -157,7 +180,8 @@ mod tests {
             turn.new,
             Some(NewUserMessage {
                 parent_id: Some("a2".into()),
-                text: "more".into()
+                text: "more".into(),
+                attachments: Vec::new(),
             })
         );
     }
