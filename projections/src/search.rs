@@ -1,8 +1,8 @@
 //! Full-text search over each account's thread titles and message texts.
 //!
 //! One document per title and per message (user messages when posted, replies when they end,
-//! copied histories at once), every branch included. SQLite: an FTS5 table, `snippet()` for
-//! snippets; PostgreSQL: a `tsvector` column with a GIN index, `ts_headline`. Title hits come
+//! copied histories at once), every branch included. SQLite: an FTS5 table, snippets cut in Rust
+//! ([`mark_snippet`]); PostgreSQL: a `tsvector` column with a GIN index, `ts_headline`. Title hits come
 //! first (ranked with bm25 / `ts_rank`), then messages, newest first (see [`search`] for why). Both
 //! use language-neutral tokenizing (`unicode61`, `simple`), so every script works; Chinese
 //! and Japanese characters, written without spaces, are indexed one character per token (see
@@ -57,7 +57,12 @@ fn unsegment(text: &str) -> String {
             let after = chars.get(i + 1).copied();
             let marker = |c: Option<char>| matches!(c, Some(START | END));
             let cjk = |c: Option<char>| c.is_some_and(is_cjk);
-            if cjk(before) || cjk(after) || (marker(before) && cjk(chars.get(i + 2).copied())) {
+            let two_before = i.checked_sub(2).and_then(|j| chars.get(j)).copied();
+            if cjk(before)
+                || cjk(after)
+                || (marker(before) && cjk(chars.get(i + 2).copied()))
+                || (marker(before) && cjk(two_before))
+            {
                 continue;
             }
         }
@@ -573,6 +578,92 @@ pub struct Hit {
     pub at: i64,
 }
 
+/// Tokens a snippet shows at most.
+const SNIPPET_TOKENS: usize = 24;
+
+/// A snippet of indexed `text` around its first match of `terms`, matches between [`START`]
+/// and [`END`], `…` where text was cut: what FTS5's `snippet()` gives, computed here for the
+/// page's hits only (asking FTS5 for it means evaluating the query again for each hit).
+/// Prefixes match case-insensitively; a match only found through diacritic folding
+/// (`cafe` for "café") is shown unmarked.
+fn mark_snippet(text: &str, terms: &[Term]) -> String {
+    let tokens: Vec<(usize, usize)> = {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, c) in text.char_indices() {
+            match (c.is_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    out.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            out.push((s, text.len()));
+        }
+        out
+    };
+    let lower: Vec<String> = tokens
+        .iter()
+        .map(|&(a, b)| text[a..b].to_lowercase())
+        .collect();
+    let mut hit = vec![false; tokens.len()];
+    for term in terms {
+        match term {
+            Term::Word(w) => {
+                for (k, t) in lower.iter().enumerate() {
+                    if t.starts_with(w.as_str()) {
+                        hit[k] = true;
+                    }
+                }
+            }
+            Term::Phrase(chars) if !chars.is_empty() => {
+                for k in 0..lower.len().saturating_sub(chars.len() - 1) {
+                    if chars.iter().enumerate().all(|(n, c)| lower[k + n] == *c) {
+                        hit[k..k + chars.len()].iter_mut().for_each(|h| *h = true);
+                    }
+                }
+            }
+            Term::Phrase(_) => {}
+        }
+    }
+    if tokens.is_empty() {
+        return text.to_owned();
+    }
+    let first = hit.iter().position(|h| *h).unwrap_or(0);
+    let from = first.saturating_sub(SNIPPET_TOKENS / 4);
+    let to = (from + SNIPPET_TOKENS).min(tokens.len());
+    let from = to.saturating_sub(SNIPPET_TOKENS).min(from);
+    let mut out = String::new();
+    if from > 0 {
+        out.push('…');
+    }
+    // A run of matched CJK characters (a phrase) is one highlight, as FTS5 marks it.
+    let cjk_at = |k: usize| text[tokens[k].0..].chars().next().is_some_and(is_cjk);
+    let joined = |k: usize| k > from && hit[k - 1] && hit[k] && cjk_at(k - 1) && cjk_at(k);
+    let mut at = tokens[from].0;
+    for k in from..to {
+        let (a, b) = tokens[k];
+        out.push_str(&text[at..a]);
+        if hit[k] && !joined(k) {
+            out.push(START);
+        }
+        out.push_str(&text[a..b]);
+        if hit[k] && !(k + 1 < to && joined(k + 1)) {
+            out.push(END);
+        }
+        at = b;
+    }
+    if to < tokens.len() {
+        out.push('…');
+    } else {
+        out.push_str(&text[at..]);
+    }
+    out
+}
+
 /// Turns a snippet with highlight markers into text and highlight ranges.
 fn highlighted(raw: &str) -> (String, Vec<(usize, usize)>) {
     let text = unsegment(raw);
@@ -669,24 +760,23 @@ async fn search_page(
                  SELECT * FROM (SELECT rowid AS rid, 1 AS grp, 0.0 AS score FROM search_docs \
                  WHERE search_docs MATCH $3 ORDER BY rowid DESC LIMIT $2)) \
                  SELECT d.thread_id, d.message_id, \
-                 CASE WHEN d.message_id = '' \
-                 THEN snippet(search_docs, 1, char(57344), char(57345), '…', 24) \
-                 ELSE snippet(search_docs, 2, char(57344), char(57345), '…', 24) END, \
-                 d.at, t.title \
+                 CASE WHEN d.message_id = '' THEN d.title ELSE d.body END, d.at, t.title \
                  FROM c JOIN search_docs d ON d.rowid = c.rid {visible} \
-                 AND search_docs MATCH $5 \
-                 ORDER BY c.grp, c.score, c.rid DESC LIMIT $6 OFFSET $7"
+                 ORDER BY c.grp, c.score, c.rid DESC LIMIT $5 OFFSET $6"
             );
-            sqlx::query_as(&sql)
+            let rows: Vec<HitRow> = sqlx::query_as(&sql)
                 .bind(fts5_query_in(owner, terms, "title"))
                 .bind(cap)
                 .bind(fts5_query_in(owner, terms, "body"))
                 .bind(owner)
-                .bind(fts5_query(owner, terms))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(reader)
-                .await
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(t, m, text, at, title)| (t, m, mark_snippet(&text, terms), at, title))
+                .collect())
         }
         Db::Postgres(pool) => {
             // Titles are the documents without a message id.
@@ -760,6 +850,32 @@ pub async fn matching_threads(
 mod tests {
     use super::*;
     use chrono::DateTime;
+
+    #[test]
+    fn snippets_mark_prefix_matches_around_the_first_one() {
+        let marked = |text: &str, q: &str| highlighted(&mark_snippet(&segment(text), &terms(q)));
+        assert_eq!(
+            marked("Rust ownership rules", "own"),
+            ("Rust ownership rules".into(), vec![(5, 14)])
+        );
+        let long: String = (0..60).map(|i| format!("w{i} ")).collect();
+        let (text, ranges) = marked(&long, "w40");
+        assert!(text.starts_with('…') && text.ends_with('…'), "{text}");
+        assert_eq!(
+            &text.chars().skip(ranges[0].0).take(3).collect::<String>(),
+            "w40"
+        );
+        assert_eq!(
+            marked("東京 is big", "東京"),
+            ("東京 is big".into(), vec![(0, 2)])
+        );
+        assert_eq!(
+            marked("café au lait", "cafe").1,
+            vec![],
+            "folded matches stay unmarked"
+        );
+        assert_eq!(marked("", "x"), (String::new(), vec![]));
+    }
 
     #[test]
     fn chinese_and_japanese_characters_are_indexed_one_by_one_and_joined_back() {
