@@ -27,14 +27,24 @@ compat() {
 
 # A local S3-compatible server (moto, pinned, from PyPI) for the object storage tests.
 start_s3() {
+  local moto=moto_server
   if ! command -v moto_server >/dev/null 2>&1; then
-    echo "installing moto..."
-    python3 -m pip install --quiet "moto[server]==5.2.1"
+    # A virtual environment of its own: system Pythons refuse global pip installs.
+    local venv="${XDG_CACHE_HOME:-$HOME/.cache}/threadline-moto"
+    if [ ! -x "$venv/bin/moto_server" ]; then
+      echo "installing moto..."
+      if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$venv"
+      fi
+      "$venv/bin/pip" install --quiet "moto[server]==5.2.1"
+    fi
+    moto="$venv/bin/moto_server"
   fi
   local port log
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   log="$(mktemp)"
-  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null; then
