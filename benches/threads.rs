@@ -11,7 +11,8 @@
 //!    time until the response, time until searchable, and the peak RSS above the start.
 //!
 //! Every thread is written as an event (`CreateWithHistory`, what imports write) and folded by
-//! the projector, so the tables are what production would hold.
+//! the projector, so the tables are what production would hold. `BENCH_ONLY=search` (or
+//! `list`, `export`, `import`, comma-separated) runs only those sections.
 
 // A benchmark prints its results.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -37,6 +38,12 @@ const VOCABULARY: usize = 5_000;
 const IMPORT_CONVERSATIONS: usize = 2_000;
 const IMPORT_MESSAGES: usize = 40;
 
+/// Whether section `name` runs: all of them, or those named in `BENCH_ONLY` (`list`, `search`,
+/// `export`, `import`, comma-separated).
+fn only(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |v| v.split(',').any(|s| s.trim() == name))
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,183 +62,188 @@ async fn main() {
     let bus = CommandBus::new(db.clone());
 
     // 1. The thread list.
-    let (lister, lister_id) = register(&http, &base, "lister@bench.example").await;
-    let started = Instant::now();
-    write_threads(&bus, &lister_id, "l", LIST_THREADS, 1, 0).await;
-    wait_caught_up(&db).await;
-    println!(
-        "set-up: {LIST_THREADS} threads written and projected in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    let first = time(500, || async {
-        let q = ListQuery {
-            limit: 51,
-            ..ListQuery::default()
-        };
-        assert_eq!(threads::list(&db, &lister_id, &q).await.unwrap().len(), 51);
-    })
-    .await;
-    let all = threads::list(
-        &db,
-        &lister_id,
-        &ListQuery {
-            limit: 90_001,
-            ..ListQuery::default()
-        },
-    )
-    .await
-    .unwrap();
-    let deep = all.last().map(|t| (t.last_activity_at, t.id.clone()));
-    let deep_page = time(500, || async {
-        let q = ListQuery {
-            after: deep.clone(),
-            limit: 51,
-            ..ListQuery::default()
-        };
-        assert_eq!(threads::list(&db, &lister_id, &q).await.unwrap().len(), 51);
-    })
-    .await;
-    let over_http = time(300, || async {
+    if only("list") {
+        let (lister, lister_id) = register(&http, &base, "lister@bench.example").await;
+        let started = Instant::now();
+        write_threads(&bus, &lister_id, "l", LIST_THREADS, 1, 0).await;
+        wait_caught_up(&db).await;
+        println!(
+            "set-up: {LIST_THREADS} threads written and projected in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let first = time(500, || async {
+            let q = ListQuery {
+                limit: 51,
+                ..ListQuery::default()
+            };
+            assert_eq!(threads::list(&db, &lister_id, &q).await.unwrap().len(), 51);
+        })
+        .await;
+        let all = threads::list(
+            &db,
+            &lister_id,
+            &ListQuery {
+                limit: 90_001,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+        let deep = all.last().map(|t| (t.last_activity_at, t.id.clone()));
+        let deep_page = time(500, || async {
+            let q = ListQuery {
+                after: deep.clone(),
+                limit: 51,
+                ..ListQuery::default()
+            };
+            assert_eq!(threads::list(&db, &lister_id, &q).await.unwrap().len(), 51);
+        })
+        .await;
+        let over_http = time(300, || async {
+            let res = http
+                .get(format!("{base}/v1/threads?limit=50"))
+                .bearer_auth(&lister)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.bytes().await.unwrap();
+        })
+        .await;
+        report("thread list, first page (query)", &first);
+        report(
+            "thread list, cursor after 90,000 threads (query)",
+            &deep_page,
+        );
+        report("thread list, first page over HTTP", &over_http);
+    }
+    // 2. Search.
+    if only("search") {
+        let (_, searcher_id) = register(&http, &base, "searcher@bench.example").await;
+        let started = Instant::now();
+        write_threads(
+            &bus,
+            &searcher_id,
+            "s",
+            SEARCH_THREADS,
+            MESSAGES_PER_THREAD,
+            7,
+        )
+        .await;
+        wait_caught_up(&db).await;
+        println!(
+            "set-up: {} messages in {SEARCH_THREADS} threads written and projected in {:.1}s",
+            SEARCH_THREADS * MESSAGES_PER_THREAD,
+            started.elapsed().as_secs_f64()
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for (label, make) in [
+            ("search, one word (~2,000 matches)", 1usize),
+            ("search, two words (a few matches)", 2),
+            ("search, a rare phrase-free miss", 0),
+        ] {
+            let queries: Vec<String> = (0..200)
+                .map(|_| match make {
+                    0 => "zzzz nothing".to_owned(),
+                    n => (0..n)
+                        .map(|_| format!("word{}", rng.gen_range(0..VOCABULARY)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                })
+                .collect();
+            let mut i = 0;
+            let samples = time(200, || {
+                let q = queries[i % queries.len()].clone();
+                i += 1;
+                let db = db.clone();
+                let owner = searcher_id.clone();
+                async move {
+                    search::search(&db, &owner, &q, 0, 20).await.unwrap();
+                }
+            })
+            .await;
+            report(label, &samples);
+        }
+    }
+    // 3. The account export.
+    if only("export") {
+        let (exporter, exporter_id) = register(&http, &base, "exporter@bench.example").await;
+        write_threads(
+            &bus,
+            &exporter_id,
+            "e",
+            EXPORT_THREADS,
+            MESSAGES_PER_THREAD,
+            3,
+        )
+        .await;
+        wait_caught_up(&db).await;
+        let rss = PeakRss::start();
+        let started = Instant::now();
         let res = http
-            .get(format!("{base}/v1/threads?limit=50"))
-            .bearer_auth(&lister)
+            .get(format!("{base}/v1/me/export"))
+            .bearer_auth(&exporter)
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200);
-        res.bytes().await.unwrap();
-    })
-    .await;
-    report("thread list, first page (query)", &first);
-    report(
-        "thread list, cursor after 90,000 threads (query)",
-        &deep_page,
-    );
-    report("thread list, first page over HTTP", &over_http);
-
-    // 2. Search.
-    let (_, searcher_id) = register(&http, &base, "searcher@bench.example").await;
-    let started = Instant::now();
-    write_threads(
-        &bus,
-        &searcher_id,
-        "s",
-        SEARCH_THREADS,
-        MESSAGES_PER_THREAD,
-        7,
-    )
-    .await;
-    wait_caught_up(&db).await;
-    println!(
-        "set-up: {} messages in {SEARCH_THREADS} threads written and projected in {:.1}s",
-        SEARCH_THREADS * MESSAGES_PER_THREAD,
-        started.elapsed().as_secs_f64()
-    );
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    for (label, make) in [
-        ("search, one word (~2,000 matches)", 1usize),
-        ("search, two words (a few matches)", 2),
-        ("search, a rare phrase-free miss", 0),
-    ] {
-        let queries: Vec<String> = (0..200)
-            .map(|_| match make {
-                0 => "zzzz nothing".to_owned(),
-                n => (0..n)
-                    .map(|_| format!("word{}", rng.gen_range(0..VOCABULARY)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            })
-            .collect();
-        let mut i = 0;
-        let samples = time(200, || {
-            let q = queries[i % queries.len()].clone();
-            i += 1;
-            let db = db.clone();
-            let owner = searcher_id.clone();
-            async move {
-                search::search(&db, &owner, &q, 0, 20).await.unwrap();
-            }
-        })
-        .await;
-        report(label, &samples);
+        let mut body = res.bytes_stream();
+        let mut bytes = 0usize;
+        while let Some(chunk) = body.next().await {
+            bytes += chunk.unwrap().len();
+        }
+        let took = started.elapsed();
+        println!(
+            "account export, {} messages in {EXPORT_THREADS} threads: {:.2}s, {:.1} MiB zip, {}",
+            EXPORT_THREADS * MESSAGES_PER_THREAD,
+            took.as_secs_f64(),
+            bytes as f64 / 1_048_576.0,
+            rss.stop(),
+        );
     }
-
-    // 3. The account export.
-    let (exporter, exporter_id) = register(&http, &base, "exporter@bench.example").await;
-    write_threads(
-        &bus,
-        &exporter_id,
-        "e",
-        EXPORT_THREADS,
-        MESSAGES_PER_THREAD,
-        3,
-    )
-    .await;
-    wait_caught_up(&db).await;
-    let rss = PeakRss::start();
-    let started = Instant::now();
-    let res = http
-        .get(format!("{base}/v1/me/export"))
-        .bearer_auth(&exporter)
-        .send()
-        .await
-        .unwrap();
-    let mut body = res.bytes_stream();
-    let mut bytes = 0usize;
-    while let Some(chunk) = body.next().await {
-        bytes += chunk.unwrap().len();
-    }
-    let took = started.elapsed();
-    println!(
-        "account export, {} messages in {EXPORT_THREADS} threads: {:.2}s, {:.1} MiB zip, {}",
-        EXPORT_THREADS * MESSAGES_PER_THREAD,
-        took.as_secs_f64(),
-        bytes as f64 / 1_048_576.0,
-        rss.stop(),
-    );
-
     // 4. The import of a ChatGPT export.
-    let (importer, importer_id) = register(&http, &base, "importer@bench.example").await;
-    let file = chatgpt_export(IMPORT_CONVERSATIONS, IMPORT_MESSAGES);
-    let size = file.len();
-    let rss = PeakRss::start();
-    let started = Instant::now();
-    let res = http
-        .post(format!("{base}/v1/me/import"))
-        .bearer_auth(&importer)
-        .header("content-type", "application/json")
-        .body(file)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        200,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    let report: serde_json::Value = res.json().await.unwrap();
-    let answered = started.elapsed();
-    wait_caught_up(&db).await;
-    let searchable = started.elapsed();
-    assert_eq!(
-        report["imported"].as_u64(),
-        Some(IMPORT_CONVERSATIONS as u64),
-        "{report}"
-    );
-    let found = search::search(&db, &importer_id, "conversation1999", 0, 20)
-        .await
-        .unwrap();
-    assert!(!found.is_empty());
-    println!(
-        "import of a {:.1} MB ChatGPT export ({IMPORT_CONVERSATIONS} conversations, {} \
+    if only("import") {
+        let (importer, importer_id) = register(&http, &base, "importer@bench.example").await;
+        let file = chatgpt_export(IMPORT_CONVERSATIONS, IMPORT_MESSAGES);
+        let size = file.len();
+        let rss = PeakRss::start();
+        let started = Instant::now();
+        let res = http
+            .post(format!("{base}/v1/me/import"))
+            .bearer_auth(&importer)
+            .header("content-type", "application/json")
+            .body(file)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
+        let report: serde_json::Value = res.json().await.unwrap();
+        let answered = started.elapsed();
+        wait_caught_up(&db).await;
+        let searchable = started.elapsed();
+        assert_eq!(
+            report["imported"].as_u64(),
+            Some(IMPORT_CONVERSATIONS as u64),
+            "{report}"
+        );
+        let found = search::search(&db, &importer_id, "conversation1999", 0, 20)
+            .await
+            .unwrap();
+        assert!(!found.is_empty());
+        println!(
+            "import of a {:.1} MB ChatGPT export ({IMPORT_CONVERSATIONS} conversations, {} \
          messages): answered in {:.2}s, projected and searchable in {:.2}s, {}",
-        size as f64 / 1e6,
-        IMPORT_CONVERSATIONS * IMPORT_MESSAGES,
-        answered.as_secs_f64(),
-        searchable.as_secs_f64(),
-        rss.stop(),
-    );
+            size as f64 / 1e6,
+            IMPORT_CONVERSATIONS * IMPORT_MESSAGES,
+            answered.as_secs_f64(),
+            searchable.as_secs_f64(),
+            rss.stop(),
+        );
+    }
 }
 
 /// Samples the process's resident memory every 20 ms until stopped.
