@@ -977,23 +977,7 @@ mod tests {
         }
     }
 
-    /// An image, a PDF and a text file, with their base64 below.
-    fn attachments() -> Vec<Part> {
-        vec![
-            Part::Image {
-                media_type: "image/png".into(),
-                data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
-            },
-            Part::Document {
-                media_type: "application/pdf".into(),
-                filename: "report.pdf".into(),
-                data: Bytes::from_static(b"%PDF-1.7\n"),
-            },
-            Part::Text("notes.txt:\nbuy milk".into()),
-        ]
-    }
-    const PNG_BASE64: &str = "iVBORw0KGgo=";
-    const PDF_BASE64: &str = "JVBERi0xLjcK";
+    use crate::providers::test_support::{PDF_BASE64, PNG_BASE64, attachments};
 
     #[test]
     fn messages_without_parts_are_sent_exactly_as_before() {

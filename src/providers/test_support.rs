@@ -6,14 +6,16 @@
 //! - running a body through the real body driver, [`events_from_body`], in pieces of any size
 //!   (or with a broken connection), and collecting what it yields;
 //! - short constructors for the expected events;
-//! - retry-delay inputs: response headers and a fixed "now".
+//! - retry-delay inputs: response headers and a fixed "now";
+//! - a message's attachments (an image, a PDF, a text file) and their base64.
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::sse::{SseMapper, events_from_body};
-use super::{FinishReason, ProviderError, ProviderEvent, Usage};
+use super::{FinishReason, Part, ProviderError, ProviderEvent, Usage};
+use bytes::Bytes;
 
 /// The bytes of `tests/fixtures/{provider}/{name}`.
 pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
@@ -113,3 +115,21 @@ pub fn utc(rfc3339: &str) -> DateTime<Utc> {
         .unwrap()
         .with_timezone(&Utc)
 }
+
+/// An image, a PDF and a text file, with their base64 below.
+pub fn attachments() -> Vec<Part> {
+    vec![
+        Part::Image {
+            media_type: "image/png".into(),
+            data: Bytes::from_static(b"\x89PNG\r\n\x1a\n"),
+        },
+        Part::Document {
+            media_type: "application/pdf".into(),
+            filename: "report.pdf".into(),
+            data: Bytes::from_static(b"%PDF-1.7\n"),
+        },
+        Part::Text("notes.txt:\nbuy milk".into()),
+    ]
+}
+pub const PNG_BASE64: &str = "iVBORw0KGgo=";
+pub const PDF_BASE64: &str = "JVBERi0xLjcK";
