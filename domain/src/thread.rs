@@ -889,6 +889,59 @@ mod tests {
     }
 
     #[test]
+    fn a_sent_message_carries_its_attachments_into_its_event() {
+        let file = Attachment {
+            file_id: "f1".into(),
+            sha256: "ab".repeat(32),
+            media_type: "image/png".into(),
+            filename: "dot.png".into(),
+            size: 3,
+        };
+        let mut command = send("g1", "a1", "m1", None);
+        if let ThreadCommand::StartReply {
+            user_message: Some(m),
+            ..
+        } = &mut command
+        {
+            m.attachments = vec![file.clone()];
+        }
+        let ThreadEvent::UserMessagePosted {
+            message_id,
+            parent_id,
+            text,
+            at,
+            ..
+        } = posted("m1", None, "hi")
+        else {
+            unreachable!()
+        };
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(command)
+            .then_expect_events(vec![
+                ThreadEvent::UserMessagePosted {
+                    message_id,
+                    parent_id,
+                    text,
+                    attachments: vec![file],
+                    at,
+                },
+                reply_started("g1", "a1", "m1"),
+            ]);
+    }
+
+    #[test]
+    fn events_without_attachments_read_and_write_as_before() {
+        let json = serde_json::to_value(posted("m1", None, "hi")).unwrap();
+        assert!(
+            json["UserMessagePosted"].get("attachments").is_none(),
+            "{json}"
+        );
+        let read: ThreadEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(read, posted("m1", None, "hi"));
+    }
+
+    #[test]
     fn a_send_posts_the_message_and_starts_its_reply_together() {
         ThreadTest::with(())
             .given(vec![created()])

@@ -953,6 +953,39 @@ mod tests {
     }
 
     #[test]
+    fn a_user_message_with_files_records_them_after_its_row() {
+        let at = DateTime::from_timestamp(1, 0).unwrap();
+        let file = threadline_domain::thread::Attachment {
+            file_id: "f1".into(),
+            sha256: "00".repeat(32),
+            media_type: "text/plain".into(),
+            filename: "a.txt".into(),
+            size: 2,
+        };
+        let changes = apply_thread(
+            "t",
+            5,
+            ThreadEvent::UserMessagePosted {
+                message_id: "u1".into(),
+                parent_id: None,
+                text: "see".into(),
+                attachments: vec![file.clone()],
+                at,
+            },
+        );
+        let Some(Change::SetAttachments { id, json, .. }) = changes.last() else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(id, "u1");
+        let with_files = MessageRow {
+            attachments: Some(json.clone()),
+            ..row("u1", None, "user", 0)
+        };
+        assert_eq!(with_files.attachments(), vec![file]);
+        assert!(row("u2", None, "user", 1).attachments().is_empty());
+    }
+
+    #[test]
     fn a_copied_history_inserts_its_messages_in_order_and_sets_the_head() {
         use threadline_domain::thread::{CopiedMessage, HistoryOrigin};
         let copied = |id: &str, parent: Option<&str>, role| CopiedMessage {

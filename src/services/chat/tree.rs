@@ -77,19 +77,7 @@ pub fn regenerate_target(
 /// The conversation sent to the model: the path from the root to the user message, rebuilt
 /// from the log (client-supplied history is never trusted). `posted_under` is the parent of a
 /// user message this request just posted (not in `all` yet).
-pub fn context_for(
-    all: &[MessageRow],
-    user_id: &str,
-    user_text: &str,
-    posted_under: Option<Option<String>>,
-) -> Vec<ChatMessage> {
-    context_with_files(all, user_id, user_text, posted_under, Vec::new())
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect()
-}
-
-/// [`context_for`], each message with the files it carries (`new_files` for a new message).
+/// Each message comes with the files it carries (`new_files` for the message just posted).
 pub fn context_with_files(
     all: &[MessageRow],
     user_id: &str,
@@ -224,9 +212,12 @@ mod tests {
     fn the_context_is_the_path_to_the_message_without_empty_replies() {
         let mut all = two_exchanges();
         all[1].text.clear(); // a reply that produced nothing
-        let roles = |c: &[ChatMessage]| {
+        let context_for = |all: &[MessageRow], id: &str, text: &str, under| {
+            context_with_files(all, id, text, under, Vec::new())
+        };
+        let roles = |c: &[(ChatMessage, Vec<Attachment>)]| {
             c.iter()
-                .map(|m| format!("{}:{}", m.role, m.content))
+                .map(|(m, _)| format!("{}:{}", m.role, m.content))
                 .collect::<Vec<_>>()
         };
         // A message posted now under a2 (not in `all` yet) ends the context.
