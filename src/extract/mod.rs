@@ -84,6 +84,50 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     Ok(bytes.freeze())
 }
 
+/// The name and bytes of the `file` field (the first field with a file name when none is
+/// called `file`) of a `multipart/form-data` request, at most `limit` bytes.
+pub async fn multipart_file(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(String, web::Bytes), ApiError> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut payload = payload.into_inner();
+    let mut multipart = actix_multipart::Multipart::from_request(req, &mut payload)
+        .await
+        .map_err(|e| ApiError::invalid_field("file", format!("not a multipart upload: {e}")))?;
+    let unreadable = |e: actix_multipart::MultipartError| match e {
+        actix_multipart::MultipartError::Payload(p) => body_error(&p),
+        other => ApiError::invalid_field("file", format!("unreadable upload: {other}")),
+    };
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(unreadable)?;
+        let filename = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let named_file = field.name() == Some("file");
+        let Some(filename) = filename.or_else(|| named_file.then(|| "file".to_owned())) else {
+            // Another form field: read past it.
+            while field.try_next().await.map_err(unreadable)?.is_some() {}
+            continue;
+        };
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = field.try_next().await.map_err(unreadable)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((filename, bytes.freeze()));
+    }
+    Err(ApiError::invalid_field(
+        "file",
+        "the upload holds no file (send it in a field named `file`)",
+    ))
+}
+
 /// Maps `validator`'s errors to a 422 naming each field.
 pub fn validation_error(errors: validator::ValidationErrors) -> ApiError {
     let fields = errors

@@ -2,10 +2,9 @@
 //! caller's, `GET /v1/files/{id}` is its metadata, `GET /v1/files/{id}/content` its bytes (owner
 //! only), `DELETE /v1/files/{id}` removes it.
 
-use actix_multipart::Multipart;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use futures::{StreamExt, TryStreamExt};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::TryStreamExt;
 use serde::Serialize;
 use threadline_projections::files::{self, FileRow};
 use threadline_projections::rfc3339;
@@ -71,51 +70,12 @@ pub async fn upload(
             detail: "upload the file as multipart/form-data, in a field named `file`".into(),
         });
     }
-    let mut payload = payload.into_inner();
-    let multipart = Multipart::from_request(&req, &mut payload)
-        .await
-        .map_err(|e| ApiError::invalid_field("file", format!("not a multipart upload: {e}")))?;
-    let (filename, bytes) = file_field(multipart).await?;
+    let (filename, bytes) = crate::extract::multipart_file(&req, payload, MAX_UPLOAD).await?;
     let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
     let file = service::upload(&state, &caller, &filename, bytes, &meta).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/files/{}", file.id)))
         .json(FileJson::from(file)))
-}
-
-/// The name and bytes of the `file` field (the first field with a file name when none is
-/// called `file`), at most [`MAX_UPLOAD`] bytes.
-async fn file_field(mut multipart: Multipart) -> Result<(String, bytes::Bytes), ApiError> {
-    let unreadable = |e: actix_multipart::MultipartError| match e {
-        actix_multipart::MultipartError::Payload(p) => crate::extract::body_error(&p),
-        other => ApiError::invalid_field("file", format!("unreadable upload: {other}")),
-    };
-    while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(unreadable)?;
-        let filename = field
-            .content_disposition()
-            .and_then(|d| d.get_filename())
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned);
-        let named_file = field.name() == Some("file");
-        let Some(filename) = filename.or_else(|| named_file.then(|| "file".to_owned())) else {
-            // Another form field: read past it.
-            while field.try_next().await.map_err(unreadable)?.is_some() {}
-            continue;
-        };
-        let mut bytes = web::BytesMut::new();
-        while let Some(chunk) = field.try_next().await.map_err(unreadable)? {
-            if bytes.len() + chunk.len() > MAX_UPLOAD {
-                return Err(ApiError::PayloadTooLarge { limit: MAX_UPLOAD });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok((filename, bytes.freeze()));
-    }
-    Err(ApiError::invalid_field(
-        "file",
-        "the upload holds no file (send it in a field named `file`)",
-    ))
 }
 
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
