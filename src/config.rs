@@ -56,7 +56,34 @@ pub struct Settings {
     /// `THREADLINE_FETCH_ALLOW_HOSTS`: hosts (`name` or `address`, optionally `:port`) the web
     /// fetcher may reach although their addresses are private (an intranet, tests).
     pub fetch_allow_hosts: Vec<String>,
+    /// The model's tools: the search API and the reply's step limit.
+    pub tools: ToolSettings,
 }
+
+/// What the tools need: `EXA_API_KEY` (web search and research are offered only with it),
+/// `EXA_BASE_URL`, and `THREADLINE_TOOL_STEPS`, the most model calls one reply makes.
+#[derive(Debug, Clone)]
+pub struct ToolSettings {
+    pub exa_api_key: Option<SecretString>,
+    pub exa_base_url: String,
+    pub max_steps: u32,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        ToolSettings {
+            exa_api_key: None,
+            exa_base_url: DEFAULT_EXA_BASE_URL.to_owned(),
+            max_steps: DEFAULT_TOOL_STEPS,
+        }
+    }
+}
+
+/// Exa's API root (`EXA_BASE_URL` points elsewhere, e.g. at the mock upstream).
+pub const DEFAULT_EXA_BASE_URL: &str = "https://api.exa.ai";
+
+/// Model calls one reply may make (each step after the first answers tool results).
+pub const DEFAULT_TOOL_STEPS: u32 = 5;
 
 /// Abuse limits per node; each 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +165,7 @@ impl Settings {
             jwt: Default::default(),
             file_storage: Default::default(),
             fetch_allow_hosts: Vec::new(),
+            tools: Default::default(),
         }
     }
 

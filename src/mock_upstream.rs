@@ -995,13 +995,16 @@ mod tests {
                     role: "system".into(),
                     content: "be brief".into(),
                     parts: Vec::new(),
+                    ..Default::default()
                 },
                 ChatMessage {
                     role: "user".into(),
                     content: "say three words".into(),
                     parts: Vec::new(),
+                    ..Default::default()
                 },
             ],
+            ..Default::default()
         }
     }
 

@@ -83,6 +83,7 @@ impl Application {
             },
             signals.clone(),
         );
+        chat.set_tool_steps(settings.tools.max_steps);
         // Replies left running by a previous process (or a dead node) end as interrupted,
         // once the projections have caught up with them.
         projector.catch_up_all().await?;
@@ -129,6 +130,7 @@ impl Application {
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| StartupError::Http(e.to_string()))?;
+        let search = crate::tools::search::from_settings(&settings.tools, &http);
         let state = web::Data::new(AppState {
             db: db.clone(),
             bus,
@@ -154,6 +156,7 @@ impl Application {
                 ..Default::default()
             })
             .map_err(|e| StartupError::Config(format!("the web fetcher: {e}")))?,
+            search,
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

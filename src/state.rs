@@ -40,6 +40,8 @@ pub struct AppState {
     pub file_digests: crate::keyed_lock::KeyedLocks<String>,
     /// Fetches web addresses for attachments (and the tools), refusing private addresses.
     pub fetcher: crate::tools::fetch::Fetcher,
+    /// The web search API behind `web_search` and research (none without `EXA_API_KEY`).
+    pub search: Option<std::sync::Arc<dyn crate::tools::search::SearchApi>>,
 }
 
 impl AppState {

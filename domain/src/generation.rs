@@ -39,6 +39,36 @@ pub enum Chunk {
         tool_call_id: String,
         delta: String,
     },
+    /// A tool call's whole input, once the model finished writing it: the arguments as JSON
+    /// (their text as a string when they were not JSON).
+    ToolInputAvailable {
+        tool_call_id: String,
+        tool_name: String,
+        input: serde_json::Value,
+    },
+    /// What a tool call returned (the model receives it in the next step).
+    ToolOutput {
+        tool_call_id: String,
+        output: serde_json::Value,
+    },
+    /// A tool call that failed; the model receives the error as the call's result.
+    ToolError {
+        tool_call_id: String,
+        error_text: String,
+    },
+    /// A step of a multi-step reply ended (its tools ran) and the next begins: the step's
+    /// token usage as the provider reported it and why the model stopped.
+    StepFinished {
+        usage: TokenUsage,
+        finish_reason: String,
+    },
+    /// A data part of the reply (`data-{name}` in the UI stream), such as research progress.
+    Data {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        data: serde_json::Value,
+    },
 }
 
 /// The account a reply is charged to, and its tier when the reply started.

@@ -132,7 +132,7 @@ pub struct MeterRule {
 }
 
 impl MeterRule {
-    const fn daily(limit: u64) -> Self {
+    pub const fn daily(limit: u64) -> Self {
         MeterRule {
             limit: Some(limit),
             window: WindowRule::Day,

@@ -94,6 +94,9 @@ pub enum Change {
         generation_id: String,
         text: String,
         reasoning: String,
+        /// The batch's tool calls, results, steps and data parts: `\t<JSON [[offset, part]…]>\n`
+        /// (offsets in characters from the batch's start), or empty.
+        parts: String,
         chunks: i64,
     },
     Finish {
@@ -267,17 +270,58 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             chunks,
         } => {
             let (mut text, mut reasoning) = (String::new(), String::new());
-            for chunk in &chunks {
-                match chunk {
-                    Chunk::Text { text: t } => text.push_str(t),
-                    Chunk::Reasoning { text: t } => reasoning.push_str(t),
-                    Chunk::ToolInputStart { .. } | Chunk::ToolInputDelta { .. } => {}
-                }
+            let mut parts: Vec<(usize, ReplyPart)> = Vec::new();
+            let mut offset = 0;
+            for chunk in chunks.iter().cloned() {
+                let part = match chunk {
+                    Chunk::Text { text: t } => {
+                        offset += t.chars().count();
+                        text.push_str(&t);
+                        continue;
+                    }
+                    Chunk::Reasoning { text: t } => {
+                        reasoning.push_str(&t);
+                        continue;
+                    }
+                    Chunk::ToolInputStart { .. } | Chunk::ToolInputDelta { .. } => continue,
+                    Chunk::ToolInputAvailable {
+                        tool_call_id,
+                        tool_name,
+                        input,
+                    } => ReplyPart::Call {
+                        id: tool_call_id,
+                        name: tool_name,
+                        input,
+                    },
+                    Chunk::ToolOutput {
+                        tool_call_id,
+                        output,
+                    } => ReplyPart::Output {
+                        id: tool_call_id,
+                        output,
+                    },
+                    Chunk::ToolError {
+                        tool_call_id,
+                        error_text,
+                    } => ReplyPart::Error {
+                        id: tool_call_id,
+                        error: error_text,
+                    },
+                    Chunk::StepFinished { .. } => ReplyPart::Step,
+                    Chunk::Data { name, id, data } => ReplyPart::Data { name, id, data },
+                };
+                parts.push((offset, part));
             }
+            let parts = if parts.is_empty() {
+                String::new()
+            } else {
+                format!("\t{}\n", serde_json::json!(parts))
+            };
             vec![Change::AppendText {
                 generation_id,
                 text,
                 reasoning,
+                parts,
                 chunks: (first_index + chunks.len() as u64) as i64,
             }]
         }
@@ -445,15 +489,34 @@ fn sql(change: Change, t: &Tables) -> Vec<Stmt> {
             generation_id,
             text,
             reasoning,
+            parts,
             chunks,
         } => vec![
-            Stmt::new(
-                format!(
-                    "UPDATE {messages} SET text = text || $1, reasoning = reasoning || $2 \
-                     WHERE generation_id = $3"
-                ),
-                vec![text.into(), reasoning.into(), generation_id.clone().into()],
-            ),
+            if parts.is_empty() {
+                Stmt::new(
+                    format!(
+                        "UPDATE {messages} SET text = text || $1, reasoning = reasoning || $2 \
+                         WHERE generation_id = $3"
+                    ),
+                    vec![text.into(), reasoning.into(), generation_id.clone().into()],
+                )
+            } else {
+                // Each line of `parts` starts with the length of the text before the batch
+                // (the right-hand sides see the row before this update).
+                Stmt::new(
+                    format!(
+                        "UPDATE {messages} SET text = text || $1, reasoning = reasoning || $2, \
+                         parts = COALESCE(parts, '') || CAST(LENGTH(text) AS TEXT) || $4 \
+                         WHERE generation_id = $3"
+                    ),
+                    vec![
+                        text.into(),
+                        reasoning.into(),
+                        generation_id.clone().into(),
+                        parts.into(),
+                    ],
+                )
+            },
             Stmt::new(
                 format!("UPDATE {generations} SET chunks = $1 WHERE id = $2"),
                 vec![chunks.into(), generation_id.into()],
@@ -514,8 +577,9 @@ impl Projection for Messages {
 
     fn version(&self) -> i64 {
         // 2: the reply's cost. 3: hidden messages, the current path's head, copied histories,
-        // positions scaled by POSITIONS_PER_EVENT. 4: user messages' attachments.
-        4
+        // positions scaled by POSITIONS_PER_EVENT. 4: user messages' attachments. 5: replies'
+        // tool calls, steps and data parts.
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -548,6 +612,7 @@ impl Projection for Messages {
                     created_at BIGINT NOT NULL,
                     hidden {flag} NOT NULL,
                     attachments TEXT,
+                    parts TEXT,
                     PRIMARY KEY (thread_id, id)
                 )"
             ),
@@ -624,9 +689,55 @@ pub struct MessageRow {
     pub hidden: bool,
     /// The files a user message carries, as JSON `Attachment`s (None without any).
     pub attachments: Option<String>,
+    /// A reply's tool calls, results, steps and data parts, with where each sits in `text`
+    /// (see [`MessageRow::reply_parts`]); None without any.
+    pub parts: Option<String>,
+}
+
+/// What a reply holds besides its text and reasoning, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReplyPart {
+    /// A tool call with its whole input.
+    Call {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    /// The result of call `id`.
+    Output {
+        id: String,
+        output: serde_json::Value,
+    },
+    /// Call `id` failed.
+    Error { id: String, error: String },
+    /// A new step begins.
+    Step,
+    /// A data part (`data-{name}`).
+    Data {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        data: serde_json::Value,
+    },
 }
 
 impl MessageRow {
+    /// The reply's parts besides text and reasoning, each with the number of characters of
+    /// `text` that come before it.
+    pub fn reply_parts(&self) -> Vec<(usize, ReplyPart)> {
+        let mut out = Vec::new();
+        for line in self.parts.as_deref().unwrap_or_default().lines() {
+            let Some((base, batch)) = line.split_once('\t') else {
+                continue;
+            };
+            let base: usize = base.parse().unwrap_or(0);
+            let batch: Vec<(usize, ReplyPart)> = serde_json::from_str(batch).unwrap_or_default();
+            out.extend(batch.into_iter().map(|(at, part)| (base + at, part)));
+        }
+        out
+    }
+
     /// The files the message carries.
     pub fn attachments(&self) -> Vec<threadline_domain::thread::Attachment> {
         self.attachments
@@ -667,7 +778,7 @@ impl GenerationRow {
 }
 
 const MESSAGE_COLUMNS: &str = "thread_id, id, parent_id, role, text, reasoning, model, \
-    generation_id, status, position, created_at, hidden, attachments";
+    generation_id, status, position, created_at, hidden, attachments, parts";
 const GENERATION_COLUMNS: &str = "id, thread_id, message_id, model, provider, node_id, status, \
     chunks, finish_reason, error, input_tokens, output_tokens, reasoning_tokens, \
     cached_input_tokens, provider_ms, cost_micros, started_at, finished_at";
@@ -845,6 +956,7 @@ mod tests {
             created_at: 0,
             hidden: false,
             attachments: None,
+            parts: None,
         }
     }
 
@@ -1060,9 +1172,78 @@ mod tests {
                 generation_id: "g".into(),
                 text: "ab".into(),
                 reasoning: "r".into(),
+                parts: String::new(),
                 chunks: 6
             }]
         );
+    }
+
+    #[test]
+    fn tool_calls_results_steps_and_data_keep_their_place_in_the_text() {
+        let changes = apply_generation(
+            "g",
+            GenerationEvent::ChunksAppended {
+                first_index: 0,
+                chunks: vec![
+                    Chunk::Text {
+                        text: "héllo ".into(),
+                    },
+                    Chunk::ToolInputStart {
+                        tool_call_id: "c1".into(),
+                        tool_name: "web_search".into(),
+                    },
+                    Chunk::ToolInputAvailable {
+                        tool_call_id: "c1".into(),
+                        tool_name: "web_search".into(),
+                        input: serde_json::json!({"query": "q"}),
+                    },
+                    Chunk::ToolError {
+                        tool_call_id: "c1".into(),
+                        error_text: "down".into(),
+                    },
+                    Chunk::StepFinished {
+                        usage: Default::default(),
+                        finish_reason: "tool-calls".into(),
+                    },
+                    Chunk::Text {
+                        text: "done".into(),
+                    },
+                    Chunk::Data {
+                        name: "research-start".into(),
+                        id: None,
+                        data: serde_json::json!({"question": "q"}),
+                    },
+                ],
+            },
+        );
+        let [Change::AppendText { text, parts, .. }] = &changes[..] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(text, "héllo done");
+        // The row's `parts` gets the text length before the batch (here 3) as the prefix.
+        let row = MessageRow {
+            thread_id: "t".into(),
+            id: "a".into(),
+            parent_id: None,
+            role: "assistant".into(),
+            text: format!("abc{text}"),
+            reasoning: String::new(),
+            model: None,
+            generation_id: Some("g".into()),
+            status: "completed".into(),
+            position: 0,
+            created_at: 0,
+            hidden: false,
+            attachments: None,
+            parts: Some(format!("3{parts}")),
+        };
+        let found = row.reply_parts();
+        let at: Vec<usize> = found.iter().map(|(at, _)| *at).collect();
+        assert_eq!(at, [9, 9, 9, 13]);
+        assert!(matches!(&found[0].1, ReplyPart::Call { id, .. } if id == "c1"));
+        assert!(matches!(&found[1].1, ReplyPart::Error { error, .. } if error == "down"));
+        assert_eq!(found[2].1, ReplyPart::Step);
+        assert!(matches!(&found[3].1, ReplyPart::Data { name, .. } if name == "research-start"));
     }
 
     #[test]

@@ -80,7 +80,9 @@ pub struct ChatService {
     pub node_id: String,
     pub signals: Signals,
     pub metrics: crate::metrics::Metrics,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
+    /// Model calls one reply may make (`THREADLINE_TOOL_STEPS`).
+    tool_steps: std::sync::atomic::AtomicU32,
     appender: Appender,
     live: Mutex<HashMap<String, Arc<LiveGeneration>>>,
     /// One lock per thread, held by a send from its checks until its reply has started: the
@@ -108,6 +110,52 @@ pub struct StartReply {
     pub reservation: Reservation,
     /// The account and tier the reply is charged to.
     pub payer: threadline_domain::generation::Payer,
+    /// The reply's tools (none: the model is offered none and no tool runs first).
+    pub tools: Option<ReplyTools>,
+}
+
+/// The tools of one reply.
+pub struct ReplyTools {
+    /// What the model is offered, and what runs the calls.
+    pub toolbox: Arc<dyn crate::tools::ToolRunner>,
+    /// The tool run for the message before the model answers.
+    pub forced: Option<ForcedRun>,
+}
+
+/// A tool chosen for the message (`tool` in the chat body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedTool {
+    /// One web search for the message's text; the model answers from the results.
+    Search,
+    /// A research run ([`crate::tools::research`]); the model answers from its material.
+    Research,
+}
+
+impl ForcedTool {
+    /// `search` or `research`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForcedTool::Search => "search",
+            ForcedTool::Research => "research",
+        }
+    }
+
+    /// The meter one run spends.
+    pub fn meter(self) -> threadline_domain::plans::Meter {
+        match self {
+            ForcedTool::Search => threadline_domain::plans::Meter::WebSearches,
+            ForcedTool::Research => threadline_domain::plans::Meter::ResearchRuns,
+        }
+    }
+}
+
+/// A chosen tool's run: its credit was reserved when the message was sent.
+#[derive(Debug, Clone)]
+pub struct ForcedRun {
+    pub kind: ForcedTool,
+    /// Names the run's reservation.
+    pub run_id: String,
+    pub reservation: Reservation,
 }
 
 pub use crate::ledger::Reservation;
@@ -136,7 +184,19 @@ impl ChatService {
                 .unwrap_or_default(),
             live: Mutex::new(HashMap::new()),
             turns: Default::default(),
+            tool_steps: std::sync::atomic::AtomicU32::new(crate::config::DEFAULT_TOOL_STEPS),
         })
+    }
+
+    /// Sets the most model calls one reply may make (at least one).
+    pub fn set_tool_steps(&self, steps: u32) {
+        self.tool_steps
+            .store(steps.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The most model calls one reply may make.
+    pub fn tool_steps(&self) -> u32 {
+        self.tool_steps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveGeneration>>> {

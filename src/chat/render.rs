@@ -166,6 +166,52 @@ impl Renderer {
                     "inputTextDelta": delta,
                 }));
             }
+            Chunk::ToolInputAvailable {
+                tool_call_id,
+                tool_name,
+                input,
+            } => {
+                self.close(parts);
+                // Announced: the end of the reply does not announce it again.
+                self.tools.remove(tool_call_id);
+                parts.push(json!({
+                    "type": "tool-input-available",
+                    "toolCallId": tool_call_id,
+                    "toolName": tool_name,
+                    "input": input,
+                    "dynamic": true,
+                }));
+            }
+            Chunk::ToolOutput {
+                tool_call_id,
+                output,
+            } => parts.push(json!({
+                "type": "tool-output-available",
+                "toolCallId": tool_call_id,
+                "output": output,
+                "dynamic": true,
+            })),
+            Chunk::ToolError {
+                tool_call_id,
+                error_text,
+            } => parts.push(json!({
+                "type": "tool-output-error",
+                "toolCallId": tool_call_id,
+                "errorText": error_text,
+                "dynamic": true,
+            })),
+            Chunk::StepFinished { .. } => {
+                self.close(parts);
+                parts.push(json!({"type": "finish-step"}));
+                parts.push(json!({"type": "start-step"}));
+            }
+            Chunk::Data { name, id, data } => {
+                let mut part = json!({"type": format!("data-{name}"), "data": data});
+                if let (Some(id), Some(object)) = (id, part.as_object_mut()) {
+                    object.insert("id".into(), Value::String(id.clone()));
+                }
+                parts.push(part);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! the readers. A client disconnecting never stops it; a stop request or the end of the
 //! provider stream does.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ use threadline_domain::values::Title;
 use super::{Batch, ChatService, Committed, LiveGeneration, StartReply};
 use crate::providers::{ChatMessage, ChatRequest, ProviderError, ProviderEvent, ProviderStream};
 use crate::store::bus::CommandMeta;
+
+mod tools;
 
 /// Attempts at a provider call that fails before its first token.
 const PROVIDER_ATTEMPTS: u32 = 3;
@@ -47,6 +50,12 @@ struct Run {
     metadata: Value,
     next_sequence: i64,
     completed: bool,
+    /// No chunk was durable yet (the reply is not charged when it ends now).
+    first_chunk: bool,
+    /// Time spent waiting on the provider: opening streams and awaiting their items.
+    provider_wait: Duration,
+    /// The tool call ids of the reply so far.
+    call_ids: HashSet<String>,
 }
 
 impl Run {
@@ -99,6 +108,24 @@ impl Run {
         }))
     }
 
+    /// Appends chunks that are not provider deltas (tool inputs, results, research steps).
+    async fn commit_chunks(&mut self, chunks: Vec<Chunk>) -> bool {
+        self.commit(GenerationCommand::AppendChunks { chunks })
+            .await
+    }
+
+    /// A tool call id for a call Threadline makes itself (`{prefix}_1`, `{prefix}_2`, …).
+    fn new_call_id(&mut self, prefix: &str) -> String {
+        let mut n = self.call_ids.len() + 1;
+        loop {
+            let id = format!("{prefix}_{n}");
+            if self.call_ids.insert(id.clone()) {
+                return id;
+            }
+            n += 1;
+        }
+    }
+
     async fn flush(&mut self, pending: &mut Vec<Chunk>) -> bool {
         if pending.is_empty() {
             return true;
@@ -117,7 +144,8 @@ impl Run {
     }
 }
 
-/// Runs a generation to its end.
+/// Runs a generation to its end: the chosen tool first (if any), then the model, and while it
+/// asks for tools (and the step limit allows) their results and the model again.
 pub(super) async fn run(
     service: Arc<ChatService>,
     reply: StartReply,
@@ -133,83 +161,69 @@ pub(super) async fn run(
         metadata,
         next_sequence: 2,
         completed: false,
+        first_chunk: true,
+        provider_wait: Duration::ZERO,
+        call_ids: HashSet::new(),
     };
     let mut stop = live.stop.subscribe();
-    let request = ChatRequest {
+    let toolbox = reply.tools.as_ref().map(|t| t.toolbox.clone());
+    let mut request = ChatRequest {
         model: reply.model.upstream.clone(),
         messages: reply.context.clone(),
+        tools: toolbox.as_ref().map(|t| t.specs()).unwrap_or_default(),
     };
     let provider_started = Instant::now();
-    let stream = tokio::select! {
-        result = open_stream(&service, &reply, &request) => Some(result),
-        _ = stop.wait_for(|s| *s) => None,
-    };
-    // Time spent waiting on the provider: opening the stream and awaiting its next item.
-    let mut provider_wait = provider_started.elapsed();
-    let mut first_chunk = true;
-    let mut pending: Vec<Chunk> = Vec::new();
     let mut usage = TokenUsage::default();
     let mut finish_reason = "stop".to_owned();
-    let outcome = match stream {
-        None => Outcome::Stopped,
-        Some(Err(e)) => Outcome::Failed(e.to_string()),
-        Some(Ok(mut stream)) => loop {
-            let waiting = Instant::now();
-            let next = tokio::select! {
-                biased;
-                _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
-                next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
-            };
-            provider_wait += waiting.elapsed();
-            let Ok(next) = next else {
-                break Outcome::Failed("the provider stopped sending (idle timeout)".into());
-            };
-            let mut ended = None;
-            let mut item = next;
-            // Take everything that is already there: deltas coalesce into one batch.
-            loop {
-                match item {
-                    None => {
-                        ended = Some(Outcome::Completed);
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        ended = Some(Outcome::Failed(e.to_string()));
-                        break;
-                    }
-                    Some(Ok(event)) => absorb(event, &mut pending, &mut usage, &mut finish_reason),
+    let max_steps = service.tool_steps();
+    let forced = match reply
+        .tools
+        .as_ref()
+        .zip(reply.tools.as_ref().and_then(|t| t.forced.as_ref()))
+    {
+        Some((tools, forced)) => {
+            tools::run_forced(&mut run, &reply, tools, forced, &mut request, &mut stop).await
+        }
+        None => Ok(()),
+    };
+    let mut steps = 0;
+    let outcome = match forced {
+        Err(outcome) => outcome,
+        Ok(()) => loop {
+            steps += 1;
+            let step = stream_step(&mut run, &reply, &request, &mut stop).await;
+            add_usage(&mut usage, step.usage);
+            finish_reason = step.finish_reason.clone();
+            let toolbox = match (&step.outcome, &toolbox) {
+                (Outcome::Completed, Some(toolbox))
+                    if !step.calls.is_empty() && !request.tools.is_empty() =>
+                {
+                    toolbox.clone()
                 }
-                match stream.next().now_or_never() {
-                    Some(next) => item = next,
-                    None => break,
-                }
-            }
-            let had_chunks = !pending.is_empty();
-            if !run.flush(&mut pending).await {
-                break Outcome::Lost;
-            }
-            if had_chunks && first_chunk {
-                first_chunk = false;
-                service
-                    .metrics
-                    .time_to_first_chunk
-                    .observe(reply.received.elapsed());
-            }
-            if let Some(outcome) = ended {
-                break outcome;
+                _ => break step.outcome,
+            };
+            match tools::run_calls(
+                &mut run,
+                toolbox.as_ref(),
+                step,
+                steps >= max_steps,
+                &mut stop,
+            )
+            .await
+            {
+                Ok(Some(messages)) => request.messages.extend(messages),
+                Ok(None) => break Outcome::Completed,
+                Err(outcome) => break outcome,
             }
         },
     };
     let provider_ms = provider_started.elapsed().as_millis() as u64;
-    if !run.flush(&mut pending).await {
-        return end(&service, &reply, &run, Outcome::Lost).await;
-    }
     let at = Utc::now();
     run.completed = matches!(outcome, Outcome::Completed);
     service
         .metrics
         .reply_overhead
-        .observe(reply.received.elapsed().saturating_sub(provider_wait));
+        .observe(reply.received.elapsed().saturating_sub(run.provider_wait));
     let counter = match outcome {
         Outcome::Completed => Some(&service.metrics.replies_completed),
         Outcome::Failed(_) => Some(&service.metrics.replies_failed),
@@ -231,7 +245,7 @@ pub(super) async fn run(
     // Credits: charged for a completed reply and for one that produced anything (at the
     // actual cost when the provider reported usage); given back when it failed or was stopped
     // before its first token.
-    let charged = matches!(outcome, Outcome::Completed) || !first_chunk;
+    let charged = matches!(outcome, Outcome::Completed) || !run.first_chunk;
     service
         .close_reservation(
             &reply.reservation,
@@ -240,6 +254,9 @@ pub(super) async fn run(
             &reply.meta,
         )
         .await;
+    if matches!(outcome, Outcome::Lost) {
+        return end(&service, &reply, &run, Outcome::Lost).await;
+    }
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
             cost_micros: cost_micros.unwrap_or(0),
@@ -267,6 +284,119 @@ pub(super) async fn run(
         }
         None => end(&service, &reply, &run, Outcome::Lost).await,
     }
+}
+
+/// How one model call ended, with what it asked for.
+struct StepEnd {
+    outcome: Outcome,
+    usage: TokenUsage,
+    finish_reason: String,
+    /// The step's text (it goes back to the model with the calls).
+    text: String,
+    /// The tool calls the model made, in order.
+    calls: Vec<PendingCall>,
+}
+
+/// A tool call as it streams in.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingCall {
+    /// The provider's index of the call within the step.
+    index: u32,
+    /// The id in the reply's events and UI stream (unique within the reply).
+    id: String,
+    /// The id the provider gave (sent back with the result).
+    provider_id: String,
+    name: String,
+    arguments: String,
+    signature: Option<String>,
+}
+
+/// One model call: opens the stream and makes its deltas durable batch by batch.
+async fn stream_step(
+    run: &mut Run,
+    reply: &StartReply,
+    request: &ChatRequest,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> StepEnd {
+    let opened = Instant::now();
+    let stream = tokio::select! {
+        result = open_stream(&run.service, reply, request) => Some(result),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    run.provider_wait += opened.elapsed();
+    let mut step = StepState::default();
+    let outcome = match stream {
+        None => Outcome::Stopped,
+        Some(Err(e)) => Outcome::Failed(e.to_string()),
+        Some(Ok(mut stream)) => loop {
+            let waiting = Instant::now();
+            let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break Outcome::Stopped,
+                next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
+            };
+            run.provider_wait += waiting.elapsed();
+            let Ok(next) = next else {
+                break Outcome::Failed("the provider stopped sending (idle timeout)".into());
+            };
+            let mut ended = None;
+            let mut item = next;
+            // Take everything that is already there: deltas coalesce into one batch.
+            loop {
+                match item {
+                    None => {
+                        ended = Some(Outcome::Completed);
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        ended = Some(Outcome::Failed(e.to_string()));
+                        break;
+                    }
+                    Some(Ok(event)) => step.absorb(event, &mut run.call_ids),
+                }
+                match stream.next().now_or_never() {
+                    Some(next) => item = next,
+                    None => break,
+                }
+            }
+            let had_chunks = !step.pending.is_empty();
+            if !run.flush(&mut step.pending).await {
+                break Outcome::Lost;
+            }
+            if had_chunks && run.first_chunk {
+                run.first_chunk = false;
+                run.service
+                    .metrics
+                    .time_to_first_chunk
+                    .observe(reply.received.elapsed());
+            }
+            if let Some(outcome) = ended {
+                break outcome;
+            }
+        },
+    };
+    let outcome = match outcome {
+        Outcome::Lost => Outcome::Lost,
+        other if !run.flush(&mut step.pending).await => {
+            drop(other);
+            Outcome::Lost
+        }
+        other => other,
+    };
+    StepEnd {
+        outcome,
+        usage: step.usage,
+        finish_reason: step.finish_reason,
+        text: step.text,
+        calls: step.calls,
+    }
+}
+
+fn add_usage(total: &mut TokenUsage, step: TokenUsage) {
+    total.input_tokens += step.input_tokens;
+    total.output_tokens += step.output_tokens;
+    total.reasoning_tokens += step.reasoning_tokens;
+    total.cached_input_tokens += step.cached_input_tokens;
 }
 
 fn status_of_completed(run: &Run) -> bool {
@@ -325,48 +455,98 @@ async fn title_thread(service: &Arc<ChatService>, reply: &StartReply) {
     }
 }
 
-fn absorb(
-    event: ProviderEvent,
-    pending: &mut Vec<Chunk>,
-    usage: &mut TokenUsage,
-    finish_reason: &mut String,
-) {
-    match event {
-        ProviderEvent::TextDelta { text } => match pending.last_mut() {
-            Some(Chunk::Text { text: last }) => last.push_str(&text),
-            _ => pending.push(Chunk::Text { text }),
-        },
-        ProviderEvent::ReasoningDelta { text } => match pending.last_mut() {
-            Some(Chunk::Reasoning { text: last }) => last.push_str(&text),
-            _ => pending.push(Chunk::Reasoning { text }),
-        },
-        ProviderEvent::ToolCallStart { id, name, .. } => pending.push(Chunk::ToolInputStart {
-            tool_call_id: id,
-            tool_name: name,
-        }),
-        ProviderEvent::ToolCallDelta { index, arguments } => {
-            let id = pending
-                .iter()
-                .rev()
-                .find_map(|c| match c {
-                    Chunk::ToolInputStart { tool_call_id, .. } => Some(tool_call_id.clone()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| format!("call-{index}"));
-            pending.push(Chunk::ToolInputDelta {
-                tool_call_id: id,
-                delta: arguments,
-            });
+/// What one model call has streamed so far.
+#[derive(Debug)]
+struct StepState {
+    /// Chunks not yet durable.
+    pending: Vec<Chunk>,
+    usage: TokenUsage,
+    finish_reason: String,
+    text: String,
+    calls: Vec<PendingCall>,
+}
+
+impl Default for StepState {
+    fn default() -> Self {
+        StepState {
+            pending: Vec::new(),
+            usage: TokenUsage::default(),
+            finish_reason: "stop".to_owned(),
+            text: String::new(),
+            calls: Vec::new(),
         }
-        ProviderEvent::Usage { usage: u } => {
-            *usage = TokenUsage {
-                input_tokens: u.input_tokens,
-                output_tokens: u.output_tokens,
-                reasoning_tokens: u.reasoning_tokens,
-                cached_input_tokens: u.cached_input_tokens,
+    }
+}
+
+impl StepState {
+    /// Takes one provider event: deltas coalesce into the pending chunks; tool calls get an id
+    /// unique within the reply (`used` holds the reply's ids so far).
+    fn absorb(&mut self, event: ProviderEvent, used: &mut HashSet<String>) {
+        let pending = &mut self.pending;
+        match event {
+            ProviderEvent::TextDelta { text } => {
+                self.text.push_str(&text);
+                match pending.last_mut() {
+                    Some(Chunk::Text { text: last }) => last.push_str(&text),
+                    _ => pending.push(Chunk::Text { text }),
+                }
             }
+            ProviderEvent::ReasoningDelta { text } => match pending.last_mut() {
+                Some(Chunk::Reasoning { text: last }) => last.push_str(&text),
+                _ => pending.push(Chunk::Reasoning { text }),
+            },
+            ProviderEvent::ToolCallStart { index, id, name } => {
+                let mut unique = id.clone();
+                let mut n = 1;
+                while !used.insert(unique.clone()) {
+                    n += 1;
+                    unique = format!("{id}-{n}");
+                }
+                pending.push(Chunk::ToolInputStart {
+                    tool_call_id: unique.clone(),
+                    tool_name: name.clone(),
+                });
+                self.calls.push(PendingCall {
+                    index,
+                    id: unique,
+                    provider_id: id,
+                    name,
+                    arguments: String::new(),
+                    signature: None,
+                });
+            }
+            ProviderEvent::ToolCallDelta { index, arguments } => {
+                let Some(call) = self.calls.iter_mut().rev().find(|c| c.index == index) else {
+                    tracing::debug!(index, "arguments of a tool call that never started");
+                    return;
+                };
+                call.arguments.push_str(&arguments);
+                match pending.last_mut() {
+                    Some(Chunk::ToolInputDelta {
+                        tool_call_id,
+                        delta,
+                    }) if *tool_call_id == call.id => delta.push_str(&arguments),
+                    _ => pending.push(Chunk::ToolInputDelta {
+                        tool_call_id: call.id.clone(),
+                        delta: arguments,
+                    }),
+                }
+            }
+            ProviderEvent::ToolCallSignature { index, signature } => {
+                if let Some(call) = self.calls.iter_mut().rev().find(|c| c.index == index) {
+                    call.signature = Some(signature);
+                }
+            }
+            ProviderEvent::Usage { usage: u } => {
+                self.usage = TokenUsage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                    reasoning_tokens: u.reasoning_tokens,
+                    cached_input_tokens: u.cached_input_tokens,
+                }
+            }
+            ProviderEvent::Finish { reason } => self.finish_reason = reason.as_str().to_owned(),
         }
-        ProviderEvent::Finish { reason } => *finish_reason = reason.as_str().to_owned(),
     }
 }
 
@@ -400,6 +580,7 @@ async fn open_with_fallbacks(
                 let request = ChatRequest {
                     model: upstream.clone(),
                     messages: request.messages.clone(),
+                    tools: request.tools.clone(),
                 };
                 result = open_with_retries(service, provider, &request).await;
             }
@@ -460,13 +641,16 @@ async fn generate_title(service: &ChatService, first_message: &str) -> String {
                           user's message. Answer with the title only."
                     .into(),
                 parts: Vec::new(),
+                ..Default::default()
             },
             ChatMessage {
                 role: "user".into(),
                 content: first_message.to_owned(),
                 parts: Vec::new(),
+                ..Default::default()
             },
         ],
+        ..Default::default()
     };
     let collect = async {
         let mut stream = model.provider.stream(&service.http, &request).await.ok()?;
@@ -584,27 +768,68 @@ mod tests {
 
     #[test]
     fn consecutive_deltas_coalesce_into_one_chunk() {
-        let mut pending = Vec::new();
-        let (mut usage, mut reason) = (TokenUsage::default(), String::new());
+        let mut step = StepState::default();
+        let mut used = HashSet::new();
         for t in ["a", "b", "c"] {
-            absorb(
-                ProviderEvent::TextDelta { text: t.into() },
-                &mut pending,
-                &mut usage,
-                &mut reason,
-            );
+            step.absorb(ProviderEvent::TextDelta { text: t.into() }, &mut used);
         }
-        absorb(
+        step.absorb(
             ProviderEvent::ReasoningDelta { text: "r".into() },
-            &mut pending,
-            &mut usage,
-            &mut reason,
+            &mut used,
         );
         assert_eq!(
-            pending,
+            step.pending,
             vec![
                 Chunk::Text { text: "abc".into() },
                 Chunk::Reasoning { text: "r".into() }
+            ]
+        );
+        assert_eq!(step.text, "abc");
+    }
+
+    #[test]
+    fn tool_calls_collect_their_arguments_and_get_ids_unique_in_the_reply() {
+        let mut used = HashSet::from(["call_0".to_owned()]);
+        let mut step = StepState::default();
+        let start = |index: u32, id: &str| ProviderEvent::ToolCallStart {
+            index,
+            id: id.into(),
+            name: "web_search".into(),
+        };
+        let delta = |index: u32, arguments: &str| ProviderEvent::ToolCallDelta {
+            index,
+            arguments: arguments.into(),
+        };
+        step.absorb(start(0, "call_0"), &mut used);
+        step.absorb(start(1, "call_1"), &mut used);
+        step.absorb(delta(0, "{\"query\":"), &mut used);
+        step.absorb(delta(0, "\"rust\"}"), &mut used);
+        step.absorb(delta(1, "{}"), &mut used);
+        step.absorb(
+            ProviderEvent::ToolCallSignature {
+                index: 1,
+                signature: "s".into(),
+            },
+            &mut used,
+        );
+        // An earlier step used `call_0`: this one is `call_0-2` in the reply, and keeps the
+        // provider's id for the result.
+        assert_eq!(step.calls[0].id, "call_0-2");
+        assert_eq!(step.calls[0].provider_id, "call_0");
+        assert_eq!(step.calls[0].arguments, "{\"query\":\"rust\"}");
+        assert_eq!(step.calls[1].id, "call_1");
+        assert_eq!(step.calls[1].signature.as_deref(), Some("s"));
+        assert_eq!(
+            step.pending[2..],
+            [
+                Chunk::ToolInputDelta {
+                    tool_call_id: "call_0-2".into(),
+                    delta: "{\"query\":\"rust\"}".into()
+                },
+                Chunk::ToolInputDelta {
+                    tool_call_id: "call_1".into(),
+                    delta: "{}".into()
+                },
             ]
         );
     }

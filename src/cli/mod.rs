@@ -190,6 +190,15 @@ pub struct ServeArgs {
     /// may be fetched from although their addresses are private.
     #[arg(long, env = "THREADLINE_FETCH_ALLOW_HOSTS", value_delimiter = ',')]
     pub fetch_allow_hosts: Vec<String>,
+    /// Exa API key: enables the `web_search` and `research` tools.
+    #[arg(long, env = "EXA_API_KEY", hide_env_values = true)]
+    pub exa_api_key: Option<String>,
+    /// Exa's API root.
+    #[arg(long, env = "EXA_BASE_URL", default_value = crate::config::DEFAULT_EXA_BASE_URL)]
+    pub exa_base_url: String,
+    /// Most model calls one reply may make when the model calls tools.
+    #[arg(long, env = "THREADLINE_TOOL_STEPS", default_value_t = crate::config::DEFAULT_TOOL_STEPS)]
+    pub tool_steps: u32,
 }
 
 /// Attachments in an S3-compatible bucket instead of the data directory.

@@ -61,6 +61,14 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .collect(),
+        tools: crate::config::ToolSettings {
+            exa_api_key: args
+                .exa_api_key
+                .filter(|k| !k.trim().is_empty())
+                .map(Into::into),
+            exa_base_url: args.exa_base_url,
+            max_steps: args.tool_steps.max(1),
+        },
         file_storage: match args.s3.s3_bucket {
             None => crate::files::StorageSettings::Local,
             Some(bucket) => crate::files::StorageSettings::S3(crate::files::store::S3Settings {

@@ -160,8 +160,17 @@ fn request_body<'a>(config: &AnthropicConfig, request: &'a ChatRequest) -> Anthr
     let messages = request
         .messages
         .iter()
-        .filter(|m| matches!(m.role.as_str(), "user" | "assistant"))
+        .filter(|m| matches!(m.role.as_str(), "user" | "assistant" | "tool"))
         .filter_map(anthropic_message)
+        .collect();
+    let tools = request
+        .tools
+        .iter()
+        .map(|tool| AnthropicToolOut {
+            name: &tool.name,
+            description: &tool.description,
+            input_schema: &tool.parameters,
+        })
         .collect();
     let thinking = config
         .thinking_budget
@@ -177,6 +186,7 @@ fn request_body<'a>(config: &AnthropicConfig, request: &'a ChatRequest) -> Anthr
         stream: true,
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages,
+        tools,
         thinking,
     }
 }
@@ -417,8 +427,17 @@ struct AnthropicRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
     messages: Vec<AnthropicMessageParam<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<AnthropicToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<AnthropicThinking>,
+}
+
+#[derive(Serialize)]
+struct AnthropicToolOut<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -449,6 +468,17 @@ enum AnthropicBlockOut<'a> {
         /// The file name (left out when there is none).
         #[serde(skip_serializing_if = "Option::is_none")]
         title: Option<&'a str>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a serde_json::Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
     },
 }
 
@@ -540,8 +570,46 @@ struct AnthropicErrorField {
 /// gets a list of blocks: each part in order, then the text last (unless blank), because
 /// Anthropic's vision and PDF guides recommend images and documents before the question.
 /// Assistant turns cannot carry images or documents: their parts are dropped.
+///
+/// An assistant turn that called tools sends its text (unless blank), then a `tool_use` block
+/// per call; a `tool` message is the next user turn, one `tool_result` block per result.
 fn anthropic_message(message: &ChatMessage) -> Option<AnthropicMessageParam<'_>> {
+    if message.role == "tool" {
+        if message.tool_results.is_empty() {
+            return None;
+        }
+        let blocks = message
+            .tool_results
+            .iter()
+            .map(|result| AnthropicBlockOut::ToolResult {
+                tool_use_id: &result.call_id,
+                content: &result.content,
+                is_error: result.is_error,
+            })
+            .collect();
+        return Some(AnthropicMessageParam {
+            role: "user",
+            content: AnthropicContentOut::Blocks(blocks),
+        });
+    }
     let has_text = !message.content.trim().is_empty();
+    if !message.tool_calls.is_empty() {
+        let text = has_text.then_some(AnthropicBlockOut::Text {
+            text: &message.content,
+        });
+        let calls = message
+            .tool_calls
+            .iter()
+            .map(|call| AnthropicBlockOut::ToolUse {
+                id: &call.id,
+                name: &call.name,
+                input: &call.input,
+            });
+        return Some(AnthropicMessageParam {
+            role: &message.role,
+            content: AnthropicContentOut::Blocks(text.into_iter().chain(calls).collect()),
+        });
+    }
     let content = if message.parts.is_empty() || message.role != "user" {
         if !has_text {
             return None;
@@ -932,11 +1000,37 @@ mod tests {
     }
 
     fn message(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-            parts: Vec::new(),
-        }
+        ChatMessage::text(role, content)
+    }
+
+    #[test]
+    fn tools_calls_and_results_go_out_as_tool_use_and_tool_result_blocks() {
+        let (tools, messages) = crate::providers::test_support::tool_step();
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            messages,
+            tools,
+        };
+        let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "web_search", "description": "Search the web",
+                    "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}])
+        );
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "find rust"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "web_search", "input": {"query": "rust"}},
+                    {"type": "tool_use", "id": "call_2", "name": "read_site", "input": {"url": "https://x"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "[{\"title\":\"Rust\"}]"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": "unreachable", "is_error": true},
+                ]},
+            ])
+        );
     }
 
     #[test]
@@ -952,6 +1046,7 @@ mod tests {
                 message("user", "How are you?"),
                 message("assistant", ""),
             ],
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
         assert_eq!(
@@ -988,6 +1083,7 @@ mod tests {
                 message("user", "Hi"),
                 message("assistant", ""),
             ],
+            ..Default::default()
         };
         let body = serde_json::to_string(&request_body(&config(None), &request)).unwrap();
         assert_eq!(
@@ -1004,6 +1100,7 @@ mod tests {
                 message("system", "Be brief."),
                 with_parts("user", "What is in these?", attachments()),
             ],
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
         assert_eq!(
@@ -1043,6 +1140,7 @@ mod tests {
                 with_parts("assistant", "", image()),
                 with_parts("user", "", vec![Part::Text(" ".into())]),
             ],
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
         assert_eq!(
@@ -1073,6 +1171,7 @@ mod tests {
                     data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
                 }],
             )],
+            ..Default::default()
         };
         let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
             .await
@@ -1096,6 +1195,7 @@ mod tests {
         let request = ChatRequest {
             model: "claude-sonnet-4-5".into(),
             messages: vec![message("user", "Think.")],
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(Some(2048)), &request)).unwrap();
         assert_eq!(body["max_tokens"], 2048 + 4096);

@@ -197,8 +197,23 @@ fn gemini_request(request: &ChatRequest, include_thoughts: bool) -> GeminiReques
             }
         })
         .collect();
+    let tools = (!request.tools.is_empty())
+        .then(|| GeminiToolOut {
+            function_declarations: request
+                .tools
+                .iter()
+                .map(|tool| GeminiFunctionDeclarationOut {
+                    name: &tool.name,
+                    description: &tool.description,
+                    parameters_json_schema: &tool.parameters,
+                })
+                .collect(),
+        })
+        .into_iter()
+        .collect();
     GeminiRequest {
         contents,
+        tools,
         system_instruction: (!system.is_empty()).then_some(GeminiSystemOut { parts: system }),
         generation_config: include_thoughts.then_some(GeminiGenerationConfigOut {
             thinking_config: GeminiThinkingConfigOut {
@@ -308,6 +323,9 @@ impl ChunkMapper {
                 name: call.name.unwrap_or_default(),
             });
             events.push(ProviderEvent::ToolCallDelta { index, arguments });
+            if let Some(signature) = non_empty(part.thought_signature) {
+                events.push(ProviderEvent::ToolCallSignature { index, signature });
+            }
             return;
         }
         // An empty text is the carrier of a `thoughtSignature`; nothing to show.
@@ -354,6 +372,8 @@ impl ChunkMapper {
 #[serde(rename_all = "camelCase")]
 struct GeminiRequest<'a> {
     contents: Vec<GeminiContentOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<GeminiToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     system_instruction: Option<GeminiSystemOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,7 +391,23 @@ struct GeminiSystemOut<'a> {
     parts: Vec<GeminiPartOut<'a>>,
 }
 
-/// A text part, or an inline file (images and PDFs alike).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiToolOut<'a> {
+    function_declarations: Vec<GeminiFunctionDeclarationOut<'a>>,
+}
+
+/// The schema goes as `parametersJsonSchema` (full JSON Schema), not `parameters` (Gemini's
+/// OpenAPI subset, which refuses keywords such as `additionalProperties` that MCP servers use).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiFunctionDeclarationOut<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters_json_schema: &'a serde_json::Value,
+}
+
+/// A text part, an inline file (images and PDFs alike), a call the model made, or its result.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum GeminiPartOut<'a> {
@@ -382,6 +418,33 @@ enum GeminiPartOut<'a> {
         #[serde(rename = "inlineData")]
         inline_data: GeminiBlobOut<'a>,
     },
+    FunctionCall {
+        #[serde(rename = "functionCall")]
+        function_call: GeminiFunctionCallOut<'a>,
+        #[serde(rename = "thoughtSignature", skip_serializing_if = "Option::is_none")]
+        thought_signature: Option<&'a str>,
+    },
+    FunctionResponse {
+        #[serde(rename = "functionResponse")]
+        function_response: GeminiFunctionResponseOut<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct GeminiFunctionCallOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    name: &'a str,
+    args: &'a serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct GeminiFunctionResponseOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    name: &'a str,
+    /// `{"content": text}`, or `{"error": text}` for a failed call.
+    response: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -435,6 +498,7 @@ struct GeminiPart {
     text: Option<String>,
     thought: Option<bool>,
     function_call: Option<GeminiFunctionCall>,
+    thought_signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -488,7 +552,44 @@ struct GeminiErrorDetail {
 /// The parts of one content. Without attachments (or outside a user turn, where the model's
 /// own turns carry text only) it is the text alone, as always; a user turn with attachments
 /// sends its text first (unless blank), then each attachment in order.
+///
+/// A model turn that called tools sends its text (unless blank), then a `functionCall` part per
+/// call (with its `thoughtSignature`); a `tool` message is a user turn of `functionResponse`
+/// parts. Ids go out only when the server gave them (the adapter makes up `call_{n}`).
 fn gemini_parts(message: &ChatMessage, is_user: bool) -> Vec<GeminiPartOut<'_>> {
+    if message.role == "tool" {
+        return message
+            .tool_results
+            .iter()
+            .map(|result| {
+                let key = if result.is_error { "error" } else { "content" };
+                GeminiPartOut::FunctionResponse {
+                    function_response: GeminiFunctionResponseOut {
+                        id: server_id(&result.call_id),
+                        name: &result.name,
+                        response: serde_json::json!({ key: result.content }),
+                    },
+                }
+            })
+            .collect();
+    }
+    if !message.tool_calls.is_empty() {
+        let text = (!message.content.trim().is_empty()).then_some(GeminiPartOut::Text {
+            text: &message.content,
+        });
+        let calls = message
+            .tool_calls
+            .iter()
+            .map(|call| GeminiPartOut::FunctionCall {
+                function_call: GeminiFunctionCallOut {
+                    id: server_id(&call.id),
+                    name: &call.name,
+                    args: &call.input,
+                },
+                thought_signature: call.signature.as_deref(),
+            });
+        return text.into_iter().chain(calls).collect();
+    }
     let text = GeminiPartOut::Text {
         text: &message.content,
     };
@@ -499,6 +600,14 @@ fn gemini_parts(message: &ChatMessage, is_user: bool) -> Vec<GeminiPartOut<'_>> 
     text.into_iter()
         .chain(message.parts.iter().map(gemini_part))
         .collect()
+}
+
+/// A call id the server sent, or `None` for one the adapter made up (`call_{n}`).
+fn server_id(id: &str) -> Option<&str> {
+    let made_up = id
+        .strip_prefix("call_")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (!made_up).then_some(id)
 }
 
 fn gemini_part(part: &Part) -> GeminiPartOut<'_> {
@@ -805,18 +914,22 @@ mod tests {
                     role: "system".into(),
                     content: "be brief".into(),
                     parts: Vec::new(),
+                    ..Default::default()
                 },
                 ChatMessage {
                     role: "user".into(),
                     content: "hi".into(),
                     parts: Vec::new(),
+                    ..Default::default()
                 },
                 ChatMessage {
                     role: "assistant".into(),
                     content: "hello".into(),
                     parts: Vec::new(),
+                    ..Default::default()
                 },
             ],
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(gemini_request(&request, true)).unwrap(),
@@ -832,6 +945,7 @@ mod tests {
         let without = ChatRequest {
             model: request.model.clone(),
             messages: request.messages[1..].to_vec(),
+            ..Default::default()
         };
         let body = serde_json::to_value(gemini_request(&without, false)).unwrap();
         assert!(body.get("systemInstruction").is_none(), "{body}");
@@ -840,10 +954,50 @@ mod tests {
 
     fn message(role: &str, content: &str, parts: Vec<Part>) -> ChatMessage {
         ChatMessage {
-            role: role.into(),
-            content: content.into(),
             parts,
+            ..ChatMessage::text(role, content)
         }
+    }
+
+    #[test]
+    fn tools_calls_and_results_go_out_as_function_declarations_calls_and_responses() {
+        let (tools, mut messages) = crate::providers::test_support::tool_step();
+        // An id the adapter made up is not sent back.
+        messages[1].tool_calls[0].id = "call_0".into();
+        messages[2].tool_results[0].call_id = "call_0".into();
+        // One the server gave is.
+        messages[1].tool_calls[1].id = "fc_2".into();
+        messages[2].tool_results[1].call_id = "fc_2".into();
+        let request = ChatRequest {
+            model: "gemini-2.5-flash".into(),
+            messages,
+            tools,
+        };
+        let body = serde_json::to_value(gemini_request(&request, false)).unwrap();
+        assert_eq!(
+            body["tools"],
+            serde_json::json!([{"functionDeclarations": [{
+                "name": "web_search", "description": "Search the web",
+                "parametersJsonSchema": {"type": "object", "properties": {"query": {"type": "string"}}},
+            }]}])
+        );
+        assert_eq!(
+            body["contents"],
+            serde_json::json!([
+                {"role": "user", "parts": [{"text": "find rust"}]},
+                {"role": "model", "parts": [
+                    {"functionCall": {"name": "web_search", "args": {"query": "rust"}},
+                     "thoughtSignature": "sig-1"},
+                    {"functionCall": {"id": "fc_2", "name": "read_site", "args": {"url": "https://x"}}},
+                ]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "web_search",
+                                          "response": {"content": "[{\"title\":\"Rust\"}]"}}},
+                    {"functionResponse": {"id": "fc_2", "name": "read_site",
+                                          "response": {"error": "unreachable"}}},
+                ]},
+            ])
+        );
     }
 
     use crate::providers::test_support::{PDF_BASE64, PNG_BASE64, attachments};
@@ -857,6 +1011,7 @@ mod tests {
                 message("user", "hi", Vec::new()),
                 message("assistant", "", Vec::new()),
             ],
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_string(&gemini_request(&request, false)).unwrap(),
@@ -869,6 +1024,7 @@ mod tests {
         let request = ChatRequest {
             model: "gemini-2.5-flash".into(),
             messages: vec![message("user", "What is in these?", attachments())],
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(gemini_request(&request, false)).unwrap(),
@@ -898,6 +1054,7 @@ mod tests {
                 message("user", "", image()),
                 message("assistant", "a cat", image()),
             ],
+            ..Default::default()
         };
         assert_eq!(
             serde_json::to_value(gemini_request(&request, false)).unwrap(),
@@ -932,6 +1089,7 @@ mod tests {
                     data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
                 }],
             )],
+            ..Default::default()
         };
         let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
             .await

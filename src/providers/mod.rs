@@ -43,6 +43,9 @@ pub enum ProviderEvent {
     },
     /// More of a tool call's JSON arguments.
     ToolCallDelta { index: u32, arguments: String },
+    /// An opaque signature the provider wants back with the call in the next step (Gemini's
+    /// `thoughtSignature` on a `functionCall` part).
+    ToolCallSignature { index: u32, signature: String },
     /// Token usage as reported by the provider (totals for the reply so far).
     Usage { usage: Usage },
     /// The provider finished the reply.
@@ -85,9 +88,9 @@ impl FinishReason {
 }
 
 /// A message of the context sent to a model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant`, or `tool` (the results of one step's tool calls).
     pub role: String,
     pub content: String,
     /// What the message carries besides its text (attachments), already chosen for the model:
@@ -95,6 +98,60 @@ pub struct ChatMessage {
     /// bytes stay out of logs and events).
     #[serde(skip)]
     pub parts: Vec<Part>,
+    /// The tool calls an `assistant` message made (after its text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The results a `tool` message carries, one per call of the step before, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_results: Vec<ToolResult>,
+}
+
+impl ChatMessage {
+    /// A message of plain text.
+    pub fn text(role: &str, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: role.to_owned(),
+            content: content.into(),
+            ..ChatMessage::default()
+        }
+    }
+}
+
+/// A tool the model may call: its name, what it does, and its input as a JSON Schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// A JSON Schema of an object.
+    pub parameters: serde_json::Value,
+}
+
+/// A tool call a model made, as it goes back to the model in the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them (OpenAI sends this text back).
+    pub arguments: String,
+    /// The arguments as a JSON object (Anthropic and Gemini send an object; `{}` when the
+    /// model's text was not an object).
+    pub input: serde_json::Value,
+    /// What the provider asked to get back with the call (Gemini's `thoughtSignature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// What one tool call returned, as the model receives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResult {
+    pub call_id: String,
+    /// The tool's name (Gemini matches results to calls by name).
+    pub name: String,
+    /// The result as text (JSON text for structured results).
+    pub content: String,
+    /// Whether the call failed (`content` is then the error).
+    #[serde(default)]
+    pub is_error: bool,
 }
 
 /// An attachment as a model receives it, decided by the model's capabilities before the
@@ -121,11 +178,14 @@ pub enum Part {
 }
 
 /// What is sent to a provider for one reply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The provider's own model name.
     pub model: String,
     pub messages: Vec<ChatMessage>,
+    /// The tools the model may call (none: the request carries no tool definitions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
 }
 
 /// Why a provider call failed.

@@ -165,15 +165,7 @@ pub async fn stream(
         "{}{CHAT_COMPLETIONS_PATH}",
         config.base_url.trim_end_matches('/')
     );
-    let body = OpenAiRequest {
-        model: &request.model,
-        messages: request.messages.iter().map(openai_message).collect(),
-        stream: true,
-        stream_options: OpenAiStreamOptions {
-            include_usage: true,
-        },
-        reasoning_effort: config.reasoning_effort.as_deref(),
-    };
+    let body = openai_request(config, request);
     let response = http
         .post(url)
         .bearer_auth(secrecy::ExposeSecret::expose_secret(&config.api_key))
@@ -197,6 +189,20 @@ pub async fn stream(
     Ok(events_from_body::<ChunkMapper, _, _>(
         response.bytes_stream().map_err(|e| error_chain(&e)),
     ))
+}
+
+/// The request body: the messages in Chat Completions' shapes, the tools, streaming with usage.
+fn openai_request<'a>(config: &'a OpenAiConfig, request: &'a ChatRequest) -> OpenAiRequest<'a> {
+    OpenAiRequest {
+        model: &request.model,
+        messages: request.messages.iter().flat_map(openai_messages).collect(),
+        tools: request.tools.iter().map(openai_tool).collect(),
+        stream: true,
+        stream_options: OpenAiStreamOptions {
+            include_usage: true,
+        },
+        reasoning_effort: config.reasoning_effort.as_deref(),
+    }
 }
 
 /// Maps the `data:` payloads of one stream to events. Pure: no I/O, so fixtures drive it.
@@ -351,6 +357,8 @@ impl ChunkMapper {
 struct OpenAiRequest<'a> {
     model: &'a str,
     messages: Vec<OpenAiMessageOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<OpenAiToolOut<'a>>,
     stream: bool,
     stream_options: OpenAiStreamOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,7 +373,42 @@ struct OpenAiStreamOptions {
 #[derive(Serialize)]
 struct OpenAiMessageOut<'a> {
     role: &'a str,
-    content: OpenAiContentOut<'a>,
+    /// `null` for an assistant turn that only called tools.
+    content: Option<OpenAiContentOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OpenAiToolCallOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+/// `{type: "function", function: {name, description, parameters}}`.
+#[derive(Serialize)]
+struct OpenAiToolOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OpenAiFunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiFunctionOut<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a serde_json::Value,
+}
+
+/// `{id, type: "function", function: {name, arguments}}` in an assistant message.
+#[derive(Serialize)]
+struct OpenAiToolCallOut<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OpenAiCallFunctionOut<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiCallFunctionOut<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 /// A plain string, or a list of content parts when the message has attachments.
@@ -483,6 +526,53 @@ enum OpenAiErrorField {
 /// message with parts gets a list: its text (unless blank), then each part in order. Only user
 /// messages may carry images and files in Chat Completions, so the parts of other roles are
 /// dropped and they keep their plain text.
+///
+/// An assistant message that called tools carries them as `tool_calls` (its content `null`
+/// when it said nothing); a `tool` message becomes one `{role: "tool", tool_call_id, content}`
+/// per result.
+fn openai_messages(message: &ChatMessage) -> Vec<OpenAiMessageOut<'_>> {
+    if message.role == "tool" {
+        return message
+            .tool_results
+            .iter()
+            .map(|result| OpenAiMessageOut {
+                role: "tool",
+                content: Some(OpenAiContentOut::Text(&result.content)),
+                tool_calls: Vec::new(),
+                tool_call_id: Some(&result.call_id),
+            })
+            .collect();
+    }
+    let mut out = openai_message(message);
+    out.tool_calls = message
+        .tool_calls
+        .iter()
+        .map(|call| OpenAiToolCallOut {
+            id: &call.id,
+            kind: "function",
+            function: OpenAiCallFunctionOut {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        })
+        .collect();
+    if !out.tool_calls.is_empty() && message.content.is_empty() {
+        out.content = None;
+    }
+    vec![out]
+}
+
+fn openai_tool(tool: &super::ToolSpec) -> OpenAiToolOut<'_> {
+    OpenAiToolOut {
+        kind: "function",
+        function: OpenAiFunctionOut {
+            name: &tool.name,
+            description: &tool.description,
+            parameters: &tool.parameters,
+        },
+    }
+}
+
 fn openai_message(message: &ChatMessage) -> OpenAiMessageOut<'_> {
     let content = if message.parts.is_empty() || message.role != "user" {
         OpenAiContentOut::Text(&message.content)
@@ -498,7 +588,9 @@ fn openai_message(message: &ChatMessage) -> OpenAiMessageOut<'_> {
     };
     OpenAiMessageOut {
         role: &message.role,
-        content,
+        content: Some(content),
+        tool_calls: Vec::new(),
+        tool_call_id: None,
     }
 }
 
@@ -859,11 +951,13 @@ mod tests {
             role: "user".into(),
             content: "hi".into(),
             parts: Vec::new(),
+            ..Default::default()
         }];
         let body = |effort: Option<&'static str>| {
             serde_json::to_value(OpenAiRequest {
                 model: "gpt-5",
                 messages: messages.iter().map(openai_message).collect(),
+                tools: Vec::new(),
                 stream: true,
                 stream_options: OpenAiStreamOptions {
                     include_usage: true,
@@ -878,24 +972,61 @@ mod tests {
 
     /// The body [`stream`] sends for `messages`, as text.
     fn request_body(messages: &[ChatMessage]) -> String {
-        serde_json::to_string(&OpenAiRequest {
-            model: "gpt-4o",
-            messages: messages.iter().map(openai_message).collect(),
-            stream: true,
-            stream_options: OpenAiStreamOptions {
-                include_usage: true,
-            },
+        request_body_with_tools(messages, Vec::new())
+    }
+
+    fn request_body_with_tools(
+        messages: &[ChatMessage],
+        tools: Vec<super::super::ToolSpec>,
+    ) -> String {
+        let config = OpenAiConfig {
+            name: "openai".into(),
+            base_url: String::new(),
+            api_key: "k".into(),
             reasoning_effort: None,
-        })
-        .unwrap()
+        };
+        let request = ChatRequest {
+            model: "gpt-4o".into(),
+            messages: messages.to_vec(),
+            tools,
+        };
+        serde_json::to_string(&openai_request(&config, &request)).unwrap()
     }
 
     fn message(role: &str, content: &str, parts: Vec<Part>) -> ChatMessage {
         ChatMessage {
-            role: role.into(),
-            content: content.into(),
             parts,
+            ..ChatMessage::text(role, content)
         }
+    }
+
+    #[test]
+    fn tools_calls_and_results_go_out_in_chat_completions_shapes() {
+        use crate::providers::test_support::tool_step;
+        let (tools, messages) = tool_step();
+        let body: serde_json::Value =
+            serde_json::from_str(&request_body_with_tools(&messages, tools)).unwrap();
+        assert_eq!(
+            body["tools"],
+            serde_json::json!([{"type": "function", "function": {
+                "name": "web_search", "description": "Search the web",
+                "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+            }}])
+        );
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "find rust"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "web_search", "arguments": "{\"query\":\"rust\"}"}},
+                    {"id": "call_2", "type": "function",
+                     "function": {"name": "read_site", "arguments": "{\"url\":\"https://x\"}"}},
+                ]},
+                {"role": "tool", "content": "[{\"title\":\"Rust\"}]", "tool_call_id": "call_1"},
+                {"role": "tool", "content": "unreachable", "tool_call_id": "call_2"},
+            ])
+        );
     }
 
     use crate::providers::test_support::{PDF_BASE64, PNG_BASE64, attachments};
@@ -981,6 +1112,7 @@ mod tests {
                     data: Bytes::from_static(b"\xff\xd8\xff\xe0"),
                 }],
             )],
+            ..Default::default()
         };
         let events: Vec<_> = stream(&reqwest::Client::new(), &config, &request)
             .await

@@ -133,3 +133,55 @@ pub fn attachments() -> Vec<Part> {
 }
 pub const PNG_BASE64: &str = "iVBORw0KGgo=";
 pub const PDF_BASE64: &str = "JVBERi0xLjcK";
+
+/// One tool step as every adapter's test sends it: the tool offered, then a user message, the
+/// assistant's two parallel calls (no text), and their results (the second an error).
+pub fn tool_step() -> (Vec<super::ToolSpec>, Vec<super::ChatMessage>) {
+    use super::{ChatMessage, ToolCall, ToolResult, ToolSpec};
+    use serde_json::json;
+    let tools = vec![ToolSpec {
+        name: "web_search".into(),
+        description: "Search the web".into(),
+        parameters: json!({"type": "object", "properties": {"query": {"type": "string"}}}),
+    }];
+    let messages = vec![
+        ChatMessage::text("user", "find rust"),
+        ChatMessage {
+            tool_calls: vec![
+                ToolCall {
+                    id: "call_1".into(),
+                    name: "web_search".into(),
+                    arguments: r#"{"query":"rust"}"#.into(),
+                    input: json!({"query": "rust"}),
+                    signature: Some("sig-1".into()),
+                },
+                ToolCall {
+                    id: "call_2".into(),
+                    name: "read_site".into(),
+                    arguments: r#"{"url":"https://x"}"#.into(),
+                    input: json!({"url": "https://x"}),
+                    signature: None,
+                },
+            ],
+            ..ChatMessage::text("assistant", "")
+        },
+        ChatMessage {
+            tool_results: vec![
+                ToolResult {
+                    call_id: "call_1".into(),
+                    name: "web_search".into(),
+                    content: r#"[{"title":"Rust"}]"#.into(),
+                    is_error: false,
+                },
+                ToolResult {
+                    call_id: "call_2".into(),
+                    name: "read_site".into(),
+                    content: "unreachable".into(),
+                    is_error: true,
+                },
+            ],
+            ..ChatMessage::text("tool", "")
+        },
+    ];
+    (tools, messages)
+}

@@ -468,6 +468,7 @@ mod tests {
             files: crate::files::FileStore::open(&Default::default(), dir).unwrap(),
             file_digests: Default::default(),
             fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
+            search: None,
         }
     }
 

@@ -7,4 +7,5 @@ pub mod export;
 pub mod files;
 pub mod import;
 pub mod threads;
+pub mod tools;
 pub mod webhooks;

@@ -32,4 +32,5 @@ mod rebuild;
 mod revocation;
 mod search;
 mod threads;
+mod tools;
 mod tree;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use threadline_domain::values::{MessageId, ThreadId, check_prose};
 
 use crate::error::ApiError;
-use crate::services::chat::{FileSource, Intent, SendMessage};
+use crate::services::chat::{FileSource, ForcedTool, Intent, Offered, SendMessage, ToolRequest};
 
 /// Largest chat body: the AI SDK sends the whole conversation each time, attached files as
 /// `data:` URLs included.
@@ -102,6 +102,20 @@ pub struct ChatBody {
     pub message_id: Option<String>,
     /// The model id (default: the server's default model).
     pub model: Option<String>,
+    /// `search` (or `web_search`) or `research`: run that tool for this message before the
+    /// model answers.
+    pub tool: Option<String>,
+    /// The tools a tool-capable model may call on its own: names, or `true` for every
+    /// available one (`false` or absent: none).
+    pub tools: Option<ToolsField>,
+}
+
+/// `tools`: a list of names or a boolean.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToolsField {
+    All(bool),
+    Named(Vec<String>),
 }
 
 impl ChatBody {
@@ -174,10 +188,28 @@ impl ChatBody {
                 }
             }
         };
+        let forced = match self.tool.as_deref() {
+            None => None,
+            Some("search" | "web_search") => Some(ForcedTool::Search),
+            Some("research") => Some(ForcedTool::Research),
+            Some(other) => {
+                return Err(ApiError::invalid_field(
+                    "tool",
+                    format!("unknown tool {other:?}: use search or research"),
+                ));
+            }
+        };
+        let offered = match self.tools {
+            None | Some(ToolsField::All(false)) => Offered::None,
+            Some(ToolsField::All(true)) => Offered::All,
+            Some(ToolsField::Named(names)) if names.is_empty() => Offered::None,
+            Some(ToolsField::Named(names)) => Offered::Named(names),
+        };
         Ok(SendMessage {
             thread_id,
             model: self.model,
             intent,
+            tools: ToolRequest { forced, offered },
         })
     }
 }

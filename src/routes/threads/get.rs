@@ -53,6 +53,62 @@ pub async fn view(state: &AppState, thread: ThreadRow) -> Result<ThreadWithMessa
     })
 }
 
+/// An assistant message's text with its tool calls, steps and data parts in place, as the
+/// AI SDK's parts: `text`, `dynamic-tool` (`input-available`, `output-available` or
+/// `output-error`), `step-start`, `data-{name}`.
+fn reply_parts(m: &messages::MessageRow, parts: &mut Vec<Value>) {
+    use messages::ReplyPart;
+    let mut text = m.text.chars();
+    let mut taken = 0;
+    let mut push_text = |parts: &mut Vec<Value>, upto: Option<usize>| {
+        let segment: String = match upto {
+            Some(at) => {
+                let n = at.saturating_sub(taken);
+                taken += n;
+                text.by_ref().take(n).collect()
+            }
+            None => text.by_ref().collect(),
+        };
+        if !segment.is_empty() {
+            parts.push(serde_json::json!({"type": "text", "text": segment, "state": "done"}));
+        }
+    };
+    let mut calls: std::collections::HashMap<String, usize> = Default::default();
+    for (at, part) in m.reply_parts() {
+        push_text(parts, Some(at));
+        match part {
+            ReplyPart::Call { id, name, input } => {
+                calls.insert(id.clone(), parts.len());
+                parts.push(serde_json::json!({
+                    "type": "dynamic-tool", "toolName": name, "toolCallId": id,
+                    "state": "input-available", "input": input,
+                }));
+            }
+            ReplyPart::Output { id, output } => {
+                if let Some(call) = calls.get(&id).and_then(|i| parts.get_mut(*i)) {
+                    call["state"] = "output-available".into();
+                    call["output"] = output;
+                }
+            }
+            ReplyPart::Error { id, error } => {
+                if let Some(call) = calls.get(&id).and_then(|i| parts.get_mut(*i)) {
+                    call["state"] = "output-error".into();
+                    call["errorText"] = error.into();
+                }
+            }
+            ReplyPart::Step => parts.push(serde_json::json!({"type": "step-start"})),
+            ReplyPart::Data { name, id, data } => {
+                let mut part = serde_json::json!({"type": format!("data-{name}"), "data": data});
+                if let Some(id) = id {
+                    part["id"] = id.into();
+                }
+                parts.push(part);
+            }
+        }
+    }
+    push_text(parts, None);
+}
+
 /// A message of a thread's current path as the API returns it: the AI SDK's `UIMessage` shape
 /// (`id`, `role`, `parts`) plus `metadata` with the tree and reply details.
 pub fn ui_message(
@@ -68,9 +124,7 @@ pub fn ui_message(
                 serde_json::json!({"type": "reasoning", "text": m.reasoning, "state": "done"}),
             );
         }
-        if !m.text.is_empty() {
-            parts.push(serde_json::json!({"type": "text", "text": m.text, "state": "done"}));
-        }
+        reply_parts(m, &mut parts);
     } else {
         parts.push(serde_json::json!({"type": "text", "text": m.text}));
         // Attached files as the AI SDK's `file` parts, at the owner's URL of the bytes.

@@ -10,6 +10,7 @@ pub mod access;
 pub mod parts;
 pub mod tree;
 
+use actix_web::web;
 use chrono::Utc;
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadError, ThreadEvent};
 use threadline_domain::values::{AccountId, MessageId, ThreadId};
@@ -42,12 +43,36 @@ pub async fn default_model(
     resolve_model(state, caller, state.chat.registry.default_id()).await
 }
 
-/// A checked send: the thread, the model (the server's default when `None`) and what to do.
+/// A checked send: the thread, the model (the server's default when `None`), what to do and
+/// which tools the reply uses.
 #[derive(Debug, Clone)]
 pub struct SendMessage {
     pub thread_id: ThreadId,
     pub model: Option<String>,
     pub intent: Intent,
+    pub tools: ToolRequest,
+}
+
+/// The tools a send asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ToolRequest {
+    /// A tool run for this message before the model answers.
+    pub forced: Option<ForcedTool>,
+    /// The tools a tool-capable model may call on its own.
+    pub offered: Offered,
+}
+
+pub use crate::chat::ForcedTool;
+
+/// Which tools a tool-capable model is offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Offered {
+    #[default]
+    None,
+    /// Every tool the server can run.
+    All,
+    /// These (each must exist and be available).
+    Named(Vec<String>),
 }
 
 /// Where an attached file's bytes come from.
@@ -83,7 +108,7 @@ pub enum Intent {
 /// so a send that is refused never holds credits another request could have used, and never
 /// leaves its message behind (the message and the reply start are one command).
 pub async fn send(
-    state: &AppState,
+    state: &web::Data<AppState>,
     caller: &Caller,
     request: SendMessage,
     request_id: &str,
@@ -93,6 +118,7 @@ pub async fn send(
         thread_id,
         model,
         intent,
+        tools,
     } = request;
     let model = match model {
         Some(id) => resolve_model(state, caller, &id).await?,
@@ -100,6 +126,7 @@ pub async fn send(
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
+    let tools = choose_tools(state, &model, tools)?;
     // Files are read (or fetched) and checked against the model before anything is spent.
     let (intent, files) = match intent {
         Intent::Submit {
@@ -158,7 +185,21 @@ pub async fn send(
         }
     };
     let estimate = estimated_prompt_cost(&model, &turn_plan.text);
-    let reservation = credits::reserve_reply(
+    // A chosen tool's credit first (its 402/429 before anything else is spent), then the reply's.
+    let forced = match tools.as_ref().and_then(|(_, forced)| *forced) {
+        None => None,
+        Some(kind) => {
+            let run_id = format!("{generation_id}:{}", kind.name());
+            let reserved =
+                credits::reserve_tool_run(state, caller, kind.meter(), &run_id, &meta).await?;
+            Some(crate::chat::ForcedRun {
+                kind,
+                run_id,
+                reservation: reserved,
+            })
+        }
+    };
+    let reservation = match credits::reserve_reply(
         state,
         caller,
         &generation_id,
@@ -166,7 +207,29 @@ pub async fn send(
         estimate,
         &meta,
     )
-    .await?;
+    .await
+    {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            if let Some(run) = &forced {
+                state
+                    .chat
+                    .close_reservation(&run.reservation, &run.run_id, None, &meta)
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    let tools = tools.map(|(tools, _)| crate::chat::ReplyTools {
+        toolbox: std::sync::Arc::new(crate::services::tools::Toolbox::new(
+            tools,
+            state.clone(),
+            caller.clone(),
+            generation_id.clone(),
+            meta.clone(),
+        )),
+        forced: forced.clone(),
+    });
     let request = Outgoing {
         thread_id,
         model,
@@ -176,6 +239,7 @@ pub async fn send(
         generation_id: generation_id.clone(),
         reservation: reservation.clone(),
         received,
+        tools,
     };
     let result = start_reply(state, caller, all, request, &meta).await;
     drop(turn);
@@ -192,6 +256,12 @@ pub async fn send(
                 .chat
                 .close_reservation(&reservation, &generation_id, None, &meta)
                 .await;
+            if let Some(run) = &forced {
+                state
+                    .chat
+                    .close_reservation(&run.reservation, &run.run_id, None, &meta)
+                    .await;
+            }
             Err(e)
         }
     }
@@ -209,6 +279,44 @@ struct Outgoing {
     generation_id: String,
     reservation: Reservation,
     received: std::time::Instant,
+    tools: Option<crate::chat::ReplyTools>,
+}
+
+/// The tools offered to the model, and the tool chosen for the message.
+type ChosenTools = (Vec<crate::tools::Tool>, Option<ForcedTool>);
+
+/// The tools of a reply, or `None` when it uses none: the tools offered to the model (none to
+/// a model without the `tools` capability) and the tool chosen for the message. A tool that
+/// does not exist, or that this server cannot run, is a 422.
+fn choose_tools(
+    state: &web::Data<AppState>,
+    model: &crate::providers::registry::Model,
+    request: ToolRequest,
+) -> Result<Option<ChosenTools>, ApiError> {
+    let names = match &request.offered {
+        Offered::None => None,
+        Offered::All => Some(None),
+        Offered::Named(names) => Some(Some(names.as_slice())),
+    };
+    let offered = match names {
+        None => Vec::new(),
+        Some(names) => crate::tools::choose(state.search.is_some(), names)
+            .map_err(|e| ApiError::invalid_field("tools", e.to_string()))?,
+    };
+    let can_call = model
+        .capabilities
+        .contains(&threadline_domain::catalog::Capability::Tools);
+    let offered = if can_call { offered } else { Vec::new() };
+    if request.forced.is_some() && state.search.is_none() {
+        return Err(ApiError::invalid_field(
+            "tool",
+            "this server has no search API configured (EXA_API_KEY)",
+        ));
+    }
+    if offered.is_empty() && request.forced.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((offered, request.forced)))
 }
 
 async fn start_reply(
@@ -227,6 +335,7 @@ async fn start_reply(
         generation_id,
         reservation,
         received,
+        tools,
     } = request;
     if new_thread {
         create_thread(state, caller, &thread_id, meta).await?;
@@ -268,6 +377,7 @@ async fn start_reply(
                 role: "system".into(),
                 content: system,
                 parts: Vec::new(),
+                ..Default::default()
             },
         );
     }
@@ -289,6 +399,7 @@ async fn start_reply(
                 account_id: caller.id().to_owned(),
                 tier: credits::tier_of(caller),
             },
+            tools,
         })
         .await?;
     Ok(cursor)

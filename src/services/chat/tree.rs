@@ -102,6 +102,7 @@ pub fn context_with_files(
                 role: p.message.role.clone(),
                 content: p.message.text.clone(),
                 parts: Vec::new(),
+                ..Default::default()
             };
             (message, p.message.attachments())
         })
@@ -111,6 +112,7 @@ pub fn context_with_files(
             role: "user".into(),
             content: user_text.to_owned(),
             parts: Vec::new(),
+            ..Default::default()
         };
         context.push((message, new_files));
     }
@@ -140,6 +142,7 @@ mod tests {
                 created_at: i as i64,
                 hidden: false,
                 attachments: None,
+                parts: None,
             })
             .collect()
     }

@@ -1,0 +1,314 @@
+//! The tool side of a reply's loop: the tool chosen for the message (search, research) before
+//! the model answers, and the tools the model calls between its steps. Each call's input,
+//! output or error, each research step and each step boundary is a chunk of the generation,
+//! durable before anyone sees it, so a resumed or replayed stream shows the same parts.
+
+use serde_json::{Value, json};
+use threadline_domain::generation::Chunk;
+use tokio::sync::watch;
+
+use super::{Outcome, Run, StepEnd};
+use crate::chat::{ForcedRun, ForcedTool, ReplyTools, StartReply};
+use crate::providers::{ChatMessage, ChatRequest, ToolCall, ToolResult};
+use crate::tools::ToolRunner;
+use crate::tools::research::{self, Progress};
+
+/// Runs the tool chosen for the message and adds what it found to the message the model
+/// answers. `Err` is how the reply ends instead (stopped, or the log refused a write).
+pub(super) async fn run_forced(
+    run: &mut Run,
+    reply: &StartReply,
+    tools: &ReplyTools,
+    forced: &ForcedRun,
+    request: &mut ChatRequest,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Outcome> {
+    let question = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| m.content.clone())
+        .unwrap_or_default();
+    let (ran, note) = match forced.kind {
+        ForcedTool::Search => search(run, tools.toolbox.as_ref(), &question, stop).await,
+        ForcedTool::Research => research(run, reply, tools, forced, &question, stop).await,
+    };
+    // The run's credit: spent when the tool ran, given back when it did not.
+    run.service
+        .close_reservation(
+            &forced.reservation,
+            &forced.run_id,
+            matches!(ran, Ok(true)).then_some(None),
+            &reply.meta,
+        )
+        .await;
+    ran?;
+    if let Some(user) = request.messages.iter_mut().rev().find(|m| m.role == "user") {
+        user.content.push_str(&note);
+    }
+    Ok(())
+}
+
+/// One web search for the message, shown as a `web_search` call. Returns whether it ran, and
+/// the note for the model.
+async fn search(
+    run: &mut Run,
+    toolbox: &dyn ToolRunner,
+    question: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> (Result<bool, Outcome>, String) {
+    let id = run.new_call_id("search");
+    let query: String = question.chars().take(400).collect();
+    let announced = run
+        .commit(
+            threadline_domain::generation::GenerationCommand::AppendChunks {
+                chunks: vec![
+                    Chunk::ToolInputStart {
+                        tool_call_id: id.clone(),
+                        tool_name: "web_search".into(),
+                    },
+                    Chunk::ToolInputAvailable {
+                        tool_call_id: id.clone(),
+                        tool_name: "web_search".into(),
+                        input: json!({"query": query}),
+                    },
+                ],
+            },
+        )
+        .await;
+    if !announced {
+        return (Err(Outcome::Lost), String::new());
+    }
+    let found = tokio::select! {
+        found = toolbox.search(&query, crate::tools::SEARCH_RESULTS, 0) => found,
+        _ = stop.wait_for(|s| *s) => return (Err(Outcome::Stopped), String::new()),
+    };
+    let (chunk, note, ran) = match found {
+        Ok(results) => {
+            let output = json!(results);
+            let note = format!(
+                "\n\nWeb search results for this message (cite the URLs you use):\n{output}"
+            );
+            (
+                Chunk::ToolOutput {
+                    tool_call_id: id,
+                    output,
+                },
+                note,
+                true,
+            )
+        }
+        Err(error) => {
+            let note = format!("\n\n(The web search failed: {error}.)");
+            (
+                Chunk::ToolError {
+                    tool_call_id: id,
+                    error_text: error,
+                },
+                note,
+                false,
+            )
+        }
+    };
+    let committed = run
+        .commit(
+            threadline_domain::generation::GenerationCommand::AppendChunks {
+                chunks: vec![chunk],
+            },
+        )
+        .await;
+    if !committed {
+        return (Err(Outcome::Lost), note);
+    }
+    (Ok(ran), note)
+}
+
+/// A research run for the message: its progress as `data-research-*` parts. Returns whether
+/// it ran, and the material for the model.
+async fn research(
+    run: &mut Run,
+    reply: &StartReply,
+    tools: &ReplyTools,
+    forced: &ForcedRun,
+    question: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> (Result<bool, Outcome>, String) {
+    let planner = research::Planner {
+        provider: reply.model.provider.clone(),
+        upstream: reply.model.upstream.clone(),
+        http: run.service.http.clone(),
+    };
+    let mut progress = research::start(
+        tools.toolbox.clone(),
+        planner,
+        question.to_owned(),
+        forced.run_id.clone(),
+        research::Limits::default(),
+    );
+    loop {
+        let next = tokio::select! {
+            next = progress.recv() => next,
+            _ = stop.wait_for(|s| *s) => return (Err(Outcome::Stopped), String::new()),
+        };
+        match next {
+            Some(Progress::Part { name, data }) => {
+                let committed = run
+                    .commit(
+                        threadline_domain::generation::GenerationCommand::AppendChunks {
+                            chunks: vec![Chunk::Data {
+                                name: format!("research-{name}"),
+                                id: None,
+                                data,
+                            }],
+                        },
+                    )
+                    .await;
+                if !committed {
+                    return (Err(Outcome::Lost), String::new());
+                }
+            }
+            Some(Progress::Done { material, .. }) => {
+                return (Ok(true), research::synthesis_note(&material));
+            }
+            None => return (Ok(true), research::synthesis_note("")),
+        }
+    }
+}
+
+/// After a step that asked for tools: makes each call's whole input durable, runs the calls
+/// (all at once), makes their results durable, and returns the messages for the next step.
+/// At the step limit the calls are not run (each gets an error saying so) and `Ok(None)` ends
+/// the reply. `Err` is how the reply ends instead (stopped, or the log refused a write).
+pub(super) async fn run_calls(
+    run: &mut Run,
+    toolbox: &dyn ToolRunner,
+    step: StepEnd,
+    at_limit: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Vec<ChatMessage>>, Outcome> {
+    let calls: Vec<(super::PendingCall, Result<Value, String>)> = step
+        .calls
+        .into_iter()
+        .map(|call| {
+            let input = parse_arguments(&call.arguments);
+            (call, input)
+        })
+        .collect();
+    let available = calls
+        .iter()
+        .map(|(call, input)| Chunk::ToolInputAvailable {
+            tool_call_id: call.id.clone(),
+            tool_name: call.name.clone(),
+            input: input
+                .clone()
+                .unwrap_or_else(|_| Value::String(call.arguments.clone())),
+        })
+        .collect();
+    if !run.commit_chunks(available).await {
+        return Err(Outcome::Lost);
+    }
+    if at_limit {
+        let refused = calls
+            .iter()
+            .map(|(call, _)| Chunk::ToolError {
+                tool_call_id: call.id.clone(),
+                error_text: "not run: the reply reached its step limit".into(),
+            })
+            .collect();
+        return if run.commit_chunks(refused).await {
+            Ok(None)
+        } else {
+            Err(Outcome::Lost)
+        };
+    }
+    let runs = calls.iter().map(|(call, input)| async move {
+        match input {
+            Ok(input) => toolbox.call(&call.id, &call.name, input).await,
+            Err(e) => Err(e.clone()),
+        }
+    });
+    let results = tokio::select! {
+        results = futures::future::join_all(runs) => results,
+        _ = stop.wait_for(|s| *s) => return Err(Outcome::Stopped),
+    };
+    let mut chunks = Vec::with_capacity(calls.len() + 1);
+    let mut tool_calls = Vec::with_capacity(calls.len());
+    let mut tool_results = Vec::with_capacity(calls.len());
+    for ((call, input), result) in calls.into_iter().zip(results) {
+        let content = match &result {
+            Ok(Value::String(text)) => text.clone(),
+            Ok(output) => output.to_string(),
+            Err(error) => error.clone(),
+        };
+        chunks.push(match &result {
+            Ok(output) => Chunk::ToolOutput {
+                tool_call_id: call.id.clone(),
+                output: output.clone(),
+            },
+            Err(error) => Chunk::ToolError {
+                tool_call_id: call.id.clone(),
+                error_text: error.clone(),
+            },
+        });
+        tool_results.push(ToolResult {
+            call_id: call.provider_id.clone(),
+            name: call.name.clone(),
+            content,
+            is_error: result.is_err(),
+        });
+        tool_calls.push(ToolCall {
+            id: call.provider_id,
+            name: call.name,
+            input: input
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({})),
+            arguments: call.arguments,
+            signature: call.signature,
+        });
+    }
+    chunks.push(Chunk::StepFinished {
+        usage: step.usage,
+        finish_reason: step.finish_reason,
+    });
+    if !run.commit_chunks(chunks).await {
+        return Err(Outcome::Lost);
+    }
+    Ok(Some(vec![
+        ChatMessage {
+            tool_calls,
+            ..ChatMessage::text("assistant", step.text)
+        },
+        ChatMessage {
+            tool_results,
+            ..ChatMessage::text("tool", "")
+        },
+    ]))
+}
+
+/// A call's arguments as JSON (`{}` when the model sent none); an error the model reads when
+/// they are not JSON.
+fn parse_arguments(arguments: &str) -> Result<Value, String> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_str(arguments)
+        .map_err(|e| format!("the call's arguments are not valid JSON ({e}): {arguments}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_json_or_an_error_the_model_reads() {
+        assert_eq!(parse_arguments(""), Ok(json!({})));
+        assert_eq!(parse_arguments("{\"q\": 1}"), Ok(json!({"q": 1})));
+        let error = parse_arguments("{\"q\": ").unwrap_err();
+        assert!(
+            error.starts_with("the call's arguments are not valid JSON"),
+            "{error}"
+        );
+    }
+}
