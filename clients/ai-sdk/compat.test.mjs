@@ -2,13 +2,14 @@
 // (package `ai`, version pinned in package.json) against a running Threadline server.
 //
 // Starts `THREADLINE_BIN` (default ../../target/debug/threadline) on a free port with a fresh
-// data dir (or the database of COMPAT_DATABASE_URL when set), then: send, resume (204 and
-// active), stop, regenerate.
+// data dir (or the database of COMPAT_DATABASE_URL when set), and its mock upstream (OpenAI
+// format and Exa search) beside it, then: send, resume (204 and active), stop, regenerate, a
+// reply whose model calls tools over two steps, and a research run's data parts.
 // Every assembled UIMessage must equal what GET /v1/threads/{id} returns.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -16,6 +17,7 @@ import { DefaultChatTransport, readUIMessageStream } from "ai";
 
 const bin = process.env.THREADLINE_BIN ?? new URL("../../target/debug/threadline", import.meta.url).pathname;
 let server;
+let mock;
 let base;
 let dataDir;
 let token;
@@ -31,21 +33,25 @@ function freePort() {
   });
 }
 
-async function waitReady() {
+async function waitReady(url = `${base}/readyz`, ok = (res) => res.ok) {
   for (let i = 0; i < 200; i++) {
     try {
-      const res = await fetch(`${base}/readyz`);
-      if (res.ok) return;
+      const res = await fetch(url);
+      if (ok(res)) return;
     } catch {}
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error("server did not start");
+  throw new Error(`${url} did not start`);
 }
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "threadline-compat-"));
   const port = await freePort();
+  const mockPort = await freePort();
   base = `http://127.0.0.1:${port}`;
+  const mockRoot = `http://127.0.0.1:${mockPort}`;
+  mock = spawn(bin, ["mock-upstream", "--bind", `127.0.0.1:${mockPort}`], { stdio: ["ignore", "inherit", "inherit"] });
+  await waitReady(`${mockRoot}/v1/models`, () => true);
   const env = {
     ...process.env,
     THREADLINE_BIND: `127.0.0.1:${port}`,
@@ -54,10 +60,20 @@ before(async () => {
     THREADLINE_ANON_PER_MINUTE: "0",
     RUST_LOG: "warn",
   };
-  // Only the built-in echo model: no provider keys or model choices from the environment.
+  // The built-in echo model, and the mock upstream as OpenAI and Exa: no provider keys or
+  // model choices from the environment.
   for (const key of Object.keys(env)) {
-    if (key.endsWith("_API_KEY") || key.startsWith("THREADLINE_") && key.endsWith("_MODEL")) delete env[key];
+    if (key.endsWith("_API_KEY") || key.endsWith("_BASE_URL") || key.startsWith("THREADLINE_") && key.endsWith("_MODEL")) delete env[key];
   }
+  Object.assign(env, {
+    OPENAI_API_KEY: "mock-key",
+    OPENAI_BASE_URL: `${mockRoot}/v1`,
+    EXA_API_KEY: "mock-key",
+    EXA_BASE_URL: mockRoot,
+    THREADLINE_DEFAULT_MODEL: "echo",
+    THREADLINE_ADMIN_EMAILS: "admin@example.com",
+    THREADLINE_PLANS_FILE: writePlans(),
+  });
   if (process.env.COMPAT_DATABASE_URL) env.DATABASE_URL = process.env.COMPAT_DATABASE_URL;
   else delete env.DATABASE_URL;
   server = spawn(bin, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
@@ -67,8 +83,16 @@ before(async () => {
   token = (await res.json()).token;
 });
 
+// Anonymous callers may run research here (the default plans keep it for pro accounts).
+function writePlans() {
+  const path = join(dataDir, "compat-plans.yaml");
+  writeFileSync(path, "tiers:\n  anonymous:\n    research_runs: {limit: 2, window: day}\n");
+  return path;
+}
+
 after(() => {
   server?.kill("SIGTERM");
+  mock?.kill("SIGTERM");
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -185,4 +209,90 @@ test("regenerate makes a new sibling reply that the thread then shows", async ()
   const stored = await settled("sdk-send");
   assert.deepEqual(visible(assembled), visible(stored.messages[1]));
   assert.equal(stored.messages[1].metadata.sibling_ids.length, 2);
+});
+
+// A catalog model with the `tools` capability whose mock upstream answers `script` (see
+// src/mock_upstream/tools.rs), defined by an admin account.
+async function defineScriptedModel(id, script) {
+  const res = await fetch(`${base}/v1/auth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "admin@example.com", password: "correct horse battery staple" }),
+  });
+  let admin;
+  if (res.status === 201) admin = (await res.json()).token;
+  else {
+    const login = await fetch(`${base}/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "admin@example.com", password: "correct horse battery staple" }),
+    });
+    assert.equal(login.status, 200);
+    admin = (await login.json()).token;
+  }
+  const knob = Buffer.from(JSON.stringify(script)).toString("base64url");
+  const put = await fetch(`${base}/v1/admin/models/${id}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
+    body: JSON.stringify({
+      provider: "openai",
+      upstream: `mock:len=2,script=${knob}`,
+      capabilities: ["tools"],
+      access: "public",
+      credits: 1,
+      prices: { input: 0, output: 0, cached_input: 0, reasoning: 0 },
+      enabled: true,
+    }),
+  });
+  assert.equal(put.status, 200, await put.text());
+}
+
+test("a reply that calls a tool over two steps is assembled with its tool part", async () => {
+  await defineScriptedModel("sdk-tools", [
+    { call: { name: "web_search", arguments: { query: "rust" } } },
+    { text: "found {result}" },
+  ]);
+  const chat = new DefaultChatTransport({
+    api: `${base}/v1/chat`,
+    headers: { authorization: `Bearer ${token}` },
+    body: { model: "sdk-tools", tools: ["web_search"] },
+  });
+  const stream = await chat.sendMessages({
+    chatId: "sdk-tools",
+    messages: [userMessage("u1", "search for rust")],
+    trigger: "submit-message",
+  });
+  const assembled = await assemble(stream);
+  const types = assembled.parts.map((p) => p.type);
+  assert.deepEqual(types, ["step-start", "dynamic-tool", "step-start", "text"]);
+  const tool = assembled.parts[1];
+  assert.equal(tool.toolName, "web_search");
+  assert.equal(tool.state, "output-available");
+  assert.deepEqual(tool.input, { query: "rust" });
+  assert.equal(tool.output[0].url, "https://example.com/rust/1");
+  assert.match(assembled.parts[3].text, /^found /);
+  const stored = await settled("sdk-tools");
+  assert.deepEqual(visible(assembled), visible(stored.messages[1]));
+});
+
+test("a research run's data parts are assembled in order before the answer", async () => {
+  await defineScriptedModel("sdk-writer", []);
+  const chat = new DefaultChatTransport({
+    api: `${base}/v1/chat`,
+    headers: { authorization: `Bearer ${token}` },
+    body: { model: "sdk-writer", tool: "research" },
+  });
+  const stream = await chat.sendMessages({
+    chatId: "sdk-research",
+    messages: [userMessage("u1", "how do crabs molt")],
+    trigger: "submit-message",
+  });
+  const assembled = await assemble(stream);
+  const research = assembled.parts.filter((p) => p.type.startsWith("data-research-")).map((p) => p.type);
+  assert.equal(research[0], "data-research-start");
+  assert.equal(research.at(-1), "data-research-complete");
+  assert.ok(research.includes("data-research-search") && research.includes("data-research-read"), research.join());
+  assert.equal(assembled.parts.at(-1).type, "text");
+  const stored = await settled("sdk-research");
+  assert.deepEqual(visible(assembled), visible(stored.messages[1]));
 });
