@@ -429,6 +429,105 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_step_renders_input_output_and_the_step_boundary_once() {
+        let call = |id: &str| Chunk::ToolInputStart {
+            tool_call_id: id.into(),
+            tool_name: "web_search".into(),
+        };
+        let parts = render_all(&[
+            started(),
+            chunks(0, vec![text("let me look"), call("c1"), call("c2")]),
+            chunks(
+                3,
+                vec![
+                    Chunk::ToolInputAvailable {
+                        tool_call_id: "c1".into(),
+                        tool_name: "web_search".into(),
+                        input: json!({"query": "a"}),
+                    },
+                    Chunk::ToolInputAvailable {
+                        tool_call_id: "c2".into(),
+                        tool_name: "web_search".into(),
+                        input: json!({"query": "b"}),
+                    },
+                ],
+            ),
+            chunks(
+                5,
+                vec![
+                    Chunk::ToolOutput {
+                        tool_call_id: "c1".into(),
+                        output: json!([{"url": "https://a"}]),
+                    },
+                    Chunk::ToolError {
+                        tool_call_id: "c2".into(),
+                        error_text: "down".into(),
+                    },
+                    Chunk::StepFinished {
+                        usage: TokenUsage::default(),
+                        finish_reason: "tool-calls".into(),
+                    },
+                    Chunk::Data {
+                        name: "research-start".into(),
+                        id: Some("r1".into()),
+                        data: json!({"question": "q"}),
+                    },
+                    text("answer"),
+                ],
+            ),
+            GenerationEvent::GenerationCompleted {
+                finish_reason: "stop".into(),
+                usage: TokenUsage::default(),
+                provider_ms: 1,
+                cost_micros: 0,
+                at: DateTime::UNIX_EPOCH,
+            },
+        ]);
+        let json: Vec<Value> = parts.iter().map(|p| p.json.clone()).collect();
+        let types: Vec<&str> = json.iter().map(|p| p["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "start",
+                "start-step",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "tool-input-start",
+                "tool-input-start",
+                "tool-input-available",
+                "tool-input-available",
+                "tool-output-available",
+                "tool-output-error",
+                "finish-step",
+                "start-step",
+                "data-research-start",
+                "text-start",
+                "text-delta",
+                "text-end",
+                "finish-step",
+                "finish",
+            ],
+            "announced inputs are not announced again at the end"
+        );
+        assert_eq!(
+            json[9],
+            json!({"type": "tool-output-available", "toolCallId": "c1",
+                   "output": [{"url": "https://a"}], "dynamic": true})
+        );
+        assert_eq!(
+            json[10],
+            json!({"type": "tool-output-error", "toolCallId": "c2", "errorText": "down", "dynamic": true})
+        );
+        assert_eq!(
+            json[13],
+            json!({"type": "data-research-start", "id": "r1", "data": {"question": "q"}})
+        );
+        // The second step's text is a new block.
+        assert_eq!(json[14]["id"], "text-2");
+    }
+
+    #[test]
     fn part_ids_parse_back() {
         assert_eq!(PartId::parse("12.3"), Some(PartId(12, 3)));
         for forged in ["x", "0.1", "-1.0", "3.-1", "3.99999999", "+3.1", "3.1.1"] {
