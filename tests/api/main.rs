@@ -9,6 +9,7 @@ mod account_details;
 mod accounts;
 mod api_keys;
 mod billing;
+mod capabilities;
 mod chat;
 mod concurrency;
 mod credits;
