@@ -223,19 +223,26 @@ impl Fetcher {
             if !status.is_success() {
                 return Err(FetchError::Status(status.as_u16()));
             }
-            let media_type = response
+            let content_type = response
                 .headers()
                 .get(CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
-                .map(essence)
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .to_owned();
+            let media_type = essence(&content_type);
             if ContentKind::of(&media_type).is_none() {
                 return Err(FetchError::UnsupportedType {
                     url: url.to_string(),
                     media_type,
                 });
             }
-            let bytes = self.read_body(&url, response).await?;
+            let mut bytes = self.read_body(&url, response).await?;
+            if matches!(
+                ContentKind::of(&media_type),
+                Some(ContentKind::Html | ContentKind::Text)
+            ) {
+                bytes = to_utf8(&content_type, &media_type, bytes);
+            }
             return Ok(Fetched {
                 final_url: url,
                 media_type,
@@ -322,6 +329,46 @@ impl Fetcher {
 
 fn is_followed_redirect(status: StatusCode) -> bool {
     matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Text in the charset it declares (the `Content-Type` parameter, else for HTML a `<meta>`
+/// charset in its first 1024 bytes, else UTF-8), as UTF-8. A byte-order mark wins over both.
+fn to_utf8(content_type: &str, media_type: &str, bytes: Vec<u8>) -> Vec<u8> {
+    let declared = charset_param(content_type).or_else(|| {
+        (media_type == "text/html")
+            .then(|| meta_charset(&bytes[..bytes.len().min(1024)]))
+            .flatten()
+    });
+    let encoding = declared
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = encoding.decode(&bytes);
+    match text {
+        std::borrow::Cow::Borrowed(_) if encoding == encoding_rs::UTF_8 => bytes,
+        text => text.into_owned().into_bytes(),
+    }
+}
+
+/// The `charset` parameter of a `Content-Type` value.
+fn charset_param(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// `<meta charset="…">` or `<meta http-equiv=… content="…; charset=…">` in the start of a page.
+fn meta_charset(head: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let at = head.find("charset=")? + "charset=".len();
+    let value: String = head[at..]
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        .collect();
+    (!value.is_empty()).then_some(value)
 }
 
 /// `text/HTML; charset=utf-8` → `text/html`.
@@ -692,6 +739,26 @@ impl StdError for AddressRefused {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_in_another_charset_is_read_as_utf8() {
+        // "café" in Latin-1 (declared in the header) and in Windows-1252 (declared in a meta tag).
+        let latin1 = b"caf\xe9".to_vec();
+        assert_eq!(
+            to_utf8("text/plain; charset=ISO-8859-1", "text/plain", latin1),
+            "café".as_bytes()
+        );
+        let page = b"<html><head><meta charset=\"windows-1252\"></head><p>caf\xe9 \x80</p>".to_vec();
+        let decoded = String::from_utf8(to_utf8("text/html", "text/html", page)).unwrap();
+        assert!(decoded.contains("café €"), "{decoded}");
+        let utf8 = "naïve".as_bytes().to_vec();
+        assert_eq!(to_utf8("text/html", "text/html", utf8.clone()), utf8);
+        assert_eq!(charset_param("text/html; Charset=\"Shift_JIS\""), Some("Shift_JIS".into()));
+        assert_eq!(
+            meta_charset(b"<meta http-equiv='Content-Type' content='text/html; charset=euc-kr'>"),
+            Some("euc-kr".into())
+        );
+    }
+
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
