@@ -108,8 +108,9 @@ impl Application {
                 chat.clone(),
                 stop_rx.clone(),
             )),
-            tokio::spawn(chat.clone().run_maintenance(stop_rx)),
+            tokio::spawn(chat.clone().run_maintenance(stop_rx.clone())),
         ];
+        let mut tasks = tasks;
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind.clone(),
@@ -159,6 +160,10 @@ impl Application {
             search,
             settings: Arc::new(settings.clone()),
         });
+        tasks.push(tokio::spawn(crate::services::files::sweep_periodically(
+            state.clone(),
+            stop_rx,
+        )));
         let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
             use actix_web::middleware::from_fn;

@@ -93,3 +93,45 @@ impl AppState {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+impl AppState {
+    /// The state a server would hold, on SQLite in `dir`, without the HTTP part.
+    pub async fn for_tests(dir: &std::path::Path) -> AppState {
+        use crate::chat::{ChatService, Signals};
+        use crate::config::Settings;
+        use crate::projector::Projector;
+        use crate::providers::registry::ProviderRegistry;
+        use std::time::Duration;
+        let db = crate::store::connect(None, dir).await.unwrap();
+        crate::store::migrate(&db).await.unwrap();
+        let projector = Projector::new(db.clone());
+        projector.prepare().await.unwrap();
+        let bus = CommandBus::new(db.clone());
+        let chat = ChatService::new(
+            db.clone(),
+            bus.clone(),
+            projector.clone(),
+            ProviderRegistry::from_lookup(Duration::ZERO, |_| None, None),
+            Signals::default(),
+        );
+        AppState {
+            feed: crate::feed::FeedHub::new(db.clone()),
+            db,
+            bus,
+            projector,
+            settings: Arc::new(Settings::new("127.0.0.1:0", dir)),
+            limits: crate::auth::limits::Limits::new(Default::default()),
+            passwords: crate::auth::passwords::Passwords::new(1, Duration::from_secs(5)),
+            links: Default::default(),
+            chat,
+            http: reqwest::Client::new(),
+            jwt: None,
+            files: crate::files::FileStore::open(&Default::default(), dir).unwrap(),
+            file_digests: Default::default(),
+            fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
+            search: None,
+        }
+    }
+}

@@ -165,6 +165,38 @@ impl FileStore {
         }
     }
 
+    /// The digests of the objects last written before `cutoff` (what a sweep may consider).
+    pub async fn written_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let prefix = if self.prefix.is_empty() {
+            Path::from("sha256")
+        } else {
+            Path::from(format!("{}/sha256", self.prefix))
+        };
+        let mut listed = self.inner.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(object) = listed.next().await {
+            let object = object?;
+            if object.last_modified < cutoff
+                && let Some(name) = object.location.filename()
+            {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the bytes under `sha256` are there.
+    pub async fn exists(&self, sha256: &str) -> Result<bool, StoreError> {
+        match self.inner.head(&self.path_of(sha256)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// How many objects the store holds (tests and `doctor`-style checks; lists the prefix).
     pub async fn count(&self) -> Result<usize, StoreError> {
         let prefix = if self.prefix.is_empty() {

@@ -427,49 +427,13 @@ async fn on_open_book(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
     use threadline_domain::account::{Account, AccountCommand};
     use threadline_domain::values::AccountId;
 
     use super::*;
-    use crate::chat::{ChatService, Signals};
-    use crate::config::Settings;
-    use crate::projector::Projector;
-    use crate::providers::registry::ProviderRegistry;
 
-    /// The state a server would hold, on SQLite in `dir`, without the HTTP part.
     async fn state(dir: &std::path::Path) -> AppState {
-        let db = crate::store::connect(None, dir).await.unwrap();
-        crate::store::migrate(&db).await.unwrap();
-        let projector = Projector::new(db.clone());
-        projector.prepare().await.unwrap();
-        let bus = CommandBus::new(db.clone());
-        let chat = ChatService::new(
-            db.clone(),
-            bus.clone(),
-            projector.clone(),
-            ProviderRegistry::from_lookup(Duration::ZERO, |_| None, None),
-            Signals::default(),
-        );
-        AppState {
-            feed: crate::feed::FeedHub::new(db.clone()),
-            db,
-            bus,
-            projector,
-            settings: Arc::new(Settings::new("127.0.0.1:0", dir)),
-            limits: crate::auth::limits::Limits::new(Default::default()),
-            passwords: crate::auth::passwords::Passwords::new(1, Duration::from_secs(5)),
-            links: Default::default(),
-            chat,
-            http: reqwest::Client::new(),
-            jwt: None,
-            files: crate::files::FileStore::open(&Default::default(), dir).unwrap(),
-            file_digests: Default::default(),
-            fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
-            search: None,
-        }
+        AppState::for_tests(dir).await
     }
 
     async fn caller(state: &AppState, anonymous: bool, pro: bool) -> Caller {

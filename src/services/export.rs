@@ -11,18 +11,23 @@
 //!  "current_message_id": "…" | null,
 //!  "messages": [{"id", "parent_id", "role": "user" | "assistant", "text", "reasoning",
 //!                "model", "status", "created_at", "usage": {…} | null, "cost_micros",
-//!                "attachments"?: [{"file_id", "media_type", "filename", "size"}]}]}
+//!                "attachments"?: [{"file_id", "media_type", "filename", "size"}],
+//!                "parts"?: [[offset, {"kind": "call" | "output" | "error" | "step" | "data", …}]]}]}
 //! ```
 //!
-//! `messages` holds every visible message of every branch, parents before children;
+//! A reply's `parts` are its tool calls (`{kind: "call", id, name, input}`), their results
+//! (`output` / `error`), step boundaries and data parts, each after `offset` characters of its
+//! `text`. `messages` holds every visible message of every branch, parents before children;
 //! `current_message_id` is the leaf of the current path. Importing the file
 //! (`POST /v1/me/import`) gives the same thread back.
 //!
 //! # The account archive (`GET /v1/me/export`, `application/zip`)
 //!
 //! `account.json` (the profile), `preferences.json`, `threads/<id>.json` (one per thread, the
-//! schema above), `ledger.csv` (every credit movement with running balances). Written entry by
-//! entry: only one thread is in memory at a time.
+//! schema above), `files.json` (every file the account holds: `id`, `filename`, `media_type`,
+//! `size`, `sha256`, `created_at`, `path`) with each file's bytes at its `path`
+//! (`files/<id>/<filename>`), and `ledger.csv` (every credit movement with running balances).
+//! Written entry by entry: only one thread or one file is in memory at a time.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -66,6 +71,10 @@ fn message_json(m: &MessageRow, generation: Option<&GenerationRow>) -> Value {
     let attachments = m.attachments();
     if !attachments.is_empty() {
         out["attachments"] = json!(attachments);
+    }
+    let parts = m.reply_parts();
+    if !parts.is_empty() {
+        out["parts"] = json!(parts);
     }
     out
 }
@@ -256,6 +265,35 @@ pub fn account_zip(
                 }
             }
         }
+        let files = match threadline_projections::files::of_owner(&state.db, &account_id).await {
+            Ok(files) => files,
+            Err(e) => {
+                yield Err(fail(&e));
+                return;
+            }
+        };
+        let listed: Vec<Value> = files
+            .iter()
+            .map(|f| json!({
+                "id": f.id, "filename": f.filename, "media_type": f.media_type, "size": f.size,
+                "sha256": f.sha256, "created_at": rfc3339(f.created_at),
+                "path": file_path(&f.id, &f.filename),
+            }))
+            .collect();
+        entry!("files.json", &serde_json::to_vec_pretty(&listed).unwrap_or_default());
+        for f in &files {
+            match state.files.read(&f.sha256).await {
+                Ok(bytes) => entry!(file_path(&f.id, &f.filename), &bytes),
+                Err(e) => {
+                    // The bytes went missing from storage: the archive says so instead.
+                    tracing::warn!(error = %e, file_id = %f.id, "an exported file is unreadable");
+                    entry!(
+                        format!("{}.missing.txt", file_path(&f.id, &f.filename)),
+                        format!("The bytes of this file could not be read: {e}").as_bytes()
+                    );
+                }
+            }
+        }
         match crate::reports::statement(&state.db, &account_id).await {
             Ok(statement) => entry!("ledger.csv", statement.to_csv().as_bytes()),
             Err(e) => {
@@ -268,6 +306,15 @@ pub fn account_zip(
             Err(e) => yield Err(fail(&e)),
         }
     }
+}
+
+/// Where a file's bytes sit in the archive: its id keeps equal names apart; the name is the
+/// cleaned one it was stored under (no directories).
+fn file_path(id: &str, filename: &str) -> String {
+    format!(
+        "files/{id}/{}",
+        crate::files::sniff::clean_filename(filename)
+    )
 }
 
 #[cfg(test)]

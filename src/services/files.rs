@@ -4,8 +4,9 @@
 //!
 //! Storing and recording for one digest take turns on this node (a per-digest lock), so a
 //! delete never removes bytes that an upload running beside it has just decided to reuse.
-//! Across nodes the same race is possible and harmless only in one direction; see
-//! docs/files.md.
+//! Across nodes an upload checks, once its event is recorded, that the bytes are still there
+//! (a delete on another node may have removed them in between) and stores them again if not;
+//! [`sweep`] removes what deletes left behind. See docs/files.md.
 
 use bytes::Bytes;
 use chrono::Utc;
@@ -68,11 +69,11 @@ pub async fn upload(
     let size = bytes.len() as u64;
     let id = uuid::Uuid::now_v7().to_string();
     let _turn = state.file_digests.lock(sha256.clone()).await;
-    state.files.put(&sha256, bytes).await?;
+    state.files.put(&sha256, bytes.clone()).await?;
     let command = FileCommand::Upload {
         meta: FileMeta {
             owner,
-            sha256,
+            sha256: sha256.clone(),
             media_type: sniffed.media_type.to_owned(),
             size,
             filename,
@@ -80,6 +81,12 @@ pub async fn upload(
         at: Utc::now(),
     };
     state.run::<File>(&id, command, meta).await?;
+    // Another node may have deleted the last other file of these bytes, and with it the
+    // object, between our store and our event: put them back.
+    if !state.files.exists(&sha256).await? {
+        tracing::warn!(%sha256, "bytes removed by a concurrent delete; storing them again");
+        state.files.put(&sha256, bytes).await?;
+    }
     files::get(&state.db, caller.id(), &id)
         .await?
         .ok_or_else(|| ApiError::Unavailable("the new file is not visible yet".into()))
@@ -105,6 +112,52 @@ pub async fn delete(state: &AppState, file: &FileRow, meta: &CommandMeta) -> Res
         }
     }
     Ok(())
+}
+
+/// How long bytes stay after they were last written before a sweep may remove them: an upload
+/// still on its way to its event is never swept.
+pub const SWEEP_GRACE: chrono::Duration = chrono::Duration::hours(1);
+/// How often each node sweeps.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the stored bytes no live file holds that were last written before `now - grace`
+/// (a delete whose removal failed, or lost a race, leaves such bytes behind). Returns how many
+/// objects were removed. Idempotent, so every node may run it.
+pub async fn sweep(state: &AppState, grace: chrono::Duration) -> Result<usize, ApiError> {
+    let candidates = state.files.written_before(Utc::now() - grace).await?;
+    let mut removed = 0;
+    for sha256 in candidates {
+        let _turn = state.file_digests.lock(sha256.clone()).await;
+        if files::references(&state.db, &sha256).await? == 0 {
+            state.files.delete(&sha256).await?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "swept unreferenced file bytes");
+    }
+    Ok(removed)
+}
+
+/// Sweeps every [`SWEEP_EVERY`] until `stop` turns true.
+pub async fn sweep_periodically(
+    state: actix_web::web::Data<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopped = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopped {
+            return;
+        }
+        if let Err(e) = sweep(&state, SWEEP_GRACE).await {
+            tracing::warn!(error = %e, "the file sweep failed; it runs again later");
+        }
+    }
 }
 
 /// An attached file, checked and typed, not stored yet when it came with the message.
@@ -209,4 +262,70 @@ pub async fn store_prepared(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller_of(account: threadline_projections::accounts::AccountRow) -> Caller {
+        Caller {
+            account,
+            session_id: "test".into(),
+            admin_claim: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_removes_old_unreferenced_bytes_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::for_tests(dir.path()).await;
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(state.projector.clone().run(stop_rx));
+        let id = AccountId::generate();
+        state
+            .bus
+            .execute::<threadline_domain::account::Account>(
+                &id.to_string(),
+                threadline_domain::account::AccountCommand::CreateAnonymous { at: Utc::now() },
+                &CommandMeta::system(),
+            )
+            .await
+            .unwrap();
+        state.projector.catch_up_all().await.unwrap();
+        let account = threadline_projections::accounts::account(&state.db, &id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        let caller = caller_of(account);
+        let meta = CommandMeta::system();
+        let kept = upload(
+            &state,
+            &caller,
+            "kept.txt",
+            Bytes::from_static(b"kept"),
+            &meta,
+        )
+        .await
+        .unwrap();
+        // Bytes a failed delete left behind: no file holds them.
+        let orphan = hex::encode(Sha256::digest(b"orphan"));
+        state
+            .files
+            .put(&orphan, Bytes::from_static(b"orphan"))
+            .await
+            .unwrap();
+        assert_eq!(state.files.count().await.unwrap(), 2);
+
+        // Fresh bytes are within the grace: an upload may be on its way to its event.
+        assert_eq!(sweep(&state, SWEEP_GRACE).await.unwrap(), 0);
+        assert_eq!(state.files.count().await.unwrap(), 2);
+
+        // Past the grace the orphan goes; the bytes a live file holds stay.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(sweep(&state, chrono::Duration::zero()).await.unwrap(), 1);
+        assert!(!state.files.exists(&orphan).await.unwrap());
+        assert!(state.files.exists(&kept.sha256).await.unwrap());
+        assert_eq!(sweep(&state, chrono::Duration::zero()).await.unwrap(), 0);
+    }
 }

@@ -747,12 +747,16 @@ mod tests {
             to_utf8("text/plain; charset=ISO-8859-1", "text/plain", latin1),
             "café".as_bytes()
         );
-        let page = b"<html><head><meta charset=\"windows-1252\"></head><p>caf\xe9 \x80</p>".to_vec();
+        let page =
+            b"<html><head><meta charset=\"windows-1252\"></head><p>caf\xe9 \x80</p>".to_vec();
         let decoded = String::from_utf8(to_utf8("text/html", "text/html", page)).unwrap();
         assert!(decoded.contains("café €"), "{decoded}");
         let utf8 = "naïve".as_bytes().to_vec();
         assert_eq!(to_utf8("text/html", "text/html", utf8.clone()), utf8);
-        assert_eq!(charset_param("text/html; Charset=\"Shift_JIS\""), Some("Shift_JIS".into()));
+        assert_eq!(
+            charset_param("text/html; Charset=\"Shift_JIS\""),
+            Some("Shift_JIS".into())
+        );
         assert_eq!(
             meta_charset(b"<meta http-equiv='Content-Type' content='text/html; charset=euc-kr'>"),
             Some("euc-kr".into())

@@ -107,6 +107,16 @@ async fn the_account_exports_as_a_zip_of_profile_preferences_threads_and_ledger(
     let archived = app.new_thread(&ada.token, "old").await;
     app.patch_thread(&ada.token, &archived, serde_json::json!({"archived": true}))
         .await;
+    let (status, file) = app
+        .upload_file(
+            &ada.token,
+            "../notes.md",
+            "text/markdown",
+            b"# Notes\nship it",
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let file_id = file["id"].as_str().unwrap().to_owned();
     let res = app
         .request(Method::GET, "/v1/me/export", Some(&ada.token), None)
         .await;
@@ -120,6 +130,8 @@ async fn the_account_exports_as_a_zip_of_profile_preferences_threads_and_ledger(
         names,
         [
             "account.json".to_owned(),
+            "files.json".to_owned(),
+            format!("files/{file_id}/notes.md"),
             "ledger.csv".to_owned(),
             "preferences.json".to_owned(),
             format!("threads/{archived}.json"),
@@ -139,4 +151,20 @@ async fn the_account_exports_as_a_zip_of_profile_preferences_threads_and_ledger(
         .read_to_string(&mut account)
         .unwrap();
     assert!(account.contains("ada@example.com"));
+    // The file's bytes, and the list that names them.
+    let mut bytes = Vec::new();
+    zip.by_name(&format!("files/{file_id}/notes.md"))
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(bytes, b"# Notes\nship it");
+    let mut listed = String::new();
+    zip.by_name("files.json")
+        .unwrap()
+        .read_to_string(&mut listed)
+        .unwrap();
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["id"], file_id.as_str());
+    assert_eq!(listed[0]["media_type"], "text/markdown");
+    assert_eq!(listed[0]["path"], format!("files/{file_id}/notes.md"));
 }
