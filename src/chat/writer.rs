@@ -293,6 +293,8 @@ struct StepEnd {
     finish_reason: String,
     /// The step's text (it goes back to the model with the calls).
     text: String,
+    /// The step's reasoning as the provider signed it (it goes back too).
+    thinking: Option<crate::providers::Thinking>,
     /// The tool calls the model made, in order.
     calls: Vec<PendingCall>,
 }
@@ -387,6 +389,10 @@ async fn stream_step(
         outcome,
         usage: step.usage,
         finish_reason: step.finish_reason,
+        thinking: step.signature.map(|signature| crate::providers::Thinking {
+            text: step.reasoning,
+            signature,
+        }),
         text: step.text,
         calls: step.calls,
     }
@@ -463,6 +469,8 @@ struct StepState {
     usage: TokenUsage,
     finish_reason: String,
     text: String,
+    reasoning: String,
+    signature: Option<String>,
     calls: Vec<PendingCall>,
 }
 
@@ -473,6 +481,8 @@ impl Default for StepState {
             usage: TokenUsage::default(),
             finish_reason: "stop".to_owned(),
             text: String::new(),
+            reasoning: String::new(),
+            signature: None,
             calls: Vec::new(),
         }
     }
@@ -491,10 +501,14 @@ impl StepState {
                     _ => pending.push(Chunk::Text { text }),
                 }
             }
-            ProviderEvent::ReasoningDelta { text } => match pending.last_mut() {
-                Some(Chunk::Reasoning { text: last }) => last.push_str(&text),
-                _ => pending.push(Chunk::Reasoning { text }),
-            },
+            ProviderEvent::ReasoningDelta { text } => {
+                self.reasoning.push_str(&text);
+                match pending.last_mut() {
+                    Some(Chunk::Reasoning { text: last }) => last.push_str(&text),
+                    _ => pending.push(Chunk::Reasoning { text }),
+                }
+            }
+            ProviderEvent::ReasoningSignature { signature } => self.signature = Some(signature),
             ProviderEvent::ToolCallStart { index, id, name } => {
                 let mut unique = id.clone();
                 let mut n = 1;

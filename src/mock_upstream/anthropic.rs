@@ -449,6 +449,9 @@ mod tests {
         let expected = vec![
             Ok(ProviderEvent::ReasoningDelta { text: "r0 ".into() }),
             Ok(ProviderEvent::ReasoningDelta { text: "r1 ".into() }),
+            Ok(ProviderEvent::ReasoningSignature {
+                signature: MOCK_SIGNATURE.into(),
+            }),
             Ok(ProviderEvent::TextDelta { text: "w0 ".into() }),
             Ok(ProviderEvent::TextDelta { text: "w1 ".into() }),
             usage(5, 4),
@@ -765,6 +768,9 @@ mod tests {
             events,
             vec![
                 Ok(ProviderEvent::ReasoningDelta { text: "r0 ".into() }),
+                Ok(ProviderEvent::ReasoningSignature {
+                    signature: MOCK_SIGNATURE.into(),
+                }),
                 Ok(ProviderEvent::ToolCallStart {
                     index: 0,
                     id: "toolu_mock_0_0".into(),

@@ -6,7 +6,7 @@
 //! Decodes the SSE body with [`super::sse`] and maps the named events (`message_start`,
 //! `content_block_start|delta|stop`, `message_delta`, `message_stop`, `ping`, `error`) to
 //! [`ProviderEvent`]s. Text blocks become `TextDelta`, thinking blocks `ReasoningDelta` (their
-//! `signature_delta` is dropped), tool_use blocks `ToolCallStart` plus `ToolCallDelta`s from
+//! `signature_delta` a `ReasoningSignature`), tool_use blocks `ToolCallStart` plus `ToolCallDelta`s from
 //! `input_json_delta`. `ping`, unknown event types, unknown block types (`redacted_thinking`,
 //! server tools, …) and unknown delta types (`citations_delta`, …) are ignored, as Anthropic asks.
 //!
@@ -381,7 +381,9 @@ impl EventMapper {
                         arguments,
                     })
             }
-            // `signature_delta` (only needed to send thinking back), `citations_delta`, newer ones.
+            Some("signature_delta") => non_empty(delta.signature)
+                .map(|signature| ProviderEvent::ReasoningSignature { signature }),
+            // `citations_delta`, newer ones.
             _ => None,
         };
         events.extend(event);
@@ -469,6 +471,10 @@ enum AnthropicBlockOut<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         title: Option<&'a str>,
     },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
     ToolUse {
         id: &'a str,
         name: &'a str,
@@ -547,6 +553,7 @@ struct AnthropicDelta {
     text: Option<String>,
     thinking: Option<String>,
     partial_json: Option<String>,
+    signature: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -594,6 +601,13 @@ fn anthropic_message(message: &ChatMessage) -> Option<AnthropicMessageParam<'_>>
     }
     let has_text = !message.content.trim().is_empty();
     if !message.tool_calls.is_empty() {
+        let thinking = message
+            .thinking
+            .as_ref()
+            .map(|t| AnthropicBlockOut::Thinking {
+                thinking: &t.text,
+                signature: &t.signature,
+            });
         let text = has_text.then_some(AnthropicBlockOut::Text {
             text: &message.content,
         });
@@ -607,7 +621,9 @@ fn anthropic_message(message: &ChatMessage) -> Option<AnthropicMessageParam<'_>>
             });
         return Some(AnthropicMessageParam {
             role: &message.role,
-            content: AnthropicContentOut::Blocks(text.into_iter().chain(calls).collect()),
+            content: AnthropicContentOut::Blocks(
+                thinking.into_iter().chain(text).chain(calls).collect(),
+            ),
         });
     }
     let content = if message.parts.is_empty() || message.role != "user" {
@@ -748,13 +764,38 @@ mod tests {
         );
     }
 
+    const SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds8L7pPCDcBcNT+uLEZBDChuUCXXK6dTqygRC6jx8SrEFQmT3MpOSBmfV0zTPsArBSxRvoPVXzSrbVUXcHR7E5IEbWAw==";
+
     #[test]
-    fn thinking_deltas_are_reasoning_and_the_signature_is_dropped() {
+    fn signed_thinking_goes_back_before_the_tool_calls() {
+        let (tools, mut messages) = crate::providers::test_support::tool_step();
+        messages[1].thinking = Some(crate::providers::Thinking {
+            text: "I should search.".into(),
+            signature: "sig".into(),
+        });
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            messages,
+            tools,
+        };
+        let body = serde_json::to_value(request_body(&config(Some(1024)), &request)).unwrap();
+        assert_eq!(
+            body["messages"][1]["content"][0],
+            json!({"type": "thinking", "thinking": "I should search.", "signature": "sig"})
+        );
+        assert_eq!(body["messages"][1]["content"][1]["type"], "tool_use");
+    }
+
+    #[test]
+    fn thinking_deltas_are_reasoning_and_the_signature_follows_them() {
         assert_eq!(
             run_fixture("thinking.sse"),
             oks(&[
                 reasoning("Let me compare 9.11 and 9.8."),
                 reasoning("\n\n0.8 > 0.11, so 9.8 is larger."),
+                ProviderEvent::ReasoningSignature {
+                    signature: SIGNATURE.into()
+                },
                 text("9.8"),
                 text(" is larger."),
                 usage(42, 58, 0),

@@ -46,6 +46,9 @@ pub enum ProviderEvent {
     /// An opaque signature the provider wants back with the call in the next step (Gemini's
     /// `thoughtSignature` on a `functionCall` part).
     ToolCallSignature { index: u32, signature: String },
+    /// The signature of the reasoning so far (Anthropic's `signature_delta`): a step that
+    /// called tools sends its thinking back with it.
+    ReasoningSignature { signature: String },
     /// Token usage as reported by the provider (totals for the reply so far).
     Usage { usage: Usage },
     /// The provider finished the reply.
@@ -104,6 +107,17 @@ pub struct ChatMessage {
     /// The results a `tool` message carries, one per call of the step before, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_results: Vec<ToolResult>,
+    /// The signed reasoning of an `assistant` step that called tools (Anthropic requires it
+    /// back, before the tool calls, while extended thinking is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Thinking>,
+}
+
+/// Reasoning as the provider signed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thinking {
+    pub text: String,
+    pub signature: String,
 }
 
 impl ChatMessage {

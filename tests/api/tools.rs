@@ -549,3 +549,37 @@ async fn unknown_tools_are_refused_and_untooled_models_are_offered_none() {
     let request = t.mock.last_recorded("/chat/completions").unwrap().body;
     assert!(request.get("tools").is_none(), "{request}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_thinking_goes_back_signed_before_the_tool_calls() {
+    let t = tools_app(5, "http://127.0.0.1:1").await;
+    let script = json!([
+        {"call": {"name": "web_search", "arguments": {"query": "rust"}}},
+        {"text": "done"},
+    ]);
+    let mut spec = model_spec(
+        "anthropic",
+        &format!("mock:len=1,reasoning=2,{}", script_knob(&script)),
+        1,
+    );
+    spec["capabilities"] = json!(["tools", "reasoning"]);
+    t.app.define_model(&t.admin, "thinker", spec).await;
+    let events = t
+        .send_all("think", "thinker", json!({"tools": ["web_search"]}))
+        .await;
+    assert_eq!(of_kind(&events, "finish")[0]["finishReason"], "stop");
+    let requests = requests_to(&t.mock, "/messages");
+    assert_eq!(requests.len(), 2);
+    let assistant = &requests[1]["messages"][1];
+    assert_eq!(assistant["role"], "assistant");
+    assert_eq!(assistant["content"][0]["type"], "thinking", "{assistant}");
+    assert_eq!(assistant["content"][0]["thinking"], "r0 r1 ");
+    assert!(
+        !assistant["content"][0]["signature"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{assistant}"
+    );
+    assert_eq!(assistant["content"][1]["type"], "tool_use", "{assistant}");
+}

@@ -278,6 +278,7 @@ pub(super) async fn run_calls(
     Ok(Some(vec![
         ChatMessage {
             tool_calls,
+            thinking: step.thinking,
             ..ChatMessage::text("assistant", step.text)
         },
         ChatMessage {

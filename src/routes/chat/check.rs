@@ -19,7 +19,7 @@ pub struct CheckRequest {
     /// The model to send to (default: what a send naming none would use).
     #[validate(length(min = 1, max = 128))]
     pub model: Option<String>,
-    /// `web_search` or `research`.
+    /// `search` (or `web_search`) or `research`, as the chat body's `tool`.
     pub tool: Option<String>,
 }
 
@@ -41,12 +41,12 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let tool = match body.tool.as_deref() {
         None => None,
-        Some("web_search") => Some(Meter::WebSearches),
+        Some("web_search" | "search") => Some(Meter::WebSearches),
         Some("research") => Some(Meter::ResearchRuns),
         Some(other) => {
             return Err(ApiError::invalid_field(
                 "tool",
-                format!("unknown tool {other:?}: use web_search or research"),
+                format!("unknown tool {other:?}: use search (web_search) or research"),
             ));
         }
     };
