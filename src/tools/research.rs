@@ -233,3 +233,130 @@ pub fn synthesis_note(material: &str) -> String {
          Answer the question above from these notes."
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::providers::echo::EchoConfig;
+    use crate::tools::search::SearchResult;
+
+    /// A search API stand-in for the loop's own logic: five pages per query, after `delay`.
+    struct Pages {
+        searches: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl ToolRunner for Pages {
+        fn specs(&self) -> Vec<crate::providers::ToolSpec> {
+            Vec::new()
+        }
+
+        fn call<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a Value,
+        ) -> futures::future::BoxFuture<'a, Result<Value, String>> {
+            Box::pin(async { Err("no tools".to_owned()) })
+        }
+
+        fn search<'a>(
+            &'a self,
+            query: &'a str,
+            results: u32,
+            _: u32,
+        ) -> futures::future::BoxFuture<'a, Result<Vec<SearchResult>, String>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                let n = self.searches.fetch_add(1, Ordering::SeqCst);
+                Ok((0..results.max(5))
+                    .map(|i| SearchResult {
+                        title: format!("{query} {i}"),
+                        url: format!("https://example.com/{n}/{i}"),
+                        published_date: None,
+                        snippet: "snippet".into(),
+                        text: Some(format!("page {n}.{i} about {query}")),
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    /// The echo model plans: it repeats the question, one query per line.
+    fn planner() -> Planner {
+        Planner {
+            provider: crate::providers::Provider::Echo(EchoConfig {
+                delay: Duration::ZERO,
+            }),
+            upstream: "echo".into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn run(delay: Duration, limits: Limits) -> (Vec<(&'static str, Value)>, Progress, usize) {
+        let pages = Arc::new(Pages {
+            searches: AtomicUsize::new(0),
+            delay,
+        });
+        let question = "crabs\nmolting\nshells\noceans\ntides".to_owned();
+        let mut rx = start(pages.clone(), planner(), question, "run-1".into(), limits);
+        let mut parts = Vec::new();
+        loop {
+            match rx.recv().await.unwrap() {
+                Progress::Part { name, data } => parts.push((name, data)),
+                done @ Progress::Done { .. } => {
+                    return (parts, done, pages.searches.load(Ordering::SeqCst));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_loop_plans_searches_and_reads_within_its_limits_in_order() {
+        let (parts, done, searches) = run(Duration::ZERO, Limits::default()).await;
+        let names: Vec<&str> = parts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "start", "search", "search", "search", "read", "read", "read", "read", "complete"
+            ]
+        );
+        assert_eq!(searches, 3, "at most three queries");
+        assert_eq!(parts[1].1["query"], "Echo: crabs");
+        assert_eq!(parts[2].1["query"], "molting");
+        assert_eq!(parts[8].1["sources"], 4);
+        let Progress::Done { material, sources } = done else {
+            unreachable!()
+        };
+        assert_eq!(sources, 4, "at most four pages read");
+        assert!(
+            material.starts_with("[1] Echo: crabs 0 <https://example.com/0/0>"),
+            "{material}"
+        );
+        assert!(material.contains("[4] "), "{material}");
+    }
+
+    #[tokio::test]
+    async fn the_deadline_ends_the_loop_with_what_it_has() {
+        let limits = Limits {
+            deadline: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let (parts, done, _) = run(Duration::from_secs(5), limits).await;
+        assert_eq!(parts.len(), 1, "only the start: {parts:?}");
+        assert_eq!(
+            done,
+            Progress::Done {
+                material: String::new(),
+                sources: 0
+            }
+        );
+        assert_eq!(
+            synthesis_note(""),
+            "\n\n(Research found no sources; say so, and answer from what you know.)"
+        );
+    }
+}
