@@ -157,6 +157,7 @@ impl Application {
             })
             .map_err(|e| StartupError::Config(format!("the web fetcher: {e}")))?,
             search,
+            mcp: Arc::new(crate::tools::mcp::McpClients::new()),
             settings: Arc::new(settings.clone()),
         });
         let cors_origins = settings.cors_origins.clone();

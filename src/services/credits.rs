@@ -469,6 +469,7 @@ mod tests {
             file_digests: Default::default(),
             fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
             search: None,
+            mcp: Default::default(),
         }
     }
 
