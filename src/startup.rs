@@ -158,6 +158,7 @@ impl Application {
             })
             .map_err(|e| StartupError::Config(format!("the web fetcher: {e}")))?,
             search,
+            mcp: Arc::new(crate::tools::mcp::McpClients::new()),
             settings: Arc::new(settings.clone()),
         });
         tasks.push(tokio::spawn(crate::services::files::sweep_periodically(

@@ -42,6 +42,8 @@ pub struct AppState {
     pub fetcher: crate::tools::fetch::Fetcher,
     /// The web search API behind `web_search` and research (none without `EXA_API_KEY`).
     pub search: Option<std::sync::Arc<dyn crate::tools::search::SearchApi>>,
+    /// Registered MCP servers' tool lists (cached on this node) and calls.
+    pub mcp: Arc<crate::tools::mcp::McpClients>,
 }
 
 impl AppState {
@@ -132,6 +134,7 @@ impl AppState {
             file_digests: Default::default(),
             fetcher: crate::tools::fetch::Fetcher::new(Default::default()).unwrap(),
             search: None,
+            mcp: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`account`]: the `Account` aggregate (anonymous and registered accounts, sessions, linking).
 //! - [`billing`]: idempotent webhook deliveries and the subscription → tier rule.
 //! - [`catalog`]: the model catalog (one stream per model id), access levels and prices.
+//! - [`mcp`]: remote MCP servers (one stream per server name) whose tools models may call.
 //! - [`email`]: the `EmailRegistration` aggregate that makes an email address unique.
 //! - [`file`]: the `File` aggregate (an attachment's metadata; the bytes are in the file store).
 //! - [`thread`]: the `Thread` aggregate (creation, titles, archive/pin, deletion, the message
@@ -25,6 +26,7 @@ pub mod email;
 pub mod file;
 pub mod generation;
 pub mod ledger;
+pub mod mcp;
 pub mod plans;
 pub mod thread;
 pub mod upcast;

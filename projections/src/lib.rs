@@ -15,6 +15,7 @@
 //! - [`search`]: full-text search over titles and messages (FTS5 / tsvector).
 //! - [`shares`]: share links and the message each one freezes the path at.
 //! - [`files`]: uploaded attachments' metadata by owner.
+//! - [`mcp_servers`]: the registered MCP servers.
 
 pub mod accounts;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod db;
 pub mod event;
 pub mod facts;
 pub mod files;
+pub mod mcp_servers;
 pub mod messages;
 pub mod projection;
 pub mod search;
@@ -45,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(shares::Shares),
         Box::new(search::Search),
         Box::new(files::Files),
+        Box::new(mcp_servers::McpServers),
     ]
 }
 

@@ -277,6 +277,16 @@ impl From<threadline_domain::catalog::CatalogError> for ApiError {
     }
 }
 
+impl From<threadline_domain::mcp::McpServerError> for ApiError {
+    fn from(e: threadline_domain::mcp::McpServerError) -> Self {
+        match e {
+            threadline_domain::mcp::McpServerError::NotRegistered => {
+                ApiError::NotFound("MCP server")
+            }
+        }
+    }
+}
+
 impl From<threadline_domain::ledger::LedgerError> for ApiError {
     fn from(e: threadline_domain::ledger::LedgerError) -> Self {
         // Exhaustion is turned into `QuotaExceeded` where the window is known.

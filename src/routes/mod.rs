@@ -63,6 +63,12 @@ routes! {
     "/v1/models" => { get: models::list },
     "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },
     "/v1/admin/usage" => { get: admin::usage::handle },
+    "/v1/admin/mcp-servers" => { get: admin::mcp_servers::list },
+    "/v1/admin/mcp-servers/{name}" => {
+        put: admin::mcp_servers::put,
+        delete: admin::mcp_servers::delete,
+    },
+    "/v1/admin/mcp-servers/{name}/tools" => { get: admin::mcp_servers::tools },
     "/v1/webhooks/polar" => { post: webhooks::polar },
     "/v1/webhooks/stripe" => { post: webhooks::stripe },
     "/v1/billing/checkout" => { post: billing::checkout },

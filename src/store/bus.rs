@@ -24,6 +24,7 @@ use threadline_domain::catalog::CatalogModel;
 use threadline_domain::email::EmailRegistration;
 use threadline_domain::file::File;
 use threadline_domain::ledger::CreditWindow;
+use threadline_domain::mcp::McpServer;
 use threadline_domain::thread::Thread;
 use threadline_projections::Db;
 use uuid::Uuid;
@@ -155,6 +156,7 @@ struct Inner {
     files: Framework<File>,
     ledger: Framework<CreditWindow>,
     deliveries: Framework<WebhookDelivery>,
+    mcp_servers: Framework<McpServer>,
 }
 
 /// Picks the framework of an aggregate type out of the bus.
@@ -202,6 +204,12 @@ impl Routed for CatalogModel {
     }
 }
 
+impl Routed for McpServer {
+    fn framework(bus: &CommandBus) -> &Framework<Self> {
+        &bus.inner.mcp_servers
+    }
+}
+
 impl Routed for File {
     fn framework(bus: &CommandBus) -> &Framework<Self> {
         &bus.inner.files
@@ -221,6 +229,7 @@ impl CommandBus {
                 files: Framework::new(&db),
                 ledger: Framework::new(&db),
                 deliveries: Framework::new(&db),
+                mcp_servers: Framework::new(&db),
                 streams: Default::default(),
                 db,
             }),

@@ -11,10 +11,12 @@
 //!   `read_site` tool and file-by-URL attachments;
 //! - [`readable`]: the readable text of what was fetched (HTML main content, plain text, PDF);
 //! - [`search`]: the [`search::SearchApi`] trait, and [`exa`], its Exa implementation;
-//! - [`research`]: the bounded research loop behind `tool: "research"`.
+//! - [`research`]: the bounded research loop behind `tool: "research"`;
+//! - [`mcp`]: remote MCP servers' tools (listing, cached per node, and calls).
 
 pub mod exa;
 pub mod fetch;
+pub mod mcp;
 pub mod readable;
 pub mod research;
 pub mod search;
@@ -40,6 +42,8 @@ pub enum Tool {
     WebSearch,
     /// `read_site {url}`: the readable text of a web page, through the guarded fetcher.
     ReadSite,
+    /// A tool of a registered MCP server, called `server__tool` by the model.
+    Mcp(mcp::McpTool),
 }
 
 impl Tool {
@@ -47,10 +51,11 @@ impl Tool {
     pub const BUILT_IN: [Tool; 2] = [Tool::WebSearch, Tool::ReadSite];
 
     /// The name the model calls it by.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Tool::WebSearch => "web_search",
             Tool::ReadSite => "read_site",
+            Tool::Mcp(tool) => &tool.wire_name,
         }
     }
 
@@ -85,6 +90,7 @@ impl Tool {
                     "required": ["url"],
                 }),
             },
+            Tool::Mcp(tool) => tool.spec(),
         }
     }
 }
@@ -146,21 +152,27 @@ pub fn string_argument(input: &Value, key: &str) -> Result<String, String> {
 /// Why a tool was refused before anything ran (a 422 for the chat body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ToolChoiceError {
-    #[error("unknown tool {0:?}: the tools are web_search and read_site")]
+    #[error(
+        "unknown tool {0:?}: the tools are web_search, read_site and the MCP servers' \
+         tools as server.tool"
+    )]
     Unknown(String),
+    #[error("unknown tool {0:?}: no enabled MCP server is registered as {1:?}")]
+    UnknownServer(String, String),
     #[error("the tool {0:?} is not available on this server (no search API is configured)")]
     Unavailable(String),
 }
 
-/// The tools named (`None`: every available one) that a server with (or without) a search API
-/// can run. Naming a tool that does not exist, or one the server cannot run, is an error.
+/// The built-in tools named (`None`: every available one) that a server with (or without) a
+/// search API can run. Naming a built-in tool that does not exist, or one the server cannot
+/// run, is an error; `server.tool` names are left to [`mcp`] (see [`mcp_name`]).
 pub fn choose(has_search: bool, names: Option<&[String]>) -> Result<Vec<Tool>, ToolChoiceError> {
     let available = |t: &Tool| *t != Tool::WebSearch || has_search;
     match names {
         None => Ok(Tool::BUILT_IN.into_iter().filter(available).collect()),
         Some(names) => {
             let mut tools = Vec::new();
-            for name in names {
+            for name in names.iter().filter(|n| mcp_name(n).is_none()) {
                 let tool =
                     Tool::parse(name).ok_or_else(|| ToolChoiceError::Unknown(name.clone()))?;
                 if !available(&tool) {
@@ -173,4 +185,10 @@ pub fn choose(has_search: bool, names: Option<&[String]>) -> Result<Vec<Tool>, T
             Ok(tools)
         }
     }
+}
+
+/// `(server, tool)` of a `server.tool` name of the chat body (an MCP server's tool).
+pub fn mcp_name(name: &str) -> Option<(&str, &str)> {
+    name.split_once('.')
+        .filter(|(server, tool)| !server.is_empty() && !tool.is_empty())
 }

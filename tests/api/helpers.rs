@@ -172,6 +172,23 @@ pub fn model_spec(provider: &str, upstream: &str, credits: u32) -> Value {
 }
 
 impl TestApp {
+    /// Registers (or changes) MCP server `name` as `admin` with `body` (`{url, secret?,
+    /// enabled}`); returns the answer's status and body.
+    pub async fn put_mcp_server(
+        &self,
+        admin: &User,
+        name: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::PUT,
+            &format!("/v1/admin/mcp-servers/{name}"),
+            Some(&admin.token),
+            Some(body),
+        )
+        .await
+    }
+
     /// Defines (or replaces) catalog model `id` as `admin`.
     pub async fn define_model(&self, admin: &User, id: &str, spec: Value) {
         let (status, body) = self

@@ -23,6 +23,8 @@ mod helpers;
 mod identity;
 mod import;
 mod logs;
+mod mcp;
+mod mcp_server;
 mod models;
 mod nodes;
 mod openapi;

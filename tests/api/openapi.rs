@@ -875,6 +875,58 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
+    // MCP servers: registered, listed, a real server's tools and a down one's 502, removed.
+    let mcp = crate::mcp_server::McpTestServer::start().await;
+    for (name, url) in [
+        ("test", mcp.url.clone()),
+        ("down", "http://127.0.0.1:1/mcp".into()),
+    ] {
+        call(
+            Method::PUT,
+            &format!("/v1/admin/mcp-servers/{name}"),
+            "/v1/admin/mcp-servers/{name}",
+            Some(&admin.token),
+            Some(json!({"url": url, "secret": "s", "enabled": true})),
+        )
+        .await;
+    }
+    call(
+        Method::PUT,
+        "/v1/admin/mcp-servers/test",
+        "/v1/admin/mcp-servers/{name}",
+        Some(&admin.token),
+        Some(json!({"url": "gopher://x", "enabled": true})),
+    )
+    .await;
+    call(
+        Method::GET,
+        "/v1/admin/mcp-servers",
+        "/v1/admin/mcp-servers",
+        Some(&admin.token),
+        None,
+    )
+    .await;
+    for name in ["test", "down"] {
+        call(
+            Method::GET,
+            &format!("/v1/admin/mcp-servers/{name}/tools"),
+            "/v1/admin/mcp-servers/{name}/tools",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    }
+    for _ in 0..2 {
+        call(
+            Method::DELETE,
+            "/v1/admin/mcp-servers/down",
+            "/v1/admin/mcp-servers/{name}",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    }
+
     // Admin reports: usage totals (grouped and not, JSON and CSV) and an account's ledger
     // after a credit grant.
     let report = call(

@@ -88,6 +88,34 @@ async fn workload(app: &TestApp) {
     .await;
     app.logout(&token).await;
     app.registered("bob@example.com").await;
+    // MCP servers: one registered, changed and kept; one registered and removed.
+    let admin = app.registered("admin@example.com").await;
+    for (name, body) in [
+        (
+            "kept",
+            serde_json::json!({"url": "http://127.0.0.1:1/mcp", "secret": "s", "enabled": true}),
+        ),
+        (
+            "kept",
+            serde_json::json!({"url": "http://127.0.0.1:2/mcp", "enabled": false}),
+        ),
+        (
+            "gone",
+            serde_json::json!({"url": "http://127.0.0.1:3/mcp", "enabled": true}),
+        ),
+    ] {
+        let (status, answer) = app.put_mcp_server(&admin, name, body).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    }
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/mcp-servers/gone",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
 }
 
 async fn dump_all(db: &Db) -> Vec<(String, Vec<String>)> {

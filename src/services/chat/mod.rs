@@ -126,7 +126,7 @@ pub async fn send(
     };
     let generation_id = uuid::Uuid::now_v7().to_string();
     let meta = CommandMeta::for_request(request_id, Some(caller.id().to_owned()));
-    let tools = choose_tools(state, &model, tools)?;
+    let tools = choose_tools(state, &model, tools).await?;
     // Files are read (or fetched) and checked against the model before anything is spent.
     let (intent, files) = match intent {
         Intent::Submit {
@@ -287,8 +287,9 @@ type ChosenTools = (Vec<crate::tools::Tool>, Option<ForcedTool>);
 
 /// The tools of a reply, or `None` when it uses none: the tools offered to the model (none to
 /// a model without the `tools` capability) and the tool chosen for the message. A tool that
-/// does not exist, or that this server cannot run, is a 422.
-fn choose_tools(
+/// does not exist, or that this server cannot run, is a 422. MCP servers' tools come after the
+/// built-in ones; a server that cannot be listed offers none (the reply goes on without them).
+async fn choose_tools(
     state: &web::Data<AppState>,
     model: &crate::providers::registry::Model,
     request: ToolRequest,
@@ -298,14 +299,18 @@ fn choose_tools(
         Offered::All => Some(None),
         Offered::Named(names) => Some(Some(names.as_slice())),
     };
-    let offered = match names {
-        None => Vec::new(),
-        Some(names) => crate::tools::choose(state.search.is_some(), names)
-            .map_err(|e| ApiError::invalid_field("tools", e.to_string()))?,
-    };
     let can_call = model
         .capabilities
         .contains(&threadline_domain::catalog::Capability::Tools);
+    let offered = match names {
+        None => Vec::new(),
+        Some(names) => {
+            let mut offered = crate::tools::choose(state.search.is_some(), names)
+                .map_err(|e| ApiError::invalid_field("tools", e.to_string()))?;
+            offered.extend(crate::services::tools::mcp_tools(state, names, can_call).await?);
+            offered
+        }
+    };
     let offered = if can_call { offered } else { Vec::new() };
     if request.forced.is_some() && state.search.is_none() {
         return Err(ApiError::invalid_field(
