@@ -562,6 +562,41 @@ impl TestApp {
             .await
     }
 
+    /// Sends `text` to `model` in the short transport form with `extra` body fields (`tools`,
+    /// `tool`, …) merged in.
+    pub async fn chat_with(
+        &self,
+        token: &str,
+        thread: &str,
+        model: &str,
+        text: &str,
+        extra: Value,
+    ) -> Response {
+        let mut body = json!({
+            "id": thread, "model": model,
+            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}],
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        self.request(Method::POST, "/v1/chat", Some(token), Some(body))
+            .await
+    }
+
+    /// [`TestApp::chat_with`], expecting a stream, read to its end.
+    pub async fn chat_with_all(
+        &self,
+        token: &str,
+        thread: &str,
+        model: &str,
+        text: &str,
+        extra: Value,
+    ) -> Vec<SseEvent> {
+        let res = self.chat_with(token, thread, model, text, extra).await;
+        assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+        LiveStream::new(res).read_all().await
+    }
+
     /// Sends a message and reads the whole reply stream.
     pub async fn chat_all(
         &self,

@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use threadline::mock_upstream::{MockUpstream, script_knob};
 
 use crate::helpers::{
-    LiveStream, SseEvent, TestApp, TestDb, User, assert_problem, model_spec, spawn_on,
-    streamed_text,
+    SseEvent, TestApp, TestDb, User, assert_problem, model_spec, spawn_on, streamed_text,
 };
 use crate::mcp_server::McpTestServer;
 
@@ -74,19 +73,17 @@ impl McpApp {
     }
 
     async fn send(&self, thread: &str, model: &str, tools: Value) -> reqwest::Response {
-        let body = json!({
-            "id": thread, "model": model, "tools": tools,
-            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "use the tools"}]}],
-        });
+        let extra = json!({ "tools": tools });
         self.app
-            .request(Method::POST, "/v1/chat", Some(&self.user.token), Some(body))
+            .chat_with(&self.user.token, thread, model, "use the tools", extra)
             .await
     }
 
     async fn send_all(&self, thread: &str, model: &str, tools: Value) -> Vec<SseEvent> {
-        let res = self.send(thread, model, tools).await;
-        assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
-        LiveStream::new(res).read_all().await
+        let extra = json!({ "tools": tools });
+        self.app
+            .chat_with_all(&self.user.token, thread, model, "use the tools", extra)
+            .await
     }
 
     async fn tools_of(&self, name: &str) -> (StatusCode, Value) {

@@ -110,22 +110,17 @@ impl ToolsApp {
     }
 
     async fn send(&self, thread: &str, model: &str, extra: Value) -> reqwest::Response {
-        let mut body = json!({
-            "id": thread, "model": model,
-            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "tell me about rust"}]}],
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
+        let text = "tell me about rust";
         self.app
-            .request(Method::POST, "/v1/chat", Some(&self.user.token), Some(body))
+            .chat_with(&self.user.token, thread, model, text, extra)
             .await
     }
 
     async fn send_all(&self, thread: &str, model: &str, extra: Value) -> Vec<SseEvent> {
-        let res = self.send(thread, model, extra).await;
-        assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
-        LiveStream::new(res).read_all().await
+        let text = "tell me about rust";
+        self.app
+            .chat_with_all(&self.user.token, thread, model, text, extra)
+            .await
     }
 
     /// What the caller has used of `meter` today.

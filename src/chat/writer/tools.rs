@@ -232,6 +232,9 @@ pub(super) async fn run_calls(
         results = futures::future::join_all(runs) => results,
         _ = stop.wait_for(|s| *s) => return Err(Outcome::Stopped),
     };
+    let results = results
+        .into_iter()
+        .map(|r| r.map(capped).map_err(|e| cut(&e)));
     let mut chunks = Vec::with_capacity(calls.len() + 1);
     let mut tool_calls = Vec::with_capacity(calls.len());
     let mut tool_results = Vec::with_capacity(calls.len());
@@ -288,6 +291,39 @@ pub(super) async fn run_calls(
     ]))
 }
 
+/// The most bytes of JSON text one tool result may take (in the log and in the model's
+/// context); a larger one is kept as the start of its text, marked as cut.
+pub const MAX_TOOL_OUTPUT: usize = 64 * 1024;
+
+/// `output` as it is recorded and sent: itself when small enough, else the start of its JSON
+/// text.
+fn capped(output: Value) -> Value {
+    let text = match &output {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    if text.len() <= MAX_TOOL_OUTPUT {
+        return output;
+    }
+    Value::String(cut(&text))
+}
+
+/// The first [`MAX_TOOL_OUTPUT`] bytes of `text` (on a character boundary), marked when cut.
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_TOOL_OUTPUT {
+        return text.to_owned();
+    }
+    let mut end = MAX_TOOL_OUTPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… [cut: the tool returned {} bytes]",
+        &text[..end],
+        text.len()
+    )
+}
+
 /// A call's arguments as JSON (`{}` when the model sent none); an error the model reads when
 /// they are not JSON.
 fn parse_arguments(arguments: &str) -> Result<Value, String> {
@@ -301,6 +337,19 @@ fn parse_arguments(arguments: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_results_are_cut_to_the_start_of_their_text() {
+        let small = json!({"a": 1});
+        assert_eq!(capped(small.clone()), small);
+        let big = json!({"text": "é".repeat(MAX_TOOL_OUTPUT)});
+        let Value::String(kept) = capped(big) else {
+            panic!("a cut result is text")
+        };
+        assert!(kept.starts_with("{\"text\":\"é"), "{}", &kept[..20]);
+        assert!(kept.ends_with("bytes]"), "{}", &kept[kept.len() - 40..]);
+        assert!(kept.len() < MAX_TOOL_OUTPUT + 100);
+    }
 
     #[test]
     fn arguments_are_json_or_an_error_the_model_reads() {
