@@ -176,20 +176,18 @@ pub(super) async fn run(
     let mut usage = TokenUsage::default();
     let mut finish_reason = "stop".to_owned();
     let max_steps = service.tool_steps();
-    let forced = match reply
-        .tools
-        .as_ref()
-        .zip(reply.tools.as_ref().and_then(|t| t.forced.as_ref()))
-    {
-        Some((tools, forced)) => {
-            tools::run_forced(&mut run, &reply, tools, forced, &mut request, &mut stop).await
-        }
-        None => Ok(()),
+    let forced = match &reply.tools {
+        Some(tools) => tools::run_forced(&mut run, &reply, tools, &mut request, &mut stop).await,
+        None => Ok(Default::default()),
     };
     let mut steps = 0;
     let outcome = match forced {
         Err(outcome) => outcome,
-        Ok(()) => loop {
+        Ok(spent) => loop {
+            // A research plan's tokens count with the steps'.
+            if steps == 0 {
+                add_usage(&mut usage, provider_usage(spent));
+            }
             steps += 1;
             let step = stream_step(&mut run, &reply, &request, &mut stop).await;
             add_usage(&mut usage, step.usage);
@@ -398,6 +396,15 @@ async fn stream_step(
     }
 }
 
+fn provider_usage(u: crate::providers::Usage) -> TokenUsage {
+    TokenUsage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        reasoning_tokens: u.reasoning_tokens,
+        cached_input_tokens: u.cached_input_tokens,
+    }
+}
+
 fn add_usage(total: &mut TokenUsage, step: TokenUsage) {
     total.input_tokens += step.input_tokens;
     total.output_tokens += step.output_tokens;
@@ -551,14 +558,7 @@ impl StepState {
                     call.signature = Some(signature);
                 }
             }
-            ProviderEvent::Usage { usage: u } => {
-                self.usage = TokenUsage {
-                    input_tokens: u.input_tokens,
-                    output_tokens: u.output_tokens,
-                    reasoning_tokens: u.reasoning_tokens,
-                    cached_input_tokens: u.cached_input_tokens,
-                }
-            }
+            ProviderEvent::Usage { usage: u } => self.usage = provider_usage(u),
             ProviderEvent::Finish { reason } => self.finish_reason = reason.as_str().to_owned(),
         }
     }

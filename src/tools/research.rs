@@ -58,8 +58,13 @@ impl Default for Limits {
 pub enum Progress {
     /// A data part to show: `data-research-{name}` with `data`.
     Part { name: &'static str, data: Value },
-    /// The loop ended: the material for the synthesis (sources with their text).
-    Done { material: String, sources: usize },
+    /// The loop ended: the material for the synthesis (sources with their text), and the
+    /// tokens the plan cost (they are part of the reply's usage).
+    Done {
+        material: String,
+        sources: usize,
+        usage: crate::providers::Usage,
+    },
 }
 
 /// The model the plan is asked of.
@@ -86,6 +91,7 @@ pub fn start(
             Err(_) => Progress::Done {
                 material: String::new(),
                 sources: 0,
+                usage: Default::default(),
             },
         };
         tracing::debug!(elapsed = ?started.elapsed(), "research run ended");
@@ -111,9 +117,10 @@ async fn research(
         return Progress::Done {
             material: String::new(),
             sources: 0,
+            usage: Default::default(),
         };
     }
-    let queries = plan(planner, question, limits.queries).await;
+    let (queries, usage) = plan(planner, question, limits.queries).await;
     let mut pages: Vec<super::search::SearchResult> = Vec::new();
     for (i, query) in queries.iter().enumerate() {
         let found = toolbox
@@ -164,12 +171,17 @@ async fn research(
     Progress::Done {
         material,
         sources: pages.len(),
+        usage,
     }
 }
 
-/// Up to `most` search queries for `question`, from the model; the question alone when the
-/// model gives none (or fails).
-async fn plan(planner: &Planner, question: &str, most: usize) -> Vec<String> {
+/// Up to `most` search queries for `question`, from the model (the question alone when the
+/// model gives none, or fails), and the tokens that cost.
+async fn plan(
+    planner: &Planner,
+    question: &str,
+    most: usize,
+) -> (Vec<String>, crate::providers::Usage) {
     let request = ChatRequest {
         model: planner.upstream.clone(),
         messages: vec![
@@ -190,15 +202,17 @@ async fn plan(planner: &Planner, question: &str, most: usize) -> Vec<String> {
             .stream(&planner.http, &request)
             .await
             .ok()?;
-        let mut text = String::new();
+        let (mut text, mut usage) = (String::new(), crate::providers::Usage::default());
         while let Some(Ok(event)) = stream.next().await {
-            if let ProviderEvent::TextDelta { text: t } = event {
-                text.push_str(&t);
+            match event {
+                ProviderEvent::TextDelta { text: t } => text.push_str(&t),
+                ProviderEvent::Usage { usage: u } => usage = u,
+                _ => {}
             }
         }
-        Some(text)
+        Some((text, usage))
     };
-    let text = tokio::time::timeout(Duration::from_secs(20), collect)
+    let (text, usage) = tokio::time::timeout(Duration::from_secs(20), collect)
         .await
         .ok()
         .flatten()
@@ -220,7 +234,7 @@ async fn plan(planner: &Planner, question: &str, most: usize) -> Vec<String> {
     if queries.is_empty() {
         queries.push(question.chars().take(200).collect());
     }
-    queries
+    (queries, usage)
 }
 
 /// The message that asks the model to synthesize its answer from the material.
@@ -328,9 +342,15 @@ mod tests {
         assert_eq!(parts[1].1["query"], "Echo: crabs");
         assert_eq!(parts[2].1["query"], "molting");
         assert_eq!(parts[8].1["sources"], 4);
-        let Progress::Done { material, sources } = done else {
+        let Progress::Done {
+            material,
+            sources,
+            usage,
+        } = done
+        else {
             unreachable!()
         };
+        assert!(usage.output_tokens > 0, "the plan's tokens are counted");
         assert_eq!(sources, 4, "at most four pages read");
         assert!(
             material.starts_with("[1] Echo: crabs 0 <https://example.com/0/0>"),
@@ -351,7 +371,8 @@ mod tests {
             done,
             Progress::Done {
                 material: String::new(),
-                sources: 0
+                sources: 0,
+                usage: Default::default(),
             }
         );
         assert_eq!(

@@ -502,6 +502,13 @@ async fn research_streams_its_steps_in_order_and_spends_one_run() {
     assert_eq!(t.used("web_searches").await, 0);
     // The thread keeps the research parts.
     let thread = t.app.wait_reply_done(&t.user.token, "research").await;
+    // The plan's two words count with the answer's two.
+    assert_eq!(
+        thread["messages"][1]["metadata"]["usage"]["output_tokens"],
+        4,
+        "{}",
+        thread["messages"][1]["metadata"]
+    );
     let parts = thread["messages"][1]["parts"].as_array().unwrap();
     assert!(
         parts.iter().any(|p| p["type"] == "data-research-complete"),

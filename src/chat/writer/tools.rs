@@ -13,16 +13,19 @@ use crate::providers::{ChatMessage, ChatRequest, ToolCall, ToolResult};
 use crate::tools::ToolRunner;
 use crate::tools::research::{self, Progress};
 
-/// Runs the tool chosen for the message and adds what it found to the message the model
-/// answers. `Err` is how the reply ends instead (stopped, or the log refused a write).
+/// Runs the tool chosen for the message (if one was) and adds what it found to the message the
+/// model answers; returns the tokens it spent on the model (a research plan's). `Err` is how
+/// the reply ends instead (stopped, or the log refused a write).
 pub(super) async fn run_forced(
     run: &mut Run,
     reply: &StartReply,
     tools: &ReplyTools,
-    forced: &ForcedRun,
     request: &mut ChatRequest,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), Outcome> {
+) -> Result<crate::providers::Usage, Outcome> {
+    let Some(forced) = &tools.forced else {
+        return Ok(Default::default());
+    };
     let question = request
         .messages
         .iter()
@@ -30,8 +33,11 @@ pub(super) async fn run_forced(
         .find(|m| m.role == "user")
         .map(|m| m.content.clone())
         .unwrap_or_default();
-    let (ran, note) = match forced.kind {
-        ForcedTool::Search => search(run, tools.toolbox.as_ref(), &question, stop).await,
+    let (ran, note, usage) = match forced.kind {
+        ForcedTool::Search => {
+            let (ran, note) = search(run, tools.toolbox.as_ref(), &question, stop).await;
+            (ran, note, Default::default())
+        }
         ForcedTool::Research => research(run, reply, tools, forced, &question, stop).await,
     };
     // The run's credit: spent when the tool ran, given back when it did not.
@@ -47,7 +53,7 @@ pub(super) async fn run_forced(
     if let Some(user) = request.messages.iter_mut().rev().find(|m| m.role == "user") {
         user.content.push_str(&note);
     }
-    Ok(())
+    Ok(usage)
 }
 
 /// One web search for the message, shown as a `web_search` call. Returns whether it ran, and
@@ -125,7 +131,7 @@ async fn search(
 }
 
 /// A research run for the message: its progress as `data-research-*` parts. Returns whether
-/// it ran, and the material for the model.
+/// it ran, the material for the model, and what its plan cost.
 async fn research(
     run: &mut Run,
     reply: &StartReply,
@@ -133,7 +139,7 @@ async fn research(
     forced: &ForcedRun,
     question: &str,
     stop: &mut watch::Receiver<bool>,
-) -> (Result<bool, Outcome>, String) {
+) -> (Result<bool, Outcome>, String, crate::providers::Usage) {
     let planner = research::Planner {
         provider: reply.model.provider.clone(),
         upstream: reply.model.upstream.clone(),
@@ -149,7 +155,9 @@ async fn research(
     loop {
         let next = tokio::select! {
             next = progress.recv() => next,
-            _ = stop.wait_for(|s| *s) => return (Err(Outcome::Stopped), String::new()),
+            _ = stop.wait_for(|s| *s) => {
+                return (Err(Outcome::Stopped), String::new(), Default::default());
+            }
         };
         match next {
             Some(Progress::Part { name, data }) => {
@@ -165,13 +173,13 @@ async fn research(
                     )
                     .await;
                 if !committed {
-                    return (Err(Outcome::Lost), String::new());
+                    return (Err(Outcome::Lost), String::new(), Default::default());
                 }
             }
-            Some(Progress::Done { material, .. }) => {
-                return (Ok(true), research::synthesis_note(&material));
-            }
-            None => return (Ok(true), research::synthesis_note("")),
+            Some(Progress::Done {
+                material, usage, ..
+            }) => return (Ok(true), research::synthesis_note(&material), usage),
+            None => return (Ok(true), research::synthesis_note(""), Default::default()),
         }
     }
 }
