@@ -504,8 +504,7 @@ async fn research_streams_its_steps_in_order_and_spends_one_run() {
     let thread = t.app.wait_reply_done(&t.user.token, "research").await;
     // The plan's two words count with the answer's two.
     assert_eq!(
-        thread["messages"][1]["metadata"]["usage"]["output_tokens"],
-        4,
+        thread["messages"][1]["metadata"]["usage"]["output_tokens"], 4,
         "{}",
         thread["messages"][1]["metadata"]
     );
