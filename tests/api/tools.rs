@@ -407,6 +407,17 @@ async fn stop_during_a_tool_ends_the_loop_and_resume_mid_step_misses_and_doubles
     let (status, body) = t.app.stop_reply(&t.user.token, "stop").await;
     assert!(status.is_success(), "{status} {body}");
     let events = live.read_all().await;
+    // The call ends with the reply, saying why.
+    let errors = of_kind(&events, "tool-output-error");
+    assert_eq!(errors.len(), 1, "{:?}", kinds(&events));
+    assert!(
+        errors[0]["errorText"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped"),
+        "{}",
+        errors[0]
+    );
     assert!(
         kinds(&events).contains(&"abort".to_owned()),
         "{:?}",
@@ -414,6 +425,14 @@ async fn stop_during_a_tool_ends_the_loop_and_resume_mid_step_misses_and_doubles
     );
     let thread = t.app.wait_reply_done(&t.user.token, "stop").await;
     assert_eq!(thread["messages"][1]["metadata"]["status"], "stopped");
+    let tool = thread["messages"][1]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "dynamic-tool")
+        .cloned()
+        .unwrap();
+    assert_eq!(tool["state"], "output-error", "{tool}");
     assert_eq!(requests_to(&t.mock, "/messages").len(), 1);
 }
 

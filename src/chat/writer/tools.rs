@@ -87,8 +87,12 @@ async fn search(
         return (Err(Outcome::Lost), String::new());
     }
     let found = tokio::select! {
-        found = toolbox.search(&query, crate::tools::SEARCH_RESULTS, 0) => found,
-        _ = stop.wait_for(|s| *s) => return (Err(Outcome::Stopped), String::new()),
+        found = toolbox.search(&query, crate::tools::SEARCH_RESULTS, 0) => Some(found),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    let Some(found) = found else {
+        stopped(run, vec![id]).await;
+        return (Err(Outcome::Stopped), String::new());
     };
     let (chunk, note, ran) = match found {
         Ok(results) => {
@@ -237,8 +241,14 @@ pub(super) async fn run_calls(
         }
     });
     let results = tokio::select! {
-        results = futures::future::join_all(runs) => results,
-        _ = stop.wait_for(|s| *s) => return Err(Outcome::Stopped),
+        results = futures::future::join_all(runs) => Some(results),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    let Some(results) = results else {
+        // The calls end with the reply: each says so, rather than staying open.
+        let ids = calls.iter().map(|(call, _)| call.id.clone()).collect();
+        stopped(run, ids).await;
+        return Err(Outcome::Stopped);
     };
     let results = results
         .into_iter()
@@ -297,6 +307,19 @@ pub(super) async fn run_calls(
             ..ChatMessage::text("tool", "")
         },
     ]))
+}
+
+/// Ends the calls `ids`, still running when the reply was stopped, with an error saying so (the
+/// reply's stop follows; a write that fails here leaves them open, nothing worse).
+async fn stopped(run: &mut Run, ids: Vec<String>) {
+    let chunks = ids
+        .into_iter()
+        .map(|tool_call_id| Chunk::ToolError {
+            tool_call_id,
+            error_text: "stopped: the reply was stopped before the tool finished".into(),
+        })
+        .collect();
+    run.commit_chunks(chunks).await;
 }
 
 /// The most bytes of JSON text one tool result may take (in the log and in the model's
