@@ -552,4 +552,83 @@ mod tests {
         assert_eq!(g.next_index(), 10_000);
         assert!(g.is_running());
     }
+
+    /// A tool step's chunks: the call's whole input, its result or error, the step boundary
+    /// and a data part.
+    fn tool_step() -> Vec<Chunk> {
+        vec![
+            Chunk::ToolInputAvailable {
+                tool_call_id: "c1".into(),
+                tool_name: "web_search".into(),
+                input: serde_json::json!({"query": "rust"}),
+            },
+            Chunk::ToolOutput {
+                tool_call_id: "c1".into(),
+                output: serde_json::json!([{"url": "https://example.com"}]),
+            },
+            Chunk::ToolError {
+                tool_call_id: "c2".into(),
+                error_text: "down".into(),
+            },
+            Chunk::StepFinished {
+                usage: TokenUsage {
+                    input_tokens: 3,
+                    output_tokens: 5,
+                    ..TokenUsage::default()
+                },
+                finish_reason: "tool-calls".into(),
+            },
+            Chunk::Data {
+                name: "research-start".into(),
+                id: None,
+                data: serde_json::json!({"question": "q"}),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_tool_step_is_one_batch_of_chunks_with_consecutive_indices() {
+        GenerationTest::with(())
+            .given(vec![started(), appended(0, 2)])
+            .when(GenerationCommand::AppendChunks {
+                chunks: tool_step(),
+            })
+            .then_expect_events(vec![GenerationEvent::ChunksAppended {
+                first_index: 2,
+                chunks: tool_step(),
+            }]);
+        let mut g = Generation::default();
+        g.fold(&started());
+        g.fold(&GenerationEvent::ChunksAppended {
+            first_index: 0,
+            chunks: tool_step(),
+        });
+        assert_eq!(g.next_index(), 5);
+    }
+
+    #[test]
+    fn tool_chunks_are_stored_in_a_stable_shape_and_read_back() {
+        let stored = serde_json::to_value(tool_step()).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!([
+                {"type": "tool_input_available", "tool_call_id": "c1", "tool_name": "web_search",
+                 "input": {"query": "rust"}},
+                {"type": "tool_output", "tool_call_id": "c1", "output": [{"url": "https://example.com"}]},
+                {"type": "tool_error", "tool_call_id": "c2", "error_text": "down"},
+                {"type": "step_finished", "finish_reason": "tool-calls", "usage": {
+                    "input_tokens": 3, "output_tokens": 5, "reasoning_tokens": 0,
+                    "cached_input_tokens": 0}},
+                {"type": "data", "name": "research-start", "data": {"question": "q"}},
+            ])
+        );
+        let read: Vec<Chunk> = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, tool_step());
+        // Batches written before tools read as they always did.
+        let old: Vec<Chunk> = serde_json::from_str(
+            r#"[{"type":"text","text":"a"},{"type":"tool_input_start","tool_call_id":"c","tool_name":"f"}]"#,
+        )
+        .unwrap();
+        assert_eq!(old[0], text("a"));
+    }
 }

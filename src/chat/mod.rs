@@ -132,6 +132,20 @@ pub enum ForcedTool {
 }
 
 impl ForcedTool {
+    /// The chat body's `tool` (and `/v1/chat/check`'s): `None` for an absent one, a 422 naming
+    /// the field for one that does not exist.
+    pub fn parse(tool: Option<&str>) -> Result<Option<ForcedTool>, crate::error::ApiError> {
+        match tool {
+            None => Ok(None),
+            Some("search" | "web_search") => Ok(Some(ForcedTool::Search)),
+            Some("research") => Ok(Some(ForcedTool::Research)),
+            Some(other) => Err(crate::error::ApiError::invalid_field(
+                "tool",
+                format!("unknown tool {other:?}: use search (or web_search) or research"),
+            )),
+        }
+    }
+
     /// `search` or `research`.
     pub fn name(self) -> &'static str {
         match self {

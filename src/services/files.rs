@@ -139,12 +139,13 @@ pub async fn sweep(state: &AppState, grace: chrono::Duration) -> Result<usize, A
     Ok(removed)
 }
 
-/// Sweeps every [`SWEEP_EVERY`] until `stop` turns true.
+/// Sweeps every [`SWEEP_EVERY`] (the first one period after start) until `stop` turns true.
 pub async fn sweep_periodically(
     state: actix_web::web::Data<AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    // The first sweep comes one period after start, not during it.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopped = tokio::select! {

@@ -188,17 +188,7 @@ impl ChatBody {
                 }
             }
         };
-        let forced = match self.tool.as_deref() {
-            None => None,
-            Some("search" | "web_search") => Some(ForcedTool::Search),
-            Some("research") => Some(ForcedTool::Research),
-            Some(other) => {
-                return Err(ApiError::invalid_field(
-                    "tool",
-                    format!("unknown tool {other:?}: use search or research"),
-                ));
-            }
-        };
+        let forced = ForcedTool::parse(self.tool.as_deref())?;
         let offered = match self.tools {
             None | Some(ToolsField::All(false)) => Offered::None,
             Some(ToolsField::All(true)) => Offered::All,

@@ -5,7 +5,6 @@
 use actix_web::{HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use threadline_domain::plans::Meter;
 use validator::Validate;
 
 use crate::auth::Caller;
@@ -39,17 +38,7 @@ pub async fn handle(
     caller: Caller,
     ValidJson(body): ValidJson<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tool = match body.tool.as_deref() {
-        None => None,
-        Some("web_search" | "search") => Some(Meter::WebSearches),
-        Some("research") => Some(Meter::ResearchRuns),
-        Some(other) => {
-            return Err(ApiError::invalid_field(
-                "tool",
-                format!("unknown tool {other:?}: use search (web_search) or research"),
-            ));
-        }
-    };
+    let tool = crate::chat::ForcedTool::parse(body.tool.as_deref())?.map(|t| t.meter());
     // The model the send would use: the one named, else the same default a send falls to.
     let (model_id, resolved) = match body.model {
         Some(id) => {
