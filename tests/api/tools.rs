@@ -565,6 +565,25 @@ async fn unknown_tools_are_refused_and_untooled_models_are_offered_none() {
         );
         assert!(body.to_string().contains(field), "{extra}: {body}");
     }
+    // The pre-flight check reads `tool` the same way.
+    let check = |tool: &str| {
+        t.app.call(
+            Method::POST,
+            "/v1/chat/check",
+            Some(&t.user.token),
+            Some(json!({"model": "plain", "tool": tool})),
+        )
+    };
+    let (status, body) = check("everything").await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = check("search").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["allowed"], true, "{body}");
     t.send_all("fine", "plain", json!({"tools": true})).await;
     let request = t.mock.last_recorded("/chat/completions").unwrap().body;
     assert!(request.get("tools").is_none(), "{request}");
