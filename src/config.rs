@@ -58,6 +58,8 @@ pub struct Settings {
     pub fetch_allow_hosts: Vec<String>,
     /// The model's tools: the search API and the reply's step limit.
     pub tools: ToolSettings,
+    /// The web app at `/`: on or off, and where its files come from.
+    pub web: WebSettings,
 }
 
 /// What the tools need: `EXA_API_KEY` (web search and research are offered only with it),
@@ -166,6 +168,7 @@ impl Settings {
             file_storage: Default::default(),
             fetch_allow_hosts: Vec::new(),
             tools: Default::default(),
+            web: Default::default(),
         }
     }
 
@@ -236,5 +239,24 @@ mod tests {
         assert!(s.is_admin(Some("boss@example.com")));
         assert!(!s.is_admin(Some("other@example.com")));
         assert!(!s.is_admin(None));
+    }
+}
+
+/// The web app the server ships.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// `THREADLINE_WEB_APP`: serve the web app at `/` (off: an API-only server).
+    pub enabled: bool,
+    /// `THREADLINE_WEB_DIR`: serve the app's files from this directory (its `index.html` and
+    /// `assets/`) instead of the copy built into the binary, so edits show without a rebuild.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: None,
+        }
     }
 }

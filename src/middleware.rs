@@ -5,8 +5,8 @@
 //! - [`log_request`]: one `info` line per request (method, path, status, microseconds).
 //! - [`body_deadline`]: the body must arrive within the configured time, or the request ends
 //!   with `408 request_timeout` (slow headers are already cut by actix's request timeout).
-//! - [`authenticate`]: a bearer token is resolved before any extractor runs, so a bad token is
-//!   a 401 before the body is read or validated.
+//! - [`authenticate`]: a bearer token (or the web app's session cookie) is resolved before any
+//!   extractor runs, so a bad token is a 401 before the body is read or validated.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -148,19 +148,16 @@ impl Stream for Deadline {
     }
 }
 
-/// Resolves the bearer token (if any) before the handler's extractors run; the `Caller` and
+/// Resolves the bearer token or session cookie (if any) before the handler's extractors run; the `Caller` and
 /// `MaybeCaller` extractors take the result from the request's extensions.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(token) = crate::extract::caller::bearer(req.request())
-        && let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
+    if let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
+        && let Some(resolved) = crate::extract::caller::authenticate(req.request(), state).await
     {
-        let request_id = crate::extract::request_id(req.request());
-        let resolved = crate::extract::caller::resolve(state, token, request_id).await;
-        req.extensions_mut()
-            .insert(crate::extract::caller::Authenticated(resolved));
+        req.extensions_mut().insert(resolved);
     }
     next.call(req).await
 }

@@ -166,6 +166,7 @@ impl Application {
             stop_rx,
         )));
         let cors_origins = settings.cors_origins.clone();
+        let web_app = settings.web.enabled;
         let server = HttpServer::new(move || {
             use actix_web::middleware::from_fn;
             App::new()
@@ -182,7 +183,7 @@ impl Application {
                 ))
                 .wrap(from_fn(crate::middleware::log_request))
                 .wrap(from_fn(crate::middleware::problems))
-                .configure(crate::routes::config)
+                .configure(move |cfg| crate::routes::config(cfg, web_app))
                 .default_service(web::to(crate::routes::not_found))
         })
         .workers(workers)

@@ -5,6 +5,7 @@
 //! A session token is 32 random bytes (base64url, prefixed `tl_`); only its SHA-256 is stored
 //! (in the `SessionIssued` event and the sessions projection).
 
+pub mod cookie;
 pub mod limits;
 pub mod passwords;
 

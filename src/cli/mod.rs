@@ -162,6 +162,12 @@ pub struct ServeArgs {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "THREADLINE_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// Serve the web app at `/` (`false`: only the API).
+    #[arg(long, env = "THREADLINE_WEB_APP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub web_app: bool,
+    /// Serve the web app's files from this directory instead of the built-in copy.
+    #[arg(long, env = "THREADLINE_WEB_DIR")]
+    pub web_dir: Option<std::path::PathBuf>,
     /// Milliseconds between the words of the built-in `echo` model.
     #[arg(long, env = "THREADLINE_ECHO_DELAY_MS", default_value_t = 20)]
     pub echo_delay_ms: u64,

@@ -79,6 +79,9 @@ codes! {
     AccountRequired = "account_required",
     /// Sessions and keys are managed with a session, not an API key.
     SessionRequired = "session_required",
+    /// A request authenticated by the session cookie changes something without the
+    /// `X-CSRF-Token` header matching the `threadline_csrf` cookie.
+    CsrfFailed = "csrf_failed",
     // 404
     /// No such resource for this caller.
     NotFound = "not_found",

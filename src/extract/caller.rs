@@ -1,6 +1,7 @@
 //! Who is calling: the bearer token of a request resolved into a [`Caller`] — a session, a
-//! personal API key or an external JWT. [`crate::middleware::authenticate`] resolves it before
-//! any extractor runs; the [`Caller`] and [`MaybeCaller`] extractors take the result.
+//! personal API key or an external JWT — or, without one, the web app's session cookie
+//! ([`crate::auth::cookie`], CSRF-checked). [`crate::middleware::authenticate`] resolves it
+//! before any extractor runs; the [`Caller`] and [`MaybeCaller`] extractors take the result.
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -24,6 +25,44 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Where a request's credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization: Bearer …`: a session token, an API key or an external JWT.
+    Bearer,
+    /// The web app's `threadline_session` cookie: a session token only.
+    Cookie,
+}
+
+/// The credential of a request: its bearer token, else its session cookie.
+pub fn credential(req: &HttpRequest) -> Option<(String, Source)> {
+    if let Some(token) = bearer(req) {
+        return Some((token, Source::Bearer));
+    }
+    crate::auth::cookie::cookie(req, crate::auth::cookie::SESSION_COOKIE)
+        .map(|token| (token, Source::Cookie))
+}
+
+/// The caller a request's credential names, if it carries one: a bearer token as
+/// [`resolve`] reads it; the session cookie only as a session token, and only with the CSRF
+/// header on requests that may change something (403 `csrf_failed`).
+pub async fn authenticate(req: &HttpRequest, state: web::Data<AppState>) -> Option<Authenticated> {
+    let (token, source) = credential(req)?;
+    let request_id = crate::extract::request_id(req);
+    let resolved = match source {
+        Source::Bearer => resolve(state, token, request_id).await,
+        Source::Cookie if !crate::auth::cookie::csrf_ok(req) => Err(ApiError::Forbidden {
+            code: crate::error::ErrorCode::CsrfFailed,
+            detail: "a request signed in by the session cookie must repeat the threadline_csrf \
+                     cookie in the X-CSRF-Token header"
+                .into(),
+        }),
+        Source::Cookie if !token.starts_with("tl_") => Err(ApiError::unauthenticated()),
+        Source::Cookie => resolve_session(state, token, request_id).await,
+    };
+    Some(Authenticated(resolved, source))
+}
+
 /// The caller a bearer token names (401 when it names none).
 pub async fn resolve(
     state: web::Data<AppState>,
@@ -44,6 +83,15 @@ pub async fn resolve(
     {
         return external_caller(&state, verifier, &token, &request_id).await;
     }
+    resolve_session(state, token, request_id).await
+}
+
+/// The caller a session token names (401 when it names none or its session idled out).
+async fn resolve_session(
+    state: web::Data<AppState>,
+    token: String,
+    request_id: String,
+) -> Result<Caller, ApiError> {
     let found = accounts::session_by_token_hash(&state.db, &hash_token(&token)).await?;
     let (session, account) = found.ok_or_else(ApiError::unauthenticated)?;
     let now = chrono::Utc::now().timestamp_micros();
@@ -149,26 +197,21 @@ fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Internal("application state missing".into()))
 }
 
-/// The outcome of resolving a request's bearer token, left in the request's extensions by
-/// [`crate::middleware::authenticate`] for the extractors below.
-pub struct Authenticated(pub Result<Caller, ApiError>);
+/// The outcome of resolving a request's credential and where it came from, left in the
+/// request's extensions by [`crate::middleware::authenticate`] for the extractors below.
+pub struct Authenticated(pub Result<Caller, ApiError>, pub Source);
 
 /// The request's caller: what the middleware resolved, or (without the middleware) resolved
-/// now; `None` when the request carries no bearer token.
-fn caller_of(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Option<Caller>, ApiError>> {
+/// now; `None` when the request carries no credential.
+fn caller_of(
+    req: &HttpRequest,
+) -> LocalBoxFuture<'static, Result<Option<Authenticated>, ApiError>> {
     use actix_web::HttpMessage;
-    if let Some(Authenticated(resolved)) = req.extensions_mut().remove::<Authenticated>() {
-        return Box::pin(std::future::ready(resolved.map(Some)));
+    if let Some(found) = req.extensions_mut().remove::<Authenticated>() {
+        return Box::pin(std::future::ready(Ok(Some(found))));
     }
-    let token = bearer(req);
-    let state = app_state(req);
-    let request_id = crate::extract::request_id(req);
-    Box::pin(async move {
-        match token {
-            None => Ok(None),
-            Some(token) => resolve(state?, token, request_id).await.map(Some),
-        }
-    })
+    let req = req.clone();
+    Box::pin(async move { Ok(authenticate(&req, app_state(&req)?).await) })
 }
 
 impl FromRequest for Caller {
@@ -177,11 +220,18 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let caller = caller_of(req);
-        Box::pin(async move { caller.await?.ok_or_else(ApiError::unauthenticated) })
+        Box::pin(async move {
+            match caller.await? {
+                Some(Authenticated(resolved, _)) => resolved,
+                None => Err(ApiError::unauthenticated()),
+            }
+        })
     }
 }
 
-/// A caller who may or may not be signed in. A token that is present must be valid.
+/// A caller who may or may not be signed in. A bearer token that is present must be valid; a
+/// session cookie that names no live session counts as none (the browser keeps a cookie of a
+/// session revoked elsewhere, and signing in again must still work).
 #[derive(Debug, Clone)]
 pub struct MaybeCaller(pub Option<Caller>);
 
@@ -191,6 +241,14 @@ impl FromRequest for MaybeCaller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let caller = caller_of(req);
-        Box::pin(async move { caller.await.map(MaybeCaller) })
+        Box::pin(async move {
+            match caller.await? {
+                None => Ok(MaybeCaller(None)),
+                Some(Authenticated(Err(ApiError::Unauthorized { .. }), Source::Cookie)) => {
+                    Ok(MaybeCaller(None))
+                }
+                Some(Authenticated(resolved, _)) => resolved.map(|c| MaybeCaller(Some(c))),
+            }
+        })
     }
 }

@@ -2,6 +2,7 @@
 //! OpenAPI drift test compares with `api-spec/openapi.yaml`.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod billing;
 pub mod chat;
@@ -14,6 +15,7 @@ pub mod models;
 pub mod search;
 pub mod shares;
 pub mod threads;
+
 pub mod webhooks;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -98,12 +100,13 @@ routes! {
     "/v1/files/{id}/content" => { get: files::content },
 }
 
-/// Registers every route, the extractor configs and the problem+json fallback.
-pub fn config(cfg: &mut web::ServiceConfig) {
+/// Registers every route, the extractor configs and, when `web_app`, the web app's pages.
+pub fn config(cfg: &mut web::ServiceConfig, web_app: bool) {
     cfg.app_data(crate::extract::json_config())
         .app_data(crate::extract::query_config())
         .app_data(crate::extract::path_config());
     register(cfg);
+    app::config(cfg, web_app);
 }
 
 /// The answer for a path no route matches.

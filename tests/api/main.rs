@@ -37,3 +37,4 @@ mod search;
 mod threads;
 mod tools;
 mod tree;
+mod web_app;

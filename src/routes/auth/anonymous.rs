@@ -14,5 +14,9 @@ pub async fn handle(
     let client = super::client_of(&req, &state);
     state.limits.anonymous_sign_up(client.ip)?;
     let issued = accounts::create_anonymous(&state, client, &request_id(&req)).await?;
-    Ok(HttpResponse::Created().json(issued))
+    Ok(super::session_response(
+        &req,
+        HttpResponse::Created(),
+        issued,
+    ))
 }

@@ -36,5 +36,5 @@ pub async fn handle(
         &request_id(&req),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(issued))
+    Ok(super::session_response(&req, HttpResponse::Ok(), issued))
 }

@@ -1,4 +1,5 @@
-//! `POST /v1/auth/logout`: revokes the session of the token used.
+//! `POST /v1/auth/logout`: revokes the session of the token used (and clears the web app's
+//! session cookies).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use threadline_domain::values::SessionId;
@@ -24,5 +25,9 @@ pub async fn handle(
     let session =
         SessionId::parse(&caller.session_id).map_err(|e| ApiError::Internal(e.to_string()))?;
     accounts::revoke_session(&state, &caller, session, &request_id(&req)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let mut res = HttpResponse::NoContent();
+    if crate::auth::cookie::cookie(&req, crate::auth::cookie::SESSION_COOKIE).is_some() {
+        crate::auth::cookie::clear(&mut res, &req);
+    }
+    Ok(res.finish())
 }

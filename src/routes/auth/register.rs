@@ -45,5 +45,9 @@ pub async fn handle(
         &request_id(&req),
     )
     .await?;
-    Ok(HttpResponse::Created().json(issued))
+    Ok(super::session_response(
+        &req,
+        HttpResponse::Created(),
+        issued,
+    ))
 }
