@@ -26,6 +26,7 @@ use threadline_projections::{Db, StoredEvent, threads};
 use tokio::sync::{broadcast, watch};
 
 use crate::chat::Signals;
+use crate::projector::Projector;
 use crate::store::log::{self, Cursor, cursor_id};
 
 /// One item of the feed.
@@ -44,6 +45,9 @@ pub struct Ephemeral {
     pub from_session: String,
     pub json: Value,
 }
+
+/// How long the tail waits for the projections to show a batch before sending it anyway.
+const PROJECTION_WAIT: Duration = Duration::from_secs(3);
 
 /// The PostgreSQL channel that carries ephemeral signals between nodes.
 const EPHEMERAL_CHANNEL: &str = "threadline_ephemeral";
@@ -118,8 +122,15 @@ impl FeedHub {
         }
     }
 
-    /// Tails the log from its head until `stop`, broadcasting feed items.
-    pub async fn run(self, signals: Signals, mut stop: watch::Receiver<bool>) {
+    /// Tails the log from its head until `stop`, broadcasting feed items. A batch goes out
+    /// once the projections show it (bounded by [`PROJECTION_WAIT`]), so a client that reacts
+    /// to `thread.created` by reading the thread finds it.
+    pub async fn run(
+        self,
+        projector: Projector,
+        signals: Signals,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut changed = signals.subscribe();
         let mut cursor = loop {
             match log::head(&self.db).await {
@@ -135,6 +146,12 @@ impl FeedHub {
                 Ok((items, last)) => {
                     cursor = last;
                     if !items.is_empty() {
+                        if !projector.wait_for(last, PROJECTION_WAIT).await {
+                            tracing::warn!(
+                                ?last,
+                                "feed items go out before the projections show them"
+                            );
+                        }
                         let _ = self.items.send(Arc::new(items));
                     }
                 }

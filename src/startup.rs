@@ -99,7 +99,10 @@ impl Application {
         let feed = crate::feed::FeedHub::new(db.clone());
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(feed.clone().run(signals.clone(), stop_rx.clone())),
+            tokio::spawn(
+                feed.clone()
+                    .run(projector.clone(), signals.clone(), stop_rx.clone()),
+            ),
             tokio::spawn(feed.clone().listen(stop_rx.clone())),
             tokio::spawn(projector.clone().run(stop_rx.clone())),
             tokio::spawn(crate::chat::listen(

@@ -70,6 +70,44 @@ async fn another_device_sees_thread_changes_and_replies_and_can_resume() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_feed_announces_is_already_readable() {
+    // Given a second device listening to the feed
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    let mut feed = open(&app, &user.token, None).await;
+
+    // When the first device starts a thread (its request still streaming)
+    let (reply, reads) = tokio::join!(
+        app.chat(&user.token, "fresh", "m1", "read me back", None),
+        async {
+            // Then each item, read the moment it arrives, finds the thread and the message
+            let mut seen = Vec::new();
+            for event in feed.read_events(2).await {
+                let (status, _) = app.get_thread(&user.token, "fresh").await;
+                let (_, page) = app
+                    .call(
+                        reqwest::Method::GET,
+                        "/v1/threads/fresh/messages",
+                        Some(&user.token),
+                        None,
+                    )
+                    .await;
+                let posted = page["data"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["id"] == "m1"));
+                seen.push((event.kind(), status, posted));
+            }
+            seen
+        }
+    );
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reads[0].0, "thread.created");
+    assert_eq!(reads[0].1, StatusCode::OK, "the thread of thread.created");
+    assert_eq!(reads[1].0, "message.posted");
+    assert!(reads[1].2, "the message of message.posted: {reads:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_feed_cursor_is_a_400() {
     let app = spawn_app().await;
     let user = app.anonymous().await;
