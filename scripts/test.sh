@@ -25,6 +25,27 @@ compat() {
     && THREADLINE_BIN="$bin" node --test compat.test.mjs)
 }
 
+# The web app: its unit tests (Node, no packages) and its browser journeys (Playwright driving
+# Debian's chromium; Playwright's own browser download cannot be reached, and is not needed).
+web_unit() {
+  node --test web/tests/unit/
+}
+
+browser() {
+  local chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
+  if [ ! -x "$chromium" ]; then
+    echo "installing chromium..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    chromium=/usr/bin/chromium
+  fi
+  cargo build --bin threadline
+  local bin
+  bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/threadline"
+  (cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
+    && CHROMIUM_PATH="$chromium" THREADLINE_BIN="$bin" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+       npx playwright test)
+}
+
 # A local S3-compatible server (moto, pinned, from PyPI) for the object storage tests.
 start_s3() {
   local moto=moto_server
@@ -70,6 +91,10 @@ TEST_DATABASE_URL= run_tests "$@"
 if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on SQLite"
   COMPAT_DATABASE_URL= compat
+  echo "== web app unit tests"
+  web_unit
+  echo "== web app in the browser on SQLite"
+  E2E_DATABASE_URL= browser
 fi
 
 echo "== tests on PostgreSQL"
@@ -79,4 +104,8 @@ if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on PostgreSQL"
   "$THREADLINE_PG_BIN/psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE compat"
   COMPAT_DATABASE_URL="${TEST_DATABASE_URL%/postgres}/compat" compat
+fi
+if [ $# -eq 0 ]; then
+  echo "== web app in the browser on PostgreSQL"
+  E2E_DATABASE_URL="$TEST_DATABASE_URL" browser
 fi
