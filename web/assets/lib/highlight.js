@@ -9,48 +9,7 @@
 // markdown are plain text. It colours; it does not parse: regex literals, heredocs, nested
 // template expressions and the like are approximated.
 //
-// CSS for chat.css:
-/*
-:root {
-  --tok-keyword: #7c3aed; --tok-string: #0a7a3d; --tok-comment: #7a7490; --tok-number: #b45309;
-  --tok-function: #1d5fd6; --tok-type: #0e7490; --tok-operator: #a3366f; --tok-punct: #6b6680;
-  --tok-attr: #9a4a12; --tok-tag: #be123c;
-  --tok-ins-bg: #e4f6eb; --tok-ins: #116632; --tok-del-bg: #fde9ec; --tok-del: #a8182e;
-}
-@media (prefers-color-scheme: dark) {
-  :root:not([data-theme=light]) {
-    --tok-keyword: #c4a7ff; --tok-string: #7ee0a1; --tok-comment: #8d87a6; --tok-number: #f5b971;
-    --tok-function: #8ab4ff; --tok-type: #67d4e6; --tok-operator: #f29bc6; --tok-punct: #a09ab6;
-    --tok-attr: #f7a07a; --tok-tag: #ff8fa3;
-    --tok-ins-bg: rgba(79, 209, 153, .13); --tok-ins: #86e3b0; --tok-del-bg: rgba(255, 107, 129, .15); --tok-del: #ff9aa9;
-  }
-}
-:root[data-theme=dark] {
-  --tok-keyword: #c4a7ff; --tok-string: #7ee0a1; --tok-comment: #8d87a6; --tok-number: #f5b971;
-  --tok-function: #8ab4ff; --tok-type: #67d4e6; --tok-operator: #f29bc6; --tok-punct: #a09ab6;
-  --tok-attr: #f7a07a; --tok-tag: #ff8fa3;
-  --tok-ins-bg: rgba(79, 209, 153, .13); --tok-ins: #86e3b0; --tok-del-bg: rgba(255, 107, 129, .15); --tok-del: #ff9aa9;
-}
-.code-block { margin: 0 0 .75em; border: 1px solid var(--border); border-radius: 8px; background: var(--code-bg); overflow: hidden; max-width: 100%; }
-.code-head { display: flex; align-items: center; justify-content: space-between; gap: 8px; padding: 2px 4px 2px 12px;
-  border-bottom: 1px solid var(--border); background: var(--bg-soft); color: var(--muted); font-size: 12px; }
-.code-lang { font-family: var(--mono); }
-.code-copy { font-size: 12px; color: var(--muted); }
-.code-block pre { margin: 0; padding: 10px 12px; overflow-x: auto; line-height: 1.45; tab-size: 4; }
-.code-block code { font-family: var(--mono); font-size: 13px; white-space: pre; background: none; border: 0; padding: 0; }
-.tok-keyword { color: var(--tok-keyword); }
-.tok-string { color: var(--tok-string); }
-.tok-comment { color: var(--tok-comment); font-style: italic; }
-.tok-number { color: var(--tok-number); }
-.tok-function { color: var(--tok-function); }
-.tok-type { color: var(--tok-type); }
-.tok-operator { color: var(--tok-operator); }
-.tok-punct { color: var(--tok-punct); }
-.tok-attr { color: var(--tok-attr); }
-.tok-tag { color: var(--tok-tag); }
-.tok-inserted { color: var(--tok-ins); background: var(--tok-ins-bg); display: inline-block; min-width: 100%; }
-.tok-deleted { color: var(--tok-del); background: var(--tok-del-bg); display: inline-block; min-width: 100%; }
-*/
+// Its styles are in chat/chat.css.
 
 export const TOKEN_CLASSES = Object.freeze([
   'tok-keyword', 'tok-string', 'tok-comment', 'tok-number', 'tok-function', 'tok-type',

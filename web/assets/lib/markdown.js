@@ -23,34 +23,11 @@
 //   <div class="code-block"><div class="code-head"><span class="code-lang">rust</span>
 //   <button class="btn-icon code-copy" type="button" aria-label="Copy code">Copy</button></div>
 //   <pre><code class="language-rust">…</code></pre></div>
-// (see highlight.js for their CSS). Tables are wrapped in <div class="md-table-wrap">, task
+// (styled in chat/chat.css). Tables are wrapped in <div class="md-table-wrap">, task
 // items are <li class="task-list-item"><input type="checkbox" disabled> …, image links have
 // class "md-image".
 //
-// CSS for chat.css:
-/*
-.markdown { overflow-wrap: anywhere; }
-.markdown > :first-child { margin-top: 0; }
-.markdown > :last-child { margin-bottom: 0; }
-.markdown p, .markdown ul, .markdown ol, .markdown blockquote, .markdown .md-table-wrap { margin: 0 0 .75em; }
-.markdown h1, .markdown h2, .markdown h3, .markdown h4, .markdown h5, .markdown h6 { margin: 1.1em 0 .5em; line-height: 1.3; font-weight: 650; }
-.markdown h1 { font-size: 1.45em; } .markdown h2 { font-size: 1.28em; } .markdown h3 { font-size: 1.14em; }
-.markdown h4, .markdown h5, .markdown h6 { font-size: 1em; }
-.markdown ul, .markdown ol { padding-left: 1.6em; }
-.markdown li + li { margin-top: .2em; }
-.markdown li > p { margin: .35em 0; }
-.markdown li > ul, .markdown li > ol { margin: .2em 0; }
-.markdown li.task-list-item { list-style: none; }
-.markdown li.task-list-item > input[type=checkbox] { margin: 0 .45em 0 -1.35em; vertical-align: -0.1em; }
-.markdown blockquote { margin-left: 0; margin-right: 0; padding: 0 0 0 12px; border-left: 3px solid var(--border); color: var(--muted); }
-.markdown hr { border: 0; border-top: 1px solid var(--border); margin: 1.2em 0; }
-.markdown :not(pre) > code { background: var(--code-bg); border: 1px solid var(--border); border-radius: 4px; padding: .05em .35em; }
-.markdown .md-table-wrap { max-width: 100%; overflow-x: auto; }
-.markdown table { border-collapse: collapse; font-size: 14px; }
-.markdown th, .markdown td { border: 1px solid var(--border); padding: 5px 10px; text-align: left; vertical-align: top; }
-.markdown th { background: var(--bg-soft); font-weight: 600; }
-.markdown a.md-image::before { content: "\1F5BC\FE0F  "; }
-*/
+// Its styles are in chat/chat.css.
 
 import { highlight } from './highlight.js';
 
