@@ -11,7 +11,7 @@ import {
   test, expect, screenshot, send, waitForReply, lastMessage, composer, apiCall, watchErrors,
 } from './harness.mjs';
 
-const SLOW_WORDS = 120;
+const SLOW_WORDS = 300;
 
 /** Adds (or replaces) a catalog model answered by the mock upstream. */
 async function defineModel(server, id, upstream, capabilities = [], credits = 0) {
@@ -27,7 +27,7 @@ async function defineModel(server, id, upstream, capabilities = [], credits = 0)
 }
 
 test.beforeAll(async ({ server }) => {
-  // A reply of SLOW_WORDS words at 25 a second (~5 s): long enough to reload or stop in the middle.
+  // A reply of SLOW_WORDS words at 25 a second (~12 s): long enough to reload or stop in the middle.
   await defineModel(server, 'e2e-slow', `mock:len=${SLOW_WORDS},tps=25`);
   // Takes images and PDFs, answers at once.
   await defineModel(server, 'e2e-vision', 'mock:len=6', ['vision', 'documents']);
