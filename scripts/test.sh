@@ -12,15 +12,24 @@ run_tests() {
   fi
 }
 
-# The AI SDK compatibility test (Node): the SDK's own client against the built server.
-compat() {
+need_node() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
   fi
-  cargo build --bin threadline
+}
+
+# Builds the server and prints the binary's absolute path.
+server_bin() {
+  cargo build --bin threadline >&2
+  echo "$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/threadline"
+}
+
+# The AI SDK compatibility test (Node): the SDK's own client against the built server.
+compat() {
+  need_node
   local bin
-  bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/threadline"
+  bin="$(server_bin)"
   (cd clients/ai-sdk && npm ci --no-audit --no-fund --loglevel=error \
     && THREADLINE_BIN="$bin" node --test compat.test.mjs)
 }
@@ -28,19 +37,20 @@ compat() {
 # The web app: its unit tests (Node, no packages) and its browser journeys (Playwright driving
 # Debian's chromium; Playwright's own browser download cannot be reached, and is not needed).
 web_unit() {
+  need_node
   node --test web/tests/unit/
 }
 
 browser() {
+  need_node
   local chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
   if [ ! -x "$chromium" ]; then
     echo "installing chromium..."
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
     chromium=/usr/bin/chromium
   fi
-  cargo build --bin threadline
   local bin
-  bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/threadline"
+  bin="$(server_bin)"
   (cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
     && CHROMIUM_PATH="$chromium" THREADLINE_BIN="$bin" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
        npx playwright test)
@@ -104,8 +114,6 @@ if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on PostgreSQL"
   "$THREADLINE_PG_BIN/psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE compat"
   COMPAT_DATABASE_URL="${TEST_DATABASE_URL%/postgres}/compat" compat
-fi
-if [ $# -eq 0 ]; then
   echo "== web app in the browser on PostgreSQL"
   E2E_DATABASE_URL="$TEST_DATABASE_URL" browser
 fi

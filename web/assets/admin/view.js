@@ -5,7 +5,7 @@
 //   /admin/mcp/{name} shows a server's tools).
 // Each tab module exports `render(panel, {id, ctx}) -> cleanup?`.
 
-import { h, replace } from '../lib/dom.js';
+import { h, replace, loadInto } from '../lib/dom.js';
 
 export const TABS = [
   { id: 'models', label: 'Models', load: () => import('./models.js') },
@@ -31,8 +31,6 @@ export function mount(root, params, ctx) {
   }
 
   const tab = TABS.find((t) => t.id === (params.tab || 'models'));
-  let cleanup = null;
-  let gone = false;
   const nav = h('nav', { class: 'tabs admin-tabs', 'aria-label': 'Admin' },
     TABS.map((t) => h('a', {
       href: `/admin/${t.id}`, 'data-link': '', 'aria-current': t === tab ? 'page' : null,
@@ -51,14 +49,6 @@ export function mount(root, params, ctx) {
     return undefined;
   }
   document.title = `${tab.label} · Admin · Threadline`;
-  tab.load().then((mod) => {
-    if (!gone) cleanup = mod.render(panel, { id: params.id ? decodeURIComponent(params.id) : null, ctx }) || null;
-  }).catch((e) => {
-    console.error(e);
-    replace(panel, h('p', { class: 'error-text', role: 'alert' }, `This page could not load: ${e.message}`));
-  });
-  return () => {
-    gone = true;
-    if (cleanup) cleanup();
-  };
+  const id = params.id ? decodeURIComponent(params.id) : null;
+  return loadInto(panel, tab.load, (mod) => mod.render(panel, { id, ctx }));
 }

@@ -58,6 +58,26 @@ export function replace(el, ...children) {
 }
 
 /** A short-lived message at the bottom of the page (errors, confirmations). */
+/**
+ * Loads a page module (`load()` is a dynamic import) and hands it to `render(mod)`, which may
+ * return a cleanup. Shows an error in `panel` when the module cannot load. Returns the
+ * route's cleanup: it also stops a module that arrives after the route was left.
+ */
+export function loadInto(panel, load, render) {
+  let cleanup = null;
+  let gone = false;
+  load().then((mod) => {
+    if (!gone) cleanup = render(mod) || null;
+  }).catch((e) => {
+    console.error(e);
+    replace(panel, h('p', { class: 'error-text', role: 'alert' }, `This page could not load: ${e.message}`));
+  });
+  return () => {
+    gone = true;
+    if (cleanup) cleanup();
+  };
+}
+
 export function toast(text, kind = 'info') {
   const box = document.getElementById('toasts');
   if (!box) return;

@@ -3,7 +3,7 @@
 //   profile (preferences, theme) · usage (credits and plan) · sessions · api-keys · data.
 // Anonymous accounts see a banner inviting them to sign up (their chats are kept).
 
-import { h, replace } from '../lib/dom.js';
+import { h, replace, loadInto } from '../lib/dom.js';
 
 export const TABS = [
   { id: 'profile', label: 'Profile & preferences', load: () => import('./profile.js') },
@@ -15,9 +15,6 @@ export const TABS = [
 
 export function mount(root, params, ctx) {
   const tab = TABS.find((t) => t.id === (params.tab || 'profile'));
-  let cleanup = null;
-  let gone = false;
-
   const nav = h('nav', { class: 'tabs settings-tabs', 'aria-label': 'Settings' },
     TABS.map((t) => h('a', {
       href: t.id === 'profile' ? '/settings' : `/settings/${t.id}`,
@@ -41,18 +38,7 @@ export function mount(root, params, ctx) {
     return undefined;
   }
   document.title = `${tab.label} · Settings · Threadline`;
-  tab.load().then((mod) => {
-    if (gone) return;
-    cleanup = mod.render(panel, ctx) || null;
-  }).catch((e) => {
-    console.error(e);
-    replace(panel, h('p', { class: 'error-text', role: 'alert' }, `This page could not load: ${e.message}`));
-  });
-
-  return () => {
-    gone = true;
-    if (cleanup) cleanup();
-  };
+  return loadInto(panel, tab.load, (mod) => mod.render(panel, ctx));
 }
 
 /** For an anonymous account: "Sign up to keep your chats everywhere". */
