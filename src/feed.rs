@@ -158,7 +158,9 @@ impl FeedHub {
                 Err(e) => tracing::warn!(error = %e, "feed cannot read the log"),
             }
             tokio::select! {
-                _ = changed.changed() => {}
+                // A streaming reply changes the log every few milliseconds: what commits
+                // within the projector's linger is read as one batch.
+                _ = changed.changed() => tokio::time::sleep(crate::projector::LINGER).await,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => return,
             }
@@ -176,7 +178,7 @@ impl FeedHub {
         let mut cursor = after;
         let mut items = Vec::new();
         loop {
-            let events = log::read_after(&self.db, cursor, limit).await?;
+            let events = log::read_tail(&self.db, cursor, limit).await?;
             let Some(last) = events.last().map(StoredEvent::cursor) else {
                 return Ok((items, cursor));
             };

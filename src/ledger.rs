@@ -25,7 +25,8 @@ pub struct Reservation {
 }
 
 /// Ends a reply's reservation: settles it when the reply is charged (`cost_micros` is the
-/// actual cost, when known) or releases it (`None`: nothing was produced).
+/// actual cost, when known) or releases it (`None`: nothing was produced). Each charge is its
+/// own stream, so they are closed side by side (one group commit).
 pub async fn close(
     bus: &CommandBus,
     reservation: &Reservation,
@@ -33,8 +34,8 @@ pub async fn close(
     charge: Option<Option<u64>>,
     meta: &CommandMeta,
 ) {
-    for c in &reservation.charges {
-        let at = Utc::now();
+    let at = Utc::now();
+    let closes = reservation.charges.iter().map(|c| async move {
         let command = match charge {
             Some(cost) => LedgerCommand::Settle {
                 generation_id: generation_id.to_owned(),
@@ -58,5 +59,6 @@ pub async fn close(
                 tracing::error!(error = %e, generation_id, stream = c.stream_id, "cannot close a reservation");
             }
         }
-    }
+    });
+    futures::future::join_all(closes).await;
 }

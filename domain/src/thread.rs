@@ -116,6 +116,10 @@ pub enum ThreadCommand {
         share_id: String,
         at: DateTime<Utc>,
     },
+    /// Several commands as one: each is decided on the state the ones before it left, and
+    /// their events are appended together, all or none (a new thread and its first reply; a
+    /// reply's end and the thread's title).
+    Batch(Vec<ThreadCommand>),
 }
 
 /// Where a copied history came from.
@@ -422,6 +426,18 @@ impl Thread {
     fn decide(&self, command: ThreadCommand) -> Result<Vec<ThreadEvent>, ThreadError> {
         use ThreadCommand as C;
         use ThreadEvent as E;
+        if let C::Batch(commands) = command {
+            let mut state = self.clone();
+            let mut all = Vec::new();
+            for command in commands {
+                let events = state.decide(command)?;
+                for event in &events {
+                    state.apply(event.clone());
+                }
+                all.extend(events);
+            }
+            return Ok(all);
+        }
         if let C::Create { owner, title, at } = command {
             return match self.state {
                 State::New => Ok(vec![E::ThreadCreated { owner, title, at }]),
@@ -461,7 +477,7 @@ impl Thread {
             return Err(ThreadError::NotFound);
         }
         Ok(match command {
-            C::Create { .. } | C::CreateWithHistory { .. } => vec![],
+            C::Create { .. } | C::CreateWithHistory { .. } | C::Batch(_) => vec![],
             C::Rename { title, source, at } => (self.title.as_ref() != Some(&title))
                 .then_some(E::ThreadRenamed { title, source, at })
                 .into_iter()
@@ -739,6 +755,51 @@ mod tests {
         ThreadTest::with(())
             .given(vec![created(), ThreadEvent::ThreadDeleted { at: at() }])
             .when(create)
+            .then_expect_error(ThreadError::AlreadyExists);
+    }
+
+    #[test]
+    fn a_batch_decides_each_command_on_what_the_ones_before_left() {
+        ThreadTest::with(())
+            .given_no_previous_events()
+            .when(ThreadCommand::Batch(vec![
+                ThreadCommand::Create {
+                    owner: owner(),
+                    title: None,
+                    at: at(),
+                },
+                ThreadCommand::Rename {
+                    title: title("First"),
+                    source: TitleSource::Generated,
+                    at: at(),
+                },
+            ]))
+            .then_expect_events(vec![
+                created(),
+                ThreadEvent::ThreadRenamed {
+                    title: title("First"),
+                    source: TitleSource::Generated,
+                    at: at(),
+                },
+            ]);
+    }
+
+    #[test]
+    fn a_batch_with_one_refused_command_writes_nothing() {
+        ThreadTest::with(())
+            .given(vec![created()])
+            .when(ThreadCommand::Batch(vec![
+                ThreadCommand::Rename {
+                    title: title("Fine"),
+                    source: TitleSource::User,
+                    at: at(),
+                },
+                ThreadCommand::Create {
+                    owner: owner(),
+                    title: None,
+                    at: at(),
+                },
+            ]))
             .then_expect_error(ThreadError::AlreadyExists);
     }
 

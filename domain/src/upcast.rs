@@ -34,6 +34,14 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         .collect()
 }
 
+/// Whether a stored payload of `event_type` at `event_version` has an upcaster to pass
+/// through (most do not: readers then decode the stored payload as it is).
+pub fn needs_upcast(event_type: &str, event_version: &str) -> bool {
+    UPCASTERS
+        .iter()
+        .any(|u| u.event_type == event_type && version_lt(event_version, u.to_version))
+}
+
 /// Applies the upcasters to a raw stored payload (for readers that do not go through cqrs-es).
 pub fn upcast_payload(event_type: &str, event_version: &str, mut payload: Value) -> Value {
     let mut version = event_version.to_owned();

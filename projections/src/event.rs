@@ -24,13 +24,14 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Deserializes the payload into a domain event, after the upcasters.
+    /// Deserializes the payload into a domain event, after the upcasters (without copying
+    /// the payload when none applies).
     pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
-        let payload = threadline_domain::upcast::upcast_payload(
-            &self.event_type,
-            &self.event_version,
-            self.payload.clone(),
-        );
+        use threadline_domain::upcast::{needs_upcast, upcast_payload};
+        if !needs_upcast(&self.event_type, &self.event_version) {
+            return E::deserialize(&self.payload);
+        }
+        let payload = upcast_payload(&self.event_type, &self.event_version, self.payload.clone());
         serde_json::from_value(payload)
     }
 

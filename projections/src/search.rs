@@ -327,18 +327,32 @@ fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
     let pending = t.name("search_pending");
     let threads = t.name("search_threads");
     let links = t.name("search_links");
+    let rows = t.name("search_rows");
     // SQLite numbers `$N` by first appearance: each statement uses them in order.
     let insert_doc = |thread_id: Arg, message_id: Arg, title: Arg, body: Arg, at: Arg| match backend
     {
-        Backend::Sqlite => Stmt::new(
-            format!(
-                "INSERT INTO {docs} (owner, title, body, thread_id, message_id, at) \
-                 SELECT 'o' || lower(replace(owner, '-', '')), $1, $2, $3, $4, $5 \
-                 FROM {threads} WHERE thread_id = $3"
+        // FTS5 columns are not indexed for equality: `search_rows` keys each document's rowid
+        // by message, so deleting one never scans the index (and a message is indexed once,
+        // as PostgreSQL's primary key does).
+        Backend::Sqlite => vec![
+            Stmt::new(
+                format!(
+                    "INSERT INTO {docs} (owner, title, body, thread_id, message_id, at) \
+                     SELECT 'o' || lower(replace(owner, '-', '')), $1, $2, $3, $4, $5 \
+                     FROM {threads} WHERE thread_id = $3 AND NOT EXISTS \
+                     (SELECT 1 FROM {rows} WHERE thread_id = $3 AND message_id = $4)"
+                ),
+                vec![title, body, thread_id.clone(), message_id.clone(), at],
             ),
-            vec![title, body, thread_id, message_id, at],
-        ),
-        Backend::Postgres => Stmt::new(
+            Stmt::new(
+                format!(
+                    "INSERT INTO {rows} (thread_id, message_id, doc) \
+                     SELECT $1, $2, last_insert_rowid() WHERE changes() = 1"
+                ),
+                vec![thread_id, message_id],
+            ),
+        ],
+        Backend::Postgres => vec![Stmt::new(
             format!(
                 "INSERT INTO {docs} (thread_id, message_id, content, at, tsv) \
                  SELECT $3, $4, CASE WHEN $1 = '' THEN $2 ELSE $1 END, $5, \
@@ -349,7 +363,7 @@ fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
                  ON CONFLICT (thread_id, message_id) DO NOTHING"
             ),
             vec![title, body, thread_id, message_id, at],
-        ),
+        )],
     };
     match change {
         Change::Thread { id, owner } => vec![Stmt::new(
@@ -365,23 +379,51 @@ fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
             title,
             body,
             at,
-        } => vec![insert_doc(
+        } => insert_doc(
             thread_id.into(),
             message_id.into(),
             segment(&title).into(),
             segment(&body).into(),
             at.into(),
-        )],
+        ),
         Change::DeleteDoc {
             thread_id,
             message_id,
-        } => vec![Stmt::new(
-            format!("DELETE FROM {docs} WHERE thread_id = $1 AND message_id = $2"),
-            vec![thread_id.into(), message_id.into()],
-        )],
+        } => match backend {
+            Backend::Sqlite => vec![
+                Stmt::new(
+                    format!(
+                        "DELETE FROM {docs} WHERE rowid IN \
+                         (SELECT doc FROM {rows} WHERE thread_id = $1 AND message_id = $2)"
+                    ),
+                    vec![thread_id.clone().into(), message_id.clone().into()],
+                ),
+                Stmt::new(
+                    format!("DELETE FROM {rows} WHERE thread_id = $1 AND message_id = $2"),
+                    vec![thread_id.into(), message_id.into()],
+                ),
+            ],
+            Backend::Postgres => vec![Stmt::new(
+                format!("DELETE FROM {docs} WHERE thread_id = $1 AND message_id = $2"),
+                vec![thread_id.into(), message_id.into()],
+            )],
+        },
         Change::DeleteThread { thread_id } => vec![
+            match backend {
+                Backend::Sqlite => Stmt::new(
+                    format!(
+                        "DELETE FROM {docs} WHERE rowid IN \
+                         (SELECT doc FROM {rows} WHERE thread_id = $1)"
+                    ),
+                    vec![thread_id.clone().into()],
+                ),
+                Backend::Postgres => Stmt::new(
+                    format!("DELETE FROM {docs} WHERE thread_id = $1"),
+                    vec![thread_id.clone().into()],
+                ),
+            },
             Stmt::new(
-                format!("DELETE FROM {docs} WHERE thread_id = $1"),
+                format!("DELETE FROM {rows} WHERE thread_id = $1"),
                 vec![thread_id.clone().into()],
             ),
             Stmt::new(
@@ -418,7 +460,9 @@ fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
                     "INSERT INTO {docs} (owner, title, body, thread_id, message_id, at) \
                      SELECT 'o' || lower(replace(t.owner, '-', '')), '', p.text, p.thread_id, \
                      p.message_id, $1 FROM {pending} p JOIN {threads} t ON t.thread_id = p.thread_id \
-                     WHERE p.generation_id = $2 AND p.text <> ''"
+                     WHERE p.generation_id = $2 AND p.text <> '' AND NOT EXISTS \
+                     (SELECT 1 FROM {rows} r WHERE r.thread_id = p.thread_id \
+                      AND r.message_id = p.message_id)"
                 ),
                 Backend::Postgres => format!(
                     "INSERT INTO {docs} (thread_id, message_id, content, at, tsv) \
@@ -430,13 +474,25 @@ fn sql(change: Change, backend: Backend, t: &Tables) -> Vec<Stmt> {
                      ON CONFLICT (thread_id, message_id) DO NOTHING"
                 ),
             };
-            vec![
-                Stmt::new(insert, vec![at.into(), generation_id.clone().into()]),
-                Stmt::new(
-                    format!("DELETE FROM {pending} WHERE generation_id = $1"),
-                    vec![generation_id.into()],
-                ),
-            ]
+            let mut stmts = vec![Stmt::new(
+                insert,
+                vec![at.into(), generation_id.clone().into()],
+            )];
+            if backend == Backend::Sqlite {
+                stmts.push(Stmt::new(
+                    format!(
+                        "INSERT INTO {rows} (thread_id, message_id, doc) \
+                         SELECT thread_id, message_id, last_insert_rowid() FROM {pending} \
+                         WHERE generation_id = $1 AND changes() = 1"
+                    ),
+                    vec![generation_id.clone().into()],
+                ));
+            }
+            stmts.push(Stmt::new(
+                format!("DELETE FROM {pending} WHERE generation_id = $1"),
+                vec![generation_id.into()],
+            ));
+            stmts
         }
         Change::Link { anonymous, target } => {
             let (old, new) = (owner_token(&anonymous), owner_token(&target));
@@ -477,12 +533,14 @@ impl Projection for Search {
     }
 
     fn version(&self) -> i64 {
-        1
+        // 2: SQLite documents are keyed by message in `search_rows`.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
         &[
             "search_docs",
+            "search_rows",
             "search_pending",
             "search_threads",
             "search_links",
@@ -537,6 +595,17 @@ impl Projection for Search {
                     target_id TEXT NOT NULL
                 )",
                 t.name("search_links")
+            ),
+            // SQLite: the rowid of each message's document (PostgreSQL's documents have their
+            // own primary key; the table stays empty there).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    thread_id TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    doc BIGINT NOT NULL,
+                    PRIMARY KEY (thread_id, message_id)
+                )",
+                t.name("search_rows")
             ),
         ]);
         ddl

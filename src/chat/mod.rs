@@ -3,12 +3,10 @@
 //!
 //! # Layout
 //! - [`ChatService`] (here): the node's registry of running generations, start/stop, recovery.
-//! - [`appender`]: group commit of generation events.
 //! - [`writer`]: the task that runs one generation (provider → durable chunks → clients).
 //! - [`reader`]: the SSE stream of a generation (backlog from the log, then live).
 //! - [`render`]: generation events → AI SDK UI message stream parts.
 
-pub mod appender;
 pub mod reader;
 pub mod render;
 pub mod writer;
@@ -25,8 +23,8 @@ use threadline_projections::messages;
 use tokio::sync::{broadcast, watch};
 
 use crate::providers::registry::{self, ProviderRegistry};
+use crate::store::append::{AppendError, Appender, NewEvent};
 use crate::store::bus::{CommandBus, CommandMeta};
-use appender::Appender;
 
 /// Events of a running generation as committed: `(sequence, event)`, with the commit's time.
 pub struct Batch {
@@ -185,7 +183,7 @@ impl ChatService {
     ) -> Arc<Self> {
         Arc::new(Self {
             projector,
-            appender: Appender::start(db.clone()),
+            appender: bus.appender().clone(),
             db,
             bus,
             registry,
@@ -257,8 +255,7 @@ impl ChatService {
             })
             .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
         let metadata = writer::metadata(&reply.meta);
-        self.appender
-            .append(&reply.generation_id, 1, &started, &metadata)
+        self.append(&reply.generation_id, 1, &started, &metadata)
             .await
             .map_err(|e| crate::error::ApiError::Unavailable(e.to_string()))?;
         for event in &started {
@@ -276,6 +273,33 @@ impl ChatService {
         self.committed();
         tokio::spawn(writer::run(self.clone(), reply, generation, live, metadata));
         Ok(())
+    }
+
+    /// Durably appends events of generation `id` at sequences `first_sequence..` through the
+    /// node's group-commit writer.
+    pub(crate) async fn append(
+        &self,
+        id: &str,
+        first_sequence: i64,
+        events: &[GenerationEvent],
+        metadata: &serde_json::Value,
+    ) -> Result<crate::store::log::Cursor, AppendError> {
+        use cqrs_es::DomainEvent;
+        let metadata = metadata.to_string();
+        let mut rows = Vec::with_capacity(events.len());
+        for (event, sequence) in events.iter().zip(first_sequence..) {
+            rows.push(NewEvent {
+                aggregate_type: "Generation".into(),
+                aggregate_id: id.to_owned(),
+                sequence,
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: serde_json::to_string(event)
+                    .map_err(|e| AppendError::Failed(e.to_string()))?,
+                metadata: metadata.clone(),
+            });
+        }
+        self.appender.append(rows).await
     }
 
     /// After a local commit: wake the projector and live readers.
@@ -380,28 +404,36 @@ impl ChatService {
         self.committed();
     }
 
-    /// Ends a thread's reply on the thread stream (frees it for the next one) and waits until
-    /// the projections show it, so a client reading the thread after the stream ends sees the
+    /// Ends a thread's reply on the thread stream (frees it for the next one), with the
+    /// thread's new title in the same append when there is one, and waits until the
+    /// projections show it, so a client reading the thread after the stream ends sees the
     /// finished reply.
     async fn finish_on_thread(
         &self,
         thread_id: &str,
         generation_id: &str,
         status: threadline_domain::generation::GenerationStatus,
+        title: Option<threadline_domain::values::Title>,
         meta: &CommandMeta,
     ) {
-        let result = self
-            .bus
-            .execute::<Thread>(
-                thread_id,
-                ThreadCommand::FinishReply {
-                    generation_id: generation_id.to_owned(),
-                    status,
-                    at: Utc::now(),
+        let at = Utc::now();
+        let finish = ThreadCommand::FinishReply {
+            generation_id: generation_id.to_owned(),
+            status,
+            at,
+        };
+        let command = match title {
+            Some(title) => ThreadCommand::Batch(vec![
+                finish,
+                ThreadCommand::Rename {
+                    title,
+                    source: threadline_domain::thread::TitleSource::Generated,
+                    at,
                 },
-                meta,
-            )
-            .await;
+            ]),
+            None => finish,
+        };
+        let result = self.bus.execute::<Thread>(thread_id, command, meta).await;
         self.committed();
         match result {
             Ok(Some(cursor)) => {

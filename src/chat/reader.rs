@@ -23,26 +23,41 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How often a reader without a live feed re-reads the log when nothing wakes it.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Events of generation `id` after `after_sequence`, in order.
+/// Events of generation `id` after `after_sequence`, in order. Payloads are read as text and
+/// decoded straight into events (through the upcasters only when one applies).
 pub async fn load_after(
     db: &Db,
     id: &str,
     after_sequence: i64,
 ) -> Result<Vec<(i64, GenerationEvent)>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, serde_json::Value)> = threadline_projections::on_read!(db, pool =>
-        sqlx::query_as(
+    let sql = match db.backend() {
+        threadline_projections::Backend::Sqlite => {
             "SELECT sequence, event_type, event_version, payload FROM events \
              WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
-             ORDER BY sequence",
-        )
+             ORDER BY sequence"
+        }
+        threadline_projections::Backend::Postgres => {
+            "SELECT sequence, event_type, event_version, payload::text FROM events \
+             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
+             ORDER BY sequence"
+        }
+    };
+    let rows: Vec<(i64, String, String, String)> = threadline_projections::on_read!(db, pool =>
+        sqlx::query_as(sql)
         .bind(id)
         .bind(after_sequence)
         .fetch_all(pool)
         .await)?;
     rows.into_iter()
         .map(|(seq, event_type, version, payload)| {
-            let payload = threadline_domain::upcast::upcast_payload(&event_type, &version, payload);
-            serde_json::from_value(payload)
+            use threadline_domain::upcast::{needs_upcast, upcast_payload};
+            let event = if needs_upcast(&event_type, &version) {
+                serde_json::from_str(&payload)
+                    .and_then(|p| serde_json::from_value(upcast_payload(&event_type, &version, p)))
+            } else {
+                serde_json::from_str(&payload)
+            };
+            event
                 .map(|e| (seq, e))
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))
         })
@@ -94,6 +109,9 @@ pub fn stream(
                     return;
                 }
             };
+            // The backlog goes out as one write: a finished reply of a thousand chunks is one
+            // body, not a thousand.
+            let mut text = String::new();
             for (seq, event) in backlog {
                 // The terminal event is in the log before its writer has made the end visible
                 // (the thread freed, the projections caught up). While the writer on this node
@@ -101,15 +119,16 @@ pub fn stream(
                 if event.terminal_status().is_some() && service.is_running(&id) {
                     break;
                 }
-                let text = emit(&mut renderer, seq, &event);
+                text.push_str(&emit(&mut renderer, seq, &event));
                 last = seq;
-                if !text.is_empty() {
-                    yield Ok(Bytes::from(text));
-                }
                 if renderer.is_done() {
-                    yield Ok(Bytes::from_static(SSE_DONE.as_bytes()));
+                    text.push_str(SSE_DONE);
+                    yield Ok(Bytes::from(text));
                     return;
                 }
+            }
+            if !text.is_empty() {
+                yield Ok(Bytes::from(text));
             }
             loop {
                 tokio::select! {

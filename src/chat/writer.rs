@@ -1,5 +1,5 @@
 //! The task that runs one generation: calls the provider, turns its deltas into chunk batches,
-//! makes each batch durable (group commit through the appender), and only then hands it to
+//! makes each batch durable (group commit through the node's writer), and only then hands it to
 //! the readers. A client disconnecting never stops it; a stop request or the end of the
 //! provider stream does.
 
@@ -86,7 +86,6 @@ impl Run {
         };
         if let Err(e) = self
             .service
-            .appender
             .append(&self.id, self.next_sequence, &events, &self.metadata)
             .await
         {
@@ -244,16 +243,16 @@ pub(super) async fn run(
     // actual cost when the provider reported usage); given back when it failed or was stopped
     // before its first token.
     let charged = matches!(outcome, Outcome::Completed) || !run.first_chunk;
-    service
-        .close_reservation(
-            &reply.reservation,
-            &run.id,
-            charged.then_some(cost_micros),
-            &reply.meta,
-        )
-        .await;
+    let id = run.id.clone();
+    let close = service.close_reservation(
+        &reply.reservation,
+        &id,
+        charged.then_some(cost_micros),
+        &reply.meta,
+    );
     if matches!(outcome, Outcome::Lost) {
-        return end(&service, &reply, &run, Outcome::Lost).await;
+        close.await;
+        return end(&service, &reply, &run, Outcome::Lost, None).await;
     }
     let command = match &outcome {
         Outcome::Completed => GenerationCommand::Complete {
@@ -270,17 +269,26 @@ pub(super) async fn run(
         Outcome::Stopped => GenerationCommand::Stop { at },
         Outcome::Lost => GenerationCommand::Interrupt { at },
     };
+    // The ledger and the reply's end are separate streams: appended side by side, they share
+    // a group commit.
+    let (terminal, ()) = tokio::join!(run.commit_quietly(command), close);
     // The terminal event reaches live readers only after the thread and its projections show
-    // the reply finished: a client that reads the thread when its stream ends sees it done.
-    match run.commit_quietly(command).await {
+    // the reply finished: a client that reads the thread when its stream ends sees it done
+    // (and titled, when the title needs no model).
+    let titled = reply.needs_title && run.completed;
+    let quick_title = titled
+        .then(|| quick_title(&reply.first_user_text))
+        .flatten();
+    match terminal {
         Some(terminal) => {
-            end(&service, &reply, &run, outcome).await;
+            let needs_model = titled && quick_title.is_none();
+            end(&service, &reply, &run, outcome, quick_title).await;
             run.publish(terminal);
-            if reply.needs_title && status_of_completed(&run) {
+            if needs_model {
                 title_thread(&service, &reply).await;
             }
         }
-        None => end(&service, &reply, &run, Outcome::Lost).await,
+        None => end(&service, &reply, &run, Outcome::Lost, None).await,
     }
 }
 
@@ -412,10 +420,6 @@ fn add_usage(total: &mut TokenUsage, step: TokenUsage) {
     total.cached_input_tokens += step.cached_input_tokens;
 }
 
-fn status_of_completed(run: &Run) -> bool {
-    run.completed
-}
-
 enum Outcome {
     Completed,
     Failed(String),
@@ -424,7 +428,13 @@ enum Outcome {
     Lost,
 }
 
-async fn end(service: &Arc<ChatService>, reply: &StartReply, run: &Run, outcome: Outcome) {
+async fn end(
+    service: &Arc<ChatService>,
+    reply: &StartReply,
+    run: &Run,
+    outcome: Outcome,
+    title: Option<Title>,
+) {
     let status = match outcome {
         Outcome::Completed => GenerationStatus::Completed,
         Outcome::Failed(_) => GenerationStatus::Failed,
@@ -438,12 +448,21 @@ async fn end(service: &Arc<ChatService>, reply: &StartReply, run: &Run, outcome:
         }
     };
     service
-        .finish_on_thread(&reply.thread_id, &run.id, status, &reply.meta)
+        .finish_on_thread(&reply.thread_id, &run.id, status, title, &reply.meta)
         .await;
     service.finished(&run.id);
 }
 
-/// Titles the thread after its first exchange.
+/// The title of a thread from its first message when no model writes titles
+/// (`THREADLINE_TITLE_MODEL` unset): its first words, recorded with the reply's end.
+fn quick_title(first_message: &str) -> Option<Title> {
+    if std::env::var_os("THREADLINE_TITLE_MODEL").is_some() {
+        return None;
+    }
+    Title::parse(&first_words(first_message)).ok()
+}
+
+/// Titles the thread after its first exchange with the title model.
 async fn title_thread(service: &Arc<ChatService>, reply: &StartReply) {
     {
         let title = generate_title(service, &reply.first_user_text).await;
@@ -723,7 +742,6 @@ pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &s
     let meta = CommandMeta::system();
     let event = GenerationEvent::GenerationInterrupted { at: Utc::now() };
     if let Err(e) = service
-        .appender
         .append(generation_id, last + 1, &[event], &metadata(&meta))
         .await
     {
@@ -757,6 +775,7 @@ pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &s
             thread_id,
             generation_id,
             GenerationStatus::Interrupted,
+            None,
             &meta,
         )
         .await;

@@ -6,14 +6,18 @@
 //! On PostgreSQL the checkpoint row is locked (`FOR UPDATE`) for the batch, and one node at a time
 //! runs the projector (a session advisory lock); the others follow the leader's checkpoints.
 //!
-//! Commits wake the runner at once: [`Projector::wake`] in-process, `LISTEN threadline_events`
-//! for commits of other nodes (`chat::listen`). A slow poll is only the fallback.
+//! Commits wake the runner: [`Projector::wake`] in-process, `LISTEN threadline_events` for
+//! commits of other nodes (`chat::listen`). A woken runner lingers for [`LINGER`] so that the
+//! commits of many streams fold as one batch (a streaming reply commits every few
+//! milliseconds, and nobody waits for its chunks in the read models), unless a caller waits for
+//! its write ([`Projector::wait_for`]): then it runs at once. A slow poll is only the fallback.
 //!
 //! # Layout
 //! - [`Projector`]: the handle (wake, wait for a cursor, status).
 //! - [`run`]: the runner loop; [`catch_up`]: one projection until the head of the log.
 //! - [`rebuild`]: rebuilding a projection into shadow tables and swapping them in.
 
+mod coalesce;
 pub mod rebuild;
 
 use std::sync::Arc;
@@ -66,6 +70,34 @@ pub(crate) fn fold_prefix(
     };
     Ok((stmts, last, folded))
 }
+/// Folds a whole batch with each reply's chunk events coalesced ([`coalesce`]), when its
+/// statements stay within [`MAX_BATCH_STATEMENTS`]; otherwise event by event up to that bound
+/// ([`fold_prefix`]). Returns what [`fold_prefix`] returns.
+pub(crate) fn fold_events(
+    events: &[StoredEvent],
+    mut fold: impl FnMut(&StoredEvent) -> Result<Vec<threadline_projections::Stmt>, ProjectorError>,
+) -> Result<(Vec<threadline_projections::Stmt>, Option<Cursor>, Folded), ProjectorError> {
+    let Some(last) = events.last().map(StoredEvent::cursor) else {
+        return fold_prefix(events, fold);
+    };
+    let mut stmts = Vec::with_capacity(events.len());
+    for event in coalesce::coalesce(events) {
+        stmts.extend(fold(&event)?);
+        if stmts.len() > MAX_BATCH_STATEMENTS {
+            return fold_prefix(events, fold);
+        }
+    }
+    let folded = Folded {
+        events: events.len() as u64,
+        more: events.len() as i64 >= BATCH_SIZE,
+    };
+    Ok((stmts, Some(last), folded))
+}
+
+/// How long a woken runner gathers further commits before it folds them, when no caller is
+/// waiting for one.
+pub const LINGER: Duration = Duration::from_millis(10);
+
 /// How long a runner sleeps when nothing wakes it.
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
 /// The advisory lock that elects the node running the projectors.
@@ -97,6 +129,8 @@ pub struct Projector {
     db: Db,
     projections: Arc<Vec<Box<dyn Projection>>>,
     wake: Arc<Notify>,
+    /// A caller waits for a write: run now, do not linger.
+    urgent: Arc<Notify>,
     /// The cursor every projection has reached (the minimum over projections).
     reached: watch::Sender<Cursor>,
 }
@@ -113,6 +147,7 @@ impl Projector {
             db,
             projections: Arc::new(projections),
             wake: Arc::new(Notify::new()),
+            urgent: Arc::new(Notify::new()),
             reached: watch::Sender::new(Cursor::default()),
         }
     }
@@ -122,16 +157,21 @@ impl Projector {
         &self.projections
     }
 
-    /// Wakes the runner (after a local commit).
+    /// Wakes the runner (after a local commit); it folds what has committed within
+    /// [`LINGER`].
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
     /// Waits until every projection has applied the event at `cursor`, at most `timeout`.
-    /// Returns whether it got there.
+    /// Returns whether it got there. The runner runs at once for it.
     pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> bool {
-        self.wake();
         let mut rx = self.reached.subscribe();
+        if *rx.borrow_and_update() >= cursor {
+            return true;
+        }
+        self.urgent.notify_one();
+        self.wake();
         tokio::time::timeout(timeout, rx.wait_for(|reached| *reached >= cursor))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -192,7 +232,19 @@ impl Projector {
             .collect())
     }
 
-    /// Publishes the slowest projection's checkpoint to [`Projector::wait_for`] callers.
+    /// Tells [`Projector::wait_for`] callers that every projection has reached `cursor`.
+    fn reach(&self, cursor: Cursor) {
+        self.reached.send_if_modified(|reached| {
+            let advanced = cursor > *reached;
+            if advanced {
+                *reached = cursor;
+            }
+            advanced
+        });
+    }
+
+    /// Publishes the slowest projection's checkpoint, as stored, to [`Projector::wait_for`]
+    /// callers (a node that does not run the projectors follows the leader's this way).
     async fn publish(&self) -> Result<(), ProjectorError> {
         let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
         let min = self
@@ -203,13 +255,7 @@ impl Projector {
             .map(|s| (s.tx_id, s.position))
             .min()
             .unwrap_or_default();
-        self.reached.send_if_modified(|reached| {
-            let advanced = min > *reached;
-            if advanced {
-                *reached = min;
-            }
-            advanced
-        });
+        self.reach(min);
         Ok(())
     }
 
@@ -237,8 +283,9 @@ impl Projector {
     pub async fn catch_up_all(&self) -> Result<u64, ProjectorError> {
         let mut read = 0;
         loop {
-            let folded = apply_batch_all(&self.db, &self.projections).await?;
+            let (folded, reached) = apply_batch_all(&self.db, &self.projections).await?;
             read += folded.events;
+            self.reach(reached);
             if !folded.more {
                 return Ok(read);
             }
@@ -252,11 +299,13 @@ impl Projector {
             if *stop.borrow() {
                 break;
             }
+            // The leader knows what it reached; the others read the leader's checkpoints.
             let result = async {
                 if leader.ensure().await? {
-                    self.catch_up_all().await?;
+                    self.catch_up_all().await.map(drop)
+                } else {
+                    self.publish().await
                 }
-                self.publish().await
             }
             .await;
             if let Err(e) = result {
@@ -264,7 +313,14 @@ impl Projector {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    tokio::select! {
+                        _ = self.urgent.notified() => {}
+                        _ = tokio::time::sleep(LINGER) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                _ = self.urgent.notified() => {}
                 _ = tokio::time::sleep(FALLBACK_POLL) => {}
                 _ = stop.changed() => {}
             }
@@ -294,7 +350,7 @@ pub(crate) async fn apply_batch(
     };
     let events = log::read_after(db, from, BATCH_SIZE).await?;
     let (stmts, last, folded) =
-        fold_prefix(&events, |event| Ok(projection.statements(event, tables)?))?;
+        fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
     let Some(last) = last else {
         return Ok(folded);
     };
@@ -310,51 +366,115 @@ pub(crate) async fn apply_batch(
     Ok(folded)
 }
 
-/// One batch for every projection: lock all checkpoints, read the events after the slowest,
-/// fold each event into the projections that have not applied it, advance every checkpoint.
+/// One batch for every projection: lock all checkpoints (one query), read the events after
+/// the slowest, fold each event into the projections that have not applied it, advance every
+/// checkpoint that is behind the batch (one statement). Returns what was folded and the
+/// cursor every projection has reached now.
 async fn apply_batch_all(
     db: &Db,
     projections: &[Box<dyn Projection>],
-) -> Result<Folded, ProjectorError> {
+) -> Result<(Folded, Cursor), ProjectorError> {
     let mut tx = db.begin().await?;
+    let stored = lock_all_checkpoints(&mut tx).await?;
     let mut checkpoints = Vec::with_capacity(projections.len());
     for p in projections {
-        let Some((version, cursor)) = lock_checkpoint(&mut tx, p.name()).await? else {
-            return Err(ProjectorError::UnknownProjection(p.name().to_owned()));
-        };
-        checkpoints.push((version, cursor));
+        match stored.iter().find(|(name, _)| name == p.name()) {
+            Some((_, cursor)) => checkpoints.push(*cursor),
+            None => return Err(ProjectorError::UnknownProjection(p.name().to_owned())),
+        }
     }
-    let Some(from) = checkpoints.iter().map(|(_, c)| *c).min() else {
-        return Ok(Folded {
-            events: 0,
-            more: false,
-        });
+    let nothing = Folded {
+        events: 0,
+        more: false,
+    };
+    let Some(from) = checkpoints.iter().copied().min() else {
+        return Ok((nothing, Cursor::default()));
     };
     let events = log::read_after(db, from, BATCH_SIZE).await?;
     let live = Tables::live().on(db.backend());
-    let (stmts, last, folded) = fold_prefix(&events, |event| {
+    let fold = |event: &StoredEvent| {
         let mut stmts = Vec::new();
-        for (p, (_, cursor)) in projections.iter().zip(&checkpoints) {
+        for (p, cursor) in projections.iter().zip(&checkpoints) {
             if event.cursor() > *cursor {
                 stmts.extend(p.statements(event, &live)?);
             }
         }
         Ok(stmts)
-    })?;
+    };
+    // Coalesced events carry the cursor of the last one they replace: only when every
+    // projection is at the same place does that not matter.
+    let (stmts, last, folded) = if checkpoints.iter().all(|c| *c == from) {
+        fold_events(&events, fold)?
+    } else {
+        fold_prefix(&events, fold)?
+    };
     let Some(last) = last else {
-        return Ok(folded);
+        return Ok((folded, from));
     };
     tx.execute_batch(&stmts).await?;
-    for (p, (version, _)) in projections.iter().zip(&checkpoints) {
-        set_checkpoint(&mut tx, p.name(), *version, last).await?;
-    }
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    advance_checkpoints(&mut tx, &names, last).await?;
     if let Tx::Postgres(pg) = &mut tx {
         sqlx::query("SELECT pg_notify('threadline_checkpoints', '')")
             .execute(&mut **pg)
             .await?;
     }
     tx.commit().await?;
-    Ok(folded)
+    let reached = checkpoints
+        .iter()
+        .map(|c| (*c).max(last))
+        .min()
+        .unwrap_or(last);
+    Ok((folded, reached))
+}
+
+/// Every checkpoint, read in one query and, on PostgreSQL, locked for the transaction.
+async fn lock_all_checkpoints(tx: &mut Tx<'_>) -> Result<Vec<(String, Cursor)>, sqlx::Error> {
+    let rows: Vec<(String, i64, i64)> = match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query_as("SELECT name, tx_id, position FROM projection_checkpoints")
+                .fetch_all(&mut **t)
+                .await?
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as("SELECT name, tx_id, position FROM projection_checkpoints FOR UPDATE")
+                .fetch_all(&mut **t)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(name, tx_id, position)| (name, (tx_id, position)))
+        .collect())
+}
+
+/// Moves the checkpoints of `names` that are behind `cursor` to it, in one statement (a
+/// projection already past it, say just rebuilt, keeps its place).
+async fn advance_checkpoints(
+    tx: &mut Tx<'_>,
+    names: &[&str],
+    cursor: Cursor,
+) -> Result<(), sqlx::Error> {
+    let mut sql = String::from(
+        "UPDATE projection_checkpoints SET tx_id = $1, position = $2, updated_at = $3 \
+         WHERE (tx_id < $1 OR (tx_id = $1 AND position < $2)) AND name IN (",
+    );
+    let mut args: Vec<threadline_projections::Arg> = vec![
+        cursor.0.into(),
+        cursor.1.into(),
+        chrono::Utc::now().timestamp_micros().into(),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", i + 4));
+        args.push((*name).into());
+    }
+    sql.push(')');
+    tx.execute(&threadline_projections::Stmt::new(sql, args))
+        .await
+        .map(drop)
 }
 
 async fn lock_checkpoints(tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
@@ -423,11 +543,18 @@ pub(crate) async fn set_checkpoint(
 /// Which node runs the projectors. SQLite has one process and is always the leader; on
 /// PostgreSQL the node holding a session advisory lock is, and another takes over within a
 /// poll interval of its connection dropping.
+///
+/// The held connection is checked at most once per [`FALLBACK_POLL`], not on every wake-up:
+/// leadership only saves work (every batch locks the checkpoint rows, so two nodes that both
+/// think they lead still apply each event once).
 enum Leadership {
     Always,
     Postgres {
         pool: sqlx::PgPool,
-        held: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+        held: Option<(
+            sqlx::pool::PoolConnection<sqlx::Postgres>,
+            std::time::Instant,
+        )>,
     },
 }
 
@@ -447,8 +574,12 @@ impl Leadership {
         let Leadership::Postgres { pool, held } = self else {
             return Ok(true);
         };
-        if let Some(conn) = held {
+        if let Some((conn, checked)) = held {
+            if checked.elapsed() < FALLBACK_POLL {
+                return Ok(true);
+            }
             if sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok() {
+                *checked = std::time::Instant::now();
                 return Ok(true);
             }
             tracing::warn!("lost the projector leader connection");
@@ -461,7 +592,7 @@ impl Leadership {
             .await?;
         if won {
             tracing::info!("this node now runs the projectors");
-            *held = Some(conn);
+            *held = Some((conn, std::time::Instant::now()));
         }
         Ok(won)
     }

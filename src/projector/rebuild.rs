@@ -9,7 +9,7 @@ use sqlx::{Column, Row};
 use threadline_projections::{Db, Projection, Tables, Tx};
 
 use super::{
-    BATCH_SIZE, Folded, Projector, ProjectorError, fold_prefix, lock_checkpoint, set_checkpoint,
+    BATCH_SIZE, Folded, Projector, ProjectorError, fold_events, lock_checkpoint, set_checkpoint,
 };
 use crate::store::log::{self, Cursor};
 
@@ -111,7 +111,7 @@ async fn fold_batch(
 ) -> Result<Folded, ProjectorError> {
     let events = log::read_after(db, *cursor, BATCH_SIZE).await?;
     let (stmts, last, folded) =
-        fold_prefix(&events, |event| Ok(projection.statements(event, tables)?))?;
+        fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
     tx.execute_batch(&stmts).await?;
     if let Some(last) = last {
         *cursor = last;

@@ -1,20 +1,24 @@
 //! The command bus: every state change of the product goes through [`CommandBus::execute`].
 //!
 //! Each aggregate type has a cqrs-es `CqrsFramework` (with no queries) whose event store is a
-//! [`CachedEventStore`] (`src/store/cached.rs`) in front of sqlite-es's `SqliteEventRepository` or
-//! postgres-es's `PostgresEventRepository`. cqrs-es 0.5's plain `PersistedEventStore` replays a
-//! whole stream on every command and its snapshot modes apply new events twice, so neither is used:
-//! the cached store keeps each stream's state in memory after a command, so the next one reads only
-//! the events appended since (a stream not in memory is replayed once). Commands on one stream take
-//! turns on this node (a per-stream lock). The bus loads the aggregate through that store, lets it
-//! decide, appends the events with correlation, causation and actor metadata, retries up to 8 times
-//! (`CONFLICT_RETRIES`) when another writer appended to the same stream first, and returns the log
-//! cursor of the stream's latest event so the caller can wait for its projections.
+//! [`CachedEventStore`] (`src/store/cached.rs`): it reads streams through sqlite-es's
+//! `SqliteEventRepository` or postgres-es's `PostgresEventRepository` (on the read pool) and
+//! appends through the node's group-commit writer ([`super::append::Appender`]). cqrs-es 0.5's
+//! plain `PersistedEventStore` replays a whole stream on every command and its snapshot modes
+//! apply new events twice, so neither is used: the cached store keeps each stream's state in
+//! memory after a command, so the next one reads nothing (a stream not in memory is replayed
+//! once). Commands on one stream take turns on this node (a per-stream lock). The bus loads the
+//! aggregate through that store, lets it decide, appends the events with correlation, causation
+//! and actor metadata, retries up to 8 times (`CONFLICT_RETRIES`) when another writer appended
+//! to the same stream first (and once when a cached state was refused), and returns the log
+//! cursor of the stream's latest event — the writer reports it — so the caller can wait for
+//! its projections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::cached::CachedEventStore;
+use super::append::Appender;
+use super::cached::{CachedEventStore, StreamCache};
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
@@ -90,8 +94,13 @@ pub enum CommandError<E: std::error::Error> {
     Internal(String),
 }
 
-/// One aggregate type's cqrs-es framework on the configured backend.
-pub enum Framework<A: Aggregate> {
+/// One aggregate type's cqrs-es framework on the configured backend, with its store's cache.
+pub struct Framework<A: Aggregate> {
+    cqrs: Cqrs<A>,
+    cache: StreamCache<A>,
+}
+
+enum Cqrs<A: Aggregate> {
     Sqlite(CqrsFramework<A, CachedEventStore<SqliteEventRepository, A>>),
     Postgres(CqrsFramework<A, CachedEventStore<PostgresEventRepository, A>>),
 }
@@ -101,23 +110,28 @@ where
     A: Aggregate<Services = ()> + 'static,
     A::Command: Clone,
 {
-    fn new(db: &Db) -> Self {
-        Self::with_capacity(db, super::cached::CAPACITY)
+    fn new(db: &Db, appender: &Appender) -> Self {
+        Self::with_capacity(db, appender, super::cached::CAPACITY)
     }
 
     /// A framework whose store keeps the state of up to `capacity` streams in memory.
-    fn with_capacity(db: &Db, capacity: usize) -> Self {
+    fn with_capacity(db: &Db, appender: &Appender, capacity: usize) -> Self {
         let upcasters = threadline_domain::upcast::upcasters;
+        let appender = appender.clone();
         match db {
-            Db::Sqlite { writer, .. } => {
-                let repo = SqliteEventRepository::new(writer.clone());
-                let store = CachedEventStore::new(repo, upcasters(), capacity);
-                Framework::Sqlite(CqrsFramework::new(store, vec![], ()))
+            Db::Sqlite { reader, .. } => {
+                let repo = SqliteEventRepository::new(reader.clone());
+                let store = CachedEventStore::new(repo, appender, upcasters(), capacity);
+                let cache = store.stream_cache();
+                let cqrs = Cqrs::Sqlite(CqrsFramework::new(store, vec![], ()));
+                Framework { cqrs, cache }
             }
             Db::Postgres(pool) => {
                 let repo = PostgresEventRepository::new(pool.clone());
-                let store = CachedEventStore::new(repo, upcasters(), capacity);
-                Framework::Postgres(CqrsFramework::new(store, vec![], ()))
+                let store = CachedEventStore::new(repo, appender, upcasters(), capacity);
+                let cache = store.stream_cache();
+                let cqrs = Cqrs::Postgres(CqrsFramework::new(store, vec![], ()));
+                Framework { cqrs, cache }
             }
         }
     }
@@ -128,9 +142,9 @@ where
         command: A::Command,
         meta: HashMap<String, String>,
     ) -> Result<(), AggregateError<A::Error>> {
-        match self {
-            Framework::Sqlite(f) => f.execute_with_metadata(id, command, meta).await,
-            Framework::Postgres(f) => f.execute_with_metadata(id, command, meta).await,
+        match &self.cqrs {
+            Cqrs::Sqlite(f) => f.execute_with_metadata(id, command, meta).await,
+            Cqrs::Postgres(f) => f.execute_with_metadata(id, command, meta).await,
         }
     }
 }
@@ -146,6 +160,8 @@ pub struct CommandBus {
 
 struct Inner {
     db: Db,
+    /// The node's one writer of the log (group commit), shared with the reply writers.
+    appender: Appender,
     /// One async lock per stream being written on this node: commands on one aggregate queue
     /// here instead of racing to append (cross-node races are left to the conflict retry).
     streams: crate::keyed_lock::KeyedLocks<(&'static str, String)>,
@@ -217,23 +233,32 @@ impl Routed for File {
 }
 
 impl CommandBus {
-    /// A bus writing to `db`.
+    /// A bus writing to `db`, with the node's group-commit writer (started here, inside a
+    /// Tokio runtime).
     pub fn new(db: Db) -> Self {
+        let appender = Appender::start(db.clone());
+        let a = &appender;
         Self {
             inner: Arc::new(Inner {
-                accounts: Framework::new(&db),
-                emails: Framework::new(&db),
+                accounts: Framework::new(&db, a),
+                emails: Framework::new(&db, a),
                 // A thread's state holds its user messages' texts: fewer of them stay cached.
-                threads: Framework::with_capacity(&db, THREADS_CACHED),
-                catalog: Framework::new(&db),
-                files: Framework::new(&db),
-                ledger: Framework::new(&db),
-                deliveries: Framework::new(&db),
-                mcp_servers: Framework::new(&db),
+                threads: Framework::with_capacity(&db, a, THREADS_CACHED),
+                catalog: Framework::new(&db, a),
+                files: Framework::new(&db, a),
+                ledger: Framework::new(&db, a),
+                deliveries: Framework::new(&db, a),
+                mcp_servers: Framework::new(&db, a),
                 streams: Default::default(),
+                appender,
                 db,
             }),
         }
+    }
+
+    /// The node's group-commit writer, for appends outside cqrs-es (a reply's events).
+    pub fn appender(&self) -> &Appender {
+        &self.inner.appender
     }
 
     /// Runs `command` against aggregate `id` of type `A`. Returns the log cursor of the
@@ -252,6 +277,7 @@ impl CommandBus {
         let framework = A::framework(self);
         let guard = self.inner.streams.lock((A::TYPE, id.to_owned())).await;
         let mut attempt = 0;
+        let mut cached = framework.cache.is_cached(id);
         let result = loop {
             match framework
                 .execute_once(id, command.clone(), meta.to_map())
@@ -270,6 +296,9 @@ impl CommandBus {
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
                 Err(e) if is_conflict(&e) => break Err(CommandError::Conflict),
+                // A refusal on a cached state is checked once against the log (the failed
+                // command dropped the state, so this attempt reads it fresh).
+                Err(AggregateError::UserError(_)) if cached => cached = false,
                 Err(AggregateError::UserError(e)) => break Err(CommandError::Rejected(e)),
                 Err(AggregateError::DatabaseConnectionError(e)) => {
                     break Err(CommandError::Unavailable(e.to_string()));
@@ -277,8 +306,14 @@ impl CommandBus {
                 Err(e) => break Err(classify(e.to_string())),
             }
         };
+        let appended = framework.cache.take_cursor(id);
         drop(guard);
         result?;
+        if appended.is_some() {
+            return Ok(appended);
+        }
+        // The command wrote nothing (an idempotent repeat): its stream's newest event is what
+        // the caller waits for.
         log::last_cursor_of(&self.inner.db, A::TYPE, id)
             .await
             .map_err(|e| classify(e.to_string()))

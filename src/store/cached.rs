@@ -1,19 +1,24 @@
-//! An event store that keeps each stream's latest state in memory, so that a command reads only
-//! the events appended since the last command on this node, not the whole stream: a command's
-//! latency does not grow with the stream's history.
+//! An event store that keeps each stream's latest state in memory, so that a command costs no
+//! read at all when its stream is cached, and otherwise reads only what it has not seen: a
+//! command's latency does not grow with the stream's history.
 //!
 //! cqrs-es's `PersistedEventStore` replays every event of a stream on every command, and its
-//! snapshot modes apply new events twice (a snapshot of 4 events loads as 7). This store is the project's own snapshot
-//! mechanism, kept in memory and never trusted over the log:
+//! snapshot modes apply new events twice (a snapshot of 4 events loads as 7). This store is the
+//! project's own snapshot mechanism, kept in memory and never trusted over the log:
 //!
-//! - `load_aggregate` takes the cached `(state, sequence)` of the stream (or starts empty) and
-//!   applies the events after that sequence from the database: the ones other nodes appended
-//!   meanwhile, usually none. The result is exactly the state a full replay would give.
-//! - `commit` appends with the next sequences (a conflict fails as before and the command bus
-//!   retries) and, once the insert succeeded, caches the state the command left (cqrs-es's event
-//!   sink has already applied the new events to it).
-//! - A failed command (refused, conflicting, or a database error) drops the taken state: the next
-//!   command on the stream loads it from the log again.
+//! - `load_aggregate` takes the cached `(state, sequence)` of the stream and decides on it
+//!   without reading the database. A stream that is not cached is replayed from the log (via
+//!   sqlite-es's or postgres-es's repository, on the read pool).
+//! - `commit` appends the new events at the next sequences through the node's group-commit
+//!   writer ([`super::append`]). If anything else appended to the stream since the cached
+//!   state — another node, a CLI process — the unique key refuses the append, cqrs-es reports a
+//!   conflict, and the command bus retries it on a state read fresh from the log. A command
+//!   *refused* on a cached state is retried once from the log too (`CommandBus::execute`), so a
+//!   stale cache can neither accept nor refuse what the log would not. Once the append is
+//!   durable the store caches the state the command left (cqrs-es's event sink has already
+//!   applied the new events to it) and keeps the log cursor of its newest event for the bus.
+//! - A failed command (refused, conflicting, or a database error) drops the taken state: the
+//!   next command on the stream loads it from the log again.
 //!
 //! The command bus runs one command per stream at a time on a node, so taking a state out of the
 //! cache for the length of a command is race-free. Each store holds a bounded number of streams
@@ -21,12 +26,15 @@
 //! dropped.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cqrs_es::persist::{
     EventStoreAggregateContext, EventUpcaster, PersistedEventRepository, SerializedEvent,
 };
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+
+use super::append::{AppendError, Appender, NewEvent};
+use super::log::Cursor;
 
 /// Streams whose state stays cached per aggregate type, by default.
 pub const CAPACITY: usize = 10_000;
@@ -39,15 +47,46 @@ struct Entry<A> {
 
 struct Cache<A> {
     entries: HashMap<String, Entry<A>>,
+    /// The log cursor of each stream's latest append, until the bus takes it.
+    cursors: HashMap<String, Cursor>,
     clock: u64,
 }
 
-/// A `PersistedEventRepository` with an in-memory cache of stream states in front.
+/// Reads through a `PersistedEventRepository`, writes through the node's [`Appender`], with an
+/// in-memory cache of stream states in front.
 pub struct CachedEventStore<R, A: Aggregate> {
     repo: R,
+    appender: Appender,
     upcasters: Vec<Box<dyn EventUpcaster>>,
-    cache: Mutex<Cache<A>>,
+    cache: StreamCache<A>,
     capacity: usize,
+}
+
+/// What the command bus sees of a store's cache (the framework owns the store itself).
+pub struct StreamCache<A>(Arc<Mutex<Cache<A>>>);
+
+impl<A> Clone for StreamCache<A> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<A> StreamCache<A> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache<A>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the state of `id` is cached (a command on it will not read the log).
+    pub fn is_cached(&self, id: &str) -> bool {
+        self.lock().entries.contains_key(id)
+    }
+
+    /// The log cursor of the latest append to `id` through the store, taken out.
+    pub fn take_cursor(&self, id: &str) -> Option<Cursor> {
+        self.lock().cursors.remove(id)
+    }
 }
 
 impl<R, A> CachedEventStore<R, A>
@@ -55,24 +94,34 @@ where
     R: PersistedEventRepository,
     A: Aggregate,
 {
-    /// A store over `repo` caching up to `capacity` streams; stored events pass through
-    /// `upcasters` before they are read.
-    pub fn new(repo: R, upcasters: Vec<Box<dyn EventUpcaster>>, capacity: usize) -> Self {
+    /// A store reading streams through `repo` and appending through `appender`, caching up to
+    /// `capacity` streams; stored events pass through `upcasters` before they are read.
+    pub fn new(
+        repo: R,
+        appender: Appender,
+        upcasters: Vec<Box<dyn EventUpcaster>>,
+        capacity: usize,
+    ) -> Self {
         Self {
             repo,
+            appender,
             upcasters,
-            cache: Mutex::new(Cache {
+            cache: StreamCache(Arc::new(Mutex::new(Cache {
                 entries: HashMap::new(),
+                cursors: HashMap::new(),
                 clock: 0,
-            }),
+            }))),
             capacity: capacity.max(10),
         }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache<A>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache.lock()
+    }
+
+    /// A handle on this store's cache.
+    pub fn stream_cache(&self) -> StreamCache<A> {
+        self.cache.clone()
     }
 
     /// Takes the cached state of `id` out of the cache (the command owns it until commit).
@@ -105,17 +154,9 @@ where
         );
     }
 
-    /// Stored events after `sequence`, upcast and deserialized.
-    async fn events_after(
-        &self,
-        id: &str,
-        sequence: usize,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let stored = if sequence == 0 {
-            self.repo.get_events::<A>(id).await?
-        } else {
-            self.repo.get_last_events::<A>(id, sequence).await?
-        };
+    /// The stored events of stream `id`, upcast and deserialized.
+    async fn events(&self, id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let stored = self.repo.get_events::<A>(id).await?;
         let mut envelopes = Vec::with_capacity(stored.len());
         for event in stored {
             let event = self.upcasters.iter().fold(event, |event, upcaster| {
@@ -142,18 +183,25 @@ where
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        self.events_after(aggregate_id, 0).await
+        self.events(aggregate_id).await
     }
 
     async fn load_aggregate(
         &self,
         aggregate_id: &str,
     ) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>> {
-        let (mut aggregate, mut sequence) = self.take(aggregate_id).unwrap_or_default();
-        for envelope in self.events_after(aggregate_id, sequence).await? {
-            sequence = envelope.sequence;
-            aggregate.apply(envelope.payload);
-        }
+        // A cached state is decided on as it is; the append's sequence check verifies it.
+        let (aggregate, sequence) = match self.take(aggregate_id) {
+            Some(cached) => cached,
+            None => {
+                let (mut aggregate, mut sequence) = (A::default(), 0);
+                for envelope in self.events(aggregate_id).await? {
+                    sequence = envelope.sequence;
+                    aggregate.apply(envelope.payload);
+                }
+                (aggregate, sequence)
+            }
+        };
         Ok(EventStoreAggregateContext {
             aggregate_id: aggregate_id.to_owned(),
             aggregate,
@@ -184,12 +232,26 @@ where
                 metadata: metadata.clone(),
             })
             .collect();
-        let serialized = envelopes
-            .iter()
-            .map(SerializedEvent::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        if !serialized.is_empty() {
-            self.repo.persist::<A>(&serialized, None).await?;
+        let mut rows = Vec::with_capacity(envelopes.len());
+        for envelope in &envelopes {
+            let event = SerializedEvent::try_from(envelope)?;
+            rows.push(NewEvent {
+                aggregate_type: event.aggregate_type,
+                aggregate_id: event.aggregate_id,
+                sequence: event.sequence as i64,
+                event_type: event.event_type,
+                event_version: event.event_version,
+                payload: event.payload.to_string(),
+                metadata: event.metadata.to_string(),
+            });
+        }
+        if !rows.is_empty() {
+            let cursor = self.appender.append(rows).await.map_err(|e| match e {
+                AppendError::Conflict => AggregateError::AggregateConflict,
+                AppendError::Unavailable(m) => AggregateError::DatabaseConnectionError(m.into()),
+                AppendError::Failed(m) => AggregateError::UnexpectedError(m.into()),
+            })?;
+            self.cache().cursors.insert(aggregate_id.clone(), cursor);
         }
         // The sink applied the new events to `aggregate` already.
         self.put(aggregate_id, aggregate, current_sequence + envelopes.len());
@@ -201,7 +263,6 @@ where
 mod tests {
     use super::*;
     use chrono::Utc;
-    use cqrs_es::CqrsFramework;
     use sqlite_es::SqliteEventRepository;
     use threadline_domain::ledger::{CreditWindow, LedgerCommand, LedgerError};
 
@@ -226,35 +287,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_state_follows_what_other_writers_appended() {
+        use crate::store::bus::{CommandBus, CommandError, CommandMeta};
         let dir = tempfile::tempdir().unwrap();
-        let (_db, pool) = store(dir.path()).await;
-        // Two "nodes": two stores with their own caches over one database.
-        let node = |pool: sqlx::SqlitePool| {
-            CqrsFramework::new(
-                CachedEventStore::<_, CreditWindow>::new(
-                    SqliteEventRepository::new(pool),
-                    threadline_domain::upcast::upcasters(),
-                    CAPACITY,
-                ),
-                vec![],
-                (),
-            )
-        };
-        let (a, b) = (node(pool.clone()), node(pool.clone()));
-        a.execute("w", reserve("g1", 4)).await.unwrap();
-        b.execute("w", reserve("g2", 4)).await.unwrap();
-        // Node a's cache is behind by b's event: it must count it.
-        let refused = a.execute("w", reserve("g3", 4)).await;
+        let (db, pool) = store(dir.path()).await;
+        // Two "nodes": two buses with their own caches and writers over one database.
+        let (a, b) = (CommandBus::new(db.clone()), CommandBus::new(db.clone()));
+        let meta = CommandMeta::system();
+        a.execute::<CreditWindow>("w", reserve("g1", 4), &meta)
+            .await
+            .unwrap();
+        b.execute::<CreditWindow>("w", reserve("g2", 4), &meta)
+            .await
+            .unwrap();
+        // Node a's cached state is behind by b's event: its append conflicts and the retry
+        // counts it.
+        let refused = a
+            .execute::<CreditWindow>("w", reserve("g3", 4), &meta)
+            .await;
         assert!(matches!(
             refused,
-            Err(AggregateError::UserError(LedgerError::Exhausted {
+            Err(CommandError::Rejected(LedgerError::Exhausted {
                 used: 8,
                 limit: 10
             }))
         ));
-        a.execute("w", reserve("g3", 2)).await.unwrap();
+        a.execute::<CreditWindow>("w", reserve("g3", 2), &meta)
+            .await
+            .unwrap();
         let events = CachedEventStore::<_, CreditWindow>::new(
             SqliteEventRepository::new(pool),
+            Appender::start(db),
             threadline_domain::upcast::upcasters(),
             CAPACITY,
         )
@@ -266,11 +328,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refusal_on_a_stale_cached_state_is_checked_against_the_log() {
+        use crate::store::bus::{CommandBus, CommandMeta};
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = store(dir.path()).await;
+        let (a, b) = (CommandBus::new(db.clone()), CommandBus::new(db.clone()));
+        let meta = CommandMeta::system();
+        a.execute::<CreditWindow>("w", reserve("g1", 10), &meta)
+            .await
+            .unwrap();
+        // Node b gives the credits back; node a's cache still says they are all used.
+        b.execute::<CreditWindow>(
+            "w",
+            LedgerCommand::Release {
+                generation_id: "g1".into(),
+                at: Utc::now(),
+            },
+            &meta,
+        )
+        .await
+        .unwrap();
+        a.execute::<CreditWindow>("w", reserve("g2", 10), &meta)
+            .await
+            .expect("the log has room: a stale cache must not refuse");
+    }
+
+    #[tokio::test]
     async fn a_full_cache_drops_its_least_recently_used_streams() {
         let dir = tempfile::tempdir().unwrap();
-        let (_db, pool) = store(dir.path()).await;
+        let (db, pool) = store(dir.path()).await;
         let store = CachedEventStore::<_, CreditWindow>::new(
             SqliteEventRepository::new(pool),
+            Appender::start(db),
             vec![],
             CAPACITY,
         );

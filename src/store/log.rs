@@ -25,6 +25,27 @@ const POSTGRES_READ: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggr
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
     ORDER BY tx_id, position LIMIT $3";
 
+/// The same reads with the payload and metadata of `Account` and `Thread` events only (the
+/// others, a reply's chunks above all, come with JSON `null`s): for the feed and revocations,
+/// which tail every event of the log but look inside only those.
+const SQLITE_TAIL: &str = "SELECT position, 0 AS tx_id, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, \
+    CASE WHEN aggregate_type IN ('Account', 'Thread') THEN payload ELSE 'null' END AS payload, \
+    CASE WHEN aggregate_type IN ('Account', 'Thread') THEN metadata ELSE 'null' END AS metadata, \
+    event_id, recorded_at \
+    FROM events WHERE position > $1 ORDER BY position LIMIT $2";
+
+const POSTGRES_TAIL: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggregate_type, \
+    aggregate_id, sequence, event_type, event_version, \
+    CASE WHEN aggregate_type IN ('Account', 'Thread') THEN payload ELSE 'null'::json END AS payload, \
+    CASE WHEN aggregate_type IN ('Account', 'Thread') THEN metadata ELSE 'null'::json END AS metadata, \
+    event_id::text AS event_id, \
+    (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at \
+    FROM events \
+    WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
+      AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+    ORDER BY tx_id, position LIMIT $3";
+
 /// Formats a cursor as an SSE id.
 pub fn cursor_id(cursor: Cursor) -> String {
     format!("{}.{}", cursor.0, cursor.1)
@@ -50,9 +71,29 @@ pub async fn read_after(
     after: Cursor,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    read(db, after, limit, SQLITE_READ, POSTGRES_READ).await
+}
+
+/// Up to `limit` events after `after`, in log order, with the payload and metadata of
+/// `Account` and `Thread` events only (the others carry `null`s).
+pub async fn read_tail(
+    db: &Db,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    read(db, after, limit, SQLITE_TAIL, POSTGRES_TAIL).await
+}
+
+async fn read(
+    db: &Db,
+    after: Cursor,
+    limit: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     match db {
         Db::Sqlite { reader, .. } => {
-            let rows = sqlx::query(SQLITE_READ)
+            let rows = sqlx::query(sqlite)
                 .bind(after.1)
                 .bind(limit)
                 .fetch_all(reader)
@@ -60,7 +101,7 @@ pub async fn read_after(
             rows.iter().map(decode_row).collect()
         }
         Db::Postgres(pool) => {
-            let rows = sqlx::query(POSTGRES_READ)
+            let rows = sqlx::query(postgres)
                 .bind(after.0)
                 .bind(after.1)
                 .bind(limit)

@@ -4,10 +4,12 @@
 //! # Layout
 //! - [`connect`] and [`migrate`] (here): pools and schema for either backend.
 //! - [`log`]: the global log as projections and the CLI read it.
+//! - [`append`]: the node's one writer of the log (group commit for every stream).
 //! - [`bus`]: the command bus (load, decide, append; conflict retry; read-your-writes).
 //! - [`cached`]: the event store the bus runs on: each stream's state kept in memory, so a
 //!   command reads only the events appended since the last one.
 
+pub mod append;
 pub mod bus;
 pub mod cached;
 pub mod log;
@@ -40,8 +42,12 @@ pub async fn connect(database_url: Option<&str>, data_dir: &Path) -> Result<Db, 
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+            // No ping before each acquire: it is a round trip per query, and a dead connection
+            // fails the query it is used for, which the caller reports (503) and the pool
+            // replaces.
             let pool = PgPoolOptions::new()
                 .max_connections(32)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;
@@ -81,14 +87,18 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, StoreError> {
         .pragma("cache_size", "-65536");
     // One writer connection: SQLite admits one writer at a time, and queueing in the pool is
     // cheaper and more predictable than SQLITE_BUSY retries between connections.
+    // Connections to a local file do not go stale: no ping (one more hand-off to the
+    // connection's thread) before each use.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())
         .await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.read_only(true))
         .await?;

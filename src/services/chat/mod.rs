@@ -342,9 +342,6 @@ async fn start_reply(
         received,
         tools,
     } = request;
-    if new_thread {
-        create_thread(state, caller, &thread_id, meta).await?;
-    }
     let reply_id = new_message_id();
     let posted_under = turn.new.as_ref().map(|m| m.parent_id.clone());
     let new_attachments = turn
@@ -352,20 +349,21 @@ async fn start_reply(
         .as_ref()
         .map(|m| m.attachments.clone())
         .unwrap_or_default();
-    let cursor = state
-        .send::<Thread>(
-            thread_id.as_str(),
-            ThreadCommand::StartReply {
-                generation_id: generation_id.clone(),
-                message_id: reply_id.clone(),
-                parent_id: turn.id.clone(),
-                model: model.id.clone(),
-                user_message: turn.new,
-                at: Utc::now(),
-            },
-            meta,
-        )
-        .await?;
+    let start = ThreadCommand::StartReply {
+        generation_id: generation_id.clone(),
+        message_id: reply_id.clone(),
+        parent_id: turn.id.clone(),
+        model: model.id.clone(),
+        user_message: turn.new,
+        at: Utc::now(),
+    };
+    let cursor = if new_thread {
+        start_in_new_thread(state, caller, &thread_id, start, meta).await?
+    } else {
+        state
+            .send::<Thread>(thread_id.as_str(), start, meta)
+            .await?
+    };
     let mut context = Vec::new();
     for (mut message, attachments) in
         context_with_files(all, &turn.id, &turn.text, posted_under, new_attachments)
@@ -482,37 +480,41 @@ async fn find_thread(state: &AppState, caller: &Caller, id: &ThreadId) -> Result
     }
 }
 
-/// Creates the caller's new thread `id`. When another node created it first, the send goes
-/// on if it is the caller's and idle.
-async fn create_thread(
+/// Creates the caller's new thread `id` and starts its first reply (`start`) in one append.
+/// When another send created it first, the reply starts in it if it is the caller's and idle.
+async fn start_in_new_thread(
     state: &AppState,
     caller: &Caller,
     id: &ThreadId,
+    start: ThreadCommand,
     meta: &CommandMeta,
-) -> Result<(), ApiError> {
+) -> Result<Option<crate::store::log::Cursor>, ApiError> {
     let owner = AccountId::parse(caller.id()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let created = state
+    let create = ThreadCommand::Create {
+        owner,
+        title: None,
+        at: Utc::now(),
+    };
+    let started = state
         .send::<Thread>(
             id.as_str(),
-            ThreadCommand::Create {
-                owner,
-                title: None,
-                at: Utc::now(),
-            },
+            ThreadCommand::Batch(vec![create, start.clone()]),
             meta,
         )
         .await;
-    match created {
+    match started {
         Err(ApiError::Conflict {
             code: crate::error::ErrorCode::ThreadExists,
             ..
         }) => match find_thread(state, caller, id).await? {
-            Found::Existing { active: None, .. } => Ok(()),
+            Found::Existing { active: None, .. } => {
+                state.send::<Thread>(id.as_str(), start, meta).await
+            }
             Found::Existing {
                 active: Some(_), ..
             } => Err(ThreadError::ReplyInProgress.into()),
             Found::New => Err(ApiError::NotFound("thread")),
         },
-        other => other.map(drop),
+        other => other,
     }
 }

@@ -1,0 +1,236 @@
+//! The node's one writer of the event log: group commit for every stream.
+//!
+//! Every append on the node — a reply's chunk batch, a thread command, a credit reservation —
+//! is a job queued to one task. The task takes whatever has queued up (at most [`MAX_ROWS`]
+//! rows) and writes it as **one multi-row `INSERT`**: one statement, so one
+//! round trip and one implicit transaction (SQLite in autocommit mode, PostgreSQL's
+//! single-statement transaction), whatever the number of streams in it. Under load one commit
+//! carries the appends of many replies and commands; when idle a job is committed at once.
+//!
+//! What stays exactly as before:
+//! - **Optimistic concurrency**: the unique key `(aggregate_type, aggregate_id, sequence)`
+//!   refuses an append whose stream moved on. When a group fails, each job is retried on its
+//!   own, so only the job that lost the race gets [`AppendError::Conflict`].
+//! - **Global order**: positions come from the database as before (SQLite's rowid on its one
+//!   writer connection; PostgreSQL's identity plus `tx_id`), and the writer hands every job the
+//!   log cursor of its newest event, so callers wait for projections without asking the
+//!   database where their write landed.
+//! - **Notifications**: PostgreSQL's statement trigger sends one `NOTIFY` per commit.
+
+use sqlx::Row;
+use threadline_projections::Db;
+use tokio::sync::{mpsc, oneshot};
+
+use super::log::Cursor;
+
+/// Rows per statement at most (SQLite binds 7 parameters a row, within its 32,766 limit).
+const MAX_ROWS: usize = 2_000;
+
+/// One event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// The metadata as JSON text.
+    pub metadata: String,
+}
+
+/// Why an append was not written (none of its events were).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended to one of the streams first.
+    #[error("another writer appended to the stream first")]
+    Conflict,
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("cannot append events: {0}")]
+    Failed(String),
+}
+
+impl AppendError {
+    fn of(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => AppendError::Conflict,
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => AppendError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+                AppendError::Unavailable(e.to_string())
+            }
+            _ => AppendError::Failed(e.to_string()),
+        }
+    }
+}
+
+struct Job {
+    events: Vec<NewEvent>,
+    done: oneshot::Sender<Result<Cursor, AppendError>>,
+}
+
+/// Handle on the node's writer task.
+#[derive(Clone)]
+pub struct Appender {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Appender {
+    /// Starts the writer task on `db` (inside a Tokio runtime).
+    pub fn start(db: Db) -> Self {
+        let (jobs, rx) = mpsc::channel(8192);
+        tokio::spawn(run(db, rx));
+        Self { jobs }
+    }
+
+    /// Durably appends `events` (all or none) and returns the log cursor of the last one.
+    /// `events` must not be empty.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Cursor, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::Failed("nothing to append".into()));
+        }
+        let stopped = || AppendError::Unavailable("the appender has stopped".into());
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job { events, done })
+            .await
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut rows = first.events.len();
+        let mut jobs = vec![first];
+        while rows < MAX_ROWS {
+            let Ok(job) = rx.try_recv() else { break };
+            if rows + job.events.len() > MAX_ROWS {
+                next = Some(job);
+                break;
+            }
+            rows += job.events.len();
+            jobs.push(job);
+        }
+        commit_group(&db, jobs).await;
+    }
+}
+
+/// Writes the jobs in one statement; when that fails and there are several, each on its own,
+/// so one job's conflict does not fail the others.
+async fn commit_group(db: &Db, jobs: Vec<Job>) {
+    let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    match insert(db, &all).await {
+        Ok(cursors) => {
+            let mut offset = 0;
+            for job in jobs {
+                offset += job.events.len();
+                let cursor = cursors
+                    .get(offset - 1)
+                    .copied()
+                    .ok_or_else(|| AppendError::Failed("fewer rows returned than written".into()));
+                let _ = job.done.send(cursor);
+            }
+        }
+        Err(e) if jobs.len() > 1 => {
+            tracing::debug!(error = %e, "group commit failed; committing its jobs one by one");
+            for job in jobs {
+                let events: Vec<&NewEvent> = job.events.iter().collect();
+                let result = match insert(db, &events).await {
+                    Ok(cursors) => cursors
+                        .last()
+                        .copied()
+                        .ok_or_else(|| AppendError::Failed("no rows returned".into())),
+                    Err(e) => Err(AppendError::of(&e)),
+                };
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let error = AppendError::of(&e);
+            for job in jobs {
+                let _ = job.done.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+const POSTGRES_INSERT: &str = "INSERT INTO events \
+    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+    SELECT t, i, s, e, v, p::json, m::json \
+    FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+      AS u(t, i, s, e, v, p, m) \
+    RETURNING tx_id::text::bigint, position";
+
+/// One multi-row insert of `events`; their cursors in the order given. Positions increase in
+/// the order rows are inserted (and every row of the statement shares its transaction), so
+/// the cursors, sorted, line up with `events`.
+async fn insert(db: &Db, events: &[&NewEvent]) -> Result<Vec<Cursor>, sqlx::Error> {
+    let mut cursors: Vec<Cursor> = match db {
+        Db::Sqlite { writer, .. } => {
+            let mut sql = String::with_capacity(160 + events.len() * 24);
+            sql.push_str(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) VALUES ",
+            );
+            for i in 0..events.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str("(?,?,?,?,?,?,?)");
+            }
+            let mut query = sqlx::query(&sql).persistent(false);
+            for e in events {
+                query = query
+                    .bind(e.aggregate_type.as_str())
+                    .bind(e.aggregate_id.as_str())
+                    .bind(e.sequence)
+                    .bind(e.event_type.as_str())
+                    .bind(e.event_version.as_str())
+                    .bind(e.payload.as_str())
+                    .bind(e.metadata.as_str());
+            }
+            // Positions are rowids: on the one writer connection a statement's rows take
+            // consecutive ones, the last of which SQLite reports (no rows to send back).
+            let last = query.execute(writer).await?.last_insert_rowid();
+            let first = last + 1 - events.len() as i64;
+            (first..=last).map(|p| (0, p)).collect()
+        }
+        Db::Postgres(pool) => {
+            let column =
+                |f: fn(&NewEvent) -> &str| -> Vec<&str> { events.iter().map(|e| f(e)).collect() };
+            let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+            let rows = sqlx::query(POSTGRES_INSERT)
+                .bind(column(|e| &e.aggregate_type))
+                .bind(column(|e| &e.aggregate_id))
+                .bind(sequences)
+                .bind(column(|e| &e.event_type))
+                .bind(column(|e| &e.event_version))
+                .bind(column(|e| &e.payload))
+                .bind(column(|e| &e.metadata))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        }
+    };
+    cursors.sort_unstable();
+    Ok(cursors)
+}
