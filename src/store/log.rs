@@ -142,15 +142,16 @@ pub async fn last_cursor_of(
     aggregate_id: &str,
 ) -> Result<Option<Cursor>, sqlx::Error> {
     match db {
-        Db::Sqlite { writer, .. } => {
-            // The writer connection: it has certainly seen the commit that just happened.
+        // A read connection sees every commit that has returned (WAL), without queueing
+        // behind the one writer connection.
+        Db::Sqlite { reader, .. } => {
             sqlx::query_as::<_, (i64, i64)>(
                 "SELECT 0, position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
                  ORDER BY sequence DESC LIMIT 1",
             )
             .bind(aggregate_type)
             .bind(aggregate_id)
-            .fetch_optional(writer)
+            .fetch_optional(reader)
             .await
         }
         Db::Postgres(pool) => {
@@ -231,12 +232,14 @@ pub async fn latest_payload(
     let sql = "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
                AND event_type = $3 ORDER BY sequence DESC LIMIT 1";
     match db {
-        Db::Sqlite { writer, .. } => {
+        // A read connection sees every commit that has returned (WAL), without queueing
+        // behind the one writer connection.
+        Db::Sqlite { reader, .. } => {
             sqlx::query_scalar(sql)
                 .bind(aggregate_type)
                 .bind(aggregate_id)
                 .bind(event_type)
-                .fetch_optional(writer)
+                .fetch_optional(reader)
                 .await
         }
         Db::Postgres(pool) => {
