@@ -83,6 +83,8 @@ pub struct ChatService {
     tool_steps: std::sync::atomic::AtomicU32,
     appender: Appender,
     live: Mutex<HashMap<String, Arc<LiveGeneration>>>,
+    /// Finished replies as rendered, for resumes and replays.
+    pub(crate) finished: reader::FinishedReplies,
     /// One lock per thread, held by a send from its checks until its reply has started: the
     /// sends racing on one thread take turns, so a loser sees the winner's reply and is
     /// refused before it reserves anything.
@@ -195,6 +197,7 @@ impl ChatService {
                 .build()
                 .unwrap_or_default(),
             live: Mutex::new(HashMap::new()),
+            finished: Default::default(),
             turns: Default::default(),
             tool_steps: std::sync::atomic::AtomicU32::new(crate::config::DEFAULT_TOOL_STEPS),
         })

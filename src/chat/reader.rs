@@ -83,6 +83,10 @@ pub fn stream(
     after: Option<PartId>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     async_stream::stream! {
+        if let Some(rendered) = service.finished.get(&id) {
+            yield Ok(Bytes::from(rendered.after(after)));
+            return;
+        }
         let mut live = service.subscribe(&id);
         let mut signal = service.signals.subscribe();
         let mut renderer = Renderer::default();
@@ -110,8 +114,12 @@ pub fn stream(
                 }
             };
             // The backlog goes out as one write: a finished reply of a thousand chunks is one
-            // body, not a thousand.
+            // body, not a thousand. Read from its start, a finished reply is kept as rendered.
             let mut text = String::new();
+            let mut whole = (last == 0).then(|| Rendered {
+                text: String::new(),
+                frames: Vec::new(),
+            });
             for (seq, event) in backlog {
                 // The terminal event is in the log before its writer has made the end visible
                 // (the thread freed, the projections caught up). While the writer on this node
@@ -119,9 +127,21 @@ pub fn stream(
                 if event.terminal_status().is_some() && service.is_running(&id) {
                     break;
                 }
-                text.push_str(&emit(&mut renderer, seq, &event));
+                for part in renderer.render(seq, &event) {
+                    let frame = sse_event(&part);
+                    if after.is_none_or(|a| part.id > a) {
+                        text.push_str(&frame);
+                    }
+                    if let Some(whole) = &mut whole {
+                        whole.frames.push((part.id, whole.text.len()));
+                        whole.text.push_str(&frame);
+                    }
+                }
                 last = seq;
                 if renderer.is_done() {
+                    if let Some(whole) = whole {
+                        service.finished.put(&id, whole);
+                    }
                     text.push_str(SSE_DONE);
                     yield Ok(Bytes::from(text));
                     return;
@@ -179,5 +199,134 @@ pub fn stream(
                 }
             }
         }
+    }
+}
+
+/// The rendered stream of a finished reply: every frame from the first, and where each starts.
+pub struct Rendered {
+    text: String,
+    /// Each frame's part id and the offset of its first byte in `text`, in order.
+    frames: Vec<(PartId, usize)>,
+}
+
+impl Rendered {
+    /// The frames after part `after` (all of them for `None`), then `[DONE]`.
+    fn after(&self, after: Option<PartId>) -> String {
+        let start = match after {
+            None => 0,
+            Some(a) => {
+                let i = self.frames.partition_point(|(id, _)| *id <= a);
+                self.frames.get(i).map_or(self.text.len(), |(_, at)| *at)
+            }
+        };
+        let mut out = String::with_capacity(self.text.len() - start + SSE_DONE.len());
+        out.push_str(&self.text[start..]);
+        out.push_str(SSE_DONE);
+        out
+    }
+
+    fn size(&self) -> usize {
+        self.text.len() + self.frames.len() * std::mem::size_of::<(PartId, usize)>()
+    }
+}
+
+/// Bytes of rendered finished replies a node keeps (the least recently stored go first).
+const FINISHED_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Finished replies as rendered, so that a resume or a replay of one is a copy from memory
+/// instead of a read and a render of every event. A finished reply never changes, so an entry
+/// is never stale; it is filled by the first reader that reads a finished reply from its start.
+#[derive(Default)]
+pub struct FinishedReplies {
+    inner: std::sync::Mutex<Finished>,
+}
+
+#[derive(Default)]
+struct Finished {
+    replies: std::collections::HashMap<String, Arc<Rendered>>,
+    order: std::collections::VecDeque<String>,
+    bytes: usize,
+}
+
+impl FinishedReplies {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Finished> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Rendered>> {
+        self.lock().replies.get(id).cloned()
+    }
+
+    fn put(&self, id: &str, rendered: Rendered) {
+        let size = rendered.size();
+        if size > FINISHED_BUDGET / 8 {
+            return;
+        }
+        let mut finished = self.lock();
+        if finished.replies.contains_key(id) {
+            return;
+        }
+        while finished.bytes + size > FINISHED_BUDGET {
+            let Some(oldest) = finished.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = finished.replies.remove(&oldest) {
+                finished.bytes -= gone.size();
+            }
+        }
+        finished.bytes += size;
+        finished.order.push_back(id.to_owned());
+        finished.replies.insert(id.to_owned(), Arc::new(rendered));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> Rendered {
+        let mut r = Rendered {
+            text: String::new(),
+            frames: Vec::new(),
+        };
+        for id in [PartId(1, 0), PartId(2, 0), PartId(2, 1), PartId(3, 0)] {
+            r.frames.push((id, r.text.len()));
+            r.text.push_str(&format!("id: {id}\n\n"));
+        }
+        r
+    }
+
+    #[test]
+    fn a_finished_reply_resumes_after_any_of_its_parts() {
+        let r = rendered();
+        assert_eq!(r.after(None), format!("{}{SSE_DONE}", r.text));
+        assert_eq!(
+            r.after(Some(PartId(2, 0))),
+            format!("id: 2.1\n\nid: 3.0\n\n{SSE_DONE}")
+        );
+        assert_eq!(r.after(Some(PartId(3, 0))), SSE_DONE);
+        // An id between two issued ones resumes at the next.
+        assert_eq!(
+            r.after(Some(PartId(1, 5))),
+            format!("id: 2.0\n\nid: 2.1\n\nid: 3.0\n\n{SSE_DONE}")
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_to_its_budget_dropping_the_oldest() {
+        let cache = FinishedReplies::default();
+        let big = || Rendered {
+            text: "x".repeat(FINISHED_BUDGET / 10),
+            frames: vec![],
+        };
+        for i in 0..20 {
+            cache.put(&format!("g{i}"), big());
+        }
+        let finished = cache.lock();
+        assert!(finished.bytes <= FINISHED_BUDGET);
+        assert!(finished.replies.contains_key("g19"));
+        assert!(!finished.replies.contains_key("g0"));
     }
 }
