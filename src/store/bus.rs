@@ -286,6 +286,8 @@ impl CommandBus {
                 Ok(()) => break Ok(()),
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                     attempt += 1;
+                    // The failed command dropped the cached state: the next one reads the log.
+                    cached = false;
                     tracing::debug!(
                         aggregate = A::TYPE,
                         id,
