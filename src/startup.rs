@@ -112,6 +112,7 @@ impl Application {
                 stop_rx.clone(),
             )),
             tokio::spawn(chat.clone().run_maintenance(stop_rx.clone())),
+            tokio::spawn(crate::store::seal::run(db.clone(), stop_rx.clone())),
         ];
         let mut tasks = tasks;
 

@@ -1,18 +1,21 @@
 //! The command line: the clap structs here, and each subcommand's code in its own file.
 //!
 //! # Layout
-//! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`]: one file per command.
+//! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`], [`events`], [`verify_log`]:
+//!   one file per command.
 //! - [`run`] (here): dispatches a parsed command line.
 
 // The command line writes its results to stdout and its errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod audit;
+pub mod events;
 pub mod migrate;
 pub mod progress;
 pub mod projections;
 pub mod report;
 pub mod serve;
+pub mod verify_log;
 
 use std::path::PathBuf;
 
@@ -72,6 +75,52 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The log itself, one event per line (NDJSON).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Recompute the log's hash chain and compare it with the seals; print the head hash.
+    /// Exit status 1 when an event does not match.
+    VerifyLog,
+}
+
+/// Which events `events tail` and `events export` write.
+#[derive(Debug, Clone, Args)]
+pub struct EventFilter {
+    /// Only events of this type (e.g. `MessagePosted`); repeat for several.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Only events of this account (its own streams and the streams that name it).
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// The newest events, or every event after `--from`; `--follow` keeps writing new ones.
+    Tail {
+        /// Start after this log position (`POSITION`, or `TX.POSITION` on PostgreSQL); default:
+        /// the last 10 events.
+        #[arg(long)]
+        from: Option<String>,
+        /// Keep waiting for new events (until interrupted).
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        filter: EventFilter,
+    },
+    /// Every event from `--from` to `--to` (log positions, inclusive), in log order.
+    Export {
+        /// First position (`POSITION` or `TX.POSITION`; default: the start of the log).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last position (default: the head of the log when the export starts).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        filter: EventFilter,
     },
 }
 
@@ -287,6 +336,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Projections { command }) => projections::run(storage, command).await,
         Some(Command::Report { command }) => report::run(storage, command).await,
         Some(Command::Audit { command }) => audit::run(storage, command).await,
+        Some(Command::Events { command }) => events::run(storage, command).await,
+        Some(Command::VerifyLog) => verify_log::run(storage).await,
     }
 }
 
@@ -311,6 +362,13 @@ pub enum ProjectionsCommand {
     /// keeps answering meanwhile). Without NAME, every projection.
     Rebuild {
         /// The projection to rebuild.
+        name: Option<String>,
+    },
+    /// Rebuild projections into shadow tables and compare them with the live tables row by
+    /// row; print each difference, or "identical". Exit status 1 on any difference. Safe while
+    /// the server serves. Without NAME, every projection.
+    Verify {
+        /// The projection to verify.
         name: Option<String>,
     },
 }

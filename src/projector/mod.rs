@@ -16,9 +16,11 @@
 //! - [`Projector`]: the handle (wake, wait for a cursor, status).
 //! - [`run`]: the runner loop; [`catch_up`]: one projection until the head of the log.
 //! - [`rebuild`]: rebuilding a projection into shadow tables and swapping them in.
+//! - [`verify`]: rebuilding into shadow tables and comparing them with the live tables.
 
 mod coalesce;
 pub mod rebuild;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;

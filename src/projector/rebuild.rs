@@ -5,13 +5,15 @@
 //! that arrived meanwhile, drops the live tables, renames the shadow tables into their place and
 //! sets the checkpoint. Readers see the old tables or the new ones, never a mix.
 
-use sqlx::{Column, Row};
 use threadline_projections::{Db, Projection, Tables, Tx};
 
 use super::{
     BATCH_SIZE, Folded, Projector, ProjectorError, fold_events, lock_checkpoint, set_checkpoint,
 };
 use crate::store::log::{self, Cursor};
+
+/// A cursor past every event: folding "until the end of the log".
+pub(crate) const END: Cursor = (i64::MAX, i64::MAX);
 
 /// What a rebuild did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,7 +47,8 @@ pub async fn rebuild(
     let mut events = 0u64;
     loop {
         let mut tx = db.begin().await?;
-        let folded = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        let folded =
+            fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor, END).await?;
         tx.commit().await?;
         events += folded.events;
         progress(events);
@@ -59,7 +62,8 @@ pub async fn rebuild(
         return Err(ProjectorError::UnknownProjection(name.to_owned()));
     }
     loop {
-        let folded = fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor).await?;
+        let folded =
+            fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor, END).await?;
         events += folded.events;
         if folded.events == 0 {
             break;
@@ -102,14 +106,18 @@ async fn create_fresh(
     Ok(())
 }
 
-async fn fold_batch(
+/// Folds the next batch of events after `cursor`, none past `until`, into `tables` and moves
+/// `cursor` to the last event folded.
+pub(crate) async fn fold_batch(
     tx: &mut Tx<'_>,
     db: &Db,
     projection: &dyn Projection,
     tables: &Tables,
     cursor: &mut Cursor,
+    until: Cursor,
 ) -> Result<Folded, ProjectorError> {
-    let events = log::read_after(db, *cursor, BATCH_SIZE).await?;
+    let mut events = log::read_after(db, *cursor, BATCH_SIZE).await?;
+    events.retain(|event| event.cursor() <= until);
     let (stmts, last, folded) =
         fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
     tx.execute_batch(&stmts).await?;
@@ -119,32 +127,23 @@ async fn fold_batch(
     Ok(folded)
 }
 
-/// Every row of `table`, each rendered as text and sorted: for comparing a rebuild with the
-/// live tables.
+/// Every row of `table`, each rendered as text (`column=value|…`, the values as
+/// [`super::verify`] renders them) and sorted: for comparing a rebuild with the live tables.
 pub async fn dump_table(db: &Db, table: &str) -> Result<Vec<String>, sqlx::Error> {
-    let sql = format!("SELECT * FROM {table}");
-    let mut rows: Vec<String> = threadline_projections::on_read!(db, pool => {
-        sqlx::query(&sql)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| {
-                (0..row.columns().len())
-                    .map(|i| {
-                        let name = row.columns()[i].name().to_owned();
-                        let value = row
-                            .try_get::<Option<i64>, _>(i)
-                            .map(|v| v.map(|v| v.to_string()))
-                            .or_else(|_| row.try_get::<Option<bool>, _>(i).map(|v| v.map(|b| i64::from(b).to_string())))
-                            .or_else(|_| row.try_get::<Option<String>, _>(i))
-                            .unwrap_or_else(|_| Some("<?>".into()));
-                        format!("{name}={}", value.unwrap_or_else(|| "NULL".into()))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect()
-    });
+    let shape = super::verify::Shape::read(db, table).await?;
+    let rows = super::verify::rendered_rows(db, &shape, table).await?;
+    let mut rows: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            shape
+                .columns()
+                .iter()
+                .zip(row)
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
     rows.sort();
     Ok(rows)
 }

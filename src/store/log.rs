@@ -135,6 +135,149 @@ where
     })
 }
 
+/// Which events a reader of the raw log wants (`threadline events`): empty `types` means
+/// every type; `account` keeps the account's own stream and every event it caused (its
+/// `actor` in the metadata).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub types: Vec<String>,
+    pub account: Option<String>,
+}
+
+const SQLITE_RANGE_WHERE: &str = "position > $1 AND position <= $2 \
+    AND ($3 = '[]' OR event_type IN (SELECT value FROM json_each($3))) \
+    AND ($4 IS NULL OR aggregate_id = $4 OR json_extract(metadata, '$.actor') = $4)";
+
+const POSTGRES_RANGE_WHERE: &str = "(tx_id, position) > ($1::bigint::text::xid8, $2) \
+    AND (tx_id, position) <= ($3::bigint::text::xid8, $4) \
+    AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+    AND (cardinality($5::text[]) = 0 OR event_type = ANY($5)) \
+    AND ($6::text IS NULL OR aggregate_id = $6 OR metadata->>'actor' = $6)";
+
+/// The columns of [`read_after`], to put in front of a `WHERE`.
+fn select_columns(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite { .. } => {
+            "SELECT position, 0 AS tx_id, aggregate_type, aggregate_id, \
+            sequence, event_type, event_version, payload, metadata, event_id, recorded_at \
+            FROM events WHERE "
+        }
+        Db::Postgres(_) => {
+            "SELECT position, tx_id::text::bigint AS tx_id, aggregate_type, \
+            aggregate_id, sequence, event_type, event_version, payload, metadata, \
+            event_id::text AS event_id, \
+            (extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at \
+            FROM events WHERE "
+        }
+    }
+}
+
+/// Where a range read goes in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The first `limit` matching events after `after`.
+    Forward,
+    /// The last `limit` matching events up to `until`, returned in log order.
+    Newest,
+}
+
+/// Up to `limit` events in `(after, until]` that pass `filter`, in log order.
+pub async fn read_range(
+    db: &Db,
+    after: Cursor,
+    until: Cursor,
+    filter: &Filter,
+    direction: Direction,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let order = match (db, direction) {
+        (Db::Sqlite { .. }, Direction::Forward) => " ORDER BY position LIMIT ",
+        (Db::Sqlite { .. }, Direction::Newest) => " ORDER BY position DESC LIMIT ",
+        (Db::Postgres(_), Direction::Forward) => " ORDER BY tx_id, position LIMIT ",
+        (Db::Postgres(_), Direction::Newest) => " ORDER BY tx_id DESC, position DESC LIMIT ",
+    };
+    let mut events = match db {
+        Db::Sqlite { reader, .. } => {
+            let sql = format!("{}{SQLITE_RANGE_WHERE}{order}$5", select_columns(db));
+            let types = serde_json::to_string(&filter.types).unwrap_or_else(|_| "[]".into());
+            let rows = sqlx::query(&sql)
+                .bind(after.1)
+                .bind(until.1)
+                .bind(types)
+                .bind(filter.account.as_deref())
+                .bind(limit)
+                .fetch_all(reader)
+                .await?;
+            rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?
+        }
+        Db::Postgres(pool) => {
+            let sql = format!("{}{POSTGRES_RANGE_WHERE}{order}$7", select_columns(db));
+            let rows = sqlx::query(&sql)
+                .bind(after.0)
+                .bind(after.1)
+                .bind(until.0)
+                .bind(until.1)
+                .bind(&filter.types)
+                .bind(filter.account.as_deref())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    if direction == Direction::Newest {
+        events.reverse();
+    }
+    Ok(events)
+}
+
+/// How many events in `(after, until]` pass `filter`.
+pub async fn count_range(
+    db: &Db,
+    after: Cursor,
+    until: Cursor,
+    filter: &Filter,
+) -> Result<i64, sqlx::Error> {
+    match db {
+        Db::Sqlite { reader, .. } => {
+            let sql = format!("SELECT COUNT(*) FROM events WHERE {SQLITE_RANGE_WHERE}");
+            let types = serde_json::to_string(&filter.types).unwrap_or_else(|_| "[]".into());
+            sqlx::query_scalar(&sql)
+                .bind(after.1)
+                .bind(until.1)
+                .bind(types)
+                .bind(filter.account.as_deref())
+                .fetch_one(reader)
+                .await
+        }
+        Db::Postgres(pool) => {
+            let sql = format!("SELECT COUNT(*) FROM events WHERE {POSTGRES_RANGE_WHERE}");
+            sqlx::query_scalar(&sql)
+                .bind(after.0)
+                .bind(after.1)
+                .bind(until.0)
+                .bind(until.1)
+                .bind(&filter.types)
+                .bind(filter.account.as_deref())
+                .fetch_one(pool)
+                .await
+        }
+    }
+}
+
+/// The cursor of the event at `position` (on SQLite, `(0, position)` without a query).
+pub async fn cursor_at(db: &Db, position: i64) -> Result<Option<Cursor>, sqlx::Error> {
+    match db {
+        Db::Sqlite { .. } => Ok(Some((0, position))),
+        Db::Postgres(pool) => {
+            sqlx::query_as("SELECT tx_id::text::bigint, position FROM events WHERE position = $1")
+                .bind(position)
+                .fetch_optional(pool)
+                .await
+        }
+    }
+}
+
 /// The log cursor of an aggregate's latest event, if it has any.
 pub async fn last_cursor_of(
     db: &Db,

@@ -8,11 +8,13 @@
 //! - [`bus`]: the command bus (load, decide, append; conflict retry; read-your-writes).
 //! - [`cached`]: the event store the bus runs on: each stream's state kept in memory, so a
 //!   command reads only the events appended since the last one.
+//! - [`seal`]: the log's hash chain (tamper evidence): the sealer and its verification.
 
 pub mod append;
 pub mod bus;
 pub mod cached;
 pub mod log;
+pub mod seal;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -125,6 +127,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "nodes",
         sqlite: include_str!("../../migrations/sqlite/0002_nodes.sql"),
         postgres: include_str!("../../migrations/postgres/0002_nodes.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "log_seals",
+        sqlite: include_str!("../../migrations/sqlite/0003_log_seals.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_log_seals.sql"),
     },
 ];
 
