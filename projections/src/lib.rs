@@ -16,8 +16,10 @@
 //! - [`shares`]: share links and the message each one freezes the path at.
 //! - [`files`]: uploaded attachments' metadata by owner.
 //! - [`mcp_servers`]: the registered MCP servers.
+//! - [`audit`]: the admin audit trail (every admin's change, by whom and under which request).
 
 pub mod accounts;
+pub mod audit;
 pub mod catalog;
 pub mod db;
 pub mod event;
@@ -48,6 +50,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(search::Search),
         Box::new(files::Files),
         Box::new(mcp_servers::McpServers),
+        Box::new(audit::AdminAudit),
     ]
 }
 

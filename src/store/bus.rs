@@ -38,6 +38,9 @@ use super::log::{self, Cursor};
 /// How often a command is retried when its stream changed between load and append.
 const CONFLICT_RETRIES: usize = 8;
 
+/// The actor of commands an operator runs at the command line.
+pub const OPERATOR: &str = "cli";
+
 /// Where a command came from, recorded in every event's metadata.
 #[derive(Debug, Clone)]
 pub struct CommandMeta {
@@ -47,6 +50,9 @@ pub struct CommandMeta {
     pub causation_id: String,
     /// The account on whose behalf the command runs, if any.
     pub actor: Option<String>,
+    /// An admin's command (or an operator's at the command line): recorded as
+    /// `"role": "admin"`, which puts its events on the admin audit trail.
+    pub admin: bool,
 }
 
 impl CommandMeta {
@@ -56,7 +62,21 @@ impl CommandMeta {
             correlation_id: request_id.to_owned(),
             causation_id: request_id.to_owned(),
             actor,
+            admin: false,
         }
+    }
+
+    /// Metadata for an admin's command caused by a request.
+    pub fn for_admin(request_id: &str, admin: &str) -> Self {
+        Self {
+            admin: true,
+            ..Self::for_request(request_id, Some(admin.to_owned()))
+        }
+    }
+
+    /// Metadata for an operator's command at the command line (actor `cli`).
+    pub fn operator() -> Self {
+        Self::for_admin(&Uuid::now_v7().to_string(), OPERATOR)
     }
 
     /// Metadata for a command started by the server itself (CLI, maintenance).
@@ -72,6 +92,10 @@ impl CommandMeta {
         ]);
         if let Some(actor) = &self.actor {
             map.insert("actor".to_owned(), actor.clone());
+        }
+        if self.admin {
+            use threadline_projections::audit::{ADMIN_ROLE, ROLE_KEY};
+            map.insert(ROLE_KEY.to_owned(), ADMIN_ROLE.to_owned());
         }
         map
     }

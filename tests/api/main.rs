@@ -8,6 +8,7 @@ mod abuse;
 mod account_details;
 mod accounts;
 mod api_keys;
+mod audit_trail;
 mod billing;
 mod capabilities;
 mod chat;

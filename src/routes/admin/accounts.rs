@@ -60,7 +60,7 @@ pub async fn grant(
     let account = path.into_inner();
     existing(&state, &account).await?;
     let request_id = request_id(&req);
-    let meta = CommandMeta::for_request(&request_id, Some(caller.id().to_owned()));
+    let meta = CommandMeta::for_admin(&request_id, caller.id());
     let source = format!("grant:{request_id}:{}", body.0.reason.trim());
     credits::add_purchased(&state, &account, &source, body.0.amount, &meta).await?;
     let (_, purchased_credits) = credits::purchased_balance(&state.db, &account).await?;

@@ -112,7 +112,7 @@ pub async fn put(
             SecretChange::Set(secret)
         }
     };
-    let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
+    let meta = CommandMeta::for_admin(&request_id(&req), caller.id());
     let command = McpServerCommand::Register {
         url,
         secret,
@@ -137,7 +137,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&state, &caller)?;
     let name = McpServerName::parse(&path).map_err(|_| ApiError::NotFound("MCP server"))?;
-    let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
+    let meta = CommandMeta::for_admin(&request_id(&req), caller.id());
     state
         .run::<McpServer>(
             name.as_str(),

@@ -1,6 +1,7 @@
 //! `/v1/admin/*`: operator endpoints, 403 for everyone but admins (`THREADLINE_ADMIN_EMAILS`).
 
 pub mod accounts;
+pub mod audit;
 pub mod mcp_servers;
 pub mod models;
 pub mod usage;

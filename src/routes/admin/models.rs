@@ -68,7 +68,7 @@ pub async fn put(
     if spec.credits > 10_000 {
         return Err(ApiError::invalid_field("credits", "at most 10000"));
     }
-    let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
+    let meta = CommandMeta::for_admin(&request_id(&req), caller.id());
     state
         .run::<CatalogModel>(
             &id,
