@@ -71,7 +71,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
-    /// Audits answered from the log's projections.
+    /// Audits answered from the log: ledger statements, threads as they were.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -157,6 +157,19 @@ pub enum AuditCommand {
     Account {
         /// The account id.
         id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// A thread exactly as it was at a moment (its messages, branches, titles and state),
+    /// from the log.
+    Thread {
+        /// The thread id.
+        id: String,
+        /// An RFC 3339 time, or a log position (`POSITION`, or `TX.POSITION` on PostgreSQL);
+        /// default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// `table` (readable text) or `json` (the same as `GET /v1/admin/threads/{id}?at=`).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

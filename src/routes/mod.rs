@@ -66,6 +66,7 @@ routes! {
     "/v1/admin/models/{id}" => { get: admin::models::get, put: admin::models::put },
     "/v1/admin/usage" => { get: admin::usage::handle },
     "/v1/admin/audit" => { get: admin::audit::list },
+    "/v1/admin/threads/{id}" => { get: admin::threads::get },
     "/v1/admin/mcp-servers" => { get: admin::mcp_servers::list },
     "/v1/admin/mcp-servers/{name}" => {
         put: admin::mcp_servers::put,

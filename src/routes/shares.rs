@@ -122,5 +122,5 @@ pub async fn copy(
     let copy = owned(&state, &caller, id.as_str()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/threads/{}", id.as_str())))
-        .json(crate::routes::threads::get::view(&state, copy).await?))
+        .json(crate::services::thread_view::view(&state.db, copy).await?))
 }

@@ -6,6 +6,8 @@ pub mod credits;
 pub mod export;
 pub mod files;
 pub mod import;
+pub mod thread_view;
 pub mod threads;
+pub mod time_travel;
 pub mod tools;
 pub mod webhooks;

@@ -231,6 +231,47 @@ pub async fn read_range(
     Ok(events)
 }
 
+/// Every event of the `aggregate_type` streams `ids`, in log order (at most 1,000 streams a
+/// call; the caller splits longer lists).
+pub async fn read_streams(
+    db: &Db,
+    aggregate_type: &str,
+    ids: &[String],
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    match db {
+        Db::Sqlite { reader, .. } => {
+            let sql = format!(
+                "{}aggregate_type = $1 AND aggregate_id IN (SELECT value FROM json_each($2)) \
+                 ORDER BY position",
+                select_columns(db)
+            );
+            let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+            let rows = sqlx::query(&sql)
+                .bind(aggregate_type)
+                .bind(ids)
+                .fetch_all(reader)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        }
+        Db::Postgres(pool) => {
+            let sql = format!(
+                "{}aggregate_type = $1 AND aggregate_id = ANY($2) \
+                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id, position",
+                select_columns(db)
+            );
+            let rows = sqlx::query(&sql)
+                .bind(aggregate_type)
+                .bind(ids)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(decode_row).collect()
+        }
+    }
+}
+
 /// How many events in `(after, until]` pass `filter`.
 pub async fn count_range(
     db: &Db,

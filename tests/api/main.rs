@@ -37,6 +37,7 @@ mod rebuild;
 mod revocation;
 mod search;
 mod threads;
+mod time_travel;
 mod tools;
 mod tree;
 mod verify;

@@ -1081,6 +1081,26 @@ async fn real_responses_match_the_documented_schemas() {
         )
         .await;
     }
+    // Time travel: a thread of the documentation account as it is now and at a bad moment.
+    let doc_thread = &id;
+    for query in ["", "?at=2000-01-01T00:00:00Z", "?at=soon"] {
+        call(
+            Method::GET,
+            &format!("/v1/admin/threads/{doc_thread}{query}"),
+            "/v1/admin/threads/{id}",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    }
+    call(
+        Method::GET,
+        &format!("/v1/admin/threads/{doc_thread}"),
+        "/v1/admin/threads/{id}",
+        Some(&stranger.token),
+        None,
+    )
+    .await;
     // The grant shows in the account's own usage (signed in again: its token was logged out).
     let again = call(
         Method::POST,

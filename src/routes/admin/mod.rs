@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod mcp_servers;
 pub mod models;
+pub mod threads;
 pub mod usage;
 
 use crate::auth::Caller;

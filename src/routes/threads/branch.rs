@@ -43,5 +43,5 @@ pub async fn handle(
     let thread = owned(&state, &caller, id.as_str()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/threads/{}", id.as_str())))
-        .json(super::get::view(&state, thread).await?))
+        .json(crate::services::thread_view::view(&state.db, thread).await?))
 }

@@ -32,5 +32,5 @@ pub async fn handle(
     let meta = CommandMeta::for_request(&request_id(&req), Some(caller.id().to_owned()));
     threads::choose_current(&state, &thread, message.as_str(), &meta).await?;
     let thread = owned(&state, &caller, &thread.id).await?;
-    Ok(HttpResponse::Ok().json(super::get::view(&state, thread).await?))
+    Ok(HttpResponse::Ok().json(crate::services::thread_view::view(&state.db, thread).await?))
 }

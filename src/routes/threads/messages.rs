@@ -73,7 +73,7 @@ pub async fn page(
                 .generation_id
                 .as_ref()
                 .and_then(|g| generations.get(g));
-            super::get::ui_message(p, generation)
+            crate::services::thread_view::ui_message(p, generation)
         })
         .collect();
     Ok(HttpResponse::Ok().json(MessagePage { data, next_cursor }))
