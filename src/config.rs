@@ -44,6 +44,9 @@ pub struct Settings {
     /// Provider variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, …) to use instead of the
     /// process environment (tests point providers at a mock upstream this way).
     pub provider_env: Option<Vec<(String, SecretString)>>,
+    /// The clock paced replays (`?speed=`) wait on: the real one, or a virtual one a test
+    /// controls.
+    pub replay_clock: crate::chat::replay::Clock,
     /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
     /// limits and windows laid over the built-in defaults.
     pub plans: std::sync::Arc<threadline_domain::plans::Plans>,
@@ -156,6 +159,7 @@ impl Settings {
             workers: 0,
             echo_delay: std::time::Duration::from_millis(20),
             provider_env: None,
+            replay_clock: Default::default(),
             allow_direct_models: false,
             cors_origins: Vec::new(),
             plans: Default::default(),

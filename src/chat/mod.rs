@@ -9,6 +9,7 @@
 
 pub mod reader;
 pub mod render;
+pub mod replay;
 pub mod writer;
 
 use std::collections::HashMap;

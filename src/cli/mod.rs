@@ -1,8 +1,8 @@
 //! The command line: the clap structs here, and each subcommand's code in its own file.
 //!
 //! # Layout
-//! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`], [`events`], [`verify_log`]:
-//!   one file per command.
+//! - [`serve`], [`migrate`], [`projections`], [`report`], [`audit`], [`events`], [`replay`],
+//!   [`verify_log`]: one file per command.
 //! - [`run`] (here): dispatches a parsed command line.
 
 // The command line writes its results to stdout and its errors to stderr.
@@ -13,6 +13,7 @@ pub mod events;
 pub mod migrate;
 pub mod progress;
 pub mod projections;
+pub mod replay;
 pub mod report;
 pub mod serve;
 pub mod verify_log;
@@ -76,6 +77,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Replays from the log at the pace they were recorded.
+    Replay {
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
     /// The log itself, one event per line (NDJSON).
     Events {
         #[command(subcommand)]
@@ -121,6 +127,19 @@ pub enum EventsCommand {
         to: Option<String>,
         #[command(flatten)]
         filter: EventFilter,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// A reply's UI message stream (SSE frames, as `GET /v1/generations/{id}/events` sends
+    /// them) on stdout, each event after the gap recorded before it, scaled by `--speed`.
+    Generation {
+        /// The generation id.
+        id: String,
+        /// `1x` (as recorded), `2x`, `0.5x`, … or `max` (no waits).
+        #[arg(long, default_value = "1x")]
+        speed: String,
     },
 }
 
@@ -350,6 +369,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Report { command }) => report::run(storage, command).await,
         Some(Command::Audit { command }) => audit::run(storage, command).await,
         Some(Command::Events { command }) => events::run(storage, command).await,
+        Some(Command::Replay { command }) => replay::run(storage, command).await,
         Some(Command::VerifyLog) => verify_log::run(storage).await,
     }
 }

@@ -31,6 +31,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
         workers: args.workers,
         echo_delay: std::time::Duration::from_millis(args.echo_delay_ms),
         provider_env: None,
+        replay_clock: Default::default(),
         web: crate::config::WebSettings {
             enabled: args.web_app,
             dir: args.web_dir,

@@ -34,6 +34,7 @@ mod plans;
 mod preferences;
 mod races;
 mod rebuild;
+mod replay;
 mod revocation;
 mod search;
 mod threads;

@@ -705,7 +705,7 @@ async fn real_responses_match_the_documented_schemas() {
     .await;
     // …and the finished reply replayed, whole and after a part.
     let events_path = format!("/v1/generations/{generation}/events");
-    for query in ["", "?after=1.1"] {
+    for query in ["", "?after=1.1", "?speed=max"] {
         let res = app
             .client
             .get(format!("{}{events_path}{query}", app.address))
@@ -716,21 +716,23 @@ async fn real_responses_match_the_documented_schemas() {
         let replay =
             assert_documented_ui_stream(&spec, "GET", "/v1/generations/{id}/events", res).await;
         // The same parts with the same ids (`start` and `start-step`, 1.0 and 1.1, skipped).
-        let skipped = if query.is_empty() { 0 } else { 2 };
+        let skipped = if query.starts_with("?after") { 2 } else { 0 };
         let ids = |events: &[SseEvent]| -> Vec<Option<String>> {
             events.iter().map(|e| e.id.clone()).collect()
         };
         assert_eq!(ids(&replay), ids(&events[skipped..]), "the replay differs");
     }
     streamed.push(("GET".to_owned(), "/v1/generations/{id}/events".to_owned()));
-    call(
-        Method::GET,
-        &format!("{events_path}?after=nope"),
-        "/v1/generations/{id}/events",
-        Some(&token),
-        None,
-    )
-    .await;
+    for bad in ["?after=nope", "?speed=fast"] {
+        call(
+            Method::GET,
+            &format!("{events_path}{bad}"),
+            "/v1/generations/{id}/events",
+            Some(&token),
+            None,
+        )
+        .await;
+    }
 
     // The feed showed the chat: the thread created, the message posted, the reply started and
     // finished (and the thread titled, at some point).
