@@ -11,7 +11,8 @@
 //!   apps' exports; [`tools`]: what models may call (the guarded web fetch, readable text).
 //! - [`store`]: database connection, migrations, the global log, the command bus.
 //! - [`projector`]: the runtime that keeps projections caught up, and rebuilds.
-//! - [`reports`]: admin usage reports and ledger statements (API and CLI).
+//! - [`reports`]: admin usage reports and ledger statements (API and CLI); [`reprice`]: the
+//!   usage of a period priced again under other prices and plans.
 //! - [`billing`]: webhook signatures, checkout and portal links; [`identity`]: external JWTs.
 //! - [`auth`], [`extract`], [`middleware`], [`error`]: request plumbing.
 //! - [`cli`]: the command line, one file per subcommand.
@@ -35,6 +36,7 @@ pub mod mock_upstream;
 pub mod projector;
 pub mod providers;
 pub mod reports;
+pub mod reprice;
 pub mod revocation;
 pub mod routes;
 pub mod services;

@@ -149,7 +149,7 @@ impl UsageReport {
     }
 }
 
-fn csv(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
         let line: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
@@ -167,7 +167,7 @@ fn csv_cell(value: &str) -> String {
     }
 }
 
-fn table(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

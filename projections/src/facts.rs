@@ -316,6 +316,46 @@ pub async fn report(
         .collect())
 }
 
+/// One reply's facts, as [`replies`] reads them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FactRow {
+    pub generation_id: String,
+    pub day: String,
+    pub account: String,
+    pub tier: String,
+    pub model: String,
+    pub provider: String,
+    pub status: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cached_tokens: i64,
+    pub credits: i64,
+    pub cost_micros: i64,
+}
+
+/// Up to `limit` replies started from day `from` to day `to` (inclusive), after
+/// `after` in generation id order: the pages a re-pricing reads.
+pub async fn replies(
+    db: &Db,
+    from: &str,
+    to: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<FactRow>, sqlx::Error> {
+    let sql = "SELECT generation_id, day, account, tier, model, provider, status, input_tokens, \
+               output_tokens, reasoning_tokens, cached_tokens, credits, cost_micros \
+               FROM usage_facts WHERE day >= $1 AND day <= $2 AND generation_id > $3 \
+               ORDER BY generation_id LIMIT $4";
+    crate::on_read!(db, pool => sqlx::query_as(sql)
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,6 +168,28 @@ pub enum ReportCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// What the replies of a period would have cost under other prices (and plans), grouped
+    /// like `usage`, from the usage recorded in the log; changes nothing.
+    Reprice {
+        /// First UTC day (`YYYY-MM-DD`; default 29 days before `--to`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (`YYYY-MM-DD`; default today).
+        #[arg(long)]
+        to: Option<String>,
+        /// YAML or JSON: model id → `{credits, prices: {input, output, cached_input,
+        /// reasoning}}` (micro-dollars per million tokens); what it leaves out is today's.
+        #[arg(long)]
+        prices: PathBuf,
+        /// A plans file to apply instead of the server's (which tiers pay credits).
+        #[arg(long)]
+        plans: Option<PathBuf>,
+        /// Comma-separated: day, model, provider, tier, account.
+        #[arg(long)]
+        group_by: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]

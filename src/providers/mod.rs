@@ -297,12 +297,7 @@ impl Provider {
 
     /// How this provider's usage counts overlap (for counting each token once).
     pub fn usage_counting(&self) -> threadline_domain::catalog::UsageCounting {
-        use threadline_domain::catalog::UsageCounting;
-        match self {
-            Provider::Echo(_) | Provider::OpenAi(_) => UsageCounting::OPENAI,
-            Provider::Anthropic(_) => UsageCounting::ANTHROPIC,
-            Provider::Gemini(_) => UsageCounting::GEMINI,
-        }
+        registry::usage_counting_of(self.name())
     }
 
     /// The provider's name as recorded in events (`echo`, `openai`, `openrouter`, …).

@@ -65,6 +65,17 @@ const OPENAI_COMPATIBLE: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// How the provider named `name` (as recorded in events) reports overlapping token counts:
+/// `anthropic` and `gemini` their own way, every other provider the OpenAI way.
+pub fn usage_counting_of(name: &str) -> threadline_domain::catalog::UsageCounting {
+    use threadline_domain::catalog::UsageCounting;
+    match name {
+        "anthropic" => UsageCounting::ANTHROPIC,
+        "gemini" => UsageCounting::GEMINI,
+        _ => UsageCounting::OPENAI,
+    }
+}
+
 /// The providers of this server.
 #[derive(Debug, Clone)]
 pub struct ProviderRegistry {

@@ -35,6 +35,7 @@ mod preferences;
 mod races;
 mod rebuild;
 mod replay;
+mod reprice;
 mod revocation;
 mod search;
 mod threads;
