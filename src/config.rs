@@ -46,7 +46,7 @@ pub struct Settings {
     pub provider_env: Option<Vec<(String, SecretString)>>,
     /// The clock paced replays (`?speed=`) wait on: the real one, or a virtual one a test
     /// controls.
-    pub replay_clock: crate::chat::replay::Clock,
+    pub replay_clock: crate::clock::Clock,
     /// `THREADLINE_PLANS_FILE` (default `<data_dir>/plans.yaml` when it exists): tiers' meters,
     /// limits and windows laid over the built-in defaults.
     pub plans: std::sync::Arc<threadline_domain::plans::Plans>,

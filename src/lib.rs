@@ -14,13 +14,15 @@
 //! - [`reports`]: admin usage reports and ledger statements (API and CLI); [`reprice`]: the
 //!   usage of a period priced again under other prices and plans.
 //! - [`billing`]: webhook signatures, checkout and portal links; [`identity`]: external JWTs.
-//! - [`auth`], [`extract`], [`middleware`], [`error`]: request plumbing.
+//! - [`auth`], [`extract`], [`middleware`], [`error`]: request plumbing; [`clock`]: a real or
+//!   virtual clock to wait on.
 //! - [`cli`]: the command line, one file per subcommand.
 
 pub mod auth;
 pub mod billing;
 pub mod chat;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -4,10 +4,10 @@
 //! between commits are the pauses the reader saw. `threadline replay generation` and
 //! `GET /v1/generations/{id}/events?speed=` use it.
 //!
-//! The waits go through a [`Clock`]: the real one, or a [`VirtualClock`] on which time passes
-//! at once and every wait is recorded, for tests that check the pacing without timing anything.
+//! The waits go through a [`Clock`] (`src/clock.rs`): the real one, or a [`VirtualClock`] on
+//! which time passes at once and every wait is recorded, for tests that check the pacing
+//! without timing anything.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
@@ -15,6 +15,7 @@ use threadline_domain::generation::GenerationEvent;
 use threadline_projections::{Backend, Db};
 
 use super::render::{PartId, Renderer, sse_event};
+pub use crate::clock::{Clock, VirtualClock};
 
 /// How fast to replay.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,60 +45,6 @@ impl Speed {
             Speed::Max => Duration::ZERO,
             Speed::Times(factor) => Duration::from_micros(micros.max(0) as u64).div_f64(*factor),
         }
-    }
-}
-
-/// The clock a replay waits on.
-#[derive(Clone, Default)]
-pub enum Clock {
-    /// Tokio's timer.
-    #[default]
-    Real,
-    /// Time passes at once; every wait is recorded.
-    Virtual(Arc<VirtualClock>),
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Clock::Real => "Real",
-            Clock::Virtual(_) => "Virtual",
-        })
-    }
-}
-
-impl Clock {
-    /// Waits `d` (nothing for a zero wait).
-    pub async fn sleep(&self, d: Duration) {
-        if d.is_zero() {
-            return;
-        }
-        match self {
-            Clock::Real => tokio::time::sleep(d).await,
-            Clock::Virtual(v) => v.record(d),
-        }
-    }
-}
-
-/// A clock on which waiting takes no time: the waits asked of it, in order.
-#[derive(Debug, Default)]
-pub struct VirtualClock {
-    waits: Mutex<Vec<Duration>>,
-}
-
-impl VirtualClock {
-    fn record(&self, d: Duration) {
-        if let Ok(mut waits) = self.waits.lock() {
-            waits.push(d);
-        }
-    }
-
-    /// The waits so far (and forgets them).
-    pub fn take(&self) -> Vec<Duration> {
-        self.waits
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
     }
 }
 
@@ -183,6 +130,7 @@ pub fn paced(
 mod tests {
     use super::*;
     use futures::StreamExt;
+    use std::sync::Arc;
     use threadline_domain::generation::Chunk;
 
     fn text(t: &str) -> GenerationEvent {
