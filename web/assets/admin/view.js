@@ -2,7 +2,7 @@
 // `is_admin` (everyone else gets a 403 page; the server refuses them anyway). Tabs:
 //   models (catalog list, /admin/models/{id} edits one) · usage (dashboard with charts and
 //   CSV) · accounts (/admin/accounts/{id}: ledger statement and grants) · mcp (servers;
-//   /admin/mcp/{name} shows a server's tools).
+//   /admin/mcp/{name} shows a server's tools) · audit (what admins changed, by whom).
 // Each tab module exports `render(panel, {id, ctx}) -> cleanup?`.
 
 import { h, replace, loadInto } from '../lib/dom.js';
@@ -12,6 +12,7 @@ export const TABS = [
   { id: 'usage', label: 'Usage', load: () => import('./usage.js') },
   { id: 'accounts', label: 'Accounts', load: () => import('./accounts.js') },
   { id: 'mcp', label: 'MCP servers', load: () => import('./mcp.js') },
+  { id: 'audit', label: 'Audit', load: () => import('./audit.js') },
 ];
 
 export function mount(root, params, ctx) {

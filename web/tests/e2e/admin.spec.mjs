@@ -2,7 +2,8 @@
 // errors on the fields, preferences and theme survive a reload, an API key is shown once,
 // the usage / sessions / data tabs (import), an admin changes a model's credits and the chat's
 // selector shows the new cost, the usage dashboard draws charts from real usage, an account's
-// ledger and a grant, MCP servers, and the 403 page for everyone else.
+// ledger and a grant, MCP servers, the audit trail of those changes, and the 403 page for
+// everyone else.
 // Each journey saves a screenshot (tests/e2e/screenshots/account-*.png, admin-*.png).
 import {
   test, expect, screenshot, send, waitForReply, composer, apiCall, watchErrors, signUp, uniqueEmail, PASSWORD,
@@ -340,6 +341,32 @@ test('admin MCP servers: register, list, tools of an unreachable server, remove'
   await page.locator('table.mcp-servers tr[data-server=e2edocs]').getByRole('button', { name: 'Remove e2edocs' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
   await expect(page.locator('table.mcp-servers tr[data-server=e2edocs]')).toHaveCount(0);
+});
+
+test('the audit trail lists an admin’s grant with the admin and the request, and filters by admin', async ({ adminPage, newAnonymousPage, server }) => {
+  const visitor = await newAnonymousPage();
+  const account = (await apiCall(visitor, 'GET', '/v1/me')).body.id;
+  const page = adminPage;
+  const grant = await apiCall(page, 'POST', `/v1/admin/accounts/${account}/credits`, { amount: 3, reason: 'audit e2e' });
+  expect(grant.status).toBe(200);
+
+  await page.goto('/admin/audit');
+  await expect(page.getByRole('link', { name: 'Audit' })).toHaveAttribute('aria-current', 'page');
+  const row = page.locator('table.audit tbody tr[data-event=CreditsAdded]', { hasText: 'audit e2e' });
+  await expect(row).toHaveCount(1);
+  await expect(row).toContainText(server.admin.email);
+  await expect(row).toContainText('granted credits');
+  await expect(row).toContainText('3 credits — audit e2e');
+  await screenshot(page, 'admin-audit');
+  // The target opens the account's ledger.
+  await row.getByRole('link', { name: `account ${account}` }).click();
+  await expect(page).toHaveURL(new RegExp(`/admin/accounts/${account}$`));
+
+  // Another admin id shows nothing.
+  await page.goto('/admin/audit');
+  await page.getByLabel('Admin account').fill(account);
+  await page.getByRole('button', { name: 'Show' }).click();
+  await expect(page.locator('.empty-audit')).toContainText('No admin actions');
 });
 
 test('the admin console answers 403 to everyone else', async ({ newAnonymousPage }) => {
