@@ -101,39 +101,43 @@ const TOTALS: [&str; 7] = [
     "cost_micros",
 ];
 
+/// The header and cells of a grouped report: the grouped dimensions, the usage totals, then
+/// `extra` columns with each row's `extra` values.
+pub(crate) fn report_cells<'a>(
+    group_by: &[String],
+    extra: &[&str],
+    rows: impl Iterator<Item = (&'a ReportRow, Vec<i64>)>,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let header = group_by
+        .iter()
+        .cloned()
+        .chain(TOTALS.iter().chain(extra).map(|t| (*t).to_owned()))
+        .collect();
+    let rows = rows
+        .map(|(r, more)| {
+            let mut cells: Vec<String> = group_by
+                .iter()
+                .map(|d| r.group.get(d).cloned().unwrap_or_default())
+                .collect();
+            let totals = [
+                r.messages,
+                r.input_tokens,
+                r.output_tokens,
+                r.reasoning_tokens,
+                r.cached_tokens,
+                r.credits,
+                r.cost_micros,
+            ];
+            cells.extend(totals.into_iter().chain(more).map(|n| n.to_string()));
+            cells
+        })
+        .collect();
+    (header, rows)
+}
+
 impl UsageReport {
     fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        let header = self
-            .group_by
-            .iter()
-            .cloned()
-            .chain(TOTALS.iter().map(|t| (*t).to_owned()))
-            .collect();
-        let rows = self
-            .rows
-            .iter()
-            .map(|r| {
-                let mut cells: Vec<String> = self
-                    .group_by
-                    .iter()
-                    .map(|d| r.group.get(d).cloned().unwrap_or_default())
-                    .collect();
-                cells.extend(
-                    [
-                        r.messages,
-                        r.input_tokens,
-                        r.output_tokens,
-                        r.reasoning_tokens,
-                        r.cached_tokens,
-                        r.credits,
-                        r.cost_micros,
-                    ]
-                    .map(|n| n.to_string()),
-                );
-                cells
-            })
-            .collect();
-        (header, rows)
+        report_cells(&self.group_by, &[], self.rows.iter().map(|r| (r, vec![])))
     }
 
     /// RFC 4180 CSV with a header row.

@@ -77,6 +77,25 @@ pub struct RepricedRow {
     pub recorded_cost_micros: i64,
 }
 
+impl RepricedRow {
+    fn empty(group: BTreeMap<String, String>) -> Self {
+        RepricedRow {
+            row: ReportRow {
+                group,
+                messages: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                reasoning_tokens: 0,
+                cached_tokens: 0,
+                credits: 0,
+                cost_micros: 0,
+            },
+            recorded_credits: 0,
+            recorded_cost_micros: 0,
+        }
+    }
+}
+
 /// A re-priced usage report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RepriceReport {
@@ -125,19 +144,8 @@ pub async fn reprice(
                 .iter()
                 .map(|d| dimension(reply, d).to_owned())
                 .collect();
-            let group = groups.entry(key.clone()).or_insert_with(|| RepricedRow {
-                row: ReportRow {
-                    group: query.group_by.iter().cloned().zip(key).collect(),
-                    messages: 0,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    reasoning_tokens: 0,
-                    cached_tokens: 0,
-                    credits: 0,
-                    cost_micros: 0,
-                },
-                recorded_credits: 0,
-                recorded_cost_micros: 0,
+            let group = groups.entry(key.clone()).or_insert_with(|| {
+                RepricedRow::empty(query.group_by.iter().cloned().zip(key).collect())
             });
             let row = &mut group.row;
             row.messages += 1;
@@ -156,20 +164,7 @@ pub async fn reprice(
     }
     let mut rows: Vec<RepricedRow> = groups.into_values().collect();
     if rows.is_empty() && query.group_by.is_empty() {
-        rows.push(RepricedRow {
-            row: ReportRow {
-                group: BTreeMap::new(),
-                messages: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                reasoning_tokens: 0,
-                cached_tokens: 0,
-                credits: 0,
-                cost_micros: 0,
-            },
-            recorded_credits: 0,
-            recorded_cost_micros: 0,
-        });
+        rows.push(RepricedRow::empty(BTreeMap::new()));
     }
     Ok(RepriceReport {
         from,
@@ -218,53 +213,15 @@ fn dimension<'a>(reply: &'a FactRow, name: &str) -> &'a str {
     }
 }
 
-const TOTALS: [&str; 9] = [
-    "messages",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cached_tokens",
-    "credits",
-    "cost_micros",
-    "recorded_credits",
-    "recorded_cost_micros",
-];
-
 impl RepriceReport {
     fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        let header = self
-            .group_by
-            .iter()
-            .cloned()
-            .chain(TOTALS.iter().map(|t| (*t).to_owned()))
-            .collect();
-        let rows = self
-            .rows
-            .iter()
-            .map(|r| {
-                let mut cells: Vec<String> = self
-                    .group_by
-                    .iter()
-                    .map(|d| r.row.group.get(d).cloned().unwrap_or_default())
-                    .collect();
-                cells.extend(
-                    [
-                        r.row.messages,
-                        r.row.input_tokens,
-                        r.row.output_tokens,
-                        r.row.reasoning_tokens,
-                        r.row.cached_tokens,
-                        r.row.credits,
-                        r.row.cost_micros,
-                        r.recorded_credits,
-                        r.recorded_cost_micros,
-                    ]
-                    .map(|n| n.to_string()),
-                );
-                cells
-            })
-            .collect();
-        (header, rows)
+        crate::reports::report_cells(
+            &self.group_by,
+            &["recorded_credits", "recorded_cost_micros"],
+            self.rows
+                .iter()
+                .map(|r| (&r.row, vec![r.recorded_credits, r.recorded_cost_micros])),
+        )
     }
 
     /// RFC 4180 CSV with a header row.

@@ -50,18 +50,25 @@ pub async fn load_after(
         .await)?;
     rows.into_iter()
         .map(|(seq, event_type, version, payload)| {
-            use threadline_domain::upcast::{needs_upcast, upcast_payload};
-            let event = if needs_upcast(&event_type, &version) {
-                serde_json::from_str(&payload)
-                    .and_then(|p| serde_json::from_value(upcast_payload(&event_type, &version, p)))
-            } else {
-                serde_json::from_str(&payload)
-            };
-            event
-                .map(|e| (seq, e))
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            decode(&event_type, &version, &payload).map(|e| (seq, e))
         })
         .collect()
+}
+
+/// A generation event from its stored text, through the upcasters only when one applies.
+pub fn decode(
+    event_type: &str,
+    version: &str,
+    payload: &str,
+) -> Result<GenerationEvent, sqlx::Error> {
+    use threadline_domain::upcast::{needs_upcast, upcast_payload};
+    let event = if needs_upcast(event_type, version) {
+        serde_json::from_str(payload)
+            .and_then(|p| serde_json::from_value(upcast_payload(event_type, version, p)))
+    } else {
+        serde_json::from_str(payload)
+    };
+    event.map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// The sequence of generation `id`'s newest event (0 when it has none).

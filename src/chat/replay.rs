@@ -68,16 +68,7 @@ pub async fn load(db: &Db, id: &str) -> Result<Vec<TimedEvent>, sqlx::Error> {
         sqlx::query_as(sql).bind(id).fetch_all(pool).await)?;
     rows.into_iter()
         .map(|(seq, at, event_type, version, payload)| {
-            use threadline_domain::upcast::{needs_upcast, upcast_payload};
-            let event = if needs_upcast(&event_type, &version) {
-                serde_json::from_str(&payload)
-                    .and_then(|p| serde_json::from_value(upcast_payload(&event_type, &version, p)))
-            } else {
-                serde_json::from_str(&payload)
-            };
-            event
-                .map(|e| (seq, at, e))
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            super::reader::decode(&event_type, &version, &payload).map(|e| (seq, at, e))
         })
         .collect()
 }

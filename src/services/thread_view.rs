@@ -53,13 +53,12 @@ pub struct ThreadWithMessages {
     pub messages: Vec<serde_json::Value>,
 }
 
-/// The thread with its current path.
-pub async fn view(db: &Db, thread: ThreadRow) -> Result<ThreadWithMessages, sqlx::Error> {
-    let tree = messages::tree_of(db, &thread.id).await?;
-    let generations = messages::generations_of(db, &thread.id).await?;
-    let out = tree
-        .current_path()
-        .iter()
+/// `path`'s messages as `UIMessage`s, each reply with its generation's details.
+pub fn ui_messages(
+    path: &[messages::PathMessage],
+    generations: &std::collections::HashMap<String, messages::GenerationRow>,
+) -> Vec<Value> {
+    path.iter()
         .map(|p| {
             let generation = p
                 .message
@@ -68,7 +67,14 @@ pub async fn view(db: &Db, thread: ThreadRow) -> Result<ThreadWithMessages, sqlx
                 .and_then(|g| generations.get(g));
             ui_message(p, generation)
         })
-        .collect();
+        .collect()
+}
+
+/// The thread with its current path.
+pub async fn view(db: &Db, thread: ThreadRow) -> Result<ThreadWithMessages, sqlx::Error> {
+    let tree = messages::tree_of(db, &thread.id).await?;
+    let generations = messages::generations_of(db, &thread.id).await?;
+    let out = ui_messages(&tree.current_path(), &generations);
     Ok(ThreadWithMessages {
         thread: thread.into(),
         messages: out,

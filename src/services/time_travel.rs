@@ -174,17 +174,7 @@ pub async fn thread_at(
     let tree = messages::tree_of(&scratch, id).await?;
     let generations = messages::generations_of(&scratch, id).await?;
     let path = tree.current_path();
-    let messages = path
-        .iter()
-        .map(|p| {
-            let generation = p
-                .message
-                .generation_id
-                .as_ref()
-                .and_then(|g| generations.get(g));
-            crate::services::thread_view::ui_message(p, generation)
-        })
-        .collect();
+    let messages = crate::services::thread_view::ui_messages(&path, &generations);
     let on_path: std::collections::HashSet<String> =
         path.iter().map(|p| p.message.id.clone()).collect();
     if let Db::Sqlite { writer, .. } = &scratch {

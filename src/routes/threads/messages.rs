@@ -65,17 +65,7 @@ pub async fn page(
     let start = path.len().saturating_sub(limit);
     let next_cursor = (start > 0).then(|| encode_cursor(&path[start].message.id));
     let generations = messages::generations_of(&state.db, &thread.id).await?;
-    let data = path[start..]
-        .iter()
-        .map(|p| {
-            let generation = p
-                .message
-                .generation_id
-                .as_ref()
-                .and_then(|g| generations.get(g));
-            crate::services::thread_view::ui_message(p, generation)
-        })
-        .collect();
+    let data = crate::services::thread_view::ui_messages(&path[start..], &generations);
     Ok(HttpResponse::Ok().json(MessagePage { data, next_cursor }))
 }
 
