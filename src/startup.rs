@@ -235,12 +235,24 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or the handle), then stops the
-    /// projector and closes the pools.
+    /// background tasks, seals what they wrote last and closes the pools.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        // The tasks' own last writes (replies marked interrupted, sessions' last use) may
+        // commit after the sealer's last pass: seal once more when nothing writes any more.
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::store::seal::seal_all(&self.db),
+        )
+        .await
+        {
+            Ok(Err(e)) => tracing::warn!(error = %e, "sealing the log at shutdown failed"),
+            Err(_) => tracing::warn!("sealing the log at shutdown took too long"),
+            Ok(Ok(_)) => {}
         }
         match &self.db {
             Db::Sqlite { writer, reader } => {
