@@ -1,5 +1,4 @@
-//! The admin audit trail: one row per event an admin (or an operator at the command line)
-//! caused, with who, when, under which request, and what changed.
+//! The admin audit trail: one row per event an admin caused, with who, when, under which request, and what changed.
 //!
 //! An event belongs to the trail when its metadata says `"role": "admin"` (the command bus
 //! writes it for admin commands). Events written before that marker existed are recognised by
@@ -25,9 +24,9 @@ pub struct Entry {
     pub position: i64,
     /// When the event was recorded (microseconds since the epoch).
     pub at: i64,
-    /// The admin's account id (`cli` for the command line; absent when not recorded).
+    /// The admin's account id (absent when not recorded).
     pub actor: Option<String>,
-    /// The request (or command-line run) that caused it.
+    /// The request that caused it.
     pub request_id: Option<String>,
     pub event_type: String,
     /// What was changed: `account`, `model` or `mcp_server`.

@@ -38,9 +38,6 @@ use super::log::{self, Cursor};
 /// How often a command is retried when its stream changed between load and append.
 const CONFLICT_RETRIES: usize = 8;
 
-/// The actor of commands an operator runs at the command line.
-pub const OPERATOR: &str = "cli";
-
 /// Where a command came from, recorded in every event's metadata.
 #[derive(Debug, Clone)]
 pub struct CommandMeta {
@@ -50,7 +47,7 @@ pub struct CommandMeta {
     pub causation_id: String,
     /// The account on whose behalf the command runs, if any.
     pub actor: Option<String>,
-    /// An admin's command (or an operator's at the command line): recorded as
+    /// An admin's command: recorded as
     /// `"role": "admin"`, which puts its events on the admin audit trail.
     pub admin: bool,
 }
@@ -72,11 +69,6 @@ impl CommandMeta {
             admin: true,
             ..Self::for_request(request_id, Some(admin.to_owned()))
         }
-    }
-
-    /// Metadata for an operator's command at the command line (actor `cli`).
-    pub fn operator() -> Self {
-        Self::for_admin(&Uuid::now_v7().to_string(), OPERATOR)
     }
 
     /// Metadata for a command started by the server itself (CLI, maintenance).

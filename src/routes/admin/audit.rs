@@ -1,6 +1,6 @@
 //! `GET /v1/admin/audit?from&to&actor&cursor&limit`: the admin audit trail, newest first —
-//! every catalog change, credit grant, MCP server change and erasure an admin (or an operator
-//! at the command line) made, with the admin and the request id.
+//! every catalog change, credit grant and MCP server change an admin made, with the admin and
+//! the request id.
 
 use actix_web::{HttpResponse, web};
 use base64::Engine;
@@ -24,7 +24,7 @@ pub struct Params {
     pub from: Option<String>,
     /// Until this instant (RFC 3339, excluded) or UTC day (`YYYY-MM-DD`, included).
     pub to: Option<String>,
-    /// Only this admin's actions (an account id, or `cli`).
+    /// Only this admin's actions (an account id).
     pub actor: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

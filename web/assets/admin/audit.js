@@ -1,7 +1,6 @@
 // Admin → Audit: the admin audit trail (`GET /v1/admin/audit`), newest first — every catalog
-// change, credit grant, MCP server change and erasure, with the admin, the request id and a
-// summary of the change. Filters: one admin (an account id, or `cli` for the command line) and
-// a range of days; "Show more" follows `next_cursor`.
+// change, credit grant and MCP server change, with the admin, the request id and a summary of
+// the change. Filters: one admin (an account id) and a range of days; "Show more" follows `next_cursor`.
 
 import { h, replace } from '../lib/dom.js';
 import { get } from '../lib/api.js';
@@ -10,7 +9,7 @@ import { field, section, loading, errorPanel, timeEl, isoDay } from '../settings
 const ACTION = {
   ModelAdded: 'added a model', ModelUpdated: 'changed a model', CreditsAdded: 'granted credits',
   McpServerRegistered: 'registered an MCP server', McpServerUpdated: 'changed an MCP server',
-  McpServerRemoved: 'removed an MCP server', AccountErased: 'erased an account',
+  McpServerRemoved: 'removed an MCP server',
 };
 
 export function render(panel) {
@@ -76,10 +75,10 @@ export function render(panel) {
   }
 
   function row(e) {
-    const who = e.actor === 'cli' ? 'command line' : (e.actor_email || e.actor || '—');
+    const who = e.actor_email || e.actor || '—';
     return h('tr', { dataset: { event: e.event_type, position: String(e.position) } },
       h('td', null, timeEl(e.at)),
-      h('td', null, e.actor && e.actor !== 'cli'
+      h('td', null, e.actor
         ? h('button', { class: 'btn btn-ghost linkish', type: 'button', title: e.actor, onclick: () => { actor.value = e.actor; load(); } }, who)
         : who),
       h('td', null, ACTION[e.event_type] || e.event_type),
