@@ -13,6 +13,7 @@
 pub mod append;
 pub mod bus;
 pub mod cached;
+pub mod keys;
 pub mod log;
 pub mod seal;
 
@@ -133,6 +134,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "log_seals",
         sqlite: include_str!("../../migrations/sqlite/0003_log_seals.sql"),
         postgres: include_str!("../../migrations/postgres/0003_log_seals.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "account_keys",
+        sqlite: include_str!("../../migrations/sqlite/0004_account_keys.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_account_keys.sql"),
     },
 ];
 
