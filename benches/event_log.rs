@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use threadline::projector::Projector;
 use threadline::store::bus::{CommandBus, CommandMeta};
+use threadline::store::keys::KeyRing;
 use threadline::store::{self, log};
 use threadline_domain::thread::{Thread, ThreadCommand, ThreadEvent, TitleSource};
 use threadline_domain::values::{AccountId, Title};
@@ -32,7 +33,7 @@ async fn main() {
     let db = store::connect(url.as_deref(), dir.path()).await.unwrap();
     store::migrate(&db).await.unwrap();
     println!("backend: {}", db.backend_name());
-    let bus = CommandBus::new(db.clone());
+    let bus = CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone()));
     let owner = AccountId::generate();
 
     // 1. Command latency vs history length: both streams set up first, then measured in
@@ -91,6 +92,7 @@ async fn main() {
     let events = log::count(&db).await.unwrap();
     let projector = Projector::with_projections(
         db.clone(),
+        KeyRing::ephemeral(db.clone()),
         vec![Box::new(threadline_projections::threads::Threads)],
     );
     projector.prepare().await.unwrap();

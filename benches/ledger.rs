@@ -214,7 +214,10 @@ async fn bulk_facts(db: &Db, n: i64) {
 
 /// Waits until every projection has folded the whole log.
 async fn wait_caught_up(db: &Db) {
-    let projector = threadline::projector::Projector::new(db.clone());
+    let projector = threadline::projector::Projector::new(
+        db.clone(),
+        threadline::store::keys::KeyRing::ephemeral(db.clone()),
+    );
     loop {
         let head = threadline::store::log::head(db).await.unwrap();
         let status = projector.status().await.unwrap();

@@ -59,7 +59,8 @@ async fn main() {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
-    let bus = CommandBus::new(db.clone());
+    let keys = threadline::store::keys::KeyRing::load(db.clone(), None, dir.path()).unwrap();
+    let bus = CommandBus::new(db.clone(), keys);
 
     // 1. The thread list.
     if only("list") {
@@ -443,7 +444,10 @@ async fn register(http: &reqwest::Client, base: &str, email: &str) -> (String, S
 async fn wait_caught_up(db: &Db) {
     loop {
         let head = threadline::store::log::head(db).await.unwrap();
-        let projector = threadline::projector::Projector::new(db.clone());
+        let projector = threadline::projector::Projector::new(
+            db.clone(),
+            threadline::store::keys::KeyRing::ephemeral(db.clone()),
+        );
         let behind = projector
             .status()
             .await

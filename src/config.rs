@@ -15,6 +15,9 @@ pub struct Settings {
     /// `DATABASE_URL`: `postgres://…` for PostgreSQL, `sqlite://…` for an explicit SQLite file;
     /// unset means `<data_dir>/threadline.db`.
     pub database_url: Option<SecretString>,
+    /// `THREADLINE_MASTER_KEY`: wraps every account's data key (32 bytes, base64); unset means
+    /// `<data_dir>/master.key`, made on first use. Every node of one database needs the same.
+    pub master_key: Option<SecretString>,
     /// `THREADLINE_ADMIN_EMAILS`: emails with the admin role.
     pub admin_emails: Vec<String>,
     /// Abuse limits per client IP and per account: anonymous sign-ups
@@ -150,6 +153,7 @@ impl Settings {
             bind: bind.into(),
             data_dir: data_dir.into(),
             database_url: None,
+            master_key: None,
             admin_emails: Vec::new(),
             limits: Default::default(),
             trusted_proxies: Vec::new(),

@@ -27,6 +27,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::chat::Signals;
 use crate::projector::Projector;
+use crate::store::keys::{KeyError, KeyRing};
 use crate::store::log::{self, Cursor, cursor_id};
 
 /// One item of the feed.
@@ -56,6 +57,7 @@ const EPHEMERAL_CHANNEL: &str = "threadline_ephemeral";
 #[derive(Clone)]
 pub struct FeedHub {
     db: Db,
+    keys: KeyRing,
     items: broadcast::Sender<Arc<Vec<FeedItem>>>,
     owners: Arc<Mutex<HashMap<String, String>>>,
     /// Revoked credentials, seen by the same tail of the log.
@@ -64,10 +66,11 @@ pub struct FeedHub {
 }
 
 impl FeedHub {
-    /// A hub over `db` (start its task with [`FeedHub::run`]).
-    pub fn new(db: Db) -> Self {
+    /// A hub over `db`, opening titles with `keys` (start its task with [`FeedHub::run`]).
+    pub fn new(db: Db, keys: KeyRing) -> Self {
         Self {
             db,
+            keys,
             items: broadcast::Sender::new(1024),
             owners: Arc::default(),
             revocations: Default::default(),
@@ -178,13 +181,21 @@ impl FeedHub {
         let mut cursor = after;
         let mut items = Vec::new();
         loop {
-            let events = log::read_tail(&self.db, cursor, limit).await?;
+            let mut events = log::read_tail(&self.db, cursor, limit).await?;
             let Some(last) = events.last().map(StoredEvent::cursor) else {
                 return Ok((items, cursor));
             };
+            self.keys
+                .open_events(&mut events)
+                .await
+                .map_err(KeyError::into_sqlx)?;
             for event in &events {
                 if live {
                     self.revocations.observe(event);
+                    if event.event_type == "AccountErased" {
+                        // Erased on any node: this one must not open its values any more.
+                        self.keys.forget(&event.aggregate_id);
+                    }
                 }
                 if let Some(item) = self.item(event).await? {
                     items.push(item);

@@ -30,7 +30,8 @@ const REMEMBER: Duration = Duration::from_secs(600);
 pub enum Revoked {
     /// One credential (`Caller::session_id`: a session id or `api-key:<id>`).
     Credential(String),
-    /// Every credential of an account (its anonymous identity was linked away).
+    /// Every credential of an account (its anonymous identity was linked away, or it was
+    /// erased).
     Account(String),
 }
 
@@ -57,6 +58,7 @@ impl Revocations {
             return;
         }
         let revoked = match event.event_type.as_str() {
+            "AccountErased" => Revoked::Account(event.aggregate_id.clone()),
             "SessionRevoked" | "ApiKeyRevoked" | "AccountLinkedInto" => {
                 match event.decode::<AccountEvent>() {
                     Ok(AccountEvent::SessionRevoked { session_id, .. }) => {

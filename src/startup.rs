@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::projector::Projector;
 use crate::providers::registry::ProviderRegistry;
 use crate::state::AppState;
-use crate::store::{self, StoreError, bus::CommandBus};
+use crate::store::{self, StoreError, bus::CommandBus, keys::KeyRing};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +60,19 @@ impl Application {
             .map(ExposeSecret::expose_secret);
         let db = store::connect(database_url, &settings.data_dir).await?;
         store::migrate(&db).await?;
-        let projector = Projector::new(db.clone());
+        let keys = KeyRing::load(
+            db.clone(),
+            settings
+                .master_key
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            &settings.data_dir,
+        )
+        .map_err(|e| StartupError::Config(e.to_string()))?;
+        let projector = Projector::new(db.clone(), keys.clone());
         projector.prepare().await?;
 
-        let bus = CommandBus::new(db.clone());
+        let bus = CommandBus::new(db.clone(), keys.clone());
         let signals = Signals::default();
         let chat = ChatService::new(
             db.clone(),
@@ -96,7 +105,7 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "orphan recovery failed"),
         }
 
-        let feed = crate::feed::FeedHub::new(db.clone());
+        let feed = crate::feed::FeedHub::new(db.clone(), keys.clone());
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(

@@ -108,9 +108,10 @@ impl AppState {
         use std::time::Duration;
         let db = crate::store::connect(None, dir).await.unwrap();
         crate::store::migrate(&db).await.unwrap();
-        let projector = Projector::new(db.clone());
+        let keys = crate::store::keys::KeyRing::ephemeral(db.clone());
+        let projector = Projector::new(db.clone(), keys.clone());
         projector.prepare().await.unwrap();
-        let bus = CommandBus::new(db.clone());
+        let bus = CommandBus::new(db.clone(), keys.clone());
         let chat = ChatService::new(
             db.clone(),
             bus.clone(),
@@ -119,7 +120,7 @@ impl AppState {
             Signals::default(),
         );
         AppState {
-            feed: crate::feed::FeedHub::new(db.clone()),
+            feed: crate::feed::FeedHub::new(db.clone(), keys),
             db,
             bus,
             projector,

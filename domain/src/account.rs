@@ -14,7 +14,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::EVENT_VERSION;
 use crate::values::{AccountId, DisplayName, Email, SessionId};
 
 /// What kind of account a stream holds.
@@ -169,6 +168,11 @@ pub enum AccountCommand {
         session_id: SessionId,
         at: DateTime<Utc>,
     },
+    /// Erases the account (its data key is deleted by the caller once this is written): every
+    /// session and API key stops working and no command is accepted after.
+    Erase {
+        at: DateTime<Utc>,
+    },
 }
 
 /// Most live API keys an account may hold.
@@ -231,6 +235,9 @@ pub enum AccountEvent {
         session_id: SessionId,
         at: DateTime<Utc>,
     },
+    /// The account was erased: its personal data in the log was sealed with a key that no
+    /// longer exists. Its sessions and API keys are revoked by this event.
+    AccountErased { at: DateTime<Utc> },
 }
 
 impl DomainEvent for AccountEvent {
@@ -247,12 +254,13 @@ impl DomainEvent for AccountEvent {
             Self::SubscriptionChanged { .. } => "SubscriptionChanged",
             Self::ProfileUpdated { .. } => "ProfileUpdated",
             Self::SessionSeen { .. } => "SessionSeen",
+            Self::AccountErased { .. } => "AccountErased",
         }
         .to_owned()
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_owned()
+        crate::personal::SEALED_SINCE.to_owned()
     }
 }
 
@@ -279,6 +287,8 @@ pub enum AccountError {
     ApiKeyNotFound,
     #[error("an account holds at most 20 live API keys")]
     TooManyApiKeys,
+    #[error("the account was erased")]
+    Erased,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -288,6 +298,7 @@ enum State {
     Anonymous,
     Registered,
     LinkedInto(AccountId),
+    Erased,
 }
 
 /// The `Account` aggregate's state: only what its rules need.
@@ -373,7 +384,19 @@ impl Aggregate for Account {
                 self.image_url = image_url;
             }
             AccountEvent::SessionSeen { .. } => {}
+            AccountEvent::AccountErased { .. } => {
+                *self = Account {
+                    state: State::Erased,
+                    ..Account::default()
+                };
+            }
         }
+    }
+}
+
+impl crate::personal::DataSubject for Account {
+    fn data_subject(&self, aggregate_id: &str) -> Option<String> {
+        Some(aggregate_id.to_owned())
     }
 }
 
@@ -434,6 +457,7 @@ impl Account {
                     at,
                 }]),
                 State::Anonymous | State::LinkedInto(_) => Err(AccountError::NotRegistered),
+                State::Erased => Err(AccountError::Erased),
             },
             C::SetPreferences { preferences, at } => {
                 self.require_open()?;
@@ -519,6 +543,11 @@ impl Account {
                     at,
                 }])
             }
+            C::Erase { at } => match self.state {
+                State::New => Err(AccountError::NotFound),
+                State::Erased => Err(AccountError::Erased),
+                _ => Ok(vec![E::AccountErased { at }]),
+            },
             C::TouchSession { session_id, at } => {
                 if !self.active_sessions.contains(&session_id.0) {
                     return Err(AccountError::SessionNotFound);
@@ -529,6 +558,7 @@ impl Account {
                 State::New => Err(AccountError::NotFound),
                 State::Registered => Err(AccountError::NotAnonymous),
                 State::LinkedInto(_) => Err(AccountError::AlreadyLinked),
+                State::Erased => Err(AccountError::Erased),
                 State::Anonymous => {
                     // The anonymous identity ends here: its sessions stop working.
                     let mut events: Vec<_> = self
@@ -560,6 +590,7 @@ impl Account {
         match self.state {
             State::New => Err(AccountError::NotFound),
             State::LinkedInto(_) => Err(AccountError::AlreadyLinked),
+            State::Erased => Err(AccountError::Erased),
             State::Anonymous | State::Registered => Ok(()),
         }
     }

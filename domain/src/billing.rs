@@ -71,6 +71,12 @@ pub struct WebhookDelivery {
     processed: bool,
 }
 
+impl crate::personal::DataSubject for WebhookDelivery {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Aggregate for WebhookDelivery {
     const TYPE: &'static str = "WebhookDelivery";
     type Command = DeliveryCommand;

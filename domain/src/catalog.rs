@@ -204,6 +204,12 @@ pub struct CatalogModel {
     spec: Option<ModelSpec>,
 }
 
+impl crate::personal::DataSubject for CatalogModel {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Aggregate for CatalogModel {
     const TYPE: &'static str = "CatalogModel";
     type Command = CatalogCommand;

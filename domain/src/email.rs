@@ -63,6 +63,12 @@ pub struct EmailRegistration {
     owner: Option<AccountId>,
 }
 
+impl crate::personal::DataSubject for EmailRegistration {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Aggregate for EmailRegistration {
     const TYPE: &'static str = "EmailRegistration";
     type Command = EmailCommand;

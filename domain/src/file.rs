@@ -7,7 +7,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::EVENT_VERSION;
 use crate::values::AccountId;
 
 /// What an upload records (the bytes are already stored under `sha256`).
@@ -52,7 +51,7 @@ impl DomainEvent for FileEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_owned()
+        crate::personal::SEALED_SINCE.to_owned()
     }
 }
 
@@ -77,6 +76,15 @@ pub enum FileState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct File {
     state: FileState,
+    /// Whose key seals the file's name and digest.
+    #[serde(default)]
+    owner: Option<crate::values::AccountId>,
+}
+
+impl crate::personal::DataSubject for File {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        self.owner.as_ref().map(ToString::to_string)
+    }
 }
 
 impl Aggregate for File {
@@ -111,7 +119,10 @@ impl Aggregate for File {
 
     fn apply(&mut self, event: Self::Event) {
         self.state = match event {
-            FileEvent::FileUploaded { .. } => FileState::Stored,
+            FileEvent::FileUploaded { meta, .. } => {
+                self.owner = Some(meta.owner);
+                FileState::Stored
+            }
             FileEvent::FileDeleted { .. } => FileState::Deleted,
         };
     }

@@ -11,8 +11,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::EVENT_VERSION;
-
 /// A message of the exact context sent to the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextMessage {
@@ -235,7 +233,7 @@ impl DomainEvent for GenerationEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_owned()
+        crate::personal::SEALED_SINCE.to_owned()
     }
 }
 
@@ -360,6 +358,12 @@ impl Generation {
     /// Index the next chunk will get.
     pub fn next_index(&self) -> u64 {
         self.next_index
+    }
+}
+
+impl crate::personal::DataSubject for Generation {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
     }
 }
 

@@ -309,6 +309,12 @@ impl CreditWindow {
     }
 }
 
+impl crate::personal::DataSubject for CreditWindow {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Aggregate for CreditWindow {
     const TYPE: &'static str = "CreditWindow";
     type Command = LedgerCommand;

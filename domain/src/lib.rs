@@ -27,6 +27,7 @@ pub mod file;
 pub mod generation;
 pub mod ledger;
 pub mod mcp;
+pub mod personal;
 pub mod plans;
 pub mod thread;
 pub mod upcast;

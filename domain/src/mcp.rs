@@ -117,6 +117,12 @@ pub struct McpServer {
     current: Option<Registration>,
 }
 
+impl crate::personal::DataSubject for McpServer {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Aggregate for McpServer {
     const TYPE: &'static str = "McpServer";
     type Command = McpServerCommand;

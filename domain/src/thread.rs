@@ -16,7 +16,6 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::EVENT_VERSION;
 use crate::generation::GenerationStatus;
 use crate::values::{AccountId, Title};
 
@@ -285,7 +284,7 @@ impl DomainEvent for ThreadEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_owned()
+        crate::personal::SEALED_SINCE.to_owned()
     }
 }
 
@@ -324,6 +323,9 @@ enum State {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Thread {
     state: State,
+    /// Whose key seals the thread's personal data: the owner it was created for.
+    #[serde(default)]
+    owner: Option<AccountId>,
     title: Option<Title>,
     archived: bool,
     pinned: bool,
@@ -339,6 +341,12 @@ pub struct Thread {
     /// Live share ids.
     #[serde(default)]
     shares: BTreeSet<String>,
+}
+
+impl crate::personal::DataSubject for Thread {
+    fn data_subject(&self, _aggregate_id: &str) -> Option<String> {
+        self.owner.as_ref().map(ToString::to_string)
+    }
 }
 
 impl Aggregate for Thread {
@@ -362,8 +370,9 @@ impl Aggregate for Thread {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            ThreadEvent::ThreadCreated { title, .. } => {
+            ThreadEvent::ThreadCreated { owner, title, .. } => {
                 self.state = State::Live;
+                self.owner = Some(owner);
                 self.title = title;
             }
             ThreadEvent::ThreadRenamed { title, .. } => self.title = Some(title),

@@ -54,7 +54,7 @@ pub fn upcast_payload(event_type: &str, event_version: &str, mut payload: Value)
     payload
 }
 
-fn version_lt(a: &str, b: &str) -> bool {
+pub fn version_lt(a: &str, b: &str) -> bool {
     let parse = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
     parse(a) < parse(b)
 }

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use threadline_domain::account::{AccountEvent, AccountKind};
+use threadline_domain::personal::{REDACTED, unless_redacted};
 
 use crate::db::{Backend, Db, Stmt};
 use crate::event::StoredEvent;
@@ -14,6 +15,19 @@ use crate::{micros, on_read};
 /// A change to the accounts tables, produced by the pure fold [`apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// The account was erased: its personal columns emptied, its sessions and API keys
+    /// revoked.
+    Erase {
+        id: String,
+    },
+    EraseSessions {
+        account_id: String,
+        at: i64,
+    },
+    EraseApiKeys {
+        account_id: String,
+        at: i64,
+    },
     InsertAccount {
         id: String,
         kind: &'static str,
@@ -88,9 +102,9 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
                     password_hash,
                 } => (
                     "registered",
-                    Some(email.as_str().to_owned()),
-                    name.map(|n| n.as_str().to_owned()),
-                    Some(password_hash),
+                    unless_redacted(Some(email.as_str().to_owned())),
+                    unless_redacted(name.map(|n| n.as_str().to_owned())),
+                    unless_redacted(Some(password_hash)),
                 ),
                 // An external identity's email is the provider's to keep unique: it is not
                 // stored where registrations claim theirs.
@@ -179,6 +193,17 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
             id: session_id.to_string(),
             at: micros(at),
         }],
+        AccountEvent::AccountErased { at } => vec![
+            Change::EraseSessions {
+                account_id: id.clone(),
+                at: micros(at),
+            },
+            Change::EraseApiKeys {
+                account_id: id.clone(),
+                at: micros(at),
+            },
+            Change::Erase { id },
+        ],
     }
 }
 
@@ -187,6 +212,27 @@ fn sql(change: Change, t: &Tables) -> Stmt {
     let sessions = t.name("sessions");
     let keys = t.name("api_keys");
     match change {
+        Change::Erase { id } => Stmt::new(
+            format!(
+                "UPDATE {accounts} SET kind = 'erased', email = NULL, name = NULL, \
+                 password_hash = NULL, preferences = NULL, image_url = NULL WHERE id = $1"
+            ),
+            vec![id.into()],
+        ),
+        Change::EraseSessions { account_id, at } => Stmt::new(
+            format!(
+                "UPDATE {sessions} SET user_agent = NULL, ip = NULL, \
+                 revoked_at = COALESCE(revoked_at, $2) WHERE account_id = $1"
+            ),
+            vec![account_id.into(), at.into()],
+        ),
+        Change::EraseApiKeys { account_id, at } => Stmt::new(
+            format!(
+                "UPDATE {keys} SET name = $3, revoked_at = COALESCE(revoked_at, $2) \
+                 WHERE account_id = $1"
+            ),
+            vec![account_id.into(), at.into(), REDACTED.into()],
+        ),
         Change::InsertApiKey {
             id,
             account_id,

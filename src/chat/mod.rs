@@ -258,7 +258,10 @@ impl ChatService {
                 at: Utc::now(),
             })
             .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
-        let metadata = writer::metadata(&reply.meta);
+        let mut metadata = writer::metadata(&reply.meta);
+        // The reply's text is the payer's data: the caller, whom the thread was checked to be
+        // owned by.
+        metadata[crate::store::keys::SUBJECT] = reply.payer.account_id.clone().into();
         self.append(&reply.generation_id, 1, &started, &metadata)
             .await
             .map_err(|e| crate::error::ApiError::Unavailable(e.to_string()))?;
@@ -289,7 +292,6 @@ impl ChatService {
         metadata: &serde_json::Value,
     ) -> Result<crate::store::log::Cursor, AppendError> {
         use cqrs_es::DomainEvent;
-        let metadata = metadata.to_string();
         let mut rows = Vec::with_capacity(events.len());
         for (event, sequence) in events.iter().zip(first_sequence..) {
             rows.push(NewEvent {
@@ -298,12 +300,17 @@ impl ChatService {
                 sequence,
                 event_type: event.event_type(),
                 event_version: event.event_version(),
-                payload: serde_json::to_string(event)
+                payload: serde_json::to_value(event)
                     .map_err(|e| AppendError::Failed(e.to_string()))?,
                 metadata: metadata.clone(),
             });
         }
         self.appender.append(rows).await
+    }
+
+    /// The keys the node seals and opens personal values with.
+    pub fn keys(&self) -> &crate::store::keys::KeyRing {
+        self.appender.keys()
     }
 
     /// After a local commit: wake the projector and live readers.

@@ -13,6 +13,8 @@ use actix_web::web::Bytes;
 use futures::Stream;
 use threadline_domain::generation::GenerationEvent;
 use threadline_projections::Db;
+
+use crate::store::keys::KeyRing;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ChatService;
@@ -24,51 +26,63 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(500);
 
 /// Events of generation `id` after `after_sequence`, in order. Payloads are read as text and
-/// decoded straight into events (through the upcasters only when one applies).
+/// decoded straight into events (opened and upcast only when they need it).
 pub async fn load_after(
     db: &Db,
+    keys: &KeyRing,
     id: &str,
     after_sequence: i64,
 ) -> Result<Vec<(i64, GenerationEvent)>, sqlx::Error> {
     let sql = match db.backend() {
         threadline_projections::Backend::Sqlite => {
-            "SELECT sequence, event_type, event_version, payload FROM events \
+            "SELECT sequence, event_type, event_version, payload, metadata FROM events \
              WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
              ORDER BY sequence"
         }
         threadline_projections::Backend::Postgres => {
-            "SELECT sequence, event_type, event_version, payload::text FROM events \
+            "SELECT sequence, event_type, event_version, payload::text, metadata::text \
+             FROM events \
              WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
              ORDER BY sequence"
         }
     };
-    let rows: Vec<(i64, String, String, String)> = threadline_projections::on_read!(db, pool =>
+    let rows: Vec<(i64, String, String, String, String)> = threadline_projections::on_read!(db, pool =>
         sqlx::query_as(sql)
         .bind(id)
         .bind(after_sequence)
         .fetch_all(pool)
         .await)?;
-    rows.into_iter()
-        .map(|(seq, event_type, version, payload)| {
-            decode(&event_type, &version, &payload).map(|e| (seq, e))
-        })
-        .collect()
+    let mut events = Vec::with_capacity(rows.len());
+    for (seq, event_type, version, payload, metadata) in rows {
+        let event = decode(keys, &event_type, &version, &payload, &metadata).await?;
+        events.push((seq, event));
+    }
+    Ok(events)
 }
 
-/// A generation event from its stored text, through the upcasters only when one applies.
-pub fn decode(
+/// A generation event from its stored text: its sealed values opened (for an event with
+/// any) and through the upcasters (when one applies).
+pub async fn decode(
+    keys: &KeyRing,
     event_type: &str,
     version: &str,
     payload: &str,
+    metadata: &str,
 ) -> Result<GenerationEvent, sqlx::Error> {
+    use threadline_domain::personal::is_sealed;
     use threadline_domain::upcast::{needs_upcast, upcast_payload};
-    let event = if needs_upcast(event_type, version) {
-        serde_json::from_str(payload)
-            .and_then(|p| serde_json::from_value(upcast_payload(event_type, version, p)))
-    } else {
-        serde_json::from_str(payload)
-    };
-    event.map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    let bad = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    if !is_sealed(event_type, version) && !needs_upcast(event_type, version) {
+        return serde_json::from_str(payload).map_err(bad);
+    }
+    let mut value: serde_json::Value = serde_json::from_str(payload).map_err(bad)?;
+    if is_sealed(event_type, version) {
+        let metadata: serde_json::Value = serde_json::from_str(metadata).map_err(bad)?;
+        keys.open_stored(&metadata, event_type, version, &mut value)
+            .await
+            .map_err(crate::store::keys::KeyError::into_sqlx)?;
+    }
+    serde_json::from_value(upcast_payload(event_type, version, value)).map_err(bad)
 }
 
 /// The sequence of generation `id`'s newest event (0 when it has none).
@@ -109,7 +123,7 @@ pub fn stream(
                 .collect()
         };
         'reload: loop {
-            let backlog = match load_after(&service.db, &id, last).await {
+            let backlog = match load_after(&service.db, service.keys(), &id, last).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, generation = %id, "cannot read the reply's events");

@@ -14,6 +14,8 @@ use futures::Stream;
 use threadline_domain::generation::GenerationEvent;
 use threadline_projections::{Backend, Db};
 
+use crate::store::keys::KeyRing;
+
 use super::render::{PartId, Renderer, sse_event};
 pub use crate::clock::{Clock, VirtualClock};
 
@@ -52,25 +54,27 @@ impl Speed {
 pub type TimedEvent = (i64, i64, GenerationEvent);
 
 /// Every recorded event of generation `id`, in order, with its commit time.
-pub async fn load(db: &Db, id: &str) -> Result<Vec<TimedEvent>, sqlx::Error> {
+pub async fn load(db: &Db, keys: &KeyRing, id: &str) -> Result<Vec<TimedEvent>, sqlx::Error> {
     let sql = match db.backend() {
         Backend::Sqlite => {
-            "SELECT sequence, recorded_at, event_type, event_version, payload FROM events \
+            "SELECT sequence, recorded_at, event_type, event_version, payload, metadata \
+             FROM events \
              WHERE aggregate_type = 'Generation' AND aggregate_id = $1 ORDER BY sequence"
         }
         Backend::Postgres => {
             "SELECT sequence, (extract(epoch FROM recorded_at) * 1000000)::bigint, event_type, \
-             event_version, payload::text FROM events \
+             event_version, payload::text, metadata::text FROM events \
              WHERE aggregate_type = 'Generation' AND aggregate_id = $1 ORDER BY sequence"
         }
     };
-    let rows: Vec<(i64, i64, String, String, String)> = threadline_projections::on_read!(db, pool =>
+    let rows: Vec<(i64, i64, String, String, String, String)> = threadline_projections::on_read!(db, pool =>
         sqlx::query_as(sql).bind(id).fetch_all(pool).await)?;
-    rows.into_iter()
-        .map(|(seq, at, event_type, version, payload)| {
-            super::reader::decode(&event_type, &version, &payload).map(|e| (seq, at, e))
-        })
-        .collect()
+    let mut events = Vec::with_capacity(rows.len());
+    for (seq, at, event_type, version, payload, metadata) in rows {
+        let event = super::reader::decode(keys, &event_type, &version, &payload, &metadata).await?;
+        events.push((seq, at, event));
+    }
+    Ok(events)
 }
 
 /// What a paced replay yields.

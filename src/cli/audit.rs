@@ -26,7 +26,7 @@ async fn account(
     id: &str,
     format: Format,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let db = super::report::open(&storage).await?;
+    let (db, _) = super::report::open(&storage).await?;
     if threadline_projections::accounts::account(&db, id)
         .await?
         .is_none()
@@ -53,12 +53,12 @@ async fn thread(
     if format == Format::Csv {
         return Err("a thread prints as `table` or `json`".into());
     }
-    let db = super::report::open(&storage).await?;
+    let (db, keys) = super::report::open(&storage).await?;
     let moment = match at {
         Some(at) => Moment::parse(&db, at).await?,
         None => Moment::Now,
     };
-    let Some(thread) = time_travel::thread_at(&db, id, moment).await? else {
+    let Some(thread) = time_travel::thread_at(&db, &keys, id, moment).await? else {
         return Err(match at {
             Some(at) => format!("thread {id} did not exist at {at}"),
             None => format!("no thread {id}"),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use threadline_projections::{Db, StoredEvent};
 
 use super::{EventFilter, EventsCommand, StorageArgs};
-use crate::store;
+use crate::store::keys::KeyRing;
 use crate::store::log::{self, Cursor, Direction, Filter};
 
 /// Events read per page.
@@ -31,16 +31,15 @@ pub async fn run(
     storage: StorageArgs,
     command: EventsCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
-    store::migrate(&db).await?;
+    let (db, keys) = storage.open().await?;
     match command {
         EventsCommand::Tail {
             from,
             follow,
             filter,
-        } => tail(&db, from.as_deref(), follow, &filter.into()).await,
+        } => tail(&db, &keys, from.as_deref(), follow, &filter.into()).await,
         EventsCommand::Export { from, to, filter } => {
-            export(&db, from.as_deref(), to.as_deref(), &filter.into()).await
+            export(&db, &keys, from.as_deref(), to.as_deref(), &filter.into()).await
         }
     }
 }
@@ -56,6 +55,7 @@ impl From<EventFilter> for Filter {
 
 async fn tail(
     db: &Db,
+    keys: &KeyRing,
     from: Option<&str>,
     follow: bool,
     filter: &Filter,
@@ -64,9 +64,15 @@ async fn tail(
     let mut after = match from {
         Some(from) => position_arg(db, from).await?,
         None => {
-            let newest =
-                log::read_range(db, Cursor::default(), END, filter, Direction::Newest, TAIL)
-                    .await?;
+            let newest = read(
+                db,
+                keys,
+                (Cursor::default(), END),
+                filter,
+                Direction::Newest,
+                TAIL,
+            )
+            .await?;
             write_lines(&mut out, &newest)?;
             // Without matches, the next ones are those after the head.
             match newest.last() {
@@ -76,7 +82,7 @@ async fn tail(
         }
     };
     loop {
-        let page = log::read_range(db, after, END, filter, Direction::Forward, PAGE).await?;
+        let page = read(db, keys, (after, END), filter, Direction::Forward, PAGE).await?;
         write_lines(&mut out, &page)?;
         if let Some(last) = page.last() {
             after = last.cursor();
@@ -97,6 +103,7 @@ async fn tail(
 
 async fn export(
     db: &Db,
+    keys: &KeyRing,
     from: Option<&str>,
     to: Option<&str>,
     filter: &Filter,
@@ -117,7 +124,7 @@ async fn export(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut written = 0u64;
     loop {
-        let page = log::read_range(db, after, until, filter, Direction::Forward, PAGE).await?;
+        let page = read(db, keys, (after, until), filter, Direction::Forward, PAGE).await?;
         write_lines(&mut out, &page)?;
         written += page.len() as u64;
         bar.set_position(written);
@@ -130,6 +137,21 @@ async fn export(
     out.flush()?;
     eprintln!("exported {written} events");
     Ok(())
+}
+
+/// A page of matching events in `(after, until]`, their sealed values opened (an erased
+/// account's read as redactions).
+async fn read(
+    db: &Db,
+    keys: &KeyRing,
+    (after, until): (Cursor, Cursor),
+    filter: &Filter,
+    direction: Direction,
+    limit: i64,
+) -> Result<Vec<threadline_projections::StoredEvent>, Box<dyn std::error::Error>> {
+    let mut events = log::read_range(db, after, until, filter, direction, limit).await?;
+    keys.open_events(&mut events).await?;
+    Ok(events)
 }
 
 /// A log position on the command line: `TX.POSITION` (a cursor), or `POSITION` alone (on

@@ -47,6 +47,32 @@ pub struct StorageArgs {
     /// `postgres://…` selects PostgreSQL; `sqlite://…` an explicit SQLite file.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
+    /// The key (32 bytes, base64) that wraps every account's data key; every node and command
+    /// on one database needs the same. Unset: `<data dir>/master.key`, made on first use.
+    #[arg(
+        long,
+        env = "THREADLINE_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub master_key: Option<String>,
+}
+
+impl StorageArgs {
+    /// Connects, migrates and loads the master key: what every command on the data needs.
+    pub async fn open(
+        &self,
+    ) -> Result<(threadline_projections::Db, crate::store::keys::KeyRing), Box<dyn std::error::Error>>
+    {
+        let db = crate::store::connect(self.database_url.as_deref(), &self.data_dir).await?;
+        crate::store::migrate(&db).await?;
+        let keys = crate::store::keys::KeyRing::load(
+            db.clone(),
+            self.master_key.as_deref(),
+            &self.data_dir,
+        )?;
+        Ok((db, keys))
+    }
 }
 
 #[derive(Debug, Subcommand)]

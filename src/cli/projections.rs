@@ -3,16 +3,15 @@
 use super::{ProjectionsCommand, StorageArgs};
 use crate::projector::verify::{self, VerifyReport};
 use crate::projector::{Projector, rebuild};
-use crate::store::{self, log};
+use crate::store::log;
 
 /// Runs a projections subcommand.
 pub async fn run(
     storage: StorageArgs,
     command: ProjectionsCommand,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
-    store::migrate(&db).await?;
-    let projector = Projector::new(db.clone());
+    let (db, keys) = storage.open().await?;
+    let projector = Projector::new(db.clone(), keys.clone());
     projector.prepare().await?;
     match command {
         ProjectionsCommand::Status => {

@@ -8,7 +8,6 @@ use futures::StreamExt;
 use super::{ReplayCommand, StorageArgs};
 use crate::chat::render::SSE_DONE;
 use crate::chat::replay::{self, Clock, Paced, Speed};
-use crate::store;
 
 /// Runs a replay subcommand.
 pub async fn run(
@@ -18,9 +17,8 @@ pub async fn run(
     let ReplayCommand::Generation { id, speed } = command;
     let speed = Speed::parse(&speed)
         .ok_or("--speed takes `1x`, `2x`, `0.5x`… (0.01x to 1000x) or `max`")?;
-    let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
-    store::migrate(&db).await?;
-    let events = replay::load(&db, &id).await?;
+    let (db, keys) = storage.open().await?;
+    let events = replay::load(&db, &keys, &id).await?;
     if events.is_empty() {
         return Err(format!("no generation {id}").into());
     }

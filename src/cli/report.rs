@@ -5,18 +5,18 @@
 use super::{Format, ReportCommand, StorageArgs};
 use crate::projector::Projector;
 use crate::reports::{self, UsageQuery};
-use crate::{reprice, store};
+use crate::reprice;
+use crate::store::keys::KeyRing;
 
 /// The database with its projections caught up with the log.
 pub(super) async fn open(
     storage: &StorageArgs,
-) -> Result<threadline_projections::Db, Box<dyn std::error::Error>> {
-    let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
-    store::migrate(&db).await?;
-    let projector = Projector::new(db.clone());
+) -> Result<(threadline_projections::Db, KeyRing), Box<dyn std::error::Error>> {
+    let (db, keys) = storage.open().await?;
+    let projector = Projector::new(db.clone(), keys.clone());
     projector.prepare().await?;
     projector.catch_up_all().await?;
-    Ok(db)
+    Ok((db, keys))
 }
 
 /// Runs a report subcommand.
@@ -34,7 +34,7 @@ pub async fn run(
             let query = UsageQuery::parse(from.as_deref(), to.as_deref(), group_by.as_deref())
                 .map_err(|e| reports::describe(&e))?;
             let spinner = super::progress::spinner("catching up with the log and summing usage");
-            let db = open(&storage).await?;
+            let (db, _) = open(&storage).await?;
             let report = reports::usage(&db, &query)
                 .await
                 .map_err(|e| reports::describe(&e))?;
@@ -60,7 +60,7 @@ pub async fn run(
             let file = reprice::parse_prices(&text)?;
             let plans = crate::config::load_plans(plans.as_deref(), &storage.data_dir)?;
             let spinner = super::progress::spinner("catching up with the log and re-pricing");
-            let db = open(&storage).await?;
+            let (db, _) = open(&storage).await?;
             let catalog = threadline_projections::catalog::all(&db).await?;
             let report = reprice::reprice(&db, &query, &file, &catalog, &plans).await?;
             spinner.finish_and_clear();

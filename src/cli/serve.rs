@@ -11,6 +11,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
         bind: args.bind,
         data_dir: storage.data_dir,
         database_url: storage.database_url.map(Into::into),
+        master_key: storage.master_key.map(Into::into),
         admin_emails: args
             .admin_emails
             .into_iter()

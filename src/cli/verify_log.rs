@@ -1,13 +1,12 @@
 //! `threadline verify-log`: recomputes the log's hash chain and compares it with the seals.
 
 use super::StorageArgs;
-use crate::store::{self, log, seal};
+use crate::store::{log, seal};
 
 /// Runs `verify-log`: prints what was checked and the head hash; fails (exit status 1) naming
 /// the first event that does not match.
 pub async fn run(storage: StorageArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let db = store::connect(storage.database_url.as_deref(), &storage.data_dir).await?;
-    store::migrate(&db).await?;
+    let (db, _) = storage.open().await?;
     let (head, _) = seal::head(&db).await?;
     let total = log::count(&db).await?.max(1) as u64;
     let bar = super::progress::bar(total, "verify-log");

@@ -243,7 +243,7 @@ impl From<ThreadError> for ApiError {
 impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
-            AccountError::NotFound => ApiError::NotFound("account"),
+            AccountError::NotFound | AccountError::Erased => ApiError::NotFound("account"),
             AccountError::SessionNotFound => ApiError::NotFound("session"),
             AccountError::AlreadyExists => ApiError::Conflict {
                 code: ErrorCode::AccountExists,

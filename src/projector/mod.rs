@@ -29,6 +29,7 @@ use sqlx::Row;
 use threadline_projections::{Db, Projection, StoredEvent, Tables, Tx};
 use tokio::sync::{Notify, watch};
 
+use crate::store::keys::KeyRing;
 use crate::store::log::{self, Cursor};
 
 /// Events read and applied per transaction.
@@ -110,6 +111,8 @@ const LEADER_LOCK: i64 = 0x7468_726c_7072_6f6a;
 pub enum ProjectorError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("cannot open sealed values: {0}")]
+    Keys(#[from] crate::store::keys::KeyError),
     #[error(transparent)]
     Projection(#[from] threadline_projections::ProjectionError),
     #[error("unknown projection {0:?}")]
@@ -129,6 +132,7 @@ pub struct Status {
 #[derive(Clone)]
 pub struct Projector {
     db: Db,
+    keys: KeyRing,
     projections: Arc<Vec<Box<dyn Projection>>>,
     wake: Arc<Notify>,
     /// A caller waits for a write: run now, do not linger.
@@ -139,14 +143,15 @@ pub struct Projector {
 
 impl Projector {
     /// A projector over every projection of the product.
-    pub fn new(db: Db) -> Self {
-        Self::with_projections(db, threadline_projections::all())
+    pub fn new(db: Db, keys: KeyRing) -> Self {
+        Self::with_projections(db, keys, threadline_projections::all())
     }
 
     /// A projector over the given projections.
-    pub fn with_projections(db: Db, projections: Vec<Box<dyn Projection>>) -> Self {
+    pub fn with_projections(db: Db, keys: KeyRing, projections: Vec<Box<dyn Projection>>) -> Self {
         Self {
             db,
+            keys,
             projections: Arc::new(projections),
             wake: Arc::new(Notify::new()),
             urgent: Arc::new(Notify::new()),
@@ -268,6 +273,7 @@ impl Projector {
         loop {
             let folded = apply_batch(
                 &self.db,
+                &self.keys,
                 projection,
                 &Tables::live().on(self.db.backend()),
                 true,
@@ -285,7 +291,8 @@ impl Projector {
     pub async fn catch_up_all(&self) -> Result<u64, ProjectorError> {
         let mut read = 0;
         loop {
-            let (folded, reached) = apply_batch_all(&self.db, &self.projections).await?;
+            let (folded, reached) =
+                apply_batch_all(&self.db, &self.keys, &self.projections).await?;
             read += folded.events;
             self.reach(reached);
             if !folded.more {
@@ -331,15 +338,31 @@ impl Projector {
     }
 
     /// The database this projector writes to.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
+}
+
+/// The next batch of events after `from`, their sealed values opened.
+pub(crate) async fn read_batch(
+    db: &Db,
+    keys: &KeyRing,
+    from: Cursor,
+) -> Result<Vec<StoredEvent>, ProjectorError> {
+    let mut events = log::read_after(db, from, BATCH_SIZE).await?;
+    keys.open_events(&mut events).await?;
+    Ok(events)
 }
 
 /// Applies the next batch of events after `projection`'s checkpoint to `tables`, advancing the
 /// checkpoint in the same transaction. Returns how many events it read.
 pub(crate) async fn apply_batch(
     db: &Db,
+    keys: &KeyRing,
     projection: &dyn Projection,
     tables: &Tables,
     notify: bool,
@@ -350,7 +373,7 @@ pub(crate) async fn apply_batch(
             projection.name().to_owned(),
         ));
     };
-    let events = log::read_after(db, from, BATCH_SIZE).await?;
+    let events = read_batch(db, keys, from).await?;
     let (stmts, last, folded) =
         fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
     let Some(last) = last else {
@@ -374,6 +397,7 @@ pub(crate) async fn apply_batch(
 /// cursor every projection has reached now.
 async fn apply_batch_all(
     db: &Db,
+    keys: &KeyRing,
     projections: &[Box<dyn Projection>],
 ) -> Result<(Folded, Cursor), ProjectorError> {
     let mut tx = db.begin().await?;
@@ -392,7 +416,7 @@ async fn apply_batch_all(
     let Some(from) = checkpoints.iter().copied().min() else {
         return Ok((nothing, Cursor::default()));
     };
-    let events = log::read_after(db, from, BATCH_SIZE).await?;
+    let events = read_batch(db, keys, from).await?;
     let live = Tables::live().on(db.backend());
     let fold = |event: &StoredEvent| {
         let mut stmts = Vec::new();

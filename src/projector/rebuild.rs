@@ -8,9 +8,10 @@
 use threadline_projections::{Db, Projection, Tables, Tx};
 
 use super::{
-    BATCH_SIZE, Folded, Projector, ProjectorError, fold_events, lock_checkpoint, set_checkpoint,
+    Folded, Projector, ProjectorError, fold_events, lock_checkpoint, read_batch, set_checkpoint,
 };
-use crate::store::log::{self, Cursor};
+use crate::store::keys::KeyRing;
+use crate::store::log::Cursor;
 
 /// A cursor past every event: folding "until the end of the log".
 pub(crate) const END: Cursor = (i64::MAX, i64::MAX);
@@ -47,8 +48,16 @@ pub async fn rebuild(
     let mut events = 0u64;
     loop {
         let mut tx = db.begin().await?;
-        let folded =
-            fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor, END).await?;
+        let folded = fold_batch(
+            &mut tx,
+            db,
+            projector.keys(),
+            projection.as_ref(),
+            &shadow,
+            &mut cursor,
+            END,
+        )
+        .await?;
         tx.commit().await?;
         events += folded.events;
         progress(events);
@@ -62,8 +71,16 @@ pub async fn rebuild(
         return Err(ProjectorError::UnknownProjection(name.to_owned()));
     }
     loop {
-        let folded =
-            fold_batch(&mut tx, db, projection.as_ref(), &shadow, &mut cursor, END).await?;
+        let folded = fold_batch(
+            &mut tx,
+            db,
+            projector.keys(),
+            projection.as_ref(),
+            &shadow,
+            &mut cursor,
+            END,
+        )
+        .await?;
         events += folded.events;
         if folded.events == 0 {
             break;
@@ -111,12 +128,13 @@ async fn create_fresh(
 pub(crate) async fn fold_batch(
     tx: &mut Tx<'_>,
     db: &Db,
+    keys: &KeyRing,
     projection: &dyn Projection,
     tables: &Tables,
     cursor: &mut Cursor,
     until: Cursor,
 ) -> Result<Folded, ProjectorError> {
-    let mut events = log::read_after(db, *cursor, BATCH_SIZE).await?;
+    let mut events = read_batch(db, keys, *cursor).await?;
     events.retain(|event| event.cursor() <= until);
     let (stmts, last, folded) =
         fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;

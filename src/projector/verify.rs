@@ -30,6 +30,7 @@ use threadline_projections::{Backend, Db, Projection, Tables, Tx};
 
 use super::rebuild::fold_batch;
 use super::{Projector, ProjectorError};
+use crate::store::keys::KeyRing;
 use crate::store::log::{Cursor, cursor_id};
 
 /// Differences kept (and shown) per table; the rest are only counted.
@@ -236,7 +237,8 @@ pub async fn verify(
     let nonce = chrono::Utc::now().timestamp_millis().to_string();
     let shadow = Tables::shadow(&nonce).on(db.backend());
     create_shadow(db, projection.as_ref(), &shadow).await?;
-    let compared = fold_and_compare(db, projection.as_ref(), &shadow, progress).await;
+    let compared =
+        fold_and_compare(db, projector.keys(), projection.as_ref(), &shadow, progress).await;
     let dropped = drop_shadow(db, projection.as_ref(), &shadow).await;
     let (events, at, tables) = compared?;
     dropped?;
@@ -312,6 +314,7 @@ async fn drop_shadow(
 /// there: the events folded, the checkpoint, and each table's differences.
 async fn fold_and_compare(
     db: &Db,
+    keys: &KeyRing,
     projection: &dyn Projection,
     shadow: &Tables,
     progress: &(dyn Fn(u64) + Sync),
@@ -324,6 +327,7 @@ async fn fold_and_compare(
         let before = events;
         fold_until(
             db,
+            keys,
             projection,
             shadow,
             &mut cursor,
@@ -355,6 +359,7 @@ async fn fold_and_compare(
     }
     fold_until(
         db,
+        keys,
         projection,
         shadow,
         &mut cursor,
@@ -393,6 +398,7 @@ async fn fold_and_compare(
 /// batch.
 async fn fold_until(
     db: &Db,
+    keys: &KeyRing,
     projection: &dyn Projection,
     shadow: &Tables,
     cursor: &mut Cursor,
@@ -402,7 +408,7 @@ async fn fold_until(
 ) -> Result<(), ProjectorError> {
     while *cursor < until {
         let mut tx = db.begin().await?;
-        let folded = fold_batch(&mut tx, db, projection, shadow, cursor, until).await?;
+        let folded = fold_batch(&mut tx, db, keys, projection, shadow, cursor, until).await?;
         tx.commit().await?;
         *events += folded.events;
         progress(*events);

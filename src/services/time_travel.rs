@@ -14,6 +14,7 @@ use threadline_projections::messages::{self, Tree};
 use threadline_projections::threads::{self, ThreadRow};
 use threadline_projections::{Backend, Db, Projection, StoredEvent, Tables, rfc3339};
 
+use crate::store::keys::KeyRing;
 use crate::store::log::{self, Cursor};
 
 /// The moment: every event up to a log position, or recorded up to an instant.
@@ -39,6 +40,8 @@ pub enum TimeTravelError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Projection(#[from] threadline_projections::ProjectionError),
+    #[error(transparent)]
+    Keys(#[from] crate::store::keys::KeyError),
 }
 
 impl Moment {
@@ -115,6 +118,7 @@ pub struct TreeNode {
 /// Thread `id` as it was at `moment`; `None` when it did not exist yet (or never did).
 pub async fn thread_at(
     db: &Db,
+    keys: &KeyRing,
     id: &str,
     moment: Moment,
 ) -> Result<Option<ThreadAt>, TimeTravelError> {
@@ -155,6 +159,7 @@ pub async fn thread_at(
         );
     }
     events.sort_by_key(StoredEvent::cursor);
+    keys.open_events(&mut events).await?;
     let deleted = events.iter().find(|e| e.event_type == "ThreadDeleted");
     let deleted_at = deleted.map(|e| rfc3339(e.recorded_at));
     let last = events

@@ -17,16 +17,18 @@
 //!   database where their write landed.
 //! - **Notifications**: PostgreSQL's statement trigger sends one `NOTIFY` per commit.
 
-use sqlx::Row;
+use serde_json::Value;
+use sqlx::Row as _;
 use threadline_projections::Db;
 use tokio::sync::{mpsc, oneshot};
 
+use super::keys::{self, KeyError, KeyRing};
 use super::log::Cursor;
 
 /// Rows per statement at most (SQLite binds 7 parameters a row, within its 32,766 limit).
 const MAX_ROWS: usize = 2_000;
 
-/// One event to append.
+/// One event to append, its personal values still in clear.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub aggregate_type: String,
@@ -34,10 +36,21 @@ pub struct NewEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// The metadata as JSON text.
-    pub metadata: String,
+    pub payload: Value,
+    /// Names the data subject (`"subject"`) when the payload has personal values.
+    pub metadata: Value,
+}
+
+/// An event as written: its personal values sealed, payload and metadata as JSON text.
+#[derive(Debug)]
+struct Row {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
 }
 
 /// Why an append was not written (none of its events were).
@@ -73,7 +86,7 @@ impl AppendError {
 }
 
 struct Job {
-    events: Vec<NewEvent>,
+    events: Vec<Row>,
     done: oneshot::Sender<Result<Cursor, AppendError>>,
 }
 
@@ -81,22 +94,54 @@ struct Job {
 #[derive(Clone)]
 pub struct Appender {
     jobs: mpsc::Sender<Job>,
+    keys: KeyRing,
 }
 
 impl Appender {
-    /// Starts the writer task on `db` (inside a Tokio runtime).
-    pub fn start(db: Db) -> Self {
+    /// Starts the writer task on `db` (inside a Tokio runtime), sealing personal values with
+    /// `keys`.
+    pub fn start(db: Db, keys: KeyRing) -> Self {
         let (jobs, rx) = mpsc::channel(8192);
         tokio::spawn(run(db, rx));
-        Self { jobs }
+        Self { jobs, keys }
+    }
+
+    /// The keys this appender seals with (and its readers open with).
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// Durably appends `events` (all or none) and returns the log cursor of the last one.
-    /// `events` must not be empty.
+    /// `events` must not be empty. Personal values are sealed here, on the caller's task,
+    /// so the one writer task does no cryptography.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Cursor, AppendError> {
         if events.is_empty() {
             return Err(AppendError::Failed("nothing to append".into()));
         }
+        let mut rows = Vec::with_capacity(events.len());
+        for mut event in events {
+            self.keys
+                .seal_payload(
+                    keys::subject_of(&event.metadata),
+                    &event.event_type,
+                    &mut event.payload,
+                )
+                .await
+                .map_err(|e| match e {
+                    KeyError::Database(e) => AppendError::of(&e),
+                    e => AppendError::Failed(e.to_string()),
+                })?;
+            rows.push(Row {
+                aggregate_type: event.aggregate_type,
+                aggregate_id: event.aggregate_id,
+                sequence: event.sequence,
+                event_type: event.event_type,
+                event_version: event.event_version,
+                payload: event.payload.to_string(),
+                metadata: event.metadata.to_string(),
+            });
+        }
+        let events = rows;
         let stopped = || AppendError::Unavailable("the appender has stopped".into());
         let (done, wait) = oneshot::channel();
         self.jobs
@@ -135,7 +180,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
 /// Writes the jobs in one statement; when that fails and there are several, each on its own,
 /// so one job's conflict does not fail the others.
 async fn commit_group(db: &Db, jobs: Vec<Job>) {
-    let all: Vec<&NewEvent> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    let all: Vec<&Row> = jobs.iter().flat_map(|j| j.events.iter()).collect();
     match insert(db, &all).await {
         Ok(cursors) => {
             let mut offset = 0;
@@ -151,7 +196,7 @@ async fn commit_group(db: &Db, jobs: Vec<Job>) {
         Err(e) if jobs.len() > 1 => {
             tracing::debug!(error = %e, "group commit failed; committing its jobs one by one");
             for job in jobs {
-                let events: Vec<&NewEvent> = job.events.iter().collect();
+                let events: Vec<&Row> = job.events.iter().collect();
                 let result = match insert(db, &events).await {
                     Ok(cursors) => cursors
                         .last()
@@ -181,7 +226,7 @@ const POSTGRES_INSERT: &str = "INSERT INTO events \
 /// One multi-row insert of `events`; their cursors in the order given. Positions increase in
 /// the order rows are inserted (and every row of the statement shares its transaction), so
 /// the cursors, sorted, line up with `events`.
-async fn insert(db: &Db, events: &[&NewEvent]) -> Result<Vec<Cursor>, sqlx::Error> {
+async fn insert(db: &Db, events: &[&Row]) -> Result<Vec<Cursor>, sqlx::Error> {
     let mut cursors: Vec<Cursor> = match db {
         Db::Sqlite { writer, .. } => {
             let mut sql = String::with_capacity(160 + events.len() * 24);
@@ -214,7 +259,7 @@ async fn insert(db: &Db, events: &[&NewEvent]) -> Result<Vec<Cursor>, sqlx::Erro
         }
         Db::Postgres(pool) => {
             let column =
-                |f: fn(&NewEvent) -> &str| -> Vec<&str> { events.iter().map(|e| f(e)).collect() };
+                |f: fn(&Row) -> &str| -> Vec<&str> { events.iter().map(|e| f(e)).collect() };
             let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
             let rows = sqlx::query(POSTGRES_INSERT)
                 .bind(column(|e| &e.aggregate_type))

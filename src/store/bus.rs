@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::append::Appender;
 use super::cached::{CachedEventStore, StreamCache};
+use super::keys::KeyRing;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
@@ -29,6 +30,7 @@ use threadline_domain::email::EmailRegistration;
 use threadline_domain::file::File;
 use threadline_domain::ledger::CreditWindow;
 use threadline_domain::mcp::McpServer;
+use threadline_domain::personal::DataSubject;
 use threadline_domain::thread::Thread;
 use threadline_projections::Db;
 use uuid::Uuid;
@@ -111,19 +113,19 @@ pub enum CommandError<E: std::error::Error> {
 }
 
 /// One aggregate type's cqrs-es framework on the configured backend, with its store's cache.
-pub struct Framework<A: Aggregate> {
+pub struct Framework<A: Aggregate + DataSubject> {
     cqrs: Cqrs<A>,
     cache: StreamCache<A>,
 }
 
-enum Cqrs<A: Aggregate> {
+enum Cqrs<A: Aggregate + DataSubject> {
     Sqlite(CqrsFramework<A, CachedEventStore<SqliteEventRepository, A>>),
     Postgres(CqrsFramework<A, CachedEventStore<PostgresEventRepository, A>>),
 }
 
 impl<A> Framework<A>
 where
-    A: Aggregate<Services = ()> + 'static,
+    A: Aggregate<Services = ()> + DataSubject + 'static,
     A::Command: Clone,
 {
     fn new(db: &Db, appender: &Appender) -> Self {
@@ -192,7 +194,7 @@ struct Inner {
 }
 
 /// Picks the framework of an aggregate type out of the bus.
-pub trait Routed: Aggregate<Services = ()> + Sized + 'static
+pub trait Routed: Aggregate<Services = ()> + DataSubject + Sized + 'static
 where
     Self::Command: Clone,
 {
@@ -251,8 +253,8 @@ impl Routed for File {
 impl CommandBus {
     /// A bus writing to `db`, with the node's group-commit writer (started here, inside a
     /// Tokio runtime).
-    pub fn new(db: Db) -> Self {
-        let appender = Appender::start(db.clone());
+    pub fn new(db: Db, keys: KeyRing) -> Self {
+        let appender = Appender::start(db.clone(), keys);
         let a = &appender;
         Self {
             inner: Arc::new(Inner {

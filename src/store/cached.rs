@@ -33,7 +33,10 @@ use cqrs_es::persist::{
 };
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 
+use threadline_domain::personal::DataSubject;
+
 use super::append::{AppendError, Appender, NewEvent};
+use super::keys;
 use super::log::Cursor;
 
 /// Streams whose state stays cached per aggregate type, by default.
@@ -154,11 +157,26 @@ where
         );
     }
 
-    /// The stored events of stream `id`, upcast and deserialized.
+    /// The stored events of stream `id`, opened, upcast and deserialized.
     async fn events(&self, id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let stored = self.repo.get_events::<A>(id).await?;
         let mut envelopes = Vec::with_capacity(stored.len());
-        for event in stored {
+        for mut event in stored {
+            self.appender
+                .keys()
+                .open_stored(
+                    &event.metadata,
+                    &event.event_type,
+                    &event.event_version,
+                    &mut event.payload,
+                )
+                .await
+                .map_err(|e| match e {
+                    keys::KeyError::Database(e) => {
+                        AggregateError::DatabaseConnectionError(Box::new(e))
+                    }
+                    e => AggregateError::UnexpectedError(e.to_string().into()),
+                })?;
             let event = self.upcasters.iter().fold(event, |event, upcaster| {
                 if upcaster.can_upcast(&event.event_type, &event.event_version) {
                     upcaster.upcast(event)
@@ -175,7 +193,7 @@ where
 impl<R, A> EventStore<A> for CachedEventStore<R, A>
 where
     R: PersistedEventRepository,
-    A: Aggregate + Send + Sync,
+    A: Aggregate + DataSubject + Send + Sync,
 {
     type AC = EventStoreAggregateContext<A>;
 
@@ -232,17 +250,21 @@ where
                 metadata: metadata.clone(),
             })
             .collect();
+        let subject = aggregate.data_subject(&aggregate_id);
         let mut rows = Vec::with_capacity(envelopes.len());
         for envelope in &envelopes {
-            let event = SerializedEvent::try_from(envelope)?;
+            let mut event = SerializedEvent::try_from(envelope)?;
+            if let (Some(subject), Some(map)) = (&subject, event.metadata.as_object_mut()) {
+                map.insert(keys::SUBJECT.to_owned(), subject.clone().into());
+            }
             rows.push(NewEvent {
                 aggregate_type: event.aggregate_type,
                 aggregate_id: event.aggregate_id,
                 sequence: event.sequence as i64,
                 event_type: event.event_type,
                 event_version: event.event_version,
-                payload: event.payload.to_string(),
-                metadata: event.metadata.to_string(),
+                payload: event.payload,
+                metadata: event.metadata,
             });
         }
         if !rows.is_empty() {
@@ -262,6 +284,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::keys::KeyRing;
     use chrono::Utc;
     use sqlite_es::SqliteEventRepository;
     use threadline_domain::ledger::{CreditWindow, LedgerCommand, LedgerError};
@@ -291,7 +314,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, pool) = store(dir.path()).await;
         // Two "nodes": two buses with their own caches and writers over one database.
-        let (a, b) = (CommandBus::new(db.clone()), CommandBus::new(db.clone()));
+        let (a, b) = (
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+        );
         let meta = CommandMeta::system();
         a.execute::<CreditWindow>("w", reserve("g1", 4), &meta)
             .await
@@ -316,7 +342,7 @@ mod tests {
             .unwrap();
         let events = CachedEventStore::<_, CreditWindow>::new(
             SqliteEventRepository::new(pool),
-            Appender::start(db),
+            Appender::start(db.clone(), KeyRing::ephemeral(db)),
             threadline_domain::upcast::upcasters(),
             CAPACITY,
         )
@@ -332,7 +358,10 @@ mod tests {
         use crate::store::bus::{CommandBus, CommandMeta};
         let dir = tempfile::tempdir().unwrap();
         let (db, _) = store(dir.path()).await;
-        let (a, b) = (CommandBus::new(db.clone()), CommandBus::new(db.clone()));
+        let (a, b) = (
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+        );
         let meta = CommandMeta::system();
         a.execute::<CreditWindow>("w", reserve("g1", 10), &meta)
             .await
@@ -359,7 +388,7 @@ mod tests {
         let (db, pool) = store(dir.path()).await;
         let store = CachedEventStore::<_, CreditWindow>::new(
             SqliteEventRepository::new(pool),
-            Appender::start(db),
+            Appender::start(db.clone(), KeyRing::ephemeral(db)),
             vec![],
             CAPACITY,
         );

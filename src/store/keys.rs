@@ -1,12 +1,15 @@
-//! Per-account data keys, for erasure by crypto-shredding (work in progress: nothing encrypts
-//! with them yet; see the branch note).
+//! Per-account data keys: erasure by crypto-shredding.
 //!
 //! Each account that has personal data in the log gets a random AES-256-GCM data key, stored
 //! in `account_keys` wrapped (AES-256-GCM) under the node's master key
-//! (`THREADLINE_MASTER_KEY`, else `<data dir>/master.key`, created on first use). A personal
-//! field of an event is stored as an envelope `{"$enc": {"k": account, "n": nonce, "c":
-//! ciphertext}}` of its JSON value, with the account id as associated data. Erasing an account
-//! deletes its key row: its envelopes can no longer be opened and read as [`REDACTED`].
+//! (`THREADLINE_MASTER_KEY`, else `<data dir>/master.key`, created on first use; every node of
+//! one database must share it). Before an event is written, each personal value of it (the
+//! paths `threadline_domain::personal` lists) is replaced by the string `$enc:` + base64 of
+//! `nonce ‖ ciphertext` of its JSON text, sealed with the key of the account the event's
+//! metadata names as `subject`, which is also the associated data. Readers of the log open the
+//! values again ([`KeyRing::open_events`]); the hash chain covers the sealed text. Erasing an account deletes its key row: its values can no longer be opened
+//! and read as [`REDACTED`], while every event still decodes (a sealed value is a string
+//! wherever it stands, and so is a redaction).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,14 +20,17 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
-use serde_json::{Value, json};
-use threadline_projections::Db;
+use serde_json::Value;
+use threadline_domain::personal;
+use threadline_projections::{Db, StoredEvent};
 
-/// What an erased (or unreadable) personal value reads as.
-pub const REDACTED: &str = "[erased]";
+pub use threadline_domain::personal::REDACTED;
 
-/// The key of an envelope in a payload.
-const ENVELOPE: &str = "$enc";
+/// How a sealed value's text begins.
+pub const SEALED: &str = "$enc:";
+
+/// The metadata key naming the account whose key sealed an event's personal values.
+pub const SUBJECT: &str = "subject";
 
 /// Why keys could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +44,23 @@ pub enum KeyError {
     },
     #[error("the data key of {0} cannot be unwrapped with this master key")]
     Unwrap(String),
+    #[error("an event of type {0} carries personal data but names no data subject")]
+    NoSubject(String),
+    #[error("account {0} is erased: nothing more is written for it")]
+    Erased(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl KeyError {
+    /// As a database error, for readers that report those: a database failure as itself,
+    /// anything else as a value that cannot be decoded.
+    pub fn into_sqlx(self) -> sqlx::Error {
+        match self {
+            KeyError::Database(e) => e,
+            e => sqlx::Error::Decode(Box::new(e)),
+        }
+    }
 }
 
 /// The key that wraps every data key.
@@ -155,36 +176,48 @@ fn open_bytes(cipher: &Aes256Gcm, aad: &str, sealed: &[u8]) -> Option<Vec<u8>> {
 pub struct DataKey(Aes256Gcm);
 
 impl DataKey {
-    /// `value` as an envelope of account `account`.
+    /// `value` sealed for `account`: a string [`SEALED`] + base64 of `nonce ‖ ciphertext` of
+    /// its JSON text, with the account id as associated data.
     pub fn seal(&self, account: &str, value: &Value) -> Value {
         let plain = serde_json::to_vec(value).unwrap_or_default();
         let sealed = seal_bytes(&self.0, account, &plain);
-        json!({ ENVELOPE: { "k": account, "c": STANDARD.encode(sealed) } })
+        let mut text = String::with_capacity(SEALED.len() + sealed.len() * 4 / 3 + 4);
+        text.push_str(SEALED);
+        STANDARD.encode_string(sealed, &mut text);
+        Value::String(text)
     }
 
-    /// The value inside `envelope` (`None` if it is not one of this key's).
-    pub fn open(&self, envelope: &Value) -> Option<Value> {
-        let (account, sealed) = parts(envelope)?;
-        let plain = open_bytes(&self.0, account, &sealed)?;
+    /// The value `account` sealed as `sealed` (`None` if it is not one of this key's).
+    pub fn open(&self, account: &str, sealed: &str) -> Option<Value> {
+        let bytes = STANDARD.decode(sealed.strip_prefix(SEALED)?).ok()?;
+        let plain = open_bytes(&self.0, account, &bytes)?;
         serde_json::from_slice(&plain).ok()
     }
 }
 
-/// The account and sealed bytes of an envelope.
-fn parts(value: &Value) -> Option<(&str, Vec<u8>)> {
-    let inner = value.as_object()?.get(ENVELOPE)?;
-    let account = inner.get("k")?.as_str()?;
-    let sealed = STANDARD.decode(inner.get("c")?.as_str()?).ok()?;
-    Some((account, sealed))
+/// Whether `value` is a sealed value.
+pub fn is_sealed(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| s.starts_with(SEALED))
 }
 
-/// The account whose key sealed `value`, if it is an envelope.
-pub fn sealed_by(value: &Value) -> Option<&str> {
-    value.as_object()?.get(ENVELOPE)?.get("k")?.as_str()
+/// The data subject an event's metadata names.
+pub fn subject_of(metadata: &Value) -> Option<&str> {
+    metadata.get(SUBJECT).and_then(Value::as_str)
 }
 
-/// The data keys of this server, cached: an erased account is remembered as `None`.
-pub struct KeyRing {
+/// Which SQLite pool a key is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    Read,
+    Write,
+}
+
+/// The data keys of this server, cached: an erased account is remembered as `None`. Cheap to
+/// clone (one ring per process, shared).
+#[derive(Clone)]
+pub struct KeyRing(Arc<Ring>);
+
+struct Ring {
     db: Db,
     master: MasterKey,
     cache: Mutex<HashMap<String, Option<Arc<DataKey>>>>,
@@ -192,21 +225,134 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(db: Db, master: MasterKey) -> Self {
-        Self {
+        Self(Arc::new(Ring {
             db,
             master,
             cache: Mutex::new(HashMap::new()),
-        }
+        }))
+    }
+
+    /// The ring of `db` under the master key `explicit` (the environment's) or else
+    /// `<data_dir>/master.key` (see [`MasterKey::load`]).
+    pub fn load(db: Db, explicit: Option<&str>, data_dir: &Path) -> Result<Self, KeyError> {
+        Ok(Self::new(db, MasterKey::load(explicit, data_dir)?))
+    }
+
+    /// A ring with a random master key held only in memory (tests, throwaway databases).
+    pub fn ephemeral(db: Db) -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self::new(db, MasterKey(Aes256Gcm::new(&bytes.into())))
     }
 
     fn cached(&self, account: &str) -> Option<Option<Arc<DataKey>>> {
-        self.cache.lock().ok()?.get(account).cloned()
+        self.0.cache.lock().ok()?.get(account).cloned()
     }
 
     fn remember(&self, account: &str, key: Option<Arc<DataKey>>) {
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.0.cache.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
             cache.insert(account.to_owned(), key);
         }
+    }
+
+    /// Forgets `account`'s key on this node (another node erased it).
+    pub fn forget(&self, account: &str) {
+        self.remember(account, None);
+    }
+
+    /// Seals the personal values of `payload` (an event of `event_type`) with `subject`'s
+    /// key. An event without personal values needs no subject.
+    pub async fn seal_payload(
+        &self,
+        subject: Option<&str>,
+        event_type: &str,
+        payload: &mut Value,
+    ) -> Result<(), KeyError> {
+        if personal::paths(event_type).is_empty() {
+            return Ok(());
+        }
+        // An event whose personal values are all unset (a thread without a title) needs no key.
+        let any = personal::each_value(event_type, payload, &mut |_| Err(())).is_err();
+        if !any {
+            return Ok(());
+        }
+        let subject = subject.ok_or_else(|| KeyError::NoSubject(event_type.to_owned()))?;
+        let key = self
+            .for_writing(subject)
+            .await?
+            .ok_or_else(|| KeyError::Erased(subject.to_owned()))?;
+        personal::each_value::<KeyError>(event_type, payload, &mut |value| {
+            *value = key.seal(subject, value);
+            Ok(())
+        })
+    }
+
+    /// Opens the sealed values of each event (in place); what an erased key sealed reads as
+    /// [`REDACTED`]. Events written before sealing (version 1) are left as they are.
+    pub async fn open_events(&self, events: &mut [StoredEvent]) -> Result<(), KeyError> {
+        for event in events.iter_mut() {
+            if !personal::is_sealed(&event.event_type, &event.event_version) {
+                continue;
+            }
+            let subject = subject_of(&event.metadata).map(str::to_owned);
+            self.open_payload(subject.as_deref(), &event.event_type, &mut event.payload)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the sealed values of one stored payload of `event_type` at `event_version`.
+    pub async fn open_stored(
+        &self,
+        metadata: &Value,
+        event_type: &str,
+        event_version: &str,
+        payload: &mut Value,
+    ) -> Result<(), KeyError> {
+        if !personal::is_sealed(event_type, event_version) {
+            return Ok(());
+        }
+        self.open_payload(subject_of(metadata), event_type, payload)
+            .await
+    }
+
+    async fn open_payload(
+        &self,
+        subject: Option<&str>,
+        event_type: &str,
+        payload: &mut Value,
+    ) -> Result<(), KeyError> {
+        let key = match subject {
+            Some(subject) => self.for_reading(subject).await?,
+            None => None,
+        };
+        let subject = subject.unwrap_or_default();
+        personal::each_value::<KeyError>(event_type, payload, &mut |value| {
+            if let Some(text) = value.as_str().filter(|s| s.starts_with(SEALED)) {
+                *value = key
+                    .as_ref()
+                    .and_then(|k| k.open(subject, text))
+                    .unwrap_or_else(|| Value::String(REDACTED.into()));
+            }
+            Ok(())
+        })
+    }
+
+    /// The key to open `account`'s values with; `None` once it is erased.
+    async fn for_reading(&self, account: &str) -> Result<Option<Arc<DataKey>>, KeyError> {
+        if let Some(key) = self.cached(account) {
+            return Ok(key);
+        }
+        // The read pool: a projector opens events inside its transaction on SQLite's one
+        // writer connection. A sealed value's key was committed before its event was.
+        let key = self.read(account, Pool::Read).await?;
+        if key.is_none() {
+            self.remember(account, None);
+        }
+        Ok(key)
     }
 
     /// The key to seal `account`'s data with, created on first use (several nodes creating
@@ -215,7 +361,7 @@ impl KeyRing {
         if let Some(Some(key)) = self.cached(account) {
             return Ok(Some(key));
         }
-        if let Some(key) = self.read(account).await? {
+        if let Some(key) = self.read(account, Pool::Write).await? {
             return Ok(Some(key));
         }
         if self.is_erased(account).await? {
@@ -224,47 +370,50 @@ impl KeyRing {
         }
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let wrapped = self.master.wrap(account, &bytes);
+        let wrapped = self.0.master.wrap(account, &bytes);
         let now = chrono::Utc::now().timestamp_micros();
-        match &self.db {
+        let insert = "INSERT INTO account_keys (account_id, wrapped_key, created_at) \
+                      VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING";
+        match &self.0.db {
             Db::Sqlite { writer, .. } => {
-                sqlx::query(
-                    "INSERT INTO account_keys (account_id, wrapped_key, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING",
-                )
-                .bind(account)
-                .bind(&wrapped)
-                .bind(now)
-                .execute(writer)
-                .await?;
+                sqlx::query(insert)
+                    .bind(account)
+                    .bind(&wrapped)
+                    .bind(now)
+                    .execute(writer)
+                    .await?;
             }
             Db::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO account_keys (account_id, wrapped_key, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING",
-                )
-                .bind(account)
-                .bind(&wrapped)
-                .bind(now)
-                .execute(pool)
-                .await?;
+                sqlx::query(insert)
+                    .bind(account)
+                    .bind(&wrapped)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
             }
         }
-        self.read(account).await
+        self.read(account, Pool::Write).await
     }
 
     /// The key of `account` as stored (and cached), if it has one.
-    async fn read(&self, account: &str) -> Result<Option<Arc<DataKey>>, KeyError> {
-        let wrapped: Option<Vec<u8>> = match &self.db {
+    async fn read(&self, account: &str, pool: Pool) -> Result<Option<Arc<DataKey>>, KeyError> {
+        let select = "SELECT wrapped_key FROM account_keys WHERE account_id = $1";
+        let wrapped: Option<Vec<u8>> = match &self.0.db {
+            Db::Sqlite { reader, .. } if pool == Pool::Read => {
+                sqlx::query_scalar(select)
+                    .bind(account)
+                    .fetch_optional(reader)
+                    .await?
+            }
             // The writer: a key another request just created must be seen.
             Db::Sqlite { writer, .. } => {
-                sqlx::query_scalar("SELECT wrapped_key FROM account_keys WHERE account_id = $1")
+                sqlx::query_scalar(select)
                     .bind(account)
                     .fetch_optional(writer)
                     .await?
             }
             Db::Postgres(pool) => {
-                sqlx::query_scalar("SELECT wrapped_key FROM account_keys WHERE account_id = $1")
+                sqlx::query_scalar(select)
                     .bind(account)
                     .fetch_optional(pool)
                     .await?
@@ -273,13 +422,13 @@ impl KeyRing {
         let Some(wrapped) = wrapped else {
             return Ok(None);
         };
-        let key = Arc::new(self.master.unwrap(account, &wrapped)?);
+        let key = Arc::new(self.0.master.unwrap(account, &wrapped)?);
         self.remember(account, Some(key.clone()));
         Ok(Some(key))
     }
 
     async fn is_erased(&self, account: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = threadline_projections::on_read!(&self.db, pool =>
+        let found: Option<i64> = threadline_projections::on_read!(&self.0.db, pool =>
             sqlx::query_scalar("SELECT erased_at FROM erased_accounts WHERE account_id = $1")
                 .bind(account)
                 .fetch_optional(pool)
@@ -287,33 +436,12 @@ impl KeyRing {
         Ok(found.is_some())
     }
 
-    /// Opens `value` when it is an envelope (a redaction when its key is gone); anything
-    /// else is returned as it is.
-    pub async fn open(&self, value: &Value) -> Result<Value, KeyError> {
-        let Some(account) = sealed_by(value) else {
-            return Ok(value.clone());
-        };
-        let key = match self.cached(account) {
-            Some(key) => key,
-            None => {
-                let key = self.read(account).await?;
-                if key.is_none() {
-                    self.remember(account, None);
-                }
-                key
-            }
-        };
-        Ok(key
-            .and_then(|k| k.open(value))
-            .unwrap_or_else(|| Value::String(REDACTED.into())))
-    }
-
     /// Deletes `account`'s key (and remembers that it is erased, so no new one is made):
     /// whatever was sealed with it reads as [`REDACTED`] from now on. Returns whether a key
     /// existed.
     pub async fn erase(&self, account: &str) -> Result<bool, sqlx::Error> {
         let now = chrono::Utc::now().timestamp_micros();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.0.db.begin().await?;
         let deleted = tx
             .execute(&threadline_projections::Stmt::new(
                 "DELETE FROM account_keys WHERE account_id = $1",
@@ -335,6 +463,7 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn key() -> DataKey {
         DataKey(Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap())
@@ -345,14 +474,15 @@ mod tests {
         let k = key();
         let value = json!({"text": "a unique phrase", "n": 3});
         let sealed = k.seal("acc-1", &value);
-        assert!(!sealed.to_string().contains("unique phrase"));
-        assert_eq!(sealed_by(&sealed), Some("acc-1"));
-        assert_eq!(k.open(&sealed), Some(value));
-        // The account is associated data: moving the envelope to another account fails.
-        let moved = json!({"$enc": {"k": "acc-2", "c": sealed["$enc"]["c"]}});
-        assert_eq!(k.open(&moved), None);
+        let text = sealed.as_str().unwrap();
+        assert!(text.starts_with(SEALED) && !text.contains("unique phrase"));
+        assert!(is_sealed(&sealed));
+        assert_eq!(k.open("acc-1", text), Some(value));
+        // The account is associated data: the same text under another account fails.
+        assert_eq!(k.open("acc-2", text), None);
         let other = DataKey(Aes256Gcm::new_from_slice(&[8u8; 32]).unwrap());
-        assert_eq!(other.open(&sealed), None);
+        assert_eq!(other.open("acc-1", text), None);
+        assert_eq!(k.open("acc-1", "$enc:not base64!"), None);
     }
 
     #[test]
@@ -383,29 +513,96 @@ mod tests {
         assert!(MasterKey::load(Some(&env), dir.path()).is_ok());
     }
 
+    fn message(text: &str) -> Value {
+        json!({"UserMessagePosted": {"message_id": "m1", "parent_id": null, "text": text,
+            "attachments": [{"file_id": "f1", "sha256": "abc", "media_type": "image/png",
+                             "filename": "me.png", "size": 3}],
+            "at": "2026-12-01T00:00:00Z"}})
+    }
+
+    fn stored(payload: Value, version: &str, subject: &str) -> StoredEvent {
+        StoredEvent {
+            position: 1,
+            tx_id: 0,
+            aggregate_type: "Thread".into(),
+            aggregate_id: "t1".into(),
+            sequence: 2,
+            event_type: "UserMessagePosted".into(),
+            event_version: version.into(),
+            payload,
+            metadata: json!({ SUBJECT: subject }),
+            event_id: "e".into(),
+            recorded_at: 0,
+        }
+    }
+
     #[tokio::test]
-    async fn a_key_is_made_once_kept_and_erased_for_good() {
+    async fn events_are_sealed_opened_and_redacted_once_erased() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::store::connect(None, dir.path()).await.unwrap();
         crate::store::migrate(&db).await.unwrap();
-        let ring = KeyRing::new(db.clone(), MasterKey::load(None, dir.path()).unwrap());
-        let key = ring.for_writing("acc-1").await.unwrap().unwrap();
-        let sealed = key.seal("acc-1", &json!("ada@example.com"));
-        // Another node (a fresh ring on the same database and master key) reads the same key.
-        let other = KeyRing::new(db.clone(), MasterKey::load(None, dir.path()).unwrap());
-        assert_eq!(other.open(&sealed).await.unwrap(), json!("ada@example.com"));
-        let again = other.for_writing("acc-1").await.unwrap().unwrap();
-        assert_eq!(again.open(&sealed), Some(json!("ada@example.com")));
-        assert_eq!(ring.open(&json!("plain")).await.unwrap(), json!("plain"));
+        let ring = KeyRing::load(db.clone(), None, dir.path()).unwrap();
+        let mut payload = message("a unique phrase");
+        ring.seal_payload(Some("acc-1"), "UserMessagePosted", &mut payload)
+            .await
+            .unwrap();
+        let text = payload.to_string();
+        assert!(!text.contains("unique phrase") && !text.contains("me.png"));
+        assert!(
+            text.contains("\"m1\"") && text.contains("image/png"),
+            "ids stay clear"
+        );
+        let sealed = stored(payload, "2.0", "acc-1");
+
+        // Another node (a fresh ring on the same database and master key) opens it.
+        let other = KeyRing::load(db.clone(), None, dir.path()).unwrap();
+        let mut events = vec![sealed.clone()];
+        other.open_events(&mut events).await.unwrap();
+        assert_eq!(events[0].payload, message("a unique phrase"));
+
+        // An event written before sealing (version 1) is read as it is, even if a user
+        // wrote something that looks sealed.
+        let mut old = vec![stored(message("$enc:hello"), "1.0", "acc-1")];
+        other.open_events(&mut old).await.unwrap();
+        assert_eq!(old[0].payload, message("$enc:hello"));
 
         assert!(ring.erase("acc-1").await.unwrap());
-        assert_eq!(ring.open(&sealed).await.unwrap(), json!(REDACTED));
-        let fresh = KeyRing::new(db.clone(), MasterKey::load(None, dir.path()).unwrap());
-        assert_eq!(fresh.open(&sealed).await.unwrap(), json!(REDACTED));
+        let fresh = KeyRing::load(db.clone(), None, dir.path()).unwrap();
+        let mut events = vec![sealed];
+        fresh.open_events(&mut events).await.unwrap();
+        let body = &events[0].payload["UserMessagePosted"];
+        assert_eq!(body["text"], json!(REDACTED));
+        assert_eq!(body["attachments"][0]["filename"], json!(REDACTED));
+        assert_eq!(body["attachments"][0]["size"], json!(3));
         assert!(
             fresh.for_writing("acc-1").await.unwrap().is_none(),
             "no new key after erasure"
         );
+        let mut more = message("again");
+        let refused = fresh
+            .seal_payload(Some("acc-1"), "UserMessagePosted", &mut more)
+            .await;
+        assert!(matches!(refused, Err(KeyError::Erased(_))));
+        assert!(matches!(
+            fresh
+                .seal_payload(None, "UserMessagePosted", &mut more)
+                .await,
+            Err(KeyError::NoSubject(_))
+        ));
         assert!(fresh.for_writing("acc-2").await.unwrap().is_some());
+
+        // A node with another master key cannot unwrap the keys: an error, never a
+        // redaction (which a projection would then store).
+        let wrong = KeyRing::ephemeral(db.clone());
+        let mut payload = message("x");
+        fresh
+            .seal_payload(Some("acc-2"), "UserMessagePosted", &mut payload)
+            .await
+            .unwrap();
+        let mut events = vec![stored(payload, "2.0", "acc-2")];
+        assert!(matches!(
+            wrong.open_events(&mut events).await,
+            Err(KeyError::Unwrap(_))
+        ));
     }
 }

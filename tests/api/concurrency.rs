@@ -60,9 +60,10 @@ async fn writers_in_two_processes_racing_on_one_stream_retry_and_all_land() {
 
     let app = spawn_app().await;
     // Two buses do not share the per-stream lock, like two nodes (or two processes).
+    let db = app.db.connect().await;
     let (a, b) = (
-        CommandBus::new(app.db.connect().await),
-        CommandBus::new(app.db.connect().await),
+        CommandBus::new(db.clone(), app.db.keys(&db)),
+        CommandBus::new(db.clone(), app.db.keys(&db)),
     );
     let meta = CommandMeta::system();
     a.execute::<Thread>(

@@ -35,6 +35,7 @@ fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
     cmd.args(args)
         .env("THREADLINE_DATA_DIR", db.data_dir.path())
+        .env("THREADLINE_MASTER_KEY", &db.master_key)
         .env_remove("DATABASE_URL");
     if let Some(url) = &db.database_url {
         cmd.env("DATABASE_URL", url);
@@ -172,6 +173,7 @@ async fn tail_follow_writes_new_events_as_they_are_appended() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
     cmd.args(["events", "tail", "--follow", "--type", "UserMessagePosted"])
         .env("THREADLINE_DATA_DIR", app.db.data_dir.path())
+        .env("THREADLINE_MASTER_KEY", &app.db.master_key)
         .env_remove("DATABASE_URL")
         .stdout(std::process::Stdio::piped());
     if let Some(url) = &app.db.database_url {

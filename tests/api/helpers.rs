@@ -14,6 +14,15 @@ pub struct TestDb {
     pub data_dir: tempfile::TempDir,
     /// The PostgreSQL URL of this test's own database (None on SQLite).
     pub database_url: Option<String>,
+    /// The master key every node and command on this database shares (base64).
+    pub master_key: String,
+}
+
+/// A fresh random master key, as `THREADLINE_MASTER_KEY` takes it.
+fn new_master_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 impl TestDb {
@@ -27,6 +36,7 @@ impl TestDb {
         Self {
             data_dir,
             database_url,
+            master_key: new_master_key(),
         }
     }
 
@@ -35,6 +45,7 @@ impl TestDb {
         Self {
             data_dir: tempfile::tempdir().unwrap(),
             database_url: self.database_url.clone(),
+            master_key: self.master_key.clone(),
         }
     }
 
@@ -46,6 +57,7 @@ impl TestDb {
     pub fn settings(&self) -> Settings {
         let mut s = Settings::new("127.0.0.1:0", self.data_dir.path());
         s.database_url = self.database_url.clone().map(Into::into);
+        s.master_key = Some(self.master_key.clone().into());
         s.limits = threadline::auth::limits::LimitSettings::unlimited();
         s.workers = 2;
         s.admin_emails = vec!["admin@example.com".into()];
@@ -53,6 +65,16 @@ impl TestDb {
         s.provider_env = Some(vec![]);
         s.allow_direct_models = true;
         s
+    }
+
+    /// The keys the servers on this database seal personal values with.
+    pub fn keys(&self, db: &Db) -> threadline::store::keys::KeyRing {
+        threadline::store::keys::KeyRing::load(
+            db.clone(),
+            Some(&self.master_key),
+            self.data_dir.path(),
+        )
+        .unwrap()
     }
 
     /// A direct connection to this database (for dumps and raw checks).
@@ -143,6 +165,7 @@ impl TestDb {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
         cmd.args(args)
             .env("THREADLINE_DATA_DIR", self.data_dir.path())
+            .env("THREADLINE_MASTER_KEY", &self.master_key)
             .env_remove("DATABASE_URL");
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
@@ -692,6 +715,7 @@ impl Node {
         cmd.arg("serve")
             .env("THREADLINE_BIND", format!("127.0.0.1:{port}"))
             .env("THREADLINE_DATA_DIR", db.data_dir.path())
+            .env("THREADLINE_MASTER_KEY", &db.master_key)
             .env("THREADLINE_ECHO_DELAY_MS", "30")
             .env("THREADLINE_ANON_PER_MINUTE", "0")
             .env("RUST_LOG", "warn")

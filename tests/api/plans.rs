@@ -460,7 +460,7 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
         report(&app, &admin, "group_by=day,model,provider,tier,account").await,
         statement(&app, &admin, &bob.account_id).await,
     );
-    let projector = threadline::projector::Projector::new(db.clone());
+    let projector = threadline::projector::Projector::new(db.clone(), app.db.keys(&db));
     for name in ["usage", "facts"] {
         threadline::projector::rebuild::rebuild(&projector, name, &|_| {})
             .await

@@ -167,6 +167,7 @@ async fn the_status_command_reports_every_projection() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
     cmd.args(["projections", "status"])
         .env("THREADLINE_DATA_DIR", app.db.data_dir.path())
+        .env("THREADLINE_MASTER_KEY", &app.db.master_key)
         .env_remove("DATABASE_URL");
     if let Some(url) = &app.db.database_url {
         cmd.env("DATABASE_URL", url);
@@ -223,6 +224,7 @@ async fn a_projection_whose_version_changed_is_rebuilt_before_use() {
 
     let projector = threadline::projector::Projector::with_projections(
         db.clone(),
+        app.db.keys(&db),
         vec![Box::new(BumpedThreads)],
     );
     projector.prepare().await.unwrap();

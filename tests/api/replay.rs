@@ -43,7 +43,9 @@ async fn body(app: &TestApp, user: &User, path: &str) -> String {
 /// reply's events, as recorded in the log (zero gaps — one batch — are not waits).
 async fn recorded_waits(app: &TestApp, generation: &str, speed: Speed) -> Vec<Duration> {
     let db = app.db.connect().await;
-    let events = replay::load(&db, generation).await.unwrap();
+    let events = replay::load(&db, &app.db.keys(&db), generation)
+        .await
+        .unwrap();
     events
         .windows(2)
         .map(|w| speed.wait(w[1].1 - w[0].1))

@@ -118,7 +118,8 @@ async fn long_thread(app: &TestApp, user: &User, id: &str, n: usize) {
             created_at: None,
         })
         .collect();
-    let bus = CommandBus::new(app.db.connect().await);
+    let db = app.db.connect().await;
+    let bus = CommandBus::new(db.clone(), app.db.keys(&db));
     bus.execute::<Thread>(
         id,
         ThreadCommand::CreateWithHistory {

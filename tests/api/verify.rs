@@ -67,6 +67,7 @@ fn verify_command(db: &TestDb, args: &[&str]) -> Command {
     cmd.args(["projections", "verify"])
         .args(args)
         .env("THREADLINE_DATA_DIR", db.data_dir.path())
+        .env("THREADLINE_MASTER_KEY", &db.master_key)
         .env_remove("DATABASE_URL");
     if let Some(url) = &db.database_url {
         cmd.env("DATABASE_URL", url);

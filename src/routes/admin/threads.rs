@@ -29,7 +29,7 @@ pub async fn get(
         Some(at) => Moment::parse(&state.db, at).await.map_err(refused)?,
         None => Moment::Now,
     };
-    let thread = time_travel::thread_at(&state.db, &path, moment)
+    let thread = time_travel::thread_at(&state.db, state.chat.keys(), &path, moment)
         .await
         .map_err(refused)?
         .ok_or(ApiError::NotFound("thread"))?;
@@ -43,5 +43,6 @@ fn refused(e: TimeTravelError) -> ApiError {
         }
         TimeTravelError::Database(e) => e.into(),
         TimeTravelError::Projection(e) => ApiError::Internal(e.to_string()),
+        TimeTravelError::Keys(e) => ApiError::Internal(e.to_string()),
     }
 }

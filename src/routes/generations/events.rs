@@ -49,7 +49,8 @@ pub async fn handle(
         let speed = Speed::parse(speed).ok_or_else(|| {
             ApiError::invalid_field("speed", "`1x`, `2x`, `0.5x`… (0.01x to 1000x) or `max`")
         })?;
-        let events = crate::chat::replay::load(&state.db, &generation.id).await?;
+        let events =
+            crate::chat::replay::load(&state.db, state.chat.keys(), &generation.id).await?;
         return Ok(paced_stream(
             &state,
             &caller,
