@@ -499,6 +499,14 @@ pub async fn account(db: &Db, id: &str) -> Result<Option<AccountRow>, sqlx::Erro
     on_read!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)
 }
 
+/// The anonymous accounts linked into `id`.
+pub async fn linked_into(db: &Db, id: &str) -> Result<Vec<String>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_scalar("SELECT id FROM accounts WHERE linked_into = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(pool)
+        .await)
+}
+
 /// The registered account with this (normalised) email.
 pub async fn account_by_email(db: &Db, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1");

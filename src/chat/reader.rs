@@ -276,6 +276,12 @@ impl FinishedReplies {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Forgets every rendered reply (an account was erased: its replies must not stay in
+    /// memory).
+    pub fn clear(&self) {
+        *self.lock() = Finished::default();
+    }
+
     fn get(&self, id: &str) -> Option<Arc<Rendered>> {
         self.lock().replies.get(id).cloned()
     }

@@ -8,6 +8,7 @@
 // The command line writes its results to stdout and its errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod accounts;
 pub mod audit;
 pub mod events;
 pub mod migrate;
@@ -116,6 +117,24 @@ pub enum Command {
     /// Recompute the log's hash chain and compare it with the seals; print the head hash.
     /// Exit status 1 when an event does not match.
     VerifyLog,
+    /// Operators' actions on accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Erase an account (and the anonymous accounts linked into it): its data key is deleted,
+    /// so its personal data in the log reads as redacted; its files are deleted; every
+    /// projection is rebuilt. Ledger and usage totals stay. Cannot be undone.
+    Erase {
+        /// The account id.
+        id: String,
+        #[command(flatten)]
+        s3: S3Args,
+    },
 }
 
 /// Which events `events tail` and `events export` write.
@@ -336,6 +355,23 @@ pub struct ServeArgs {
     pub tool_steps: u32,
 }
 
+impl S3Args {
+    /// Where attachments are: the bucket named, or else `<data dir>/files`.
+    pub fn storage(self) -> crate::files::StorageSettings {
+        match self.s3_bucket {
+            None => crate::files::StorageSettings::Local,
+            Some(bucket) => crate::files::StorageSettings::S3(crate::files::store::S3Settings {
+                bucket,
+                region: self.s3_region,
+                endpoint: self.s3_endpoint,
+                prefix: self.s3_prefix,
+                access_key_id: self.s3_access_key_id,
+                secret_access_key: self.s3_secret_access_key.map(Into::into),
+            }),
+        }
+    }
+}
+
 /// Attachments in an S3-compatible bucket instead of the data directory.
 #[derive(Debug, Clone, Args)]
 pub struct S3Args {
@@ -419,6 +455,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Events { command }) => events::run(storage, command).await,
         Some(Command::Replay { command }) => replay::run(storage, command).await,
         Some(Command::VerifyLog) => verify_log::run(storage).await,
+        Some(Command::Accounts { command }) => accounts::run(storage, command).await,
     }
 }
 

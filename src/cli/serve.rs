@@ -75,17 +75,7 @@ pub async fn run(storage: StorageArgs, args: ServeArgs) -> Result<(), Box<dyn st
             exa_base_url: args.exa_base_url,
             max_steps: args.tool_steps.max(1),
         },
-        file_storage: match args.s3.s3_bucket {
-            None => crate::files::StorageSettings::Local,
-            Some(bucket) => crate::files::StorageSettings::S3(crate::files::store::S3Settings {
-                bucket,
-                region: args.s3.s3_region,
-                endpoint: args.s3.s3_endpoint,
-                prefix: args.s3.s3_prefix,
-                access_key_id: args.s3.s3_access_key_id,
-                secret_access_key: args.s3.s3_secret_access_key.map(Into::into),
-            }),
-        },
+        file_storage: args.s3.storage(),
     };
     tracing::debug!(?settings, "starting");
     let app = Application::build(settings).await?;

@@ -79,6 +79,8 @@ codes! {
     AccountRequired = "account_required",
     /// Sessions and keys are managed with a session, not an API key.
     SessionRequired = "session_required",
+    /// Erasing an account needs its password, or a session signed in minutes ago.
+    ReauthenticationRequired = "reauthentication_required",
     /// A request authenticated by the session cookie changes something without the
     /// `X-CSRF-Token` header matching the `threadline_csrf` cookie.
     CsrfFailed = "csrf_failed",

@@ -30,7 +30,6 @@ use threadline_projections::{Backend, Db, Projection, Tables, Tx};
 
 use super::rebuild::fold_batch;
 use super::{Projector, ProjectorError};
-use crate::store::keys::KeyRing;
 use crate::store::log::{Cursor, cursor_id};
 
 /// Differences kept (and shown) per table; the rest are only counted.
@@ -237,8 +236,7 @@ pub async fn verify(
     let nonce = chrono::Utc::now().timestamp_millis().to_string();
     let shadow = Tables::shadow(&nonce).on(db.backend());
     create_shadow(db, projection.as_ref(), &shadow).await?;
-    let compared =
-        fold_and_compare(db, projector.keys(), projection.as_ref(), &shadow, progress).await;
+    let compared = fold_and_compare(projector, projection.as_ref(), &shadow, progress).await;
     let dropped = drop_shadow(db, projection.as_ref(), &shadow).await;
     let (events, at, tables) = compared?;
     dropped?;
@@ -313,8 +311,7 @@ async fn drop_shadow(
 /// Folds the shadow tables up to the live checkpoint and compares them with the live tables
 /// there: the events folded, the checkpoint, and each table's differences.
 async fn fold_and_compare(
-    db: &Db,
-    keys: &KeyRing,
+    projector: &Projector,
     projection: &dyn Projection,
     shadow: &Tables,
     progress: &(dyn Fn(u64) + Sync),
@@ -322,12 +319,12 @@ async fn fold_and_compare(
     let name = projection.name();
     let mut cursor = Cursor::default();
     let mut events = 0u64;
+    let db = projector.db();
     for _ in 0..CATCH_UP_PASSES {
         let (_, target) = checkpoint(db, name).await?;
         let before = events;
         fold_until(
-            db,
-            keys,
+            projector,
             projection,
             shadow,
             &mut cursor,
@@ -358,8 +355,7 @@ async fn fold_and_compare(
         });
     }
     fold_until(
-        db,
-        keys,
+        projector,
         projection,
         shadow,
         &mut cursor,
@@ -397,8 +393,7 @@ async fn fold_and_compare(
 /// Folds events after `cursor` into the shadow tables until `until`, one transaction per
 /// batch.
 async fn fold_until(
-    db: &Db,
-    keys: &KeyRing,
+    projector: &Projector,
     projection: &dyn Projection,
     shadow: &Tables,
     cursor: &mut Cursor,
@@ -406,6 +401,7 @@ async fn fold_until(
     events: &mut u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), ProjectorError> {
+    let (db, keys) = (projector.db(), projector.keys());
     while *cursor < until {
         let mut tx = db.begin().await?;
         let folded = fold_batch(&mut tx, db, keys, projection, shadow, cursor, until).await?;

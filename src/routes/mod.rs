@@ -49,7 +49,7 @@ routes! {
     "/v1/auth/register" => { post: auth::register::handle },
     "/v1/auth/login" => { post: auth::login::handle },
     "/v1/auth/logout" => { post: auth::logout::handle },
-    "/v1/me" => { get: me::get::handle, patch: me::update::handle },
+    "/v1/me" => { get: me::get::handle, patch: me::update::handle, delete: me::erase::handle },
     "/v1/me/sessions" => { get: me::sessions::list },
     "/v1/me/usage" => { get: me::usage::handle },
     "/v1/me/api-keys" => { get: me::api_keys::list, post: me::api_keys::create },

@@ -93,9 +93,17 @@ pub async fn register(
         Some(anonymous) => Some(link_turn(state, anonymous).await?),
         None => None,
     };
+    // Addresses registered before claims were keyed by a blind index hold a stream named by
+    // the address itself; the projection knows them.
+    if account_view::account_by_email(&state.db, email.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(threadline_domain::email::EmailError::AlreadyClaimed.into());
+    }
     state
         .send::<EmailRegistration>(
-            email.as_str(),
+            &email_stream(state.chat.keys(), email.as_str()),
             EmailCommand::Claim {
                 account_id: id,
                 at: Utc::now(),
@@ -128,11 +136,17 @@ pub async fn register(
     issue(state, id, linked, client, &meta).await
 }
 
+/// The stream that makes `email` unique: named by its blind index, so that the log's stream
+/// ids hold no address (an erased account's address must not stay in the log).
+pub fn email_stream(keys: &crate::store::keys::KeyRing, email: &str) -> String {
+    format!("idx:{}", keys.blind_index(email))
+}
+
 /// Gives back an address claimed by a registration that was then refused.
 async fn release_email(state: &AppState, email: &Email, id: AccountId, meta: &CommandMeta) {
     let released = state
         .send::<EmailRegistration>(
-            email.as_str(),
+            &email_stream(state.chat.keys(), email.as_str()),
             EmailCommand::Release {
                 account_id: id,
                 at: Utc::now(),

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod chat;
 pub mod credits;
+pub mod erasure;
 pub mod export;
 pub mod files;
 pub mod import;

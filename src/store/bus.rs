@@ -40,6 +40,9 @@ use super::log::{self, Cursor};
 /// How often a command is retried when its stream changed between load and append.
 const CONFLICT_RETRIES: usize = 8;
 
+/// The actor of commands an operator runs on the command line.
+pub const OPERATOR: &str = "cli";
+
 /// Where a command came from, recorded in every event's metadata.
 #[derive(Debug, Clone)]
 pub struct CommandMeta {
@@ -70,6 +73,16 @@ impl CommandMeta {
         Self {
             admin: true,
             ..Self::for_request(request_id, Some(admin.to_owned()))
+        }
+    }
+
+    /// Metadata for an operator's command on the command line (`threadline accounts erase`):
+    /// actor `cli`, on the admin audit trail.
+    pub fn operator() -> Self {
+        let id = Uuid::now_v7().to_string();
+        Self {
+            admin: true,
+            ..Self::for_request(&id, Some(OPERATOR.to_owned()))
         }
     }
 

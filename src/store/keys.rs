@@ -64,7 +64,11 @@ impl KeyError {
 }
 
 /// The key that wraps every data key.
-pub struct MasterKey(Aes256Gcm);
+pub struct MasterKey {
+    cipher: Aes256Gcm,
+    /// Keys [`KeyRing::blind_index`]: derived from the master key, never stored.
+    index: [u8; 32],
+}
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,9 +82,20 @@ impl MasterKey {
         let bytes = STANDARD
             .decode(text.trim())
             .map_err(|_| KeyError::BadMasterKey)?;
-        Aes256Gcm::new_from_slice(&bytes)
-            .map(MasterKey)
-            .map_err(|_| KeyError::BadMasterKey)
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadMasterKey)?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    fn from_bytes(bytes: [u8; 32]) -> Self {
+        use hmac::{Hmac, Mac};
+        let index = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&bytes)
+            .map(|mac| mac.chain_update(b"threadline/blind-index/v1").finalize())
+            .map(|out| out.into_bytes().into())
+            .unwrap_or([0u8; 32]);
+        MasterKey {
+            cipher: Aes256Gcm::new(&bytes.into()),
+            index,
+        }
     }
 
     /// `explicit` (the environment's) when given, else `<data_dir>/master.key`, written with
@@ -109,11 +124,11 @@ impl MasterKey {
     }
 
     fn wrap(&self, account: &str, key: &[u8; 32]) -> Vec<u8> {
-        seal_bytes(&self.0, account, key)
+        seal_bytes(&self.cipher, account, key)
     }
 
     fn unwrap(&self, account: &str, wrapped: &[u8]) -> Result<DataKey, KeyError> {
-        let bytes = open_bytes(&self.0, account, wrapped)
+        let bytes = open_bytes(&self.cipher, account, wrapped)
             .ok_or_else(|| KeyError::Unwrap(account.into()))?;
         Aes256Gcm::new_from_slice(&bytes)
             .map(DataKey)
@@ -242,7 +257,7 @@ impl KeyRing {
     pub fn ephemeral(db: Db) -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self::new(db, MasterKey(Aes256Gcm::new(&bytes.into())))
+        Self::new(db, MasterKey::from_bytes(bytes))
     }
 
     fn cached(&self, account: &str) -> Option<Option<Arc<DataKey>>> {
@@ -255,6 +270,16 @@ impl KeyRing {
                 cache.clear();
             }
             cache.insert(account.to_owned(), key);
+        }
+    }
+
+    /// A stable, keyed digest of `text` (hex HMAC-SHA-256 under a key derived from the master
+    /// key): a stream id that finds a value (an email) without holding it.
+    pub fn blind_index(&self, text: &str) -> String {
+        use hmac::{Hmac, Mac};
+        match <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0.master.index) {
+            Ok(mac) => hex::encode(mac.chain_update(text.as_bytes()).finalize().into_bytes()),
+            Err(_) => String::new(),
         }
     }
 
@@ -325,6 +350,15 @@ impl KeyRing {
         event_type: &str,
         payload: &mut Value,
     ) -> Result<(), KeyError> {
+        // Most sealed-version events have nothing sealed (a thread created without a title):
+        // look the key up only for one that has.
+        let any = personal::each_value(event_type, payload, &mut |v| {
+            if is_sealed(v) { Err(()) } else { Ok(()) }
+        })
+        .is_err();
+        if !any {
+            return Ok(());
+        }
         let key = match subject {
             Some(subject) => self.for_reading(subject).await?,
             None => None,
@@ -349,7 +383,8 @@ impl KeyRing {
         // The read pool: a projector opens events inside its transaction on SQLite's one
         // writer connection. A sealed value's key was committed before its event was.
         let key = self.read(account, Pool::Read).await?;
-        if key.is_none() {
+        // Only an erasure is remembered: a key missing for any other reason is looked up again.
+        if key.is_none() && self.is_erased(account).await? {
             self.remember(account, None);
         }
         Ok(key)

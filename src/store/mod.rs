@@ -87,6 +87,9 @@ async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db, StoreError> {
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
         .pragma("temp_store", "memory")
+        // Freed pages are zeroed: a dropped projection table (an erasure rebuilds them all)
+        // leaves no personal data behind in the file.
+        .pragma("secure_delete", "ON")
         .pragma("cache_size", "-65536");
     // One writer connection: SQLite admits one writer at a time, and queueing in the pool is
     // cheaper and more predictable than SQLITE_BUSY retries between connections.

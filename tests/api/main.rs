@@ -15,6 +15,7 @@ mod chat;
 mod concurrency;
 mod credits;
 mod docs;
+mod erasure;
 mod errors;
 mod event_log_tools;
 mod export;

@@ -1274,6 +1274,26 @@ async fn real_responses_match_the_documented_schemas() {
     let answer = call(Method::GET, "/v1/me", "/v1/me", Some(&forged), None).await;
     assert_eq!(answer["code"], "token_signature_invalid", "{answer}");
 
+    // Erasing an account: refused without the password, then done.
+    let leaving = app.registered("leaving@example.com").await;
+    let refused = call(
+        Method::DELETE,
+        "/v1/me",
+        "/v1/me",
+        Some(&leaving.token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(refused["code"], "reauthentication_required", "{refused}");
+    call(
+        Method::DELETE,
+        "/v1/me",
+        "/v1/me",
+        Some(&leaving.token),
+        Some(json!({"password": "correct horse battery"})),
+    )
+    .await;
+
     // Plain-text metrics.
     let res = app.request(Method::GET, "/metrics", None, None).await;
     assert_eq!(res.status(), StatusCode::OK);

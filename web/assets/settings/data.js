@@ -24,7 +24,8 @@ export function render(panel, ctx) {
   replace(panel,
     exportSection(),
     importSection(),
-    sharesSection());
+    sharesSection(),
+    eraseSection());
 
   // ---- export ---------------------------------------------------------------------------------
   function exportSection() {
@@ -168,6 +169,43 @@ export function render(panel, ctx) {
     }
 
     return section('Share links', box);
+  }
+
+  // ---- delete the account ---------------------------------------------------------------------
+  function eraseSection() {
+    const hasPassword = ctx.me?.kind === 'registered';
+    const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
+    const submit = h('button', { class: 'btn btn-danger', type: 'submit' }, 'Delete my account');
+    const form = h('form', { class: 'settings-form erase-form', onsubmit },
+      hasPassword ? field('Password', password, 'Your password confirms that it is you.') : null,
+      h('div', { class: 'form-actions' }, submit));
+
+    async function onsubmit(e) {
+      e.preventDefault();
+      clearErrors(form);
+      if (hasPassword && !password.value) { setFieldError(form, 'password', 'Enter your password.'); password.focus(); return; }
+      const ok = await confirmDialog({
+        title: 'Delete your account for good?',
+        body: 'Your threads, messages, files, preferences and email are erased and cannot be brought back. Credits you used stay in the books, without your name.',
+        confirm: 'Delete for good', danger: true,
+      });
+      if (!ok) return;
+      try {
+        await busy(submit, () => del('/v1/me', { body: hasPassword ? { password: password.value } : {} }), 'Deleting…');
+        location.assign('/?erased=1');
+      } catch (err) {
+        if (err.code === 'reauthentication_required') {
+          if (hasPassword) setFieldError(form, 'password', err.detail || 'That password is not right.');
+          else showApiError(form, err);
+        } else {
+          showApiError(form, err);
+        }
+      }
+    }
+
+    return section('Delete account',
+      h('p', null, 'Erases everything that is yours: threads, messages and replies, files, preferences, sessions, API keys and your email. This cannot be undone; download everything first if you want a copy.'),
+      form);
   }
 
   return () => { gone = true; };

@@ -376,3 +376,29 @@ test('the admin console answers 403 to everyone else', async ({ newAnonymousPage
   await expect(page.locator('.admin-forbidden a[href="/login"]')).toBeVisible();
   await screenshot(page, 'admin-forbidden');
 });
+
+test('Settings → Data: a person deletes their account with their password', async ({ newAnonymousPage }) => {
+  const page = await newAnonymousPage();
+  const errors = watchErrors(page);
+  const email = uniqueEmail('erase');
+  await signUp(page, email);
+  const before = (await apiCall(page, 'GET', '/v1/me')).body;
+  await page.goto('/settings/data');
+  const form = page.locator('.erase-form');
+  await form.getByLabel('Password').fill('not the password');
+  await form.getByRole('button', { name: 'Delete my account' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete for good' }).click();
+  await expect(form.getByLabel('Password')).toHaveAttribute('aria-invalid', 'true');
+  expect((await apiCall(page, 'GET', '/v1/me')).body.id).toBe(before.id);
+  await screenshot(page, 'account-erase');
+
+  await form.getByLabel('Password').fill(PASSWORD);
+  await form.getByRole('button', { name: 'Delete my account' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete for good' }).click();
+  await page.waitForURL((url) => url.pathname === '/');
+  // The old account is gone: its email logs in no more, and this browser starts afresh.
+  const login = await apiCall(page, 'POST', '/v1/auth/login', { email, password: PASSWORD });
+  expect(login.status).toBe(401);
+  await expect.poll(async () => (await apiCall(page, 'GET', '/v1/me')).body?.id).not.toBe(before.id);
+  expect(problems(errors)).toEqual([]);
+});
