@@ -664,6 +664,54 @@ mod tests {
     }
 
     #[test]
+    fn an_account_is_erased_once_and_accepts_nothing_after() {
+        AccountTest::with(())
+            .given(vec![registered(), issued(1)])
+            .when(AccountCommand::Erase { at: at() })
+            .then_expect_events(vec![AccountEvent::AccountErased { at: at() }]);
+        let erased = vec![
+            registered(),
+            issued(1),
+            AccountEvent::AccountErased { at: at() },
+        ];
+        AccountTest::with(())
+            .given(erased.clone())
+            .when(AccountCommand::Erase { at: at() })
+            .then_expect_error(AccountError::Erased);
+        AccountTest::with(())
+            .given(erased.clone())
+            .when(issue(2))
+            .then_expect_error(AccountError::Erased);
+        // Its sessions are gone with it: none can be touched.
+        AccountTest::with(())
+            .given(erased)
+            .when(AccountCommand::TouchSession {
+                session_id: session(1),
+                at: at(),
+            })
+            .then_expect_error(AccountError::SessionNotFound);
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(AccountCommand::Erase { at: at() })
+            .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn an_anonymous_account_linked_away_can_still_be_erased() {
+        let target = AccountId(Uuid::from_u128(9));
+        AccountTest::with(())
+            .given(vec![
+                anonymous(),
+                AccountEvent::AccountLinkedInto {
+                    target_account_id: target,
+                    at: at(),
+                },
+            ])
+            .when(AccountCommand::Erase { at: at() })
+            .then_expect_events(vec![AccountEvent::AccountErased { at: at() }]);
+    }
+
+    #[test]
     fn an_anonymous_account_is_created() {
         AccountTest::with(())
             .given_no_previous_events()

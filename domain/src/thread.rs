@@ -709,6 +709,23 @@ fn check_history(messages: &[CopiedMessage], current: Option<&str>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threads_personal_data_belongs_to_the_owner_it_was_created_for() {
+        use crate::personal::DataSubject;
+        let owner = AccountId(uuid::Uuid::from_u128(7));
+        let mut thread = Thread::default();
+        assert_eq!(thread.data_subject("t1"), None);
+        cqrs_es::Aggregate::apply(
+            &mut thread,
+            ThreadEvent::ThreadCreated {
+                owner,
+                title: None,
+                at: chrono::Utc::now(),
+            },
+        );
+        assert_eq!(thread.data_subject("t1"), Some(owner.to_string()));
+    }
     use cqrs_es::test::TestFramework;
     use uuid::Uuid;
 

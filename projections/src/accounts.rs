@@ -592,6 +592,38 @@ pub async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_erasure_empties_the_account_and_a_redacted_email_is_no_email() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let changes = apply("a1", AccountEvent::AccountErased { at });
+        assert!(matches!(
+            &changes[..],
+            [Change::EraseSessions { account_id: s, .. }, Change::EraseApiKeys { account_id: k, .. }, Change::Erase { id }]
+                if s == "a1" && k == "a1" && id == "a1"
+        ));
+        // A rebuild after the erasure reads the sealed values as redactions: no email, so
+        // two erased accounts do not collide on the unique email index.
+        let created = apply(
+            "a1",
+            AccountEvent::AccountCreated {
+                kind: AccountKind::Registered {
+                    email: threadline_domain::values::Email::parse("x@example.com").unwrap(),
+                    name: None,
+                    password_hash: REDACTED.into(),
+                },
+                at,
+            },
+        );
+        assert!(matches!(
+            &created[..],
+            [Change::InsertAccount {
+                email: Some(_),
+                password_hash: None,
+                ..
+            }]
+        ));
+    }
     use chrono::DateTime;
     use threadline_domain::values::{AccountId, Email, SessionId};
     use uuid::Uuid;

@@ -70,23 +70,7 @@ fn sqlite_files(app: &TestApp) -> String {
 }
 
 fn stored_files(app: &TestApp) -> usize {
-    fn count(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            count(&e.path())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&app.db.data_dir.path().join("files"))
+    crate::helpers::count_files(&app.db.data_dir.path().join("files"))
 }
 
 async fn usage(app: &TestApp, admin: &User) -> Value {

@@ -323,26 +323,10 @@ async fn the_data_directory_holds_each_content_once() {
     let app = spawn_on(db, |_| {}).await;
     let count = move || {
         let dir = dir.clone();
-        Box::pin(async move { walk(&dir) }) as futures::future::BoxFuture<'static, usize>
+        Box::pin(async move { crate::helpers::count_files(&dir) })
+            as futures::future::BoxFuture<'static, usize>
     };
     same_bytes_are_stored_once(&app, count).await;
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        walk(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// The S3-compatible server the tests use: `TEST_S3_ENDPOINT` (scripts/test.sh starts

@@ -767,3 +767,21 @@ pub fn multipart(field: &str, filename: &str, declared: &str, bytes: &[u8]) -> (
     body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// The files under `dir`, counted through every subdirectory (0 when it does not exist).
+pub fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
