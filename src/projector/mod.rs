@@ -29,6 +29,7 @@ use sqlx::Row;
 use threadline_projections::{Db, Projection, StoredEvent, Tables, Tx};
 use tokio::sync::{Notify, watch};
 
+use crate::store::direct::{self, DirectError, DirectWriter};
 use crate::store::keys::KeyRing;
 use crate::store::log::{self, Cursor};
 
@@ -114,6 +115,8 @@ pub enum ProjectorError {
     #[error("cannot open sealed values: {0}")]
     Keys(#[from] crate::store::keys::KeyError),
     #[error(transparent)]
+    Direct(#[from] DirectError),
+    #[error(transparent)]
     Projection(#[from] threadline_projections::ProjectionError),
     #[error("unknown projection {0:?}")]
     UnknownProjection(String),
@@ -139,7 +142,22 @@ pub struct Projector {
     urgent: Arc<Notify>,
     /// The cursor every projection has reached (the minimum over projections).
     reached: watch::Sender<Cursor>,
+    /// SQLite: the live batches' writer thread, and the checkpoints it last committed.
+    direct: Option<Direct>,
 }
+
+/// SQLite's live batches: written on the [`DirectWriter`] thread, one hand-off each. The
+/// checkpoints the runner committed last are kept, so a batch reads none before it folds; the
+/// batch checks them inside its transaction and starts over when something else (a rebuild,
+/// another process) moved them.
+#[derive(Clone)]
+struct Direct {
+    writer: DirectWriter,
+    checkpoints: Arc<std::sync::Mutex<Option<Checkpoints>>>,
+}
+
+/// Each projection's name and the cursor its checkpoint holds.
+type Checkpoints = Vec<(String, Cursor)>;
 
 impl Projector {
     /// A projector over every projection of the product.
@@ -149,7 +167,21 @@ impl Projector {
 
     /// A projector over the given projections.
     pub fn with_projections(db: Db, keys: KeyRing, projections: Vec<Box<dyn Projection>>) -> Self {
+        let direct = match &db {
+            Db::Sqlite { writer, .. } => match DirectWriter::for_pool(writer) {
+                Ok(writer) => writer.map(|writer| Direct {
+                    writer,
+                    checkpoints: Arc::default(),
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the SQLite writer thread; batches go through the pool");
+                    None
+                }
+            },
+            Db::Postgres(_) => None,
+        };
         Self {
+            direct,
             db,
             keys,
             projections: Arc::new(projections),
@@ -291,8 +323,20 @@ impl Projector {
     pub async fn catch_up_all(&self) -> Result<u64, ProjectorError> {
         let mut read = 0;
         loop {
-            let (folded, reached) =
-                apply_batch_all(&self.db, &self.keys, &self.projections).await?;
+            let (folded, reached) = match (&self.db, &self.direct) {
+                (Db::Sqlite { writer, reader }, Some(direct)) => {
+                    apply_batch_direct(
+                        &self.db,
+                        writer,
+                        reader,
+                        direct,
+                        &self.keys,
+                        &self.projections,
+                    )
+                    .await?
+                }
+                _ => apply_batch_all(&self.db, &self.keys, &self.projections).await?,
+            };
             read += folded.events;
             self.reach(reached);
             if !folded.more {
@@ -417,23 +461,7 @@ async fn apply_batch_all(
         return Ok((nothing, Cursor::default()));
     };
     let events = read_batch(db, keys, from).await?;
-    let live = Tables::live().on(db.backend());
-    let fold = |event: &StoredEvent| {
-        let mut stmts = Vec::new();
-        for (p, cursor) in projections.iter().zip(&checkpoints) {
-            if event.cursor() > *cursor {
-                stmts.extend(p.statements(event, &live)?);
-            }
-        }
-        Ok(stmts)
-    };
-    // Coalesced events carry the cursor of the last one they replace: only when every
-    // projection is at the same place does that not matter.
-    let (stmts, last, folded) = if checkpoints.iter().all(|c| *c == from) {
-        fold_events(&events, fold)?
-    } else {
-        fold_prefix(&events, fold)?
-    };
+    let (stmts, last, folded) = fold_all(db, projections, &checkpoints, &events)?;
     let Some(last) = last else {
         return Ok((folded, from));
     };
@@ -446,16 +474,170 @@ async fn apply_batch_all(
             .await?;
     }
     tx.commit().await?;
-    let reached = checkpoints
+    Ok((folded, reached_after(&checkpoints, last)))
+}
+
+/// The cursor every projection has reached once a batch up to `last` has committed.
+fn reached_after(checkpoints: &[Cursor], last: Cursor) -> Cursor {
+    checkpoints
         .iter()
         .map(|c| (*c).max(last))
         .min()
-        .unwrap_or(last);
-    Ok((folded, reached))
+        .unwrap_or(last)
+}
+
+/// Folds `events` into every projection that has not applied them (`checkpoints` in the order
+/// of `projections`). Returns what [`fold_prefix`] returns.
+fn fold_all(
+    db: &Db,
+    projections: &[Box<dyn Projection>],
+    checkpoints: &[Cursor],
+    events: &[StoredEvent],
+) -> Result<(Vec<threadline_projections::Stmt>, Option<Cursor>, Folded), ProjectorError> {
+    let live = Tables::live().on(db.backend());
+    let fold = |event: &StoredEvent| {
+        let mut stmts = Vec::new();
+        for (p, cursor) in projections.iter().zip(checkpoints) {
+            if event.cursor() > *cursor {
+                stmts.extend(p.statements(event, &live)?);
+            }
+        }
+        Ok(stmts)
+    };
+    // Coalesced events carry the cursor of the last one they replace: only when every
+    // projection is at the same place does that not matter.
+    let from = checkpoints.iter().copied().min().unwrap_or_default();
+    if checkpoints.iter().all(|c| *c == from) {
+        fold_events(events, fold)
+    } else {
+        fold_prefix(events, fold)
+    }
+}
+
+/// [`apply_batch_all`] on SQLite through the [`DirectWriter`]: the checkpoints come from the
+/// runner's memory (or the read pool), the events from the read pool, the fold runs on this
+/// task, and the writer thread checks the checkpoints, runs the statements and moves the
+/// checkpoints in one transaction — one hand-off for the whole batch.
+async fn apply_batch_direct(
+    db: &Db,
+    lock: &sqlx::SqlitePool,
+    reader: &sqlx::SqlitePool,
+    direct: &Direct,
+    keys: &KeyRing,
+    projections: &[Box<dyn Projection>],
+) -> Result<(Folded, Cursor), ProjectorError> {
+    let known = direct
+        .checkpoints
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let stored = match known {
+        Some(stored) => stored,
+        None => {
+            let rows: Vec<(String, i64, i64)> =
+                sqlx::query_as("SELECT name, tx_id, position FROM projection_checkpoints")
+                    .fetch_all(reader)
+                    .await?;
+            rows.into_iter()
+                .map(|(name, tx_id, position)| (name, (tx_id, position)))
+                .collect()
+        }
+    };
+    let mut checkpoints = Vec::with_capacity(projections.len());
+    for p in projections {
+        match stored.iter().find(|(name, _)| name == p.name()) {
+            Some((_, cursor)) => checkpoints.push(*cursor),
+            None => return Err(ProjectorError::UnknownProjection(p.name().to_owned())),
+        }
+    }
+    let Some(from) = checkpoints.iter().copied().min() else {
+        return Ok((
+            Folded {
+                events: 0,
+                more: false,
+            },
+            Cursor::default(),
+        ));
+    };
+    let events = read_batch(db, keys, from).await?;
+    let (stmts, last, folded) = fold_all(db, projections, &checkpoints, &events)?;
+    let Some(last) = last else {
+        return Ok((folded, from));
+    };
+    let names: Vec<String> = projections.iter().map(|p| p.name().to_owned()).collect();
+    let expected = stored.clone();
+    let committed = direct
+        .writer
+        .write(lock, move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now: Checkpoints = tx
+                .prepare_cached("SELECT name, tx_id, position FROM projection_checkpoints")?
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<_, _>>()?;
+            if !same_checkpoints(&now, &expected) {
+                return Ok(false);
+            }
+            for stmt in &stmts {
+                direct::execute(&tx, stmt)?;
+            }
+            let mut advance = tx.prepare_cached(
+                "UPDATE projection_checkpoints SET tx_id = ?1, position = ?2, updated_at = ?3 \
+                 WHERE name = ?4 AND (tx_id < ?1 OR (tx_id = ?1 AND position < ?2))",
+            )?;
+            let at = chrono::Utc::now().timestamp_micros();
+            for name in &names {
+                advance.execute(rusqlite::params![last.0, last.1, at, name])?;
+            }
+            drop(advance);
+            tx.commit()?;
+            Ok(true)
+        })
+        .await;
+    let mut known = direct.checkpoints.lock().ok();
+    match committed {
+        Ok(true) => {
+            let advanced = stored
+                .into_iter()
+                .map(|(name, cursor)| {
+                    let moves = projections.iter().any(|p| p.name() == name);
+                    let cursor = if moves { cursor.max(last) } else { cursor };
+                    (name, cursor)
+                })
+                .collect();
+            if let Some(known) = known.as_mut() {
+                **known = Some(advanced);
+            }
+            Ok((folded, reached_after(&checkpoints, last)))
+        }
+        // Something else moved a checkpoint: read them again and fold anew.
+        Ok(false) => {
+            if let Some(known) = known.as_mut() {
+                **known = None;
+            }
+            Ok((
+                Folded {
+                    events: 0,
+                    more: true,
+                },
+                from,
+            ))
+        }
+        Err(e) => {
+            if let Some(known) = known.as_mut() {
+                **known = None;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Whether two readings of the checkpoints agree (in any order).
+fn same_checkpoints(a: &[(String, Cursor)], b: &[(String, Cursor)]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
 /// Every checkpoint, read in one query and, on PostgreSQL, locked for the transaction.
-async fn lock_all_checkpoints(tx: &mut Tx<'_>) -> Result<Vec<(String, Cursor)>, sqlx::Error> {
+async fn lock_all_checkpoints(tx: &mut Tx<'_>) -> Result<Checkpoints, sqlx::Error> {
     let rows: Vec<(String, i64, i64)> = match tx {
         Tx::Sqlite(t) => {
             sqlx::query_as("SELECT name, tx_id, position FROM projection_checkpoints")

@@ -22,6 +22,7 @@ use sqlx::Row as _;
 use threadline_projections::Db;
 use tokio::sync::{mpsc, oneshot};
 
+use super::direct::{DirectError, DirectWriter};
 use super::keys::{self, KeyError, KeyRing};
 use super::log::Cursor;
 
@@ -83,10 +84,35 @@ impl AppendError {
             _ => AppendError::Failed(e.to_string()),
         }
     }
+
+    fn of_direct(e: &DirectError) -> Self {
+        use rusqlite::ErrorCode;
+        match e {
+            DirectError::Pool(e) => AppendError::of(e),
+            DirectError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => match f.code {
+                ErrorCode::ConstraintViolation
+                    if f.extended_code == SQLITE_CONSTRAINT_UNIQUE
+                        || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    AppendError::Conflict
+                }
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => {
+                    AppendError::Unavailable(e.to_string())
+                }
+                _ => AppendError::Failed(e.to_string()),
+            },
+            DirectError::Stopped => AppendError::Unavailable(e.to_string()),
+            DirectError::Sqlite(_) => AppendError::Failed(e.to_string()),
+        }
+    }
 }
 
+/// SQLite's extended result codes for a unique and a primary-key violation.
+const SQLITE_CONSTRAINT_UNIQUE: std::ffi::c_int = 2067;
+const SQLITE_CONSTRAINT_PRIMARYKEY: std::ffi::c_int = 1555;
+
 struct Job {
-    events: Vec<Row>,
+    events: std::sync::Arc<[Row]>,
     done: oneshot::Sender<Result<Cursor, AppendError>>,
 }
 
@@ -141,7 +167,7 @@ impl Appender {
                 metadata: event.metadata.to_string(),
             });
         }
-        let events = rows;
+        let events = rows.into();
         let stopped = || AppendError::Unavailable("the appender has stopped".into());
         let (done, wait) = oneshot::channel();
         self.jobs
@@ -153,6 +179,13 @@ impl Appender {
 }
 
 async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
+    let direct = match &db {
+        Db::Sqlite { writer, .. } => DirectWriter::for_pool(writer).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot open the SQLite writer thread; appends go through the pool");
+            None
+        }),
+        Db::Postgres(_) => None,
+    };
     let mut next: Option<Job> = None;
     loop {
         let first = match next.take() {
@@ -173,7 +206,76 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
             rows += job.events.len();
             jobs.push(job);
         }
-        commit_group(&db, jobs).await;
+        match (&db, &direct) {
+            (Db::Sqlite { writer, .. }, Some(direct)) => {
+                commit_direct(writer, direct, jobs).await;
+            }
+            _ => commit_group(&db, jobs).await,
+        }
+    }
+}
+
+/// SQLite: the jobs in one transaction on the writer thread, each within a savepoint, so a
+/// job that lost a race is rolled back alone and the others commit — one hand-off for the
+/// whole group. Each row is one execution of one prepared statement.
+async fn commit_direct(lock: &sqlx::SqlitePool, direct: &DirectWriter, jobs: Vec<Job>) {
+    let groups: Vec<std::sync::Arc<[Row]>> = jobs.iter().map(|j| j.events.clone()).collect();
+    let written = direct
+        .write(lock, move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(groups.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for rows in &groups {
+                    tx.execute_batch("SAVEPOINT job")?;
+                    let mut last = Ok(0);
+                    for e in rows.iter() {
+                        last = insert
+                            .execute(rusqlite::params![
+                                e.aggregate_type,
+                                e.aggregate_id,
+                                e.sequence,
+                                e.event_type,
+                                e.event_version,
+                                e.payload,
+                                e.metadata,
+                            ])
+                            .map(|_| tx.last_insert_rowid());
+                        if last.is_err() {
+                            break;
+                        }
+                    }
+                    match last {
+                        Ok(position) => {
+                            tx.execute_batch("RELEASE job")?;
+                            results.push(Ok((0, position)));
+                        }
+                        Err(e) => {
+                            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                            results.push(Err(AppendError::of_direct(&DirectError::Sqlite(e))));
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(results)
+        })
+        .await;
+    match written {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let error = AppendError::of_direct(&e);
+            for job in jobs {
+                let _ = job.done.send(Err(error.clone()));
+            }
+        }
     }
 }
 

@@ -8,11 +8,13 @@
 //! - [`bus`]: the command bus (load, decide, append; conflict retry; read-your-writes).
 //! - [`cached`]: the event store the bus runs on: each stream's state kept in memory, so a
 //!   command reads only the events appended since the last one.
+//! - [`direct`]: SQLite writes on a thread of their own (one hand-off per batch).
 //! - [`seal`]: the log's hash chain (tamper evidence): the sealer and its verification.
 
 pub mod append;
 pub mod bus;
 pub mod cached;
+pub mod direct;
 pub mod keys;
 pub mod log;
 pub mod seal;
