@@ -6,7 +6,9 @@
 //! - [`body_deadline`]: the body must arrive within the configured time, or the request ends
 //!   with `408 request_timeout` (slow headers are already cut by actix's request timeout).
 //! - [`authenticate`]: a bearer token (or the web app's session cookie) is resolved before any
-//!   extractor runs, so a bad token is a 401 before the body is read or validated.
+//!   extractor runs, so a bad token is a 401 before the body is read or validated. Then the
+//!   request waits until the projections show what this node last wrote for its caller
+//!   (read-your-writes on the read side: a write answers without waiting for them).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +25,7 @@ use actix_web::{HttpMessage, ResponseError};
 use futures::Stream;
 
 use crate::error::ApiError;
+use crate::extract::caller::Authenticated;
 use crate::state::AppState;
 
 /// Rewrites error responses that are not problem+json into problems.
@@ -155,9 +158,21 @@ pub async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
-        && let Some(resolved) = crate::extract::caller::authenticate(req.request(), state).await
+        && let Some(resolved) =
+            crate::extract::caller::authenticate(req.request(), state.clone()).await
     {
+        if let Authenticated(Ok(caller), _) = &resolved
+            && !is_send(&req)
+        {
+            state.fresh_for_account(caller.id()).await;
+        }
         req.extensions_mut().insert(resolved);
     }
     next.call(req).await
+}
+
+/// A send reads only its own thread, and waits for that alone
+/// ([`AppState::fresh_for_thread`]): a caller's sends in other threads do not hold it up.
+fn is_send(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && req.path() == "/v1/chat"
 }

@@ -82,6 +82,27 @@ impl AppState {
         Ok(())
     }
 
+    /// Waits (bounded) until the projections show what this node's commands last wrote on
+    /// behalf of `account`: every request but a send does, before its handler reads.
+    pub async fn fresh_for_account(&self, account: &str) {
+        self.settle(self.bus.written().by_account(account)).await;
+    }
+
+    /// Waits (bounded) until the projections show what this node's commands last appended to
+    /// the thread `id`: a send does, before it reads the thread's tree.
+    pub async fn fresh_for_thread(&self, id: &str) {
+        self.settle(self.bus.written().to_stream("Thread", id))
+            .await;
+    }
+
+    /// Whether this node writes the database alone (SQLite), so that every read that should
+    /// show a write reaches this node's [`Self::fresh_for_account`]. With several nodes
+    /// (PostgreSQL) a write waits for the projections before it answers, so a read on any
+    /// node shows it.
+    pub fn sole_writer(&self) -> bool {
+        matches!(self.db, Db::Sqlite { .. })
+    }
+
     /// Waits (bounded) until every projection has applied the event at `cursor`, so that the
     /// caller's next read shows its write.
     pub async fn settle(&self, cursor: Option<Cursor>) {

@@ -416,9 +416,10 @@ impl ChatService {
     }
 
     /// Ends a thread's reply on the thread stream (frees it for the next one), with the
-    /// thread's new title in the same append when there is one, and waits until the
-    /// projections show it, so a client reading the thread after the stream ends sees the
-    /// finished reply.
+    /// thread's new title in the same append when there is one. A client reading the thread
+    /// after the stream ends sees the finished reply: alone on the database, this node's reads
+    /// wait for it (`AppState::fresh_for_account`); beside other nodes (PostgreSQL) the stream
+    /// ends only once the projections show it.
     async fn finish_on_thread(
         &self,
         thread_id: &str,
@@ -447,6 +448,7 @@ impl ChatService {
         let result = self.bus.execute::<Thread>(thread_id, command, meta).await;
         self.committed();
         match result {
+            Ok(Some(_)) if matches!(self.db, Db::Sqlite { .. }) => {}
             Ok(Some(cursor)) => {
                 if !self.projector.wait_for(cursor, FINISH_VISIBLE).await {
                     tracing::warn!(

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::append::Appender;
 use super::cached::{CachedEventStore, StreamCache};
 use super::keys::KeyRing;
+use super::written::Written;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
@@ -204,6 +205,8 @@ struct Inner {
     ledger: Framework<CreditWindow>,
     deliveries: Framework<WebhookDelivery>,
     mcp_servers: Framework<McpServer>,
+    /// What this node's commands wrote last, per account and per stream.
+    written: Written,
 }
 
 /// Picks the framework of an aggregate type out of the bus.
@@ -281,10 +284,16 @@ impl CommandBus {
                 deliveries: Framework::new(&db, a),
                 mcp_servers: Framework::new(&db, a),
                 streams: Default::default(),
+                written: Written::default(),
                 appender,
                 db,
             }),
         }
+    }
+
+    /// What this node's commands wrote last (the cursors reads wait for).
+    pub fn written(&self) -> &Written {
+        &self.inner.written
     }
 
     /// The node's group-commit writer, for appends outside cqrs-es (a reply's events).
@@ -342,7 +351,9 @@ impl CommandBus {
         let appended = framework.cache.take_cursor(id);
         drop(guard);
         result?;
-        if appended.is_some() {
+        if let Some(cursor) = appended {
+            let written = &self.inner.written;
+            written.record(A::TYPE, id, meta.actor.as_deref(), cursor);
             return Ok(appended);
         }
         // The command wrote nothing (an idempotent repeat): its stream's newest event is what

@@ -9,6 +9,8 @@
 //! - [`cached`]: the event store the bus runs on: each stream's state kept in memory, so a
 //!   command reads only the events appended since the last one.
 //! - [`direct`]: SQLite writes on a thread of their own (one hand-off per batch).
+//! - [`written`]: the cursor each account and stream was last written at on this node (what a
+//!   read waits for).
 //! - [`seal`]: the log's hash chain (tamper evidence): the sealer and its verification.
 
 pub mod append;
@@ -18,6 +20,7 @@ pub mod direct;
 pub mod keys;
 pub mod log;
 pub mod seal;
+pub mod written;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -54,6 +54,39 @@ async fn a_message_streams_its_reply_in_the_ui_message_format_and_lands_in_the_t
     assert_eq!(title, "Hello there", "the first exchange titles the thread");
 }
 
+/// A send and a reply's end answer without waiting for the projections on SQLite: the reads
+/// that follow wait instead, so each one still shows what came before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_and_send_right_after_a_reply_sees_it_finished() {
+    let app = spawn_app().await;
+    let user = app.anonymous().await;
+    for round in 1..=4usize {
+        let text = format!("message {round}");
+        let events = app
+            .chat_all(&user.token, "t1", &format!("u{round}"), &text, None)
+            .await;
+        assert_eq!(streamed_text(&events), format!("Echo: {text}"));
+        let (status, thread) = app.get_thread(&user.token, "t1").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(thread["active_generation_id"], json!(null));
+        let messages = thread["messages"].as_array().unwrap();
+        assert_eq!(
+            messages.len(),
+            2 * round,
+            "one line of messages: {messages:?}"
+        );
+        let last = &messages[2 * round - 1];
+        assert_eq!(last["metadata"]["status"], "completed");
+        assert_eq!(last["parts"][1]["text"], format!("Echo: {text}"));
+        let (_, list) = app.list_threads(&user.token, "").await;
+        assert_eq!(
+            list["data"][0]["active_generation_id"],
+            json!(null),
+            "{list}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_mid_reply_replays_the_backlog_then_follows_live_without_gaps_or_doubles() {
     let app = spawn_on(TestDb::fresh().await, |s| {

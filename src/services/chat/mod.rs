@@ -245,9 +245,13 @@ pub async fn send(
     drop(turn);
     match result {
         Ok(cursor) => {
-            // Read-your-writes for what follows (a stop, a resume, the thread view). The reply
-            // is already running: this wait overlaps the provider's time to first token.
-            state.settle(cursor).await;
+            // Read-your-writes for what follows (a stop, a resume, the thread view): alone on
+            // the database, this node's reads wait for it themselves; beside other nodes the
+            // send waits (the reply is already running: the wait overlaps the provider's time
+            // to first token).
+            if !state.sole_writer() {
+                state.settle(cursor).await;
+            }
             Ok(generation_id)
         }
         Err(e) => {
@@ -449,6 +453,7 @@ enum Found {
 /// The caller's thread `id`. Another account's thread, or a deleted one, is a 404: it is
 /// indistinguishable from missing.
 async fn find_thread(state: &AppState, caller: &Caller, id: &ThreadId) -> Result<Found, ApiError> {
+    state.fresh_for_thread(id.as_str()).await;
     if let Some(thread) = threads::get(&state.db, caller.id(), id.as_str()).await? {
         let active = crate::chat::active_generation(&state.db, &thread).await?;
         return Ok(Found::Existing {
