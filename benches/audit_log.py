@@ -121,6 +121,7 @@ def main():
             server.wait(timeout=60)
         timed([args.bin, "events", "export"], env, "events export", n)
         timed([args.bin, "verify-log"], env, "verify-log", n, keep_stdout=True)
+        timed([args.bin, "projections", "rebuild"], env, "projections rebuild (every projection)", n)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 

@@ -66,13 +66,18 @@ pub async fn run(
         }
         ProjectionsCommand::Rebuild { name } => {
             let total = log::count(&db).await?.max(1) as u64;
-            for name in names(&projector, name) {
-                let bar = super::progress::bar(total, &name);
-                let report = rebuild::rebuild(&projector, &name, &|done| {
-                    bar.set_position(done.min(total));
-                })
-                .await?;
-                bar.finish_and_clear();
+            let names = names(&projector, name);
+            let label = match names.as_slice() {
+                [one] => one.clone(),
+                _ => "every projection".to_owned(),
+            };
+            let bar = super::progress::bar(total, &label);
+            let reports = rebuild::rebuild_all(&projector, &names, &|done| {
+                bar.set_position(done.min(total));
+            })
+            .await?;
+            bar.finish_and_clear();
+            for report in reports {
                 println!(
                     "rebuilt {} from {} events in {:.2}s ({:.0} events/s)",
                     report.name,

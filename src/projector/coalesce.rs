@@ -18,14 +18,16 @@ use threadline_projections::StoredEvent;
 
 const CHUNKS: &str = "ChunksAppended";
 
-/// `events` with runs of one reply's chunk events merged (see the module documentation).
+/// `events` with runs of one reply's chunk events merged (see the module documentation). Each
+/// event's chunks are copied once, into the one event its run becomes.
 pub(crate) fn coalesce(events: &[StoredEvent]) -> Vec<Cow<'_, StoredEvent>> {
-    let mut out: Vec<Option<Cow<'_, StoredEvent>>> = Vec::with_capacity(events.len());
-    // Reply → the index in `out` of its chunk event that later ones may join.
+    // One slot per event in log order, holding the events that fold as one there: a run moves
+    // to the slot of its newest event and leaves its earlier slots empty.
+    let mut slots: Vec<Vec<usize>> = Vec::with_capacity(events.len());
     let mut open: HashMap<&str, usize> = HashMap::new();
-    for event in events {
+    for (i, event) in events.iter().enumerate() {
         if event.aggregate_type != "Generation" {
-            out.push(Some(Cow::Borrowed(event)));
+            slots.push(vec![i]);
             continue;
         }
         let id = event.aggregate_id.as_str();
@@ -33,37 +35,75 @@ pub(crate) fn coalesce(events: &[StoredEvent]) -> Vec<Cow<'_, StoredEvent>> {
             || threadline_domain::upcast::needs_upcast(&event.event_type, &event.event_version)
         {
             open.remove(id);
-            out.push(Some(Cow::Borrowed(event)));
+            slots.push(vec![i]);
             continue;
         }
-        let merged = open
-            .get(id)
-            .and_then(|&i| Some((i, merge(out[i].as_deref()?, event)?)));
-        match merged {
-            Some((i, merged)) => {
-                out[i] = None;
-                out.push(Some(Cow::Owned(merged)));
+        let joins = open.get(id).copied().filter(|&slot| {
+            slots[slot]
+                .last()
+                .is_some_and(|&last| follows(&events[last], event))
+        });
+        let run = match joins {
+            Some(slot) => {
+                let mut run = std::mem::take(&mut slots[slot]);
+                run.push(i);
+                run
             }
-            None => out.push(Some(Cow::Borrowed(event))),
-        }
-        open.insert(id, out.len() - 1);
+            None => vec![i],
+        };
+        slots.push(run);
+        open.insert(id, slots.len() - 1);
     }
-    out.into_iter().flatten().collect()
+    let mut out = Vec::with_capacity(slots.len());
+    for run in slots {
+        match run.as_slice() {
+            [] => {}
+            [one] => out.push(Cow::Borrowed(&events[*one])),
+            _ => match merge(events, &run) {
+                Some(merged) => out.push(Cow::Owned(merged)),
+                None => out.extend(run.iter().map(|&i| Cow::Borrowed(&events[i]))),
+            },
+        }
+    }
+    out
 }
 
-/// `earlier` with `later`'s chunks appended, at `later`'s place; `None` when they do not
-/// follow on.
-fn merge(earlier: &StoredEvent, later: &StoredEvent) -> Option<StoredEvent> {
-    let ((first, chunks), (next, more)) = (body(earlier)?, body(later)?);
-    if first + chunks.len() as u64 != next || earlier.event_version != later.event_version {
-        return None;
+/// Whether `later`'s chunks follow on from `earlier`'s, in the same event version.
+fn follows(earlier: &StoredEvent, later: &StoredEvent) -> bool {
+    match (body(earlier), body(later)) {
+        (Some((first, chunks)), Some((next, _))) => {
+            first + chunks.len() as u64 == next && earlier.event_version == later.event_version
+        }
+        _ => false,
     }
-    let mut all = Vec::with_capacity(chunks.len() + more.len());
-    all.extend(chunks.iter().cloned());
-    all.extend(more.iter().cloned());
-    let mut merged = later.clone();
-    merged.payload = serde_json::json!({ CHUNKS: { "first_index": first, "chunks": all } });
-    Some(merged)
+}
+
+/// The events of `run` (indices into `events`, each following on from the one before) as one
+/// event at the place of the last, with the `first_index` of the first.
+fn merge(events: &[StoredEvent], run: &[usize]) -> Option<StoredEvent> {
+    let bodies: Vec<(u64, &Vec<Value>)> = run
+        .iter()
+        .map(|&i| body(&events[i]))
+        .collect::<Option<_>>()?;
+    let last = &events[*run.last()?];
+    let first = bodies.first().map_or(0, |(first, _)| *first);
+    let mut all = Vec::with_capacity(bodies.iter().map(|(_, c)| c.len()).sum());
+    for (_, chunks) in &bodies {
+        all.extend(chunks.iter().cloned());
+    }
+    Some(StoredEvent {
+        position: last.position,
+        tx_id: last.tx_id,
+        aggregate_type: last.aggregate_type.clone(),
+        aggregate_id: last.aggregate_id.clone(),
+        sequence: last.sequence,
+        event_type: last.event_type.clone(),
+        event_version: last.event_version.clone(),
+        payload: serde_json::json!({ CHUNKS: { "first_index": first, "chunks": all } }),
+        metadata: last.metadata.clone(),
+        event_id: last.event_id.clone(),
+        recorded_at: last.recorded_at,
+    })
 }
 
 /// A chunk event's `first_index` and chunks.
@@ -150,6 +190,19 @@ mod tests {
             (0, vec!["a".into(), "b".into(), "c".into()])
         );
         assert_eq!(texts(&out[2]), (0, vec!["x".into(), "y".into()]));
+    }
+
+    #[test]
+    fn a_long_run_becomes_one_event_with_every_chunk_in_order() {
+        let events: Vec<StoredEvent> = (0..100)
+            .map(|i| chunks(i + 1, "g1", i as u64, &[&format!("w{i}")]))
+            .collect();
+        let out = coalesce(&events);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].position, 100);
+        let (first, all) = texts(&out[0]);
+        assert_eq!(first, 0);
+        assert_eq!(all, (0..100).map(|i| format!("w{i}")).collect::<Vec<_>>());
     }
 
     #[test]

@@ -191,6 +191,16 @@ impl Projector {
         }
     }
 
+    /// Forgets the checkpoints the live batches remember, after something else moved them (a
+    /// rebuild): the next batch reads them.
+    pub(crate) fn forget_checkpoints(&self) {
+        if let Some(direct) = &self.direct
+            && let Ok(mut known) = direct.checkpoints.lock()
+        {
+            *known = None;
+        }
+    }
+
     /// The projections this projector runs.
     pub fn projections(&self) -> &[Box<dyn Projection>] {
         &self.projections
@@ -244,10 +254,13 @@ impl Projector {
             }
         }
         tx.commit().await?;
-        for name in stale {
-            let report = rebuild::rebuild(self, name, &|_| {}).await?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let stale: Vec<String> = stale.into_iter().map(str::to_owned).collect();
+        for report in rebuild::rebuild_all(self, &stale, &|_| {}).await? {
             tracing::info!(
-                projection = name,
+                projection = report.name,
                 events = report.events,
                 "projection rebuilt"
             );

@@ -1,14 +1,17 @@
-//! Rebuilding a projection from position 0 without downtime.
+//! Rebuilding projections from position 0 without downtime.
 //!
-//! The projection is folded into shadow tables (`<table>__rebuild`) while the live tables keep
-//! answering. Then one transaction takes the projection's checkpoint lock, applies the events
-//! that arrived meanwhile, drops the live tables, renames the shadow tables into their place and
-//! sets the checkpoint. Readers see the old tables or the new ones, never a mix.
+//! The projections are folded into shadow tables (`<table>__rebuild`) while the live tables keep
+//! answering: one pass over the log for every projection rebuilt together, each event read and
+//! decoded once (on SQLite each batch is written in one hand-off to the projector's writer
+//! thread). Then one transaction takes their checkpoint locks, applies the events that arrived
+//! meanwhile, drops the live tables, renames the shadow tables into their place and sets the
+//! checkpoints. Readers see the old tables or the new ones, never a mix.
 
-use threadline_projections::{Db, Projection, Tables, Tx};
+use threadline_projections::{Db, Projection, Stmt, Tables, Tx};
 
 use super::{
-    Folded, Projector, ProjectorError, fold_events, lock_checkpoint, read_batch, set_checkpoint,
+    Folded, Projector, ProjectorError, direct, fold_events, lock_checkpoint, read_batch,
+    set_checkpoint,
 };
 use crate::store::keys::KeyRing;
 use crate::store::log::Cursor;
@@ -30,35 +33,53 @@ pub async fn rebuild(
     name: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RebuildReport, ProjectorError> {
+    let mut reports = rebuild_all(projector, &[name.to_owned()], progress).await?;
+    reports
+        .pop()
+        .ok_or_else(|| ProjectorError::UnknownProjection(name.to_owned()))
+}
+
+/// Rebuilds the projections `names` in one pass over the log, calling `progress` with the
+/// number of events folded so far. Each report names one projection; they share the pass's
+/// events and time.
+pub async fn rebuild_all(
+    projector: &Projector,
+    names: &[String],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<RebuildReport>, ProjectorError> {
     let started = std::time::Instant::now();
-    let projection = projector
-        .projections()
-        .iter()
-        .find(|p| p.name() == name)
-        .ok_or_else(|| ProjectorError::UnknownProjection(name.to_owned()))?;
+    let mut projections: Vec<&dyn Projection> = Vec::with_capacity(names.len());
+    for name in names {
+        let projection = projector
+            .projections()
+            .iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| ProjectorError::UnknownProjection(name.clone()))?;
+        projections.push(projection.as_ref());
+    }
     let db = projector.db();
     let nonce = chrono::Utc::now().timestamp_millis().to_string();
     let shadow = Tables::shadow(&nonce).on(db.backend());
 
     let mut tx = db.begin().await?;
-    create_fresh(&mut tx, db, projection.as_ref(), &shadow).await?;
+    for projection in &projections {
+        create_fresh(&mut tx, db, *projection, &shadow).await?;
+    }
     tx.commit().await?;
 
     let mut cursor = Cursor::default();
     let mut events = 0u64;
     loop {
-        let mut tx = db.begin().await?;
-        let folded = fold_batch(
-            &mut tx,
+        let (stmts, folded) = fold_next(
             db,
             projector.keys(),
-            projection.as_ref(),
+            &projections,
             &shadow,
             &mut cursor,
             END,
         )
         .await?;
-        tx.commit().await?;
+        write_shadow(projector, stmts).await?;
         events += folded.events;
         progress(events);
         if !folded.more {
@@ -67,15 +88,17 @@ pub async fn rebuild(
     }
 
     let mut tx = db.begin().await?;
-    if lock_checkpoint(&mut tx, name).await?.is_none() {
-        return Err(ProjectorError::UnknownProjection(name.to_owned()));
+    for name in names {
+        if lock_checkpoint(&mut tx, name).await?.is_none() {
+            return Err(ProjectorError::UnknownProjection(name.clone()));
+        }
     }
     loop {
         let folded = fold_batch(
             &mut tx,
             db,
             projector.keys(),
-            projection.as_ref(),
+            &projections,
             &shadow,
             &mut cursor,
             END,
@@ -87,24 +110,58 @@ pub async fn rebuild(
         }
     }
     let live = Tables::live().on(db.backend());
-    for table in projection.tables() {
-        tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
+    for projection in &projections {
+        for table in projection.tables() {
+            tx.execute_sql(&format!("DROP TABLE IF EXISTS {}", live.name(table)))
+                .await?;
+            tx.execute_sql(&format!(
+                "ALTER TABLE {} RENAME TO {}",
+                shadow.name(table),
+                live.name(table)
+            ))
             .await?;
-        tx.execute_sql(&format!(
-            "ALTER TABLE {} RENAME TO {}",
-            shadow.name(table),
-            live.name(table)
-        ))
-        .await?;
+        }
+        set_checkpoint(&mut tx, projection.name(), projection.version(), cursor).await?;
     }
-    set_checkpoint(&mut tx, name, projection.version(), cursor).await?;
     tx.commit().await?;
+    projector.forget_checkpoints();
     progress(events);
-    Ok(RebuildReport {
-        name: name.to_owned(),
-        events,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(names
+        .iter()
+        .map(|name| RebuildReport {
+            name: name.clone(),
+            events,
+            seconds,
+        })
+        .collect())
+}
+
+/// Writes a batch of statements into the shadow tables in a transaction of its own: on SQLite
+/// in one hand-off to the projector's writer thread, elsewhere through the pool.
+async fn write_shadow(projector: &Projector, stmts: Vec<Stmt>) -> Result<(), ProjectorError> {
+    if stmts.is_empty() {
+        return Ok(());
+    }
+    if let (Db::Sqlite { writer, .. }, Some(thread)) = (projector.db(), &projector.direct) {
+        thread
+            .writer
+            .write(writer, move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for stmt in &stmts {
+                    direct::execute(&tx, stmt)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        return Ok(());
+    }
+    let mut tx = projector.db().begin().await?;
+    tx.execute_batch(&stmts).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn create_fresh(
@@ -123,25 +180,43 @@ async fn create_fresh(
     Ok(())
 }
 
-/// Folds the next batch of events after `cursor`, none past `until`, into `tables` and moves
-/// `cursor` to the last event folded.
+/// Reads the next batch of events after `cursor`, none past `until`, folds it into every
+/// projection's `tables` and moves `cursor` to the last event folded. Returns the statements.
+async fn fold_next(
+    db: &Db,
+    keys: &KeyRing,
+    projections: &[&dyn Projection],
+    tables: &Tables,
+    cursor: &mut Cursor,
+    until: Cursor,
+) -> Result<(Vec<Stmt>, Folded), ProjectorError> {
+    let mut events = read_batch(db, keys, *cursor).await?;
+    events.retain(|event| event.cursor() <= until);
+    let (stmts, last, folded) = fold_events(&events, |event| {
+        let mut stmts = Vec::new();
+        for projection in projections {
+            stmts.extend(projection.statements(event, tables)?);
+        }
+        Ok(stmts)
+    })?;
+    if let Some(last) = last {
+        *cursor = last;
+    }
+    Ok((stmts, folded))
+}
+
+/// [`fold_next`], written within `tx`.
 pub(crate) async fn fold_batch(
     tx: &mut Tx<'_>,
     db: &Db,
     keys: &KeyRing,
-    projection: &dyn Projection,
+    projections: &[&dyn Projection],
     tables: &Tables,
     cursor: &mut Cursor,
     until: Cursor,
 ) -> Result<Folded, ProjectorError> {
-    let mut events = read_batch(db, keys, *cursor).await?;
-    events.retain(|event| event.cursor() <= until);
-    let (stmts, last, folded) =
-        fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
+    let (stmts, folded) = fold_next(db, keys, projections, tables, cursor, until).await?;
     tx.execute_batch(&stmts).await?;
-    if let Some(last) = last {
-        *cursor = last;
-    }
     Ok(folded)
 }
 

@@ -404,7 +404,7 @@ async fn fold_until(
     let (db, keys) = (projector.db(), projector.keys());
     while *cursor < until {
         let mut tx = db.begin().await?;
-        let folded = fold_batch(&mut tx, db, keys, projection, shadow, cursor, until).await?;
+        let folded = fold_batch(&mut tx, db, keys, &[projection], shadow, cursor, until).await?;
         tx.commit().await?;
         *events += folded.events;
         progress(*events);

@@ -140,9 +140,7 @@ impl Eraser<'_> {
             .iter()
             .map(|p| p.name().to_owned())
             .collect();
-        for name in &names {
-            rebuild::rebuild(self.projector, name, &|_| {}).await?;
-        }
+        rebuild::rebuild_all(self.projector, &names, &|_| {}).await?;
         if let Db::Sqlite { writer, .. } = self.db {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(writer)
