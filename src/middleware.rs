@@ -7,8 +7,9 @@
 //!   with `408 request_timeout` (slow headers are already cut by actix's request timeout).
 //! - [`authenticate`]: a bearer token (or the web app's session cookie) is resolved before any
 //!   extractor runs, so a bad token is a 401 before the body is read or validated. Then the
-//!   request waits until the projections show what this node last wrote for its caller
-//!   (read-your-writes on the read side: a write answers without waiting for them).
+//!   request waits until the projections show what this node last wrote for its caller (for
+//!   admin routes and shared threads: everything it wrote), read-your-writes on the read side,
+//!   so a write may answer without waiting for them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -161,14 +162,27 @@ pub async fn authenticate(
         && let Some(resolved) =
             crate::extract::caller::authenticate(req.request(), state.clone()).await
     {
-        if let Authenticated(Ok(caller), _) = &resolved
-            && !is_send(&req)
-        {
-            state.fresh_for_account(caller.id()).await;
+        if let Authenticated(Ok(caller), _) = &resolved {
+            if reads_across_accounts(&req) {
+                state.fresh_for_everyone().await;
+            } else if !is_send(&req) {
+                state.fresh_for_account(caller.id()).await;
+            }
         }
         req.extensions_mut().insert(resolved);
+    } else if let Some(state) = req.app_data::<web::Data<AppState>>()
+        && reads_across_accounts(&req)
+    {
+        state.fresh_for_everyone().await;
     }
     next.call(req).await
+}
+
+/// Admin routes and shared threads read other accounts' data: they wait for everything this
+/// node wrote, not only their caller's writes.
+fn reads_across_accounts(req: &ServiceRequest) -> bool {
+    let path = req.path();
+    path.starts_with("/v1/admin/") || path.starts_with("/v1/shares/")
 }
 
 /// A send reads only its own thread, and waits for that alone

@@ -88,6 +88,12 @@ impl AppState {
         self.settle(self.bus.written().by_account(account)).await;
     }
 
+    /// Waits (bounded) until the projections show what any of this node's commands last
+    /// wrote: reads across accounts (an admin's, a shared thread's) do.
+    pub async fn fresh_for_everyone(&self) {
+        self.settle(self.bus.written().newest()).await;
+    }
+
     /// Waits (bounded) until the projections show what this node's commands last appended to
     /// the thread `id`: a send does, before it reads the thread's tree.
     pub async fn fresh_for_thread(&self, id: &str) {

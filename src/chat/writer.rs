@@ -272,9 +272,9 @@ pub(super) async fn run(
     // The ledger and the reply's end are separate streams: appended side by side, they share
     // a group commit.
     let (terminal, ()) = tokio::join!(run.commit_quietly(command), close);
-    // The terminal event reaches live readers only after the thread and its projections show
-    // the reply finished: a client that reads the thread when its stream ends sees it done
-    // (and titled, when the title needs no model).
+    // The terminal event reaches live readers only after the thread's end is committed (and,
+    // beside other nodes, shown by the projections): a client that reads the thread when its
+    // stream ends sees it done (and titled, when the title needs no model).
     let titled = reply.needs_title && run.completed;
     let quick_title = titled
         .then(|| quick_title(&reply.first_user_text))

@@ -317,8 +317,7 @@ impl Projector {
         let mut applied = 0;
         loop {
             let folded = apply_batch(
-                &self.db,
-                &self.keys,
+                self,
                 projection,
                 &Tables::live().on(self.db.backend()),
                 true,
@@ -404,33 +403,52 @@ impl Projector {
     }
 }
 
-/// The next batch of events after `from`, their sealed values opened.
+/// The next batch of events after `from`, their sealed values opened: on SQLite read on the
+/// projector's writer thread (`direct`) when it has one, in one hand-off.
 pub(crate) async fn read_batch(
     db: &Db,
+    direct: Option<&DirectWriter>,
     keys: &KeyRing,
     from: Cursor,
 ) -> Result<Vec<StoredEvent>, ProjectorError> {
-    let mut events = log::read_after(db, from, BATCH_SIZE).await?;
+    let mut events = match (db, direct) {
+        (Db::Sqlite { .. }, Some(direct)) => {
+            direct
+                .run(move |conn| Ok(log::read_after_on(conn, from, BATCH_SIZE)?))
+                .await?
+        }
+        _ => log::read_after(db, from, BATCH_SIZE).await?,
+    };
     keys.open_events(&mut events).await?;
     Ok(events)
+}
+
+impl Projector {
+    /// [`read_batch`] with this projector's database, writer thread and keys.
+    pub(crate) async fn read_batch(
+        &self,
+        from: Cursor,
+    ) -> Result<Vec<StoredEvent>, ProjectorError> {
+        let direct = self.direct.as_ref().map(|d| &d.writer);
+        read_batch(&self.db, direct, &self.keys, from).await
+    }
 }
 
 /// Applies the next batch of events after `projection`'s checkpoint to `tables`, advancing the
 /// checkpoint in the same transaction. Returns how many events it read.
 pub(crate) async fn apply_batch(
-    db: &Db,
-    keys: &KeyRing,
+    projector: &Projector,
     projection: &dyn Projection,
     tables: &Tables,
     notify: bool,
 ) -> Result<Folded, ProjectorError> {
-    let mut tx = db.begin().await?;
+    let mut tx = projector.db.begin().await?;
     let Some((version, from)) = lock_checkpoint(&mut tx, projection.name()).await? else {
         return Err(ProjectorError::UnknownProjection(
             projection.name().to_owned(),
         ));
     };
-    let events = read_batch(db, keys, from).await?;
+    let events = projector.read_batch(from).await?;
     let (stmts, last, folded) =
         fold_events(&events, |event| Ok(projection.statements(event, tables)?))?;
     let Some(last) = last else {
@@ -473,7 +491,7 @@ async fn apply_batch_all(
     let Some(from) = checkpoints.iter().copied().min() else {
         return Ok((nothing, Cursor::default()));
     };
-    let events = read_batch(db, keys, from).await?;
+    let events = read_batch(db, None, keys, from).await?;
     let (stmts, last, folded) = fold_all(db, projections, &checkpoints, &events)?;
     let Some(last) = last else {
         return Ok((folded, from));
@@ -572,7 +590,7 @@ async fn apply_batch_direct(
             Cursor::default(),
         ));
     };
-    let events = read_batch(db, keys, from).await?;
+    let events = read_batch(db, Some(&direct.writer), keys, from).await?;
     let (stmts, last, folded) = fold_all(db, projections, &checkpoints, &events)?;
     let Some(last) = last else {
         return Ok((folded, from));

@@ -10,10 +10,8 @@
 use threadline_projections::{Db, Projection, Stmt, Tables, Tx};
 
 use super::{
-    Folded, Projector, ProjectorError, direct, fold_events, lock_checkpoint, read_batch,
-    set_checkpoint,
+    Folded, Projector, ProjectorError, direct, fold_events, lock_checkpoint, set_checkpoint,
 };
-use crate::store::keys::KeyRing;
 use crate::store::log::Cursor;
 
 /// A cursor past every event: folding "until the end of the log".
@@ -70,15 +68,7 @@ pub async fn rebuild_all(
     let mut cursor = Cursor::default();
     let mut events = 0u64;
     loop {
-        let (stmts, folded) = fold_next(
-            db,
-            projector.keys(),
-            &projections,
-            &shadow,
-            &mut cursor,
-            END,
-        )
-        .await?;
+        let (stmts, folded) = fold_next(projector, &projections, &shadow, &mut cursor, END).await?;
         write_shadow(projector, stmts).await?;
         events += folded.events;
         progress(events);
@@ -94,16 +84,8 @@ pub async fn rebuild_all(
         }
     }
     loop {
-        let folded = fold_batch(
-            &mut tx,
-            db,
-            projector.keys(),
-            &projections,
-            &shadow,
-            &mut cursor,
-            END,
-        )
-        .await?;
+        let folded =
+            fold_batch(&mut tx, projector, &projections, &shadow, &mut cursor, END).await?;
         events += folded.events;
         if folded.events == 0 {
             break;
@@ -183,14 +165,13 @@ async fn create_fresh(
 /// Reads the next batch of events after `cursor`, none past `until`, folds it into every
 /// projection's `tables` and moves `cursor` to the last event folded. Returns the statements.
 async fn fold_next(
-    db: &Db,
-    keys: &KeyRing,
+    projector: &Projector,
     projections: &[&dyn Projection],
     tables: &Tables,
     cursor: &mut Cursor,
     until: Cursor,
 ) -> Result<(Vec<Stmt>, Folded), ProjectorError> {
-    let mut events = read_batch(db, keys, *cursor).await?;
+    let mut events = projector.read_batch(*cursor).await?;
     events.retain(|event| event.cursor() <= until);
     let (stmts, last, folded) = fold_events(&events, |event| {
         let mut stmts = Vec::new();
@@ -208,14 +189,13 @@ async fn fold_next(
 /// [`fold_next`], written within `tx`.
 pub(crate) async fn fold_batch(
     tx: &mut Tx<'_>,
-    db: &Db,
-    keys: &KeyRing,
+    projector: &Projector,
     projections: &[&dyn Projection],
     tables: &Tables,
     cursor: &mut Cursor,
     until: Cursor,
 ) -> Result<Folded, ProjectorError> {
-    let (stmts, folded) = fold_next(db, keys, projections, tables, cursor, until).await?;
+    let (stmts, folded) = fold_next(projector, projections, tables, cursor, until).await?;
     tx.execute_batch(&stmts).await?;
     Ok(folded)
 }

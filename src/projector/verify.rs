@@ -401,10 +401,10 @@ async fn fold_until(
     events: &mut u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), ProjectorError> {
-    let (db, keys) = (projector.db(), projector.keys());
+    let db = projector.db();
     while *cursor < until {
         let mut tx = db.begin().await?;
-        let folded = fold_batch(&mut tx, db, keys, &[projection], shadow, cursor, until).await?;
+        let folded = fold_batch(&mut tx, projector, &[projection], shadow, cursor, until).await?;
         tx.commit().await?;
         *events += folded.events;
         progress(*events);

@@ -97,6 +97,16 @@ impl DirectWriter {
         F: FnOnce(&mut Connection) -> Result<T, DirectError> + Send + 'static,
     {
         let _held = lock.acquire().await?;
+        self.run(job).await
+    }
+
+    /// Runs `job` on the writer thread without the write lock: reads (WAL readers see what
+    /// has committed), one hand-off for the whole result.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, DirectError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DirectError> + Send + 'static,
+    {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Box::new(move |conn| {

@@ -74,6 +74,37 @@ pub async fn read_after(
     read(db, after, limit, SQLITE_READ, POSTGRES_READ).await
 }
 
+/// [`read_after`] on SQLite through a `rusqlite` connection (the projector's writer thread):
+/// the rows come back in one hand-off instead of one each.
+pub fn read_after_on(
+    conn: &rusqlite::Connection,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, rusqlite::Error> {
+    let json = |i: usize, text: String| {
+        serde_json::from_str::<Value>(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    let mut stmt = conn.prepare_cached(SQLITE_READ)?;
+    let rows = stmt.query_map(rusqlite::params![after.1, limit], |row| {
+        Ok(StoredEvent {
+            position: row.get(0)?,
+            tx_id: row.get(1)?,
+            aggregate_type: row.get(2)?,
+            aggregate_id: row.get(3)?,
+            sequence: row.get(4)?,
+            event_type: row.get(5)?,
+            event_version: row.get(6)?,
+            payload: json(7, row.get(7)?)?,
+            metadata: json(8, row.get(8)?)?,
+            event_id: row.get(9)?,
+            recorded_at: row.get(10)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// Up to `limit` events after `after`, in log order, with the payload and metadata of
 /// `Account` and `Thread` events only (the others carry `null`s).
 pub async fn read_tail(

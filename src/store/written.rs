@@ -25,6 +25,8 @@ pub struct Written {
 struct Maps {
     accounts: HashMap<String, Cursor>,
     streams: HashMap<(&'static str, String), Cursor>,
+    /// The newest of all.
+    newest: Cursor,
 }
 
 impl Written {
@@ -33,6 +35,7 @@ impl Written {
         let Ok(mut maps) = self.maps.lock() else {
             return;
         };
+        maps.newest = maps.newest.max(cursor);
         raise(&mut maps.streams, (aggregate, id.to_owned()), cursor);
         if let Some(actor) = actor {
             raise(&mut maps.accounts, actor.to_owned(), cursor);
@@ -42,6 +45,13 @@ impl Written {
     /// The cursor of the newest event this node's commands wrote on behalf of `account`.
     pub fn by_account(&self, account: &str) -> Option<Cursor> {
         self.maps.lock().ok()?.accounts.get(account).copied()
+    }
+
+    /// The cursor of the newest event any of this node's commands wrote: for reads across
+    /// accounts (an admin's reports, a shared thread).
+    pub fn newest(&self) -> Option<Cursor> {
+        let maps = self.maps.lock().ok()?;
+        (maps.newest > Cursor::default()).then_some(maps.newest)
     }
 
     /// The cursor of the newest event this node's commands appended to `(aggregate, id)`.
@@ -78,6 +88,8 @@ mod tests {
         assert_eq!(written.to_stream("Account", "t1"), None);
         assert_eq!(written.by_account("a1"), Some((0, 7)));
         assert_eq!(written.by_account("a2"), None);
+        assert_eq!(written.newest(), Some((0, 7)));
+        assert_eq!(Written::default().newest(), None);
     }
 
     #[test]
