@@ -336,16 +336,9 @@ impl Projector {
         let mut read = 0;
         loop {
             let (folded, reached) = match (&self.db, &self.direct) {
-                (Db::Sqlite { writer, reader }, Some(direct)) => {
-                    apply_batch_direct(
-                        &self.db,
-                        writer,
-                        reader,
-                        direct,
-                        &self.keys,
-                        &self.projections,
-                    )
-                    .await?
+                (Db::Sqlite { writer, .. }, Some(direct)) => {
+                    apply_batch_direct(&self.db, writer, direct, &self.keys, &self.projections)
+                        .await?
                 }
                 _ => apply_batch_all(&self.db, &self.keys, &self.projections).await?,
             };
@@ -546,13 +539,12 @@ fn fold_all(
 }
 
 /// [`apply_batch_all`] on SQLite through the [`DirectWriter`]: the checkpoints come from the
-/// runner's memory (or the read pool), the events from the read pool, the fold runs on this
-/// task, and the writer thread checks the checkpoints, runs the statements and moves the
+/// runner's memory (or the writer thread), the events from the writer thread, the fold runs on
+/// this task, and the writer thread checks the checkpoints, runs the statements and moves the
 /// checkpoints in one transaction — one hand-off for the whole batch.
 async fn apply_batch_direct(
     db: &Db,
     lock: &sqlx::SqlitePool,
-    reader: &sqlx::SqlitePool,
     direct: &Direct,
     keys: &KeyRing,
     projections: &[Box<dyn Projection>],
@@ -564,15 +556,9 @@ async fn apply_batch_direct(
         .unwrap_or_default();
     let stored = match known {
         Some(stored) => stored,
-        None => {
-            let rows: Vec<(String, i64, i64)> =
-                sqlx::query_as("SELECT name, tx_id, position FROM projection_checkpoints")
-                    .fetch_all(reader)
-                    .await?;
-            rows.into_iter()
-                .map(|(name, tx_id, position)| (name, (tx_id, position)))
-                .collect()
-        }
+        // Read on the writer thread's own connection, the one that checks them below: a
+        // reading there agrees with the check unless something moved them in between.
+        None => direct.writer.run(|conn| Ok(checkpoints_on(conn)?)).await?,
     };
     let mut checkpoints = Vec::with_capacity(projections.len());
     for p in projections {
@@ -601,12 +587,9 @@ async fn apply_batch_direct(
         .writer
         .write(lock, move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let now: Checkpoints = tx
-                .prepare_cached("SELECT name, tx_id, position FROM projection_checkpoints")?
-                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-                .collect::<Result<_, _>>()?;
+            let now = checkpoints_on(&tx)?;
             if !same_checkpoints(&now, &expected) {
-                return Ok(false);
+                return Ok(Some(now));
             }
             for stmt in &stmts {
                 direct::execute(&tx, stmt)?;
@@ -621,12 +604,12 @@ async fn apply_batch_direct(
             }
             drop(advance);
             tx.commit()?;
-            Ok(true)
+            Ok(None)
         })
         .await;
     let mut known = direct.checkpoints.lock().ok();
     match committed {
-        Ok(true) => {
+        Ok(None) => {
             let advanced = stored
                 .into_iter()
                 .map(|(name, cursor)| {
@@ -640,10 +623,10 @@ async fn apply_batch_direct(
             }
             Ok((folded, reached_after(&checkpoints, last)))
         }
-        // Something else moved a checkpoint: read them again and fold anew.
-        Ok(false) => {
+        // Something else moved a checkpoint: fold anew from where they are now.
+        Ok(Some(now)) => {
             if let Some(known) = known.as_mut() {
-                **known = None;
+                **known = Some(now);
             }
             Ok((
                 Folded {
@@ -660,6 +643,13 @@ async fn apply_batch_direct(
             Err(e.into())
         }
     }
+}
+
+/// Every checkpoint, read on a `rusqlite` connection.
+fn checkpoints_on(conn: &rusqlite::Connection) -> Result<Checkpoints, rusqlite::Error> {
+    conn.prepare_cached("SELECT name, tx_id, position FROM projection_checkpoints")?
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+        .collect()
 }
 
 /// Whether two readings of the checkpoints agree (in any order).

@@ -23,7 +23,7 @@ const POSTGRES_READ: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggr
     FROM events \
     WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-    ORDER BY tx_id, position LIMIT $3";
+    ORDER BY events.tx_id, events.position LIMIT $3";
 
 /// The same reads with the payload and metadata of `Account` and `Thread` events only (the
 /// others, a reply's chunks above all, come with JSON `null`s): for the feed and revocations,
@@ -44,7 +44,7 @@ const POSTGRES_TAIL: &str = "SELECT position, tx_id::text::bigint AS tx_id, aggr
     FROM events \
     WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-    ORDER BY tx_id, position LIMIT $3";
+    ORDER BY events.tx_id, events.position LIMIT $3";
 
 /// Formats a cursor as an SSE id.
 pub fn cursor_id(cursor: Cursor) -> String {
@@ -224,8 +224,10 @@ pub async fn read_range(
     let order = match (db, direction) {
         (Db::Sqlite { .. }, Direction::Forward) => " ORDER BY position LIMIT ",
         (Db::Sqlite { .. }, Direction::Newest) => " ORDER BY position DESC LIMIT ",
-        (Db::Postgres(_), Direction::Forward) => " ORDER BY tx_id, position LIMIT ",
-        (Db::Postgres(_), Direction::Newest) => " ORDER BY tx_id DESC, position DESC LIMIT ",
+        (Db::Postgres(_), Direction::Forward) => " ORDER BY events.tx_id, events.position LIMIT ",
+        (Db::Postgres(_), Direction::Newest) => {
+            " ORDER BY events.tx_id DESC, events.position DESC LIMIT "
+        }
     };
     let mut events = match db {
         Db::Sqlite { reader, .. } => {
@@ -290,7 +292,7 @@ pub async fn read_streams(
         Db::Postgres(pool) => {
             let sql = format!(
                 "{}aggregate_type = $1 AND aggregate_id = ANY($2) \
-                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id, position",
+                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY events.tx_id, events.position",
                 select_columns(db)
             );
             let rows = sqlx::query(&sql)
@@ -394,7 +396,7 @@ pub async fn head(db: &Db) -> Result<Cursor, sqlx::Error> {
             sqlx::query_as(
                 "SELECT tx_id::text::bigint, position FROM events \
                  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id DESC, position DESC LIMIT 1",
+                 ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
             )
             .fetch_optional(pool)
             .await?

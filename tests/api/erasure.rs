@@ -202,16 +202,16 @@ async fn an_erased_account_leaves_no_personal_data_and_the_books_still_add_up() 
         assert!(!files.contains(email), "the database file keeps the email");
     }
     assert_eq!(stored_files(&app), 0);
-    let export = app.db.cli(&["events", "export"]);
+    let export = app.db.cli(&["events", "export"]).await;
     assert!(!export.contains(phrase) && !export.contains(email));
     assert!(export.contains("[erased]") && export.contains("AccountErased"));
     assert!(export.contains(bob_text));
 
     // The books: the same usage, the chain intact, every projection as the log says.
     assert_eq!(usage(&app, &admin).await, before);
-    let verified = app.db.cli(&["verify-log"]);
+    let verified = app.db.cli(&["verify-log"]).await;
     assert!(verified.contains("head"), "{verified}");
-    let projections = app.db.cli(&["projections", "verify"]);
+    let projections = app.db.cli(&["projections", "verify"]).await;
     assert!(!projections.contains("differ"), "{projections}");
     let (status, thread) = app.get_thread(&bob.token, "t-bob").await;
     assert_eq!(status, StatusCode::OK);
@@ -227,7 +227,7 @@ async fn an_operator_erases_an_account_from_the_command_line() {
     let app = spawn_app().await;
     let phrase = "quasar-pelican-2209";
     let (ada, _) = person(&app, "ops.erase@example.com", phrase).await;
-    let out = app.db.cli(&["accounts", "erase", &ada.account_id]);
+    let out = app.db.cli(&["accounts", "erase", &ada.account_id]).await;
     assert!(
         out.contains("erased") && out.contains("2 account(s)"),
         "{out}"
@@ -240,7 +240,10 @@ async fn an_operator_erases_an_account_from_the_command_line() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(!all_rows(&db).await.contains(phrase));
-    let export = app.db.cli(&["events", "export", "--type", "AccountErased"]);
+    let export = app
+        .db
+        .cli(&["events", "export", "--type", "AccountErased"])
+        .await;
     assert!(export.contains("\"actor\":\"cli\""), "{export}");
     let (status, body) = app
         .call(Method::DELETE, "/v1/me", Some(&ada.token), Some(json!({})))

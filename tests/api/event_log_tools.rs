@@ -31,16 +31,8 @@ async fn workload(app: &TestApp) -> (String, String) {
 }
 
 /// Runs the binary on `db`, returning its exit status, stdout and stderr.
-fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
-    cmd.args(args)
-        .env("THREADLINE_DATA_DIR", db.data_dir.path())
-        .env("THREADLINE_MASTER_KEY", &db.master_key)
-        .env_remove("DATABASE_URL");
-    if let Some(url) = &db.database_url {
-        cmd.env("DATABASE_URL", url);
-    }
-    let out = cmd.output().unwrap();
+async fn cli(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    let out = db.run_cli(args).await;
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -81,7 +73,7 @@ async fn the_export_is_the_whole_log_one_event_per_line_in_order() {
     let conn = db.connect().await;
     let total = log::count(&conn).await.unwrap() as usize;
 
-    let (ok, stdout, stderr) = cli(&db, &["events", "export"]);
+    let (ok, stdout, stderr) = cli(&db, &["events", "export"]).await;
     assert!(ok, "{stderr}");
     let all = lines(&stdout);
     assert_eq!(all.len(), total);
@@ -107,30 +99,28 @@ async fn the_export_is_the_whole_log_one_event_per_line_in_order() {
 
     // A range is inclusive at both ends.
     let (from, to) = (&all[3], &all[7]);
-    let range = |from: &Value, to: &Value| {
-        let (ok, out, err) = cli(
-            &db,
-            &[
-                "events",
-                "export",
-                "--from",
-                from["cursor"].as_str().unwrap(),
-                "--to",
-                to["cursor"].as_str().unwrap(),
-            ],
-        );
-        assert!(ok, "{err}");
-        lines(&out)
-    };
-    assert_eq!(range(from, to), all[3..=7].to_vec());
+    let (ok, out, err) = cli(
+        &db,
+        &[
+            "events",
+            "export",
+            "--from",
+            from["cursor"].as_str().unwrap(),
+            "--to",
+            to["cursor"].as_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(lines(&out), all[3..=7].to_vec());
 
     // By type, and by account: its own stream and what it caused.
-    let (ok, out, _) = cli(&db, &["events", "export", "--type", "UserMessagePosted"]);
+    let (ok, out, _) = cli(&db, &["events", "export", "--type", "UserMessagePosted"]).await;
     assert!(ok);
     let posted = lines(&out);
     assert_eq!(posted.len(), 4);
     assert!(posted.iter().all(|l| l["type"] == "UserMessagePosted"));
-    let (ok, out, _) = cli(&db, &["events", "export", "--account", &a]);
+    let (ok, out, _) = cli(&db, &["events", "export", "--account", &a]).await;
     assert!(ok);
     let mine = lines(&out);
     assert!(mine.len() > 4 && mine.len() < total, "{}", mine.len());
@@ -146,7 +136,7 @@ async fn the_export_is_the_whole_log_one_event_per_line_in_order() {
     );
 
     // The tail: the last ten, and everything after a position.
-    let (ok, out, _) = cli(&db, &["events", "tail"]);
+    let (ok, out, _) = cli(&db, &["events", "tail"]).await;
     assert!(ok);
     assert_eq!(lines(&out), all[total - 10..].to_vec());
     let (ok, out, _) = cli(
@@ -157,12 +147,13 @@ async fn the_export_is_the_whole_log_one_event_per_line_in_order() {
             "--from",
             all[total - 4]["cursor"].as_str().unwrap(),
         ],
-    );
+    )
+    .await;
     assert!(ok);
     assert_eq!(lines(&out), all[total - 3..].to_vec());
 
     // Bad positions are refused, not guessed.
-    let (ok, _, err) = cli(&db, &["events", "export", "--from", "yesterday"]);
+    let (ok, _, err) = cli(&db, &["events", "export", "--from", "yesterday"]).await;
     assert!(!ok && err.contains("not a log position"), "{err}");
 }
 
@@ -210,16 +201,16 @@ async fn verify_log_passes_on_an_intact_log_and_finds_a_changed_row() {
     let conn = db.connect().await;
     let total = log::count(&conn).await.unwrap();
 
-    let (ok, out, err) = cli(&db, &["verify-log"]);
+    let (ok, out, err) = cli(&db, &["verify-log"]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains(&format!("ok: {total} events match")), "{out}");
     let hash = out.split("hash ").nth(1).unwrap().trim();
     assert_eq!(hash.len(), 64, "{out}");
-    let (_, again, _) = cli(&db, &["verify-log"]);
+    let (_, again, _) = cli(&db, &["verify-log"]).await;
     assert_eq!(again, out, "the same log gives the same head");
 
     // One payload edited in place, as someone with database access might.
-    let (_, export, _) = cli(&db, &["events", "export", "--type", "UserMessagePosted"]);
+    let (_, export, _) = cli(&db, &["events", "export", "--type", "UserMessagePosted"]).await;
     let victim = lines(&export)[1].clone();
     conn.execute(&Stmt::new(
         "UPDATE events SET payload = '{\"forged\": true}' WHERE position = $1",
@@ -227,7 +218,7 @@ async fn verify_log_passes_on_an_intact_log_and_finds_a_changed_row() {
     ))
     .await
     .unwrap();
-    let (ok, out, _) = cli(&db, &["verify-log"]);
+    let (ok, out, _) = cli(&db, &["verify-log"]).await;
     assert!(!ok);
     assert!(
         out.contains(&format!(
@@ -244,7 +235,7 @@ async fn verify_log_finds_a_deleted_row() {
     workload(&app).await;
     let db = app.stop().await;
     let conn = db.connect().await;
-    let (_, export, _) = cli(&db, &["events", "export"]);
+    let (_, export, _) = cli(&db, &["events", "export"]).await;
     let victim = lines(&export)[5].clone();
     conn.execute(&Stmt::new(
         "DELETE FROM events WHERE position = $1",
@@ -252,7 +243,7 @@ async fn verify_log_finds_a_deleted_row() {
     ))
     .await
     .unwrap();
-    let (ok, out, _) = cli(&db, &["verify-log"]);
+    let (ok, out, _) = cli(&db, &["verify-log"]).await;
     assert!(!ok);
     assert!(
         out.contains(&format!(

@@ -161,7 +161,21 @@ impl User {
 impl TestDb {
     /// Runs the `threadline` binary on this database and returns its standard output (the
     /// command must succeed).
-    pub fn cli(&self, args: &[&str]) -> String {
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let out = self.run_cli(args).await;
+        assert!(
+            out.status.success(),
+            "threadline {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the `threadline` binary on this database. It waits on a blocking thread: the test's
+    /// runtime also runs the server, which must go on meanwhile (a frozen server may hold
+    /// SQLite's write lock for as long as the command waits for it).
+    pub async fn run_cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"));
         cmd.args(args)
             .env("THREADLINE_DATA_DIR", self.data_dir.path())
@@ -170,13 +184,10 @@ impl TestDb {
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .unwrap()
+            .unwrap()
     }
 }
 

@@ -425,31 +425,32 @@ async fn admin_reports_add_up_to_the_replies_usage_and_survive_a_rebuild() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // The command line answers the same from the same projections.
-    let cli = |args: &[&str]| app.db.cli(args);
-    let from_cli: Value = serde_json::from_str(&cli(&[
-        "report",
-        "usage",
-        "--from",
-        &today,
-        "--to",
-        &today,
-        "--group-by",
-        "account,model",
-        "--format",
-        "json",
-    ]))
+    let from_cli: Value = serde_json::from_str(
+        &app.db
+            .cli(&[
+                "report",
+                "usage",
+                "--from",
+                &today,
+                "--to",
+                &today,
+                "--group-by",
+                "account,model",
+                "--format",
+                "json",
+            ])
+            .await,
+    )
     .unwrap();
     assert_eq!(from_cli, by_account);
-    let audit: Value = serde_json::from_str(&cli(&[
-        "audit",
-        "account",
-        &bob.account_id,
-        "--format",
-        "json",
-    ]))
+    let audit: Value = serde_json::from_str(
+        &app.db
+            .cli(&["audit", "account", &bob.account_id, "--format", "json"])
+            .await,
+    )
     .unwrap();
     assert_eq!(audit, statement(&app, &admin, &bob.account_id).await);
-    let table = cli(&["report", "usage", "--group-by", "tier"]);
+    let table = app.db.cli(&["report", "usage", "--group-by", "tier"]).await;
     assert!(
         table.starts_with("tier") && table.contains("free"),
         "{table}"

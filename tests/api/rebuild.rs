@@ -147,7 +147,7 @@ async fn the_rebuild_command_reproduces_the_live_tables_while_the_server_runs() 
     assert_eq!(rows("shares"), Some(2), "one revoked, one live");
     assert_eq!(rows("thread_heads"), Some(2));
 
-    let stdout = app.db.cli(&["projections", "rebuild"]);
+    let stdout = app.db.cli(&["projections", "rebuild"]).await;
     assert!(
         stdout.contains("rebuilt accounts") && stdout.contains("rebuilt threads"),
         "{stdout}"

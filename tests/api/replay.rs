@@ -108,7 +108,8 @@ async fn a_replay_waits_the_recorded_gaps_scaled_and_sends_the_same_stream() {
     // The command line writes the same stream.
     let cli = app
         .db
-        .cli(&["replay", "generation", &generation, "--speed", "max"]);
+        .cli(&["replay", "generation", &generation, "--speed", "max"])
+        .await;
     assert_eq!(cli, plain);
 
     // A speed that is not one, another account's reply.

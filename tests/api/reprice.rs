@@ -83,18 +83,24 @@ async fn reprice_at_todays_prices_is_the_usage_report_and_other_prices_scale_it(
     let group = "model,tier";
 
     // Today's prices: an empty file leaves every model at today's catalog entry.
-    let usage = json_of(db.cli(&["report", "usage", "--group-by", group, "--format", "json"]));
+    let usage = json_of(
+        db.cli(&["report", "usage", "--group-by", group, "--format", "json"])
+            .await,
+    );
     let today = write("today.yaml", "");
-    let same = json_of(db.cli(&[
-        "report",
-        "reprice",
-        "--prices",
-        &today,
-        "--group-by",
-        group,
-        "--format",
-        "json",
-    ]));
+    let same = json_of(
+        db.cli(&[
+            "report",
+            "reprice",
+            "--prices",
+            &today,
+            "--group-by",
+            group,
+            "--format",
+            "json",
+        ])
+        .await,
+    );
     let rows = same["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "{same}");
     for (repriced, recorded) in rows.iter().zip(usage["rows"].as_array().unwrap()) {
@@ -125,16 +131,19 @@ async fn reprice_at_todays_prices_is_the_usage_report_and_other_prices_scale_it(
         })
         .to_string(),
     );
-    let other = json_of(db.cli(&[
-        "report",
-        "reprice",
-        "--prices",
-        &tenfold,
-        "--group-by",
-        group,
-        "--format",
-        "json",
-    ]));
+    let other = json_of(
+        db.cli(&[
+            "report",
+            "reprice",
+            "--prices",
+            &tenfold,
+            "--group-by",
+            group,
+            "--format",
+            "json",
+        ])
+        .await,
+    );
     for (repriced, recorded) in other["rows"]
         .as_array()
         .unwrap()
@@ -162,18 +171,21 @@ async fn reprice_at_todays_prices_is_the_usage_report_and_other_prices_scale_it(
         "plans.yaml",
         "tiers: {free: {credits: {limit: null, window: day}}}",
     );
-    let unmetered = json_of(db.cli(&[
-        "report",
-        "reprice",
-        "--prices",
-        &today,
-        "--plans",
-        &plans,
-        "--group-by",
-        group,
-        "--format",
-        "json",
-    ]));
+    let unmetered = json_of(
+        db.cli(&[
+            "report",
+            "reprice",
+            "--prices",
+            &today,
+            "--plans",
+            &plans,
+            "--group-by",
+            group,
+            "--format",
+            "json",
+        ])
+        .await,
+    );
     for row in unmetered["rows"].as_array().unwrap() {
         let credits = row["credits"].as_i64().unwrap();
         match row["group"]["tier"].as_str().unwrap() {
@@ -183,9 +195,11 @@ async fn reprice_at_todays_prices_is_the_usage_report_and_other_prices_scale_it(
     }
 
     // Table and CSV; a typo in the prices file is refused; nothing was written.
-    let table = db.cli(&["report", "reprice", "--prices", &tenfold]);
+    let table = db.cli(&["report", "reprice", "--prices", &tenfold]).await;
     assert!(table.contains("recorded_cost_micros"), "{table}");
-    let csv = db.cli(&["report", "reprice", "--prices", &tenfold, "--format", "csv"]);
+    let csv = db
+        .cli(&["report", "reprice", "--prices", &tenfold, "--format", "csv"])
+        .await;
     assert!(csv.starts_with("messages,"), "{csv}");
     let typo = write("typo.yaml", "small: {price: {input: 1}}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"))

@@ -146,22 +146,26 @@ async fn a_thread_reads_as_it_was_before_and_after_a_rename_a_branch_switch_and_
 
     // The command line prints the same view.
     let db = &app.db;
-    let json_out = db.cli(&[
-        "audit",
-        "thread",
-        "t",
-        "--at",
-        &at_renamed,
-        "--format",
-        "json",
-    ]);
+    let json_out = db
+        .cli(&[
+            "audit",
+            "thread",
+            "t",
+            "--at",
+            &at_renamed,
+            "--format",
+            "json",
+        ])
+        .await;
     let cli: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(cli, renamed_view);
-    let text = db.cli(&["audit", "thread", "t", "--at", &at_branched]);
+    let text = db
+        .cli(&["audit", "thread", "t", "--at", &at_branched])
+        .await;
     assert!(text.contains("\"Lisbon in April\""), "{text}");
     assert!(text.contains("where to in May"), "{text}");
     assert!(text.contains("other branches:"), "{text}");
-    let text = db.cli(&["audit", "thread", "t"]);
+    let text = db.cli(&["audit", "thread", "t"]).await;
     assert!(text.contains("state: deleted"), "{text}");
 
     // Only admins; a malformed moment is the caller's mistake.

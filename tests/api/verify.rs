@@ -128,7 +128,7 @@ async fn an_intact_database_verifies_identical_while_the_server_keeps_writing() 
     assert!(!stdout.contains("differ"), "{stdout}");
 
     // The shadow tables are gone and the live tables untouched: a second run agrees.
-    let stdout = app.db.cli(&["projections", "verify", "threads"]);
+    let stdout = app.db.cli(&["projections", "verify", "threads"]).await;
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.starts_with("threads: identical"), "{stdout}");
 }
@@ -244,6 +244,7 @@ async fn shadow_tables_in_use_are_left_alone() {
     assert!(
         app.db
             .cli(&["projections", "verify", "accounts"])
+            .await
             .starts_with("accounts: identical")
     );
 }
