@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""The audit tools over a large log: `events export`, `verify-log` and the sealer, on SQLite.
+"""The audit tools over a large log: the sealer, `events export`, `verify-log` and
+`projections rebuild`.
 
     cargo build --release --bin threadline
     python3 benches/audit_log.py [--events 1000000] [--bin target/release/threadline]
+        [--database-url postgres://…/EMPTY_DB]
 
-Fills a fresh SQLite database (in a temp dir) with `--events` events shaped like real replies
-(per reply: GenerationStarted, 98 ChunksAppended of one word, GenerationCompleted), lets a
-server seal them (the sealer task of `serve`; the projector folds them at the same time, as it
-would after a restore), then runs `events export > /dev/null` and `verify-log` under
-`/usr/bin/time -v`. Prints events/s and peak RSS of each. Loopback only; the temp dir is
-removed at the end.
+Fills a fresh database — SQLite in a temp dir, or the empty PostgreSQL database given — with
+`--events` events shaped like real replies (per reply: GenerationStarted, 98 ChunksAppended of
+one word, GenerationCompleted), lets a server seal them (the sealer task of `serve`; the
+projector folds them at the same time, as it would after a restore), then runs
+`events export > /dev/null`, `verify-log` and `projections rebuild` under `/usr/bin/time -v`.
+Prints events/s and peak RSS of each. Loopback only; the temp dir is removed at the end (a
+PostgreSQL database is left as it is; PostgreSQL needs `psql` on the PATH).
 """
 
 import argparse
@@ -61,13 +64,59 @@ def fill(db_path, total):
     return n
 
 
+# The same replies as `fill`, in one statement (PostgreSQL takes the times from the clock).
+POSTGRES_FILL = """
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                    metadata)
+SELECT 'Generation', '01900000-0000-7000-8000-' || lpad(g::text, 12, '0'), s,
+       CASE s WHEN 1 THEN 'GenerationStarted' WHEN 100 THEN 'GenerationCompleted'
+              ELSE 'ChunksAppended' END,
+       '1',
+       CASE s
+         WHEN 1 THEN json_build_object('GenerationStarted', json_build_object(
+           'thread_id', 't' || g, 'message_id', 'm' || g, 'parent_id', 'u' || g,
+           'model', 'echo', 'provider', 'echo',
+           'context', json_build_array(json_build_object('role', 'user', 'content', 'hello there')),
+           'node_id', 'bench', 'at', '2026-12-03T00:00:00Z'))
+         WHEN 100 THEN json_build_object('GenerationCompleted', json_build_object(
+           'finish_reason', 'stop',
+           'usage', json_build_object('input_tokens', 2, 'output_tokens', 98,
+                                      'reasoning_tokens', 0, 'cached_input_tokens', 0),
+           'provider_ms', 500, 'cost_micros', 0, 'at', '2026-12-03T00:00:01Z'))
+         ELSE json_build_object('ChunksAppended', json_build_object(
+           'first_index', s - 2,
+           'chunks', json_build_array(json_build_object('type', 'text', 'text', 'word' || (s - 2) || ' '))))
+       END,
+       json_build_object('correlation_id', 'req-' || g, 'causation_id', 'req-' || g,
+                         'actor', 'acc-' || (g % 1000))
+FROM generate_series(0, {replies} - 1) AS g, generate_series(1, 100) AS s
+ORDER BY g, s
+"""
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                         check=True, stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip()
+
+
+def fill_postgres(url, total):
+    started = time.time()
+    psql(url, POSTGRES_FILL.format(replies=total // 100))
+    n = int(psql(url, "SELECT COUNT(*) FROM events"))
+    print(f"filled {n} events in {time.time() - started:.1f}s", file=sys.stderr)
+    return n
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def sealed(db_path):
+def sealed(db_path, url):
+    if url:
+        return int(psql(url, "SELECT COUNT(*) FROM log_seals"))
     con = sqlite3.connect(db_path)
     try:
         return con.execute("SELECT COUNT(*) FROM log_seals").fetchone()[0]
@@ -93,21 +142,25 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--bin", default="target/release/threadline")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database instead of SQLite")
     args = parser.parse_args()
+    url = args.database_url
     data = tempfile.mkdtemp(prefix="threadline-audit-")
     try:
         env = dict(os.environ, THREADLINE_DATA_DIR=data, RUST_LOG="warn")
         env.pop("DATABASE_URL", None)
+        if url:
+            env["DATABASE_URL"] = url
         subprocess.run([args.bin, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         db_path = os.path.join(data, "threadline.db")
-        n = fill(db_path, args.events)
+        n = fill_postgres(url, args.events) if url else fill(db_path, args.events)
         port = free_port()
         started = time.time()
         server = subprocess.Popen([args.bin, "serve", "--bind", f"127.0.0.1:{port}"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            while sealed(db_path) < n:
+            while sealed(db_path, url) < n:
                 if server.poll() is not None:
                     raise SystemExit(f"the server exited with {server.returncode}")
                 if time.time() - started > 1800:

@@ -65,17 +65,27 @@ pub async fn rebuild_all(
     }
     tx.commit().await?;
 
+    // Each batch is written while the next one is read and folded: the database works on one
+    // while this task decodes the other. The read is asked for first, so on SQLite's writer
+    // thread it runs before the write and the fold overlaps the write.
     let mut cursor = Cursor::default();
     let mut events = 0u64;
+    let mut unwritten = Vec::new();
     loop {
-        let (stmts, folded) = fold_next(projector, &projections, &shadow, &mut cursor, END).await?;
-        write_shadow(projector, stmts).await?;
+        let (next, written) = tokio::join!(
+            fold_next(projector, &projections, &shadow, &mut cursor, END),
+            write_shadow(projector, std::mem::take(&mut unwritten)),
+        );
+        written?;
+        let (stmts, folded) = next?;
+        unwritten = stmts;
         events += folded.events;
         progress(events);
         if !folded.more {
             break;
         }
     }
+    write_shadow(projector, unwritten).await?;
 
     let mut tx = db.begin().await?;
     for name in names {
