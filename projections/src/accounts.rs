@@ -513,23 +513,55 @@ pub async fn account_by_email(db: &Db, email: &str) -> Result<Option<AccountRow>
     on_read!(db, pool => sqlx::query_as(&sql).bind(email).fetch_optional(pool).await)
 }
 
-/// The live session whose token hashes to `token_hash`, with its account.
+/// The live session whose token hashes to `token_hash`, with its account (one query: every
+/// authenticated request asks it).
 pub async fn session_by_token_hash(
     db: &Db,
     token_hash: &str,
 ) -> Result<Option<(SessionRow, AccountRow)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        s_id: String,
+        s_account_id: String,
+        s_user_agent: Option<String>,
+        s_ip: Option<String>,
+        s_created_at: i64,
+        s_revoked_at: Option<i64>,
+        s_last_seen_at: Option<i64>,
+        #[sqlx(flatten)]
+        account: AccountRow,
+    }
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL"
+        "SELECT s.id AS s_id, s.account_id AS s_account_id, s.user_agent AS s_user_agent, \
+         s.ip AS s_ip, s.created_at AS s_created_at, s.revoked_at AS s_revoked_at, \
+         s.last_seen_at AS s_last_seen_at, {} \
+         FROM sessions s JOIN accounts a ON a.id = s.account_id \
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND a.linked_into IS NULL",
+        account_columns_of("a")
     );
-    let session: Option<SessionRow> =
+    let found: Option<Found> =
         on_read!(db, pool => sqlx::query_as(&sql).bind(token_hash).fetch_optional(pool).await)?;
-    let Some(session) = session else {
-        return Ok(None);
-    };
-    Ok(account(db, &session.account_id)
-        .await?
-        .filter(|a| a.linked_into.is_none())
-        .map(|a| (session, a)))
+    Ok(found.map(|f| {
+        let session = SessionRow {
+            id: f.s_id,
+            account_id: f.s_account_id,
+            user_agent: f.s_user_agent,
+            ip: f.s_ip,
+            created_at: f.s_created_at,
+            revoked_at: f.s_revoked_at,
+            last_seen_at: f.s_last_seen_at,
+        };
+        (session, f.account)
+    }))
+}
+
+/// [`ACCOUNT_COLUMNS`] of the table named `alias` in a join.
+fn account_columns_of(alias: &str) -> String {
+    ACCOUNT_COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A personal API key as listed (never the key itself).
@@ -545,20 +577,42 @@ pub struct ApiKeyRow {
 
 const KEY_COLUMNS: &str = "id, account_id, name, prefix, created_at, revoked_at";
 
-/// The live key whose secret hashes to `key_hash`, with its account.
+/// The live key whose secret hashes to `key_hash`, with its account (one query).
 pub async fn api_key_by_hash(
     db: &Db,
     key_hash: &str,
 ) -> Result<Option<(ApiKeyRow, AccountRow)>, sqlx::Error> {
-    let sql =
-        format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
-    let key: Option<ApiKeyRow> =
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        k_id: String,
+        k_account_id: String,
+        k_name: String,
+        k_prefix: String,
+        k_created_at: i64,
+        k_revoked_at: Option<i64>,
+        #[sqlx(flatten)]
+        account: AccountRow,
+    }
+    let sql = format!(
+        "SELECT k.id AS k_id, k.account_id AS k_account_id, k.name AS k_name, \
+         k.prefix AS k_prefix, k.created_at AS k_created_at, k.revoked_at AS k_revoked_at, {} \
+         FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+         WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.linked_into IS NULL",
+        account_columns_of("a")
+    );
+    let found: Option<Found> =
         on_read!(db, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?;
-    let Some(key) = key else { return Ok(None) };
-    Ok(account(db, &key.account_id)
-        .await?
-        .filter(|a| a.linked_into.is_none())
-        .map(|a| (key, a)))
+    Ok(found.map(|f| {
+        let key = ApiKeyRow {
+            id: f.k_id,
+            account_id: f.k_account_id,
+            name: f.k_name,
+            prefix: f.k_prefix,
+            created_at: f.k_created_at,
+            revoked_at: f.k_revoked_at,
+        };
+        (key, f.account)
+    }))
 }
 
 /// The live keys of an account, newest first.

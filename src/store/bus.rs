@@ -301,6 +301,16 @@ impl CommandBus {
         &self.inner.appender
     }
 
+    /// Tells the bus that stream `id` of type `A` was found empty in the log a moment ago
+    /// (a thread about to be created): its next command decides without reading the stream.
+    pub fn assume_new<A>(&self, id: &str)
+    where
+        A: Routed,
+        A::Command: Clone,
+    {
+        A::framework(self).cache.assume_empty(id);
+    }
+
     /// Runs `command` against aggregate `id` of type `A`. Returns the log cursor of the
     /// stream's newest event afterwards (`None` for a stream that is still empty).
     pub async fn execute<A>(

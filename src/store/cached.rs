@@ -19,6 +19,9 @@
 //!   applied the new events to it) and keeps the log cursor of its newest event for the bus.
 //! - A failed command (refused, conflicting, or a database error) drops the taken state: the
 //!   next command on the stream loads it from the log again.
+//! - A caller that has just read a stream to be empty (a send that found no `ThreadCreated`)
+//!   says so ([`StreamCache::assume_empty`]): the command decides on the default state without
+//!   reading, verified by the append like any cached state.
 //!
 //! The command bus runs one command per stream at a time on a node, so taking a state out of the
 //! cache for the length of a command is race-free. Each store holds a bounded number of streams
@@ -52,8 +55,14 @@ struct Cache<A> {
     entries: HashMap<String, Entry<A>>,
     /// The log cursor of each stream's latest append, until the bus takes it.
     cursors: HashMap<String, Cursor>,
+    /// Streams a caller has just read to be empty in the log: the next command on one decides
+    /// on the default state without reading it again (the append's sequence check verifies).
+    empty: std::collections::HashSet<String>,
     clock: u64,
 }
+
+/// Hints of empty streams kept at most; past it they are dropped (a hint only saves a read).
+const EMPTY_HINTS: usize = 10_000;
 
 /// Reads through a `PersistedEventRepository`, writes through the node's [`Appender`], with an
 /// in-memory cache of stream states in front.
@@ -83,7 +92,22 @@ impl<A> StreamCache<A> {
 
     /// Whether the state of `id` is cached (a command on it will not read the log).
     pub fn is_cached(&self, id: &str) -> bool {
-        self.lock().entries.contains_key(id)
+        let cache = self.lock();
+        cache.entries.contains_key(id) || cache.empty.contains(id)
+    }
+
+    /// Records that the caller found stream `id` empty in the log just now, so the next
+    /// command on it need not read it: it decides on the default state, and if the stream was
+    /// written meanwhile the append conflicts and the command runs again on the log's state.
+    pub fn assume_empty(&self, id: &str) {
+        let mut cache = self.lock();
+        if cache.entries.contains_key(id) {
+            return;
+        }
+        if cache.empty.len() >= EMPTY_HINTS {
+            cache.empty.clear();
+        }
+        cache.empty.insert(id.to_owned());
     }
 
     /// The log cursor of the latest append to `id` through the store, taken out.
@@ -112,6 +136,7 @@ where
             cache: StreamCache(Arc::new(Mutex::new(Cache {
                 entries: HashMap::new(),
                 cursors: HashMap::new(),
+                empty: Default::default(),
                 clock: 0,
             }))),
             capacity: capacity.max(10),
@@ -127,12 +152,14 @@ where
         self.cache.clone()
     }
 
-    /// Takes the cached state of `id` out of the cache (the command owns it until commit).
+    /// Takes the cached state of `id` out of the cache (the command owns it until commit):
+    /// the default state for a stream hinted empty.
     fn take(&self, id: &str) -> Option<(A, usize)> {
-        self.cache()
-            .entries
-            .remove(id)
-            .map(|e| (e.aggregate, e.sequence))
+        let mut cache = self.cache();
+        if let Some(e) = cache.entries.remove(id) {
+            return Some((e.aggregate, e.sequence));
+        }
+        cache.empty.remove(id).then(|| (A::default(), 0))
     }
 
     fn put(&self, id: String, aggregate: A, sequence: usize) {
@@ -380,6 +407,50 @@ mod tests {
         a.execute::<CreditWindow>("w", reserve("g2", 10), &meta)
             .await
             .expect("the log has room: a stale cache must not refuse");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_hint_of_an_empty_stream_is_corrected_by_the_log() {
+        use crate::store::bus::{CommandBus, CommandError, CommandMeta};
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = store(dir.path()).await;
+        let (a, b) = (
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+            CommandBus::new(db.clone(), KeyRing::ephemeral(db.clone())),
+        );
+        let meta = CommandMeta::system();
+        b.execute::<CreditWindow>("w", reserve("g1", 8), &meta)
+            .await
+            .unwrap();
+        // Node a was told the stream is empty, but node b has used 8 of the 10 credits: the
+        // decision on the empty state conflicts at the append, and the retry on the log's
+        // state refuses.
+        a.assume_new::<CreditWindow>("w");
+        let refused = a
+            .execute::<CreditWindow>("w", reserve("g2", 4), &meta)
+            .await;
+        assert!(matches!(
+            refused,
+            Err(CommandError::Rejected(LedgerError::Exhausted {
+                used: 8,
+                limit: 10
+            }))
+        ));
+        // A hint on a stream the node has cached changes nothing.
+        a.execute::<CreditWindow>("w", reserve("g3", 2), &meta)
+            .await
+            .unwrap();
+        a.assume_new::<CreditWindow>("w");
+        let refused = a
+            .execute::<CreditWindow>("w", reserve("g4", 1), &meta)
+            .await;
+        assert!(matches!(
+            refused,
+            Err(CommandError::Rejected(LedgerError::Exhausted {
+                used: 10,
+                ..
+            }))
+        ));
     }
 
     #[tokio::test]

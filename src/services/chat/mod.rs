@@ -159,7 +159,12 @@ pub async fn send(
     };
     // No waits for projections on the way to the first token: the context is built from the
     // messages read here plus what this request posts. The end of the stream waits instead.
-    let tree = messages::tree_of(&state.db, thread_id.as_str()).await?;
+    // A thread that is not in the log yet has no messages: nothing to read.
+    let tree = if new_thread {
+        messages::Tree::default()
+    } else {
+        messages::tree_of(&state.db, thread_id.as_str()).await?
+    };
     let all = &tree.messages;
     let turn_plan = match intent {
         Intent::Regenerate { message_id } => {
@@ -500,6 +505,8 @@ async fn start_in_new_thread(
         title: None,
         at: Utc::now(),
     };
+    // `find_thread` has just found no `ThreadCreated` in the log: the stream is empty.
+    state.bus.assume_new::<Thread>(id.as_str());
     let started = state
         .send::<Thread>(
             id.as_str(),
