@@ -40,7 +40,67 @@ pub type Committed = Arc<Batch>;
 pub struct LiveGeneration {
     pub thread_id: String,
     events: broadcast::Sender<Committed>,
+    /// Every batch published so far, so that a reader on this node starts from memory
+    /// instead of reading the log; `None` once the reply outgrew [`LIVE_BACKLOG`] events.
+    backlog: Mutex<Option<Backlog>>,
     stop: watch::Sender<bool>,
+}
+
+/// Events of a running reply kept in memory for its readers, at most; a longer reply's readers
+/// read their backlog from the log.
+const LIVE_BACKLOG: usize = 4096;
+
+#[derive(Default)]
+struct Backlog {
+    batches: Vec<Committed>,
+    events: usize,
+}
+
+impl LiveGeneration {
+    fn new(thread_id: String, first: Committed) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let (stop, _) = watch::channel(false);
+        let backlog = Backlog {
+            events: first.events.len(),
+            batches: vec![first],
+        };
+        Self {
+            thread_id,
+            events,
+            backlog: Mutex::new(Some(backlog)),
+            stop,
+        }
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Option<Backlog>> {
+        self.backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hands a committed batch to the readers (and keeps it for the ones still to come).
+    pub(crate) fn publish(&self, batch: Committed) {
+        let mut backlog = self.backlog();
+        if let Some(kept) = backlog.as_mut() {
+            kept.events += batch.events.len();
+            if kept.events > LIVE_BACKLOG {
+                *backlog = None;
+            } else {
+                kept.batches.push(batch.clone());
+            }
+        }
+        // Sent under the backlog's lock: a reader that takes the backlog and subscribes
+        // under it misses no batch and gets none twice.
+        let _ = self.events.send(batch);
+    }
+
+    /// The batches published so far (`None` when they are no longer kept) and a receiver of
+    /// the ones that follow.
+    fn follow(&self) -> (Option<Vec<Committed>>, broadcast::Receiver<Committed>) {
+        let backlog = self.backlog();
+        let kept = backlog.as_ref().map(|b| b.batches.clone());
+        (kept, self.events.subscribe())
+    }
 }
 
 /// Signals shared by every part of a node: "the log changed" (local commits and, on
@@ -226,11 +286,14 @@ impl ChatService {
         self.registry().contains_key(generation_id)
     }
 
-    /// The live feed of a generation running on this node (subscribe before reading the log).
-    pub fn subscribe(&self, generation_id: &str) -> Option<broadcast::Receiver<Committed>> {
-        self.registry()
-            .get(generation_id)
-            .map(|live| live.events.subscribe())
+    /// For a reply running on this node: the batches it has published so far (when they are
+    /// still kept) and a receiver of the ones that follow.
+    pub fn follow(
+        &self,
+        generation_id: &str,
+    ) -> Option<(Option<Vec<Committed>>, broadcast::Receiver<Committed>)> {
+        let live = self.registry().get(generation_id).cloned()?;
+        Some(live.follow())
     }
 
     /// Appends `GenerationStarted` (so the reply is resumable the moment this returns) and
@@ -268,13 +331,11 @@ impl ChatService {
         for event in &started {
             generation.fold(event);
         }
-        let (events, _) = broadcast::channel(1024);
-        let (stop, _) = watch::channel(false);
-        let live = Arc::new(LiveGeneration {
-            thread_id: reply.thread_id.clone(),
-            events,
-            stop,
+        let first = Arc::new(Batch {
+            committed_at: std::time::Instant::now(),
+            events: (1..).zip(started).collect(),
         });
+        let live = Arc::new(LiveGeneration::new(reply.thread_id.clone(), first));
         self.registry()
             .insert(reply.generation_id.clone(), live.clone());
         self.committed();
@@ -576,5 +637,54 @@ async fn forward_notifications(
                 chat.signals.log_changed();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use threadline_domain::generation::Chunk;
+
+    fn batch(first: i64, n: usize) -> Committed {
+        let events = (0..n)
+            .map(|i| {
+                let chunk = Chunk::Text { text: "w ".into() };
+                let event = GenerationEvent::ChunksAppended {
+                    first_index: (first as u64) + i as u64,
+                    chunks: vec![chunk],
+                };
+                (first + i as i64, event)
+            })
+            .collect();
+        Arc::new(Batch {
+            committed_at: std::time::Instant::now(),
+            events,
+        })
+    }
+
+    #[test]
+    fn a_reader_gets_what_was_published_then_what_follows_once() {
+        let live = LiveGeneration::new("t".into(), batch(1, 1));
+        live.publish(batch(2, 3));
+        let (kept, mut rx) = live.follow();
+        let sequences: Vec<i64> = kept
+            .unwrap()
+            .iter()
+            .flat_map(|b| b.events.iter().map(|(s, _)| *s))
+            .collect();
+        assert_eq!(sequences, [1, 2, 3, 4]);
+        live.publish(batch(5, 1));
+        assert_eq!(rx.try_recv().unwrap().events[0].0, 5);
+        assert!(rx.try_recv().is_err(), "nothing twice");
+    }
+
+    #[test]
+    fn a_long_reply_is_no_longer_kept_and_its_readers_read_the_log() {
+        let live = LiveGeneration::new("t".into(), batch(1, 1));
+        live.publish(batch(2, LIVE_BACKLOG));
+        let (kept, _) = live.follow();
+        assert!(kept.is_none());
+        live.publish(batch(2 + LIVE_BACKLOG as i64, 1));
+        assert!(live.follow().0.is_none(), "once dropped, never partly kept");
     }
 }

@@ -17,8 +17,8 @@ use threadline_projections::Db;
 use crate::store::keys::KeyRing;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::ChatService;
 use super::render::{PartId, Renderer, SSE_DONE, SSE_KEEPALIVE, sse_event};
+use super::{ChatService, Committed};
 
 /// Keep-alive comment interval.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -108,7 +108,12 @@ pub fn stream(
             yield Ok(Bytes::from(rendered.after(after)));
             return;
         }
-        let mut live = service.subscribe(&id);
+        // A reply running on this node: its backlog comes from memory (once; a reload after a
+        // missed batch reads the log).
+        let (mut memory, mut live) = match service.follow(&id) {
+            Some((kept, rx)) => (kept, Some(rx)),
+            None => (None, None),
+        };
         let mut signal = service.signals.subscribe();
         let mut renderer = Renderer::default();
         let mut last = 0i64;
@@ -123,16 +128,29 @@ pub fn stream(
                 .collect()
         };
         'reload: loop {
-            let backlog = match load_after(&service.db, service.keys(), &id, last).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, generation = %id, "cannot read the reply's events");
-                    yield Ok(Bytes::from(format!(
-                        "data: {}\n\n",
-                        serde_json::json!({"type": "error", "errorText": "the reply could not be read; retry"})
-                    )));
-                    return;
-                }
+            let kept: Vec<Committed>;
+            let loaded: Vec<(i64, GenerationEvent)>;
+            let from_memory = memory.is_some();
+            let backlog: Vec<(i64, &GenerationEvent)> = if let Some(batches) = memory.take() {
+                kept = batches;
+                kept.iter()
+                    .flat_map(|b| b.events.iter())
+                    .filter(|(seq, _)| *seq > last)
+                    .map(|(seq, e)| (*seq, e))
+                    .collect()
+            } else {
+                loaded = match load_after(&service.db, service.keys(), &id, last).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(error = %e, generation = %id, "cannot read the reply's events");
+                        yield Ok(Bytes::from(format!(
+                            "data: {}\n\n",
+                            serde_json::json!({"type": "error", "errorText": "the reply could not be read; retry"})
+                        )));
+                        return;
+                    }
+                };
+                loaded.iter().map(|(seq, e)| (*seq, e)).collect()
             };
             // The backlog goes out as one write: a finished reply of a thousand chunks is one
             // body, not a thousand. Read from its start, a finished reply is kept as rendered.
@@ -145,10 +163,11 @@ pub fn stream(
                 // The terminal event is in the log before its writer has made the end visible
                 // (the thread freed, the projections caught up). While the writer on this node
                 // is still at it, its publish announces the end: a reader never does earlier.
-                if event.terminal_status().is_some() && service.is_running(&id) {
+                // (What is in memory was published.)
+                if !from_memory && event.terminal_status().is_some() && service.is_running(&id) {
                     break;
                 }
-                for part in renderer.render(seq, &event) {
+                for part in renderer.render(seq, event) {
                     let frame = sse_event(&part);
                     if after.is_none_or(|a| part.id > a) {
                         text.push_str(&frame);

@@ -71,7 +71,7 @@ impl Run {
     }
 
     fn publish(&self, committed: Committed) {
-        let _ = self.live.events.send(committed);
+        self.live.publish(committed);
         self.service.committed();
     }
 
