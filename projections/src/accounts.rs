@@ -531,16 +531,18 @@ pub async fn session_by_token_hash(
         #[sqlx(flatten)]
         account: AccountRow,
     }
-    let sql = format!(
-        "SELECT s.id AS s_id, s.account_id AS s_account_id, s.user_agent AS s_user_agent, \
-         s.ip AS s_ip, s.created_at AS s_created_at, s.revoked_at AS s_revoked_at, \
-         s.last_seen_at AS s_last_seen_at, {} \
-         FROM sessions s JOIN accounts a ON a.id = s.account_id \
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND a.linked_into IS NULL",
-        account_columns_of("a")
-    );
-    let found: Option<Found> =
-        on_read!(db, pool => sqlx::query_as(&sql).bind(token_hash).fetch_optional(pool).await)?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT s.id AS s_id, s.account_id AS s_account_id, s.user_agent AS s_user_agent, \
+             s.ip AS s_ip, s.created_at AS s_created_at, s.revoked_at AS s_revoked_at, \
+             s.last_seen_at AS s_last_seen_at, {} \
+             FROM sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND a.linked_into IS NULL",
+            account_columns_of("a")
+        )
+    });
+    let found: Option<Found> = on_read!(db, pool =>
+        sqlx::query_as(SQL.as_str()).bind(token_hash).fetch_optional(pool).await)?;
     Ok(found.map(|f| {
         let session = SessionRow {
             id: f.s_id,
@@ -555,7 +557,7 @@ pub async fn session_by_token_hash(
     }))
 }
 
-/// [`ACCOUNT_COLUMNS`] of the table named `alias` in a join.
+/// [`ACCOUNT_COLUMNS`] of the table named `alias` in a join (built once per query, at first use).
 fn account_columns_of(alias: &str) -> String {
     ACCOUNT_COLUMNS
         .split(',')
@@ -593,15 +595,16 @@ pub async fn api_key_by_hash(
         #[sqlx(flatten)]
         account: AccountRow,
     }
-    let sql = format!(
-        "SELECT k.id AS k_id, k.account_id AS k_account_id, k.name AS k_name, \
-         k.prefix AS k_prefix, k.created_at AS k_created_at, k.revoked_at AS k_revoked_at, {} \
-         FROM api_keys k JOIN accounts a ON a.id = k.account_id \
-         WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.linked_into IS NULL",
-        account_columns_of("a")
-    );
-    let found: Option<Found> =
-        on_read!(db, pool => sqlx::query_as(&sql).bind(key_hash).fetch_optional(pool).await)?;
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT k.id AS k_id, k.account_id AS k_account_id, k.name AS k_name, \
+             k.prefix AS k_prefix, k.created_at AS k_created_at, k.revoked_at AS k_revoked_at, \
+             {} FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.linked_into IS NULL",
+            account_columns_of("a")
+        )
+    });
+    let found: Option<Found> = on_read!(db, pool => sqlx::query_as(SQL.as_str()).bind(key_hash).fetch_optional(pool).await)?;
     Ok(found.map(|f| {
         let key = ApiKeyRow {
             id: f.k_id,

@@ -128,6 +128,8 @@ pub fn stream(
                 .collect()
         };
         'reload: loop {
+            // The backlog borrows from whichever of these holds it: batches kept in memory, or
+            // events read from the log.
             let kept: Vec<Committed>;
             let loaded: Vec<(i64, GenerationEvent)>;
             let from_memory = memory.is_some();
