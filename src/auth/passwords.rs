@@ -5,11 +5,12 @@
 //! fixed pool of threads, one per permit, and a request waits at most [`QUEUE_WAIT`] for a
 //! permit before it is answered `503 unavailable` with `Retry-After`.
 //!
-//! The memory of one check is allocated by this module, not by the `argon2` crate: with a
-//! capacity above glibc's largest mmap threshold ([`MEMORY_CAPACITY`]), so every check gets
-//! its own mapping and gives it back to the operating system when it ends. (Allocated from the
-//! heap, the 19 MiB blocks fragment it: measured, 100 checks in a burst left 350–450 MB
-//! resident for good, even with two hashers.)
+//! The memory of a check is this module's, not the `argon2` crate's: each thread keeps one
+//! buffer of blocks and reuses it for every check it runs (zeroed after each), so a node's
+//! hashing memory is its hashers' buffers and nothing else, whatever the allocator does with
+//! freed memory. (Allocated per check, the 19 MiB blocks fragmented glibc's heap — 100 checks
+//! in a burst left 350–450 MB resident for good — and mimalloc keeps freed huge blocks
+//! resident for a while: 110 MB after the same burst, against 75 MB before it.)
 
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
@@ -24,9 +25,9 @@ use crate::error::ApiError;
 /// How long a request waits for a free hasher before it is refused.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(5);
 
-/// Blocks reserved (not touched) for one check's memory: 34 MiB, above the 32 MiB up to which
-/// glibc's allocator moves its mmap threshold, so the allocation is always its own mapping.
-pub const MEMORY_CAPACITY: usize = 34 * 1024;
+/// The most blocks a thread keeps for its checks: the default parameters' 19 MiB. A stored
+/// hash with a larger memory cost (made elsewhere) gets memory of its own for its check.
+const KEPT_BLOCKS: u32 = Params::DEFAULT_M_COST;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -122,9 +123,21 @@ fn argon2_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
-    let mut memory: Vec<Block> = Vec::with_capacity(params.block_count().max(MEMORY_CAPACITY));
-    memory.resize(params.block_count(), Block::default());
-    argon2.hash_password_into_with_memory(password, salt, out, &mut memory)
+    thread_local! {
+        static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let blocks = params.block_count();
+    if blocks > KEPT_BLOCKS as usize {
+        let mut memory = vec![Block::default(); blocks];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut memory);
+    }
+    MEMORY.with_borrow_mut(|memory| {
+        memory.resize(blocks, Block::default());
+        let result = argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..]);
+        // What is left of the password's derivation does not outlive the check.
+        memory.fill(Block::default());
+        result
+    })
 }
 
 fn hash_password(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
