@@ -107,15 +107,43 @@ impl GenerationStatus {
     }
 }
 
+/// What a reply answers: a user message in a thread, or a call of the API with no thread
+/// (the context is then the caller's whole conversation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A reply in thread `thread_id` to its user message `parent_id`.
+    Thread {
+        thread_id: String,
+        parent_id: String,
+    },
+    /// A stateless call of the OpenAI-compatible API.
+    Api,
+}
+
+impl Origin {
+    /// The thread the reply belongs to, if any.
+    pub fn thread_id(&self) -> Option<&str> {
+        match self {
+            Origin::Thread { thread_id, .. } => Some(thread_id),
+            Origin::Api => None,
+        }
+    }
+}
+
+/// The version of `GenerationStarted` since which the reply's thread and parent are its
+/// [`Origin`] (before, they were the event's own `thread_id` and `parent_id`; the upcaster
+/// in `upcast.rs` moves them).
+pub const ORIGIN_SINCE: &str = "3.0";
+
 /// Commands of a generation (issued by its writer).
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerationCommand {
     Start {
-        thread_id: String,
         /// The assistant message this reply fills.
         message_id: String,
-        /// The user message it answers.
-        parent_id: String,
+        /// What it answers.
+        origin: Origin,
         model: String,
         provider: String,
         context: Vec<ContextMessage>,
@@ -153,9 +181,9 @@ pub enum GenerationCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GenerationEvent {
     GenerationStarted {
-        thread_id: String,
+        /// The assistant message this reply fills.
         message_id: String,
-        parent_id: String,
+        origin: Origin,
         model: String,
         provider: String,
         context: Vec<ContextMessage>,
@@ -233,7 +261,11 @@ impl DomainEvent for GenerationEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::personal::SEALED_SINCE.to_owned()
+        match self {
+            Self::GenerationStarted { .. } => ORIGIN_SINCE,
+            _ => crate::personal::SEALED_SINCE,
+        }
+        .to_owned()
     }
 }
 
@@ -277,9 +309,8 @@ impl Generation {
             (
                 State::New,
                 C::Start {
-                    thread_id,
                     message_id,
-                    parent_id,
+                    origin,
                     model,
                     provider,
                     context,
@@ -288,9 +319,8 @@ impl Generation {
                     at,
                 },
             ) => Ok(vec![E::GenerationStarted {
-                thread_id,
                 message_id,
-                parent_id,
+                origin,
                 model,
                 provider,
                 context,
@@ -400,9 +430,11 @@ mod tests {
 
     fn start() -> GenerationCommand {
         GenerationCommand::Start {
-            thread_id: "t".into(),
             message_id: "m2".into(),
-            parent_id: "m1".into(),
+            origin: Origin::Thread {
+                thread_id: "t".into(),
+                parent_id: "m1".into(),
+            },
             model: "echo".into(),
             provider: "echo".into(),
             context: vec![ContextMessage {
@@ -417,9 +449,11 @@ mod tests {
 
     fn started() -> GenerationEvent {
         GenerationEvent::GenerationStarted {
-            thread_id: "t".into(),
             message_id: "m2".into(),
-            parent_id: "m1".into(),
+            origin: Origin::Thread {
+                thread_id: "t".into(),
+                parent_id: "m1".into(),
+            },
             model: "echo".into(),
             provider: "echo".into(),
             context: vec![ContextMessage {

@@ -361,16 +361,18 @@ mod tests {
     use super::*;
     use chrono::DateTime;
     use threadline_domain::catalog::Tier;
-    use threadline_domain::generation::{Payer, TokenUsage};
+    use threadline_domain::generation::{Origin, Payer, TokenUsage};
 
     #[test]
     fn a_started_reply_is_a_fact_with_its_payer_and_day() {
         let change = apply_generation(
             "g",
             GenerationEvent::GenerationStarted {
-                thread_id: "t".into(),
                 message_id: "m".into(),
-                parent_id: "p".into(),
+                origin: Origin::Thread {
+                    thread_id: "t".into(),
+                    parent_id: "p".into(),
+                },
                 model: "gpt-4o".into(),
                 provider: "openai".into(),
                 context: vec![],

@@ -5,7 +5,7 @@
 //! (status, chunk count and usage of every reply: what resume, stop and crash recovery read).
 
 use serde::Serialize;
-use threadline_domain::generation::{Chunk, GenerationEvent, GenerationStatus};
+use threadline_domain::generation::{Chunk, GenerationEvent, GenerationStatus, Origin};
 use threadline_domain::thread::{CopiedRole, ThreadEvent};
 
 use crate::db::{Backend, Db, Stmt};
@@ -249,7 +249,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
     let status = event.terminal_status();
     match event {
         GenerationEvent::GenerationStarted {
-            thread_id,
+            origin: Origin::Thread { thread_id, .. },
             message_id,
             model,
             provider,
@@ -265,6 +265,12 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             node_id,
             at: micros(at),
         }],
+        // A reply of the stateless API is no message of any thread (its later events then
+        // update no row).
+        GenerationEvent::GenerationStarted {
+            origin: Origin::Api,
+            ..
+        } => vec![],
         GenerationEvent::ChunksAppended {
             first_index,
             chunks,

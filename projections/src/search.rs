@@ -17,7 +17,7 @@
 //! `search_threads` (each thread's owner) and `search_links` (anonymous account → registered).
 
 use threadline_domain::account::AccountEvent;
-use threadline_domain::generation::{Chunk, GenerationEvent};
+use threadline_domain::generation::{Chunk, GenerationEvent, Origin};
 use threadline_domain::thread::ThreadEvent;
 
 use crate::db::{Arg, Backend, Db, Stmt};
@@ -273,7 +273,7 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
     let at = event.terminal_at();
     match event {
         GenerationEvent::GenerationStarted {
-            thread_id,
+            origin: Origin::Thread { thread_id, .. },
             message_id,
             ..
         } => vec![Change::Pending {

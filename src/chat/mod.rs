@@ -310,9 +310,11 @@ impl ChatService {
             .collect();
         let started = generation
             .decide(GenerationCommand::Start {
-                thread_id: reply.thread_id.clone(),
                 message_id: reply.message_id.clone(),
-                parent_id: reply.parent_id.clone(),
+                origin: threadline_domain::generation::Origin::Thread {
+                    thread_id: reply.thread_id.clone(),
+                    parent_id: reply.parent_id.clone(),
+                },
                 model: reply.model.id.clone(),
                 provider: reply.model.provider.name().to_owned(),
                 context,

@@ -279,13 +279,15 @@ pub const SSE_KEEPALIVE: &str = ": keep-alive\n\n";
 mod tests {
     use super::*;
     use chrono::DateTime;
-    use threadline_domain::generation::TokenUsage;
+    use threadline_domain::generation::{Origin, TokenUsage};
 
     fn started() -> GenerationEvent {
         GenerationEvent::GenerationStarted {
-            thread_id: "t".into(),
             message_id: "a1".into(),
-            parent_id: "m1".into(),
+            origin: Origin::Thread {
+                thread_id: "t".into(),
+                parent_id: "m1".into(),
+            },
             model: "echo".into(),
             provider: "echo".into(),
             context: vec![],

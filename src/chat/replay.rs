@@ -126,7 +126,7 @@ mod tests {
     use super::*;
     use futures::StreamExt;
     use std::sync::Arc;
-    use threadline_domain::generation::Chunk;
+    use threadline_domain::generation::{Chunk, Origin};
 
     fn text(t: &str) -> GenerationEvent {
         GenerationEvent::ChunksAppended {
@@ -137,9 +137,11 @@ mod tests {
 
     fn started() -> GenerationEvent {
         GenerationEvent::GenerationStarted {
-            thread_id: "t".into(),
             message_id: "m".into(),
-            parent_id: "u".into(),
+            origin: Origin::Thread {
+                thread_id: "t".into(),
+                parent_id: "u".into(),
+            },
             model: "echo".into(),
             provider: "echo".into(),
             context: vec![],

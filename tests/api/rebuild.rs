@@ -233,3 +233,96 @@ async fn a_projection_whose_version_changed_is_rebuilt_before_use() {
     assert_eq!(threads.version, BumpedThreads.version());
     assert_eq!(dump_table(&db, "threads").await.unwrap(), before);
 }
+
+/// Turns every `GenerationStarted` in the log back into the shape releases before reply
+/// origins wrote (version 2.0: the thread and parent as fields of their own), as in a log an
+/// earlier release left behind. Sealed values are kept as they are.
+async fn write_starts_as_before_origins(db: &Db, postgres: bool) -> u64 {
+    let sql = if postgres {
+        "UPDATE events SET event_version = '2.0', payload = jsonb_set(jsonb_set( \
+           payload::jsonb #- '{GenerationStarted,origin}', \
+           '{GenerationStarted,thread_id}', payload::jsonb #> '{GenerationStarted,origin,thread,thread_id}'), \
+           '{GenerationStarted,parent_id}', payload::jsonb #> '{GenerationStarted,origin,thread,parent_id}')::json \
+         WHERE event_type = 'GenerationStarted'"
+    } else {
+        "UPDATE events SET event_version = '2.0', payload = json_set( \
+           json_remove(payload, '$.GenerationStarted.origin'), \
+           '$.GenerationStarted.thread_id', json_extract(payload, '$.GenerationStarted.origin.thread.thread_id'), \
+           '$.GenerationStarted.parent_id', json_extract(payload, '$.GenerationStarted.origin.thread.parent_id')) \
+         WHERE event_type = 'GenerationStarted'"
+    };
+    db.execute(&threadline_projections::db::Stmt::new(sql, vec![]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_started_before_origins_read_the_same_after_a_restart_and_a_rebuild() {
+    let app = spawn_app().await;
+    workload(&app).await;
+    let (_, login) = app
+        .login("ada@example.com", "correct horse battery", None)
+        .await;
+    let token = login["token"].as_str().unwrap().to_owned();
+    app.chat_all(&token, "legacy", "l1", "an old question", None)
+        .await;
+    let view = app.wait_reply_done(&token, "legacy").await;
+    let events = format!(
+        "/v1/generations/{}/events",
+        view["messages"][1]["metadata"]["generation_id"]
+            .as_str()
+            .unwrap()
+    );
+    let read = async |app: &TestApp| {
+        let res = app
+            .request(reqwest::Method::GET, &events, Some(&token), None)
+            .await;
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        res.text().await.unwrap()
+    };
+    let replay = read(&app).await;
+    assert!(replay.contains("\"type\":\"start\""), "{replay}");
+    let db = app.stop().await;
+    let conn = db.connect().await;
+    let tables = dump_all(&conn).await;
+
+    let starts = |export: &str| -> Vec<serde_json::Value> {
+        export
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let written = starts(
+        &db.cli(&["events", "export", "--type", "GenerationStarted"])
+            .await,
+    );
+    assert_eq!(written.len(), 4);
+    for event in &written {
+        assert_eq!(event["version"], "3.0", "{event}");
+        assert!(event["payload"]["GenerationStarted"]["origin"]["thread"]["thread_id"].is_string());
+    }
+    assert_eq!(
+        write_starts_as_before_origins(&conn, db.is_postgres()).await,
+        4
+    );
+    for event in starts(
+        &db.cli(&["events", "export", "--type", "GenerationStarted"])
+            .await,
+    ) {
+        assert_eq!(event["version"], "2.0", "{event}");
+        assert!(event["payload"]["GenerationStarted"]["origin"].is_null());
+        assert!(event["payload"]["GenerationStarted"]["thread_id"].is_string());
+    }
+
+    // Every reader goes through the upcaster: the projector's rebuild, the reply reader, the
+    // thread view built from both.
+    db.cli(&["projections", "rebuild"]).await;
+    assert_eq!(dump_all(&conn).await, tables);
+    let app = crate::helpers::spawn_on(db, |_| {}).await;
+    assert_eq!(app.get_thread(&token, "legacy").await.1, view);
+    assert_eq!(read(&app).await, replay);
+    let more = app
+        .chat_all(&token, "legacy", "l2", "a third question", None)
+        .await;
+    assert!(crate::helpers::streamed_text(&more).contains("a third question"));
+}
