@@ -176,6 +176,16 @@ pub async fn references(db: &Db, sha256: &str) -> Result<i64, sqlx::Error> {
             .await)
 }
 
+/// The ids of the live files holding the bytes with digest `sha256` (as far as the projection
+/// has caught up: a caller that has just deleted files leaves their ids out itself).
+pub async fn holders(db: &Db, sha256: &str) -> Result<Vec<String>, sqlx::Error> {
+    on_read!(db, pool =>
+        sqlx::query_scalar("SELECT id FROM files WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_all(pool)
+            .await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,7 @@ pub struct Erased {
     pub account_id: String,
     /// The account and the anonymous accounts linked into it.
     pub accounts: Vec<String>,
+    /// The files deleted.
     pub files: usize,
     pub projections_rebuilt: usize,
     pub seconds: f64,
@@ -93,7 +94,7 @@ impl Eraser<'_> {
                     .execute::<File>(&file.id, FileCommand::Delete { at: Utc::now() }, meta)
                     .await;
                 match deleted {
-                    Ok(_) | Err(CommandError::Rejected(_)) => digests.push(file.sha256),
+                    Ok(_) | Err(CommandError::Rejected(_)) => digests.push((file.sha256, file.id)),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -124,10 +125,17 @@ impl Eraser<'_> {
         }
 
         self.projector.catch_up_all().await?;
-        digests.sort();
-        digests.dedup();
-        for sha256 in &digests {
-            if files::references(self.db, sha256).await? == 0
+        // Whether other live files hold the same bytes, leaving out the files just deleted: on
+        // PostgreSQL the catch-up may stop short of their deletions while an older transaction
+        // of the node is still open.
+        let deleted: std::collections::HashSet<&str> =
+            digests.iter().map(|(_, id)| id.as_str()).collect();
+        let mut shas: Vec<&str> = digests.iter().map(|(sha, _)| sha.as_str()).collect();
+        shas.sort_unstable();
+        shas.dedup();
+        for sha256 in shas {
+            let holders = files::holders(self.db, sha256).await?;
+            if holders.iter().all(|id| deleted.contains(id.as_str()))
                 && let Err(e) = self.files.delete(sha256).await
             {
                 tracing::warn!(error = %e, "an erased account's file bytes remain; the sweep retries");

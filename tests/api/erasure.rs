@@ -250,3 +250,46 @@ async fn an_operator_erases_an_account_from_the_command_line() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
+
+#[tokio::test]
+async fn bytes_another_account_also_uploaded_stay_when_one_is_erased() {
+    let app = spawn_app().await;
+    let bytes = b"the same notes, uploaded twice";
+    let ada = app.registered("ada.shared@example.com").await;
+    let bob = app.registered("bob.shared@example.com").await;
+    for user in [&ada, &bob] {
+        let (status, body) = app
+            .upload_file(&user.token, "notes.txt", "text/plain", bytes)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, files) = app
+        .call(Method::GET, "/v1/files", Some(&bob.token), None)
+        .await;
+    let bobs = files["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored_files(&app), 1, "one copy of the bytes");
+
+    let right = json!({"password": "correct horse battery"});
+    let (status, body) = app
+        .call(Method::DELETE, "/v1/me", Some(&ada.token), Some(right))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(stored_files(&app), 1, "bob's file holds the bytes");
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/files/{bobs}/content"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), bytes);
+
+    let right = json!({"password": "correct horse battery"});
+    let (status, _) = app
+        .call(Method::DELETE, "/v1/me", Some(&bob.token), Some(right))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stored_files(&app), 0, "the last holder is gone");
+}
