@@ -47,6 +47,7 @@ pub const PERSONAL: &[(&str, &[&str])] = &[
     ),
     ("ApiKeyCreated", &["name"]),
     ("ProfileUpdated", &["name", "image_url"]),
+    ("SubscriptionChanged", &["subscription.customer_id"]),
     ("ThreadCreated", &["title"]),
     ("ThreadRenamed", &["title"]),
     (

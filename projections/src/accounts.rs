@@ -176,7 +176,7 @@ pub fn apply(account_id: &str, event: AccountEvent) -> Vec<Change> {
         AccountEvent::SubscriptionChanged { subscription, .. } => vec![Change::SetSubscription {
             id,
             provider: subscription.provider,
-            customer: subscription.customer_id,
+            customer: unless_redacted(subscription.customer_id),
             status: subscription.status,
             pro_until: subscription.pro_until.map(micros),
         }],
@@ -818,6 +818,35 @@ mod tests {
                 status: "active".into(),
                 pro_until: Some(until.timestamp_micros()),
             }]
+        );
+    }
+
+    #[test]
+    fn an_erased_customer_id_is_no_customer() {
+        let mut subscription = threadline_domain::account::Subscription {
+            provider: "stripe".into(),
+            subscription_id: "sub_1".into(),
+            customer_id: Some(REDACTED.into()),
+            status: "canceled".into(),
+            pro_until: None,
+            as_of: None,
+        };
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let changes = apply(
+            "a1",
+            AccountEvent::SubscriptionChanged {
+                subscription: subscription.clone(),
+                at,
+            },
+        );
+        assert!(matches!(
+            &changes[..],
+            [Change::SetSubscription { customer: None, .. }]
+        ));
+        subscription.customer_id = Some("cus_1".into());
+        let changes = apply("a1", AccountEvent::SubscriptionChanged { subscription, at });
+        assert!(
+            matches!(&changes[..], [Change::SetSubscription { customer: Some(c), .. }] if c == "cus_1")
         );
     }
 

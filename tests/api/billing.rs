@@ -308,6 +308,17 @@ async fn a_stripe_subscription_changes_the_tier_and_opens_its_portal() {
     assert_eq!(status, StatusCode::OK, "{link}");
     assert_eq!(link["provider"], "stripe");
     assert!(link["url"].as_str().unwrap().contains("cus_9"), "{link}");
+    // The customer id names a person at the provider: the log holds it sealed.
+    let db = app.db.connect().await;
+    let (sealed, clear): (i64, i64) = threadline_projections::on_read!(&db, pool =>
+        sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN CAST(payload AS TEXT) LIKE '%cus_9%' \
+             THEN 1 ELSE 0 END), 0) FROM events WHERE event_type = 'SubscriptionChanged'",
+        )
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert_eq!((sealed, clear), (1, 0));
     let (status, _) = stripe(
         &app,
         now(),
