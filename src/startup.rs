@@ -196,6 +196,8 @@ impl Application {
                 ))
                 .wrap(from_fn(crate::middleware::log_request))
                 .wrap(from_fn(crate::middleware::problems))
+                // Outermost: the OpenAI-compatible route's problems in OpenAI's shape.
+                .wrap(from_fn(crate::routes::openai::errors::rewrite))
                 .configure(move |cfg| crate::routes::config(cfg, web_app))
                 .default_service(web::to(crate::routes::not_found))
         })

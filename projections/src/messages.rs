@@ -243,13 +243,18 @@ pub fn apply_thread(thread_id: &str, log_position: i64, event: ThreadEvent) -> V
     }
 }
 
+/// The `thread_id` of a generation of the stateless API (no thread id is empty).
+pub const NO_THREAD: &str = "";
+
 /// Folds one generation event (generation `generation_id`).
 pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Change> {
     let generation_id = generation_id.to_owned();
     let status = event.terminal_status();
     match event {
+        // A reply of the stateless API is no message of any thread: its row (for recovery
+        // and its status) names no thread, and its chunks update no message.
         GenerationEvent::GenerationStarted {
-            origin: Origin::Thread { thread_id, .. },
+            origin,
             message_id,
             model,
             provider,
@@ -258,19 +263,16 @@ pub fn apply_generation(generation_id: &str, event: GenerationEvent) -> Vec<Chan
             ..
         } => vec![Change::InsertGeneration {
             id: generation_id,
-            thread_id,
+            thread_id: match origin {
+                Origin::Thread { thread_id, .. } => thread_id,
+                Origin::Api => NO_THREAD.to_owned(),
+            },
             message_id,
             model,
             provider,
             node_id,
             at: micros(at),
         }],
-        // A reply of the stateless API is no message of any thread (its later events then
-        // update no row).
-        GenerationEvent::GenerationStarted {
-            origin: Origin::Api,
-            ..
-        } => vec![],
         GenerationEvent::ChunksAppended {
             first_index,
             chunks,

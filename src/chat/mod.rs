@@ -38,7 +38,6 @@ pub type Committed = Arc<Batch>;
 
 /// A generation running on this node.
 pub struct LiveGeneration {
-    pub thread_id: String,
     events: broadcast::Sender<Committed>,
     /// Every batch published so far, so that a reader on this node starts from memory
     /// instead of reading the log; `None` once the reply outgrew [`LIVE_BACKLOG`] events.
@@ -57,7 +56,7 @@ struct Backlog {
 }
 
 impl LiveGeneration {
-    fn new(thread_id: String, first: Committed) -> Self {
+    fn new(first: Committed) -> Self {
         let (events, _) = broadcast::channel(1024);
         let (stop, _) = watch::channel(false);
         let backlog = Backlog {
@@ -65,7 +64,6 @@ impl LiveGeneration {
             batches: vec![first],
         };
         Self {
-            thread_id,
             events,
             backlog: Mutex::new(Some(backlog)),
             stop,
@@ -155,9 +153,9 @@ pub struct ChatService {
 /// What starting a reply needs.
 pub struct StartReply {
     pub generation_id: String,
-    pub thread_id: String,
+    /// What the reply answers: a thread's message, or a call of the stateless API.
+    pub origin: threadline_domain::generation::Origin,
     pub message_id: String,
-    pub parent_id: String,
     pub model: registry::Model,
     pub context: Vec<crate::providers::ChatMessage>,
     /// The thread's title is generated after this reply when it has none.
@@ -173,6 +171,12 @@ pub struct StartReply {
     pub payer: threadline_domain::generation::Payer,
     /// The reply's tools (none: the model is offered none and no tool runs first).
     pub tools: Option<ReplyTools>,
+    /// What the caller sets of the model call itself (the OpenAI-compatible API's
+    /// `temperature`, `max_tokens`, `tool_choice`).
+    pub options: crate::providers::CallOptions,
+    /// Tools the caller runs itself (the OpenAI-compatible API's `tools`): offered to the
+    /// model, and a step that calls them ends the reply with its calls.
+    pub client_tools: Vec<crate::providers::ToolSpec>,
 }
 
 /// The tools of one reply.
@@ -311,10 +315,7 @@ impl ChatService {
         let started = generation
             .decide(GenerationCommand::Start {
                 message_id: reply.message_id.clone(),
-                origin: threadline_domain::generation::Origin::Thread {
-                    thread_id: reply.thread_id.clone(),
-                    parent_id: reply.parent_id.clone(),
-                },
+                origin: reply.origin.clone(),
                 model: reply.model.id.clone(),
                 provider: reply.model.provider.name().to_owned(),
                 context,
@@ -337,7 +338,7 @@ impl ChatService {
             committed_at: std::time::Instant::now(),
             events: (1..).zip(started).collect(),
         });
-        let live = Arc::new(LiveGeneration::new(reply.thread_id.clone(), first));
+        let live = Arc::new(LiveGeneration::new(first));
         self.registry()
             .insert(reply.generation_id.clone(), live.clone());
         self.committed();
@@ -422,7 +423,8 @@ impl ChatService {
             if alive.contains(&generation.node_id) || self.registry().contains_key(&generation.id) {
                 continue;
             }
-            if writer::interrupt(self, &generation.id, &generation.thread_id).await {
+            let thread = Some(generation.thread_id.as_str()).filter(|t| !t.is_empty());
+            if writer::interrupt(self, &generation.id, thread).await {
                 recovered += 1;
             }
         }
@@ -666,7 +668,7 @@ mod tests {
 
     #[test]
     fn a_reader_gets_what_was_published_then_what_follows_once() {
-        let live = LiveGeneration::new("t".into(), batch(1, 1));
+        let live = LiveGeneration::new(batch(1, 1));
         live.publish(batch(2, 3));
         let (kept, mut rx) = live.follow();
         let sequences: Vec<i64> = kept
@@ -682,7 +684,7 @@ mod tests {
 
     #[test]
     fn a_long_reply_is_no_longer_kept_and_its_readers_read_the_log() {
-        let live = LiveGeneration::new("t".into(), batch(1, 1));
+        let live = LiveGeneration::new(batch(1, 1));
         live.publish(batch(2, LIVE_BACKLOG));
         let (kept, _) = live.follow();
         assert!(kept.is_none());

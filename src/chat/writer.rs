@@ -170,7 +170,11 @@ pub(super) async fn run(
         model: reply.model.upstream.clone(),
         messages: reply.context.clone(),
         tools: toolbox.as_ref().map(|t| t.specs()).unwrap_or_default(),
+        options: reply.options.clone(),
     };
+    // Tools the caller runs itself: offered to the model; a step that calls them ends the
+    // reply with its calls (finish reason `tool_calls`), for the caller to answer.
+    request.tools.extend(reply.client_tools.iter().cloned());
     let provider_started = Instant::now();
     let mut usage = TokenUsage::default();
     let mut finish_reason = "stop".to_owned();
@@ -275,7 +279,7 @@ pub(super) async fn run(
     // The terminal event reaches live readers only after the thread's end is committed (and,
     // beside other nodes, shown by the projections): a client that reads the thread when its
     // stream ends sees it done (and titled, when the title needs no model).
-    let titled = reply.needs_title && run.completed;
+    let titled = reply.needs_title && run.completed && reply.origin.thread_id().is_some();
     let quick_title = titled
         .then(|| quick_title(&reply.first_user_text))
         .flatten();
@@ -443,13 +447,15 @@ async fn end(
             // The log refused a write: try to end the reply as interrupted (at the next free
             // sequence) so the thread is not left blocked; recovery retries if this fails too.
             service.finished(&run.id);
-            interrupt(service, &run.id, &reply.thread_id).await;
+            interrupt(service, &run.id, reply.origin.thread_id()).await;
             return;
         }
     };
-    service
-        .finish_on_thread(&reply.thread_id, &run.id, status, title, &reply.meta)
-        .await;
+    if let Some(thread_id) = reply.origin.thread_id() {
+        service
+            .finish_on_thread(thread_id, &run.id, status, title, &reply.meta)
+            .await;
+    }
     service.finished(&run.id);
 }
 
@@ -464,13 +470,13 @@ fn quick_title(first_message: &str) -> Option<Title> {
 
 /// Titles the thread after its first exchange with the title model.
 async fn title_thread(service: &Arc<ChatService>, reply: &StartReply) {
-    {
+    if let Some(thread_id) = reply.origin.thread_id() {
         let title = generate_title(service, &reply.first_user_text).await;
         if let Ok(title) = Title::parse(&title) {
             let result = service
                 .bus
                 .execute::<Thread>(
-                    &reply.thread_id,
+                    thread_id,
                     ThreadCommand::Rename {
                         title,
                         source: TitleSource::Generated,
@@ -614,6 +620,7 @@ async fn open_with_fallbacks(
                     model: upstream.clone(),
                     messages: request.messages.clone(),
                     tools: request.tools.clone(),
+                    ..Default::default()
                 };
                 result = open_with_retries(service, provider, &request).await;
             }
@@ -728,9 +735,14 @@ pub fn first_words(text: &str) -> String {
     }
 }
 
-/// Marks a reply of a dead node interrupted. Appends at the stream's next sequence, so it loses
-/// (returns false) if the original writer is in fact still appending.
-pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &str) -> bool {
+/// Marks a reply of a dead node interrupted (and frees its thread, when it has one). Appends at
+/// the stream's next sequence, so it loses (returns false) if the original writer is in fact
+/// still appending.
+pub async fn interrupt(
+    service: &ChatService,
+    generation_id: &str,
+    thread_id: Option<&str>,
+) -> bool {
     let next: Result<Option<i64>, sqlx::Error> = threadline_projections::on_read!(&service.db, pool =>
         sqlx::query_scalar(
             "SELECT MAX(sequence) FROM events WHERE aggregate_type = 'Generation' AND aggregate_id = $1",
@@ -770,15 +782,17 @@ pub async fn interrupt(service: &ChatService, generation_id: &str, thread_id: &s
         }
         Err(e) => tracing::warn!(error = %e, generation_id, "cannot read the reply's reservations"),
     }
-    service
-        .finish_on_thread(
-            thread_id,
-            generation_id,
-            GenerationStatus::Interrupted,
-            None,
-            &meta,
-        )
-        .await;
+    if let Some(thread_id) = thread_id {
+        service
+            .finish_on_thread(
+                thread_id,
+                generation_id,
+                GenerationStatus::Interrupted,
+                None,
+                &meta,
+            )
+            .await;
+    }
     true
 }
 

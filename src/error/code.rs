@@ -89,6 +89,8 @@ codes! {
     NotFound = "not_found",
     /// No route matches the path.
     RouteNotFound = "route_not_found",
+    /// `POST /v1/chat/completions` names a model this server does not offer.
+    ModelNotFound = "model_not_found",
     // 405
     /// The path exists, but not with this method.
     MethodNotAllowed = "method_not_allowed",

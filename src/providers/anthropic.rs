@@ -39,7 +39,7 @@ use super::openai::retry_after_from_headers;
 use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{
     ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
-    Usage,
+    ToolChoice, Usage,
 };
 use crate::telemetry::error_chain;
 
@@ -178,16 +178,33 @@ fn request_body<'a>(config: &AnthropicConfig, request: &'a ChatRequest) -> Anthr
             kind: "enabled",
             budget_tokens,
         });
+    let answer = request.options.answer_limit();
     AnthropicRequest {
         model: &request.model,
-        max_tokens: config.thinking_budget.map_or(DEFAULT_MAX_TOKENS, |budget| {
-            budget.saturating_add(ANSWER_TOKENS_WITH_THINKING)
-        }),
+        max_tokens: match config.thinking_budget {
+            None => answer.unwrap_or(DEFAULT_MAX_TOKENS),
+            Some(budget) => budget.saturating_add(answer.unwrap_or(ANSWER_TOKENS_WITH_THINKING)),
+        },
         stream: true,
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages,
         tools,
         thinking,
+        // Extended thinking refuses a temperature other than its own.
+        temperature: request
+            .options
+            .temperature
+            .filter(|_| config.thinking_budget.is_none()),
+        tool_choice: request
+            .options
+            .tool_choice
+            .as_ref()
+            .map(|choice| match choice {
+                ToolChoice::Auto => serde_json::json!({"type": "auto"}),
+                ToolChoice::None => serde_json::json!({"type": "none"}),
+                ToolChoice::Required => serde_json::json!({"type": "any"}),
+                ToolChoice::Function(name) => serde_json::json!({"type": "tool", "name": name}),
+            }),
     }
 }
 
@@ -433,6 +450,10 @@ struct AnthropicRequest<'a> {
     tools: Vec<AnthropicToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<AnthropicThinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -777,6 +798,7 @@ mod tests {
             model: "claude-sonnet-4-5".into(),
             messages,
             tools,
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(Some(1024)), &request)).unwrap();
         assert_eq!(
@@ -1051,6 +1073,7 @@ mod tests {
             model: "claude-sonnet-4-5".into(),
             messages,
             tools,
+            ..Default::default()
         };
         let body = serde_json::to_value(request_body(&config(None), &request)).unwrap();
         assert_eq!(

@@ -38,7 +38,7 @@ use super::openai::retry_after_from_headers;
 use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{
     ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
-    Usage,
+    ToolChoice, Usage,
 };
 use crate::telemetry::error_chain;
 
@@ -215,10 +215,26 @@ fn gemini_request(request: &ChatRequest, include_thoughts: bool) -> GeminiReques
         contents,
         tools,
         system_instruction: (!system.is_empty()).then_some(GeminiSystemOut { parts: system }),
-        generation_config: include_thoughts.then_some(GeminiGenerationConfigOut {
-            thinking_config: GeminiThinkingConfigOut {
+        generation_config: Some(GeminiGenerationConfigOut {
+            thinking_config: include_thoughts.then_some(GeminiThinkingConfigOut {
                 include_thoughts: true,
-            },
+            }),
+            temperature: request.options.temperature,
+            max_output_tokens: request.options.answer_limit(),
+        })
+        .filter(|c| {
+            c.thinking_config.is_some() || c.temperature.is_some() || c.max_output_tokens.is_some()
+        }),
+        tool_config: request.options.tool_choice.as_ref().map(|choice| {
+            let config = match choice {
+                ToolChoice::Auto => serde_json::json!({"mode": "AUTO"}),
+                ToolChoice::None => serde_json::json!({"mode": "NONE"}),
+                ToolChoice::Required => serde_json::json!({"mode": "ANY"}),
+                ToolChoice::Function(name) => {
+                    serde_json::json!({"mode": "ANY", "allowedFunctionNames": [name]})
+                }
+            };
+            serde_json::json!({ "functionCallingConfig": config })
         }),
     }
 }
@@ -378,6 +394,8 @@ struct GeminiRequest<'a> {
     system_instruction: Option<GeminiSystemOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     generation_config: Option<GeminiGenerationConfigOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -458,7 +476,12 @@ struct GeminiBlobOut<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GeminiGenerationConfigOut {
-    thinking_config: GeminiThinkingConfigOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_config: Option<GeminiThinkingConfigOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_output_tokens: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -972,6 +995,7 @@ mod tests {
             model: "gemini-2.5-flash".into(),
             messages,
             tools,
+            ..Default::default()
         };
         let body = serde_json::to_value(gemini_request(&request, false)).unwrap();
         assert_eq!(

@@ -200,6 +200,52 @@ pub struct ChatRequest {
     /// The tools the model may call (none: the request carries no tool definitions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// What the caller set of the call itself (nothing for a chat reply).
+    #[serde(default, skip_serializing_if = "CallOptions::is_unset")]
+    pub options: CallOptions,
+}
+
+/// How a caller of the OpenAI-compatible API tunes one model call; each adapter writes the
+/// ones that are set in its wire format and leaves the provider's defaults for the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The longest answer in tokens, as `max_tokens` (OpenAI-compatible upstreams get the field
+    /// the caller used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// The same, as `max_completion_tokens` (OpenAI's newer name, required by its reasoning
+    /// models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    /// Whether (and which of) the tools the model must call; `None` leaves it to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+}
+
+impl CallOptions {
+    pub fn is_unset(&self) -> bool {
+        *self == CallOptions::default()
+    }
+
+    /// The answer's length limit, whichever name it came under.
+    pub fn answer_limit(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+}
+
+/// Whether the model must call a tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    Auto,
+    /// No tool call, though tools are defined.
+    None,
+    /// Some tool call.
+    Required,
+    /// A call of this tool.
+    Function(String),
 }
 
 /// Why a provider call failed.

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::sse::{SseItem, SseMapper, events_from_body};
 use super::{
     ChatMessage, ChatRequest, FinishReason, Part, ProviderError, ProviderEvent, ProviderStream,
-    Usage,
+    ToolChoice, Usage,
 };
 use crate::telemetry::error_chain;
 
@@ -202,6 +202,21 @@ fn openai_request<'a>(config: &'a OpenAiConfig, request: &'a ChatRequest) -> Ope
             include_usage: true,
         },
         reasoning_effort: config.reasoning_effort.as_deref(),
+        temperature: request.options.temperature,
+        max_tokens: request.options.max_tokens,
+        max_completion_tokens: request.options.max_completion_tokens,
+        tool_choice: request
+            .options
+            .tool_choice
+            .as_ref()
+            .map(|choice| match choice {
+                ToolChoice::Auto => serde_json::json!("auto"),
+                ToolChoice::None => serde_json::json!("none"),
+                ToolChoice::Required => serde_json::json!("required"),
+                ToolChoice::Function(name) => {
+                    serde_json::json!({"type": "function", "function": {"name": name}})
+                }
+            }),
     }
 }
 
@@ -363,6 +378,14 @@ struct OpenAiRequest<'a> {
     stream_options: OpenAiStreamOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -963,6 +986,10 @@ mod tests {
                     include_usage: true,
                 },
                 reasoning_effort: effort,
+                temperature: None,
+                max_tokens: None,
+                max_completion_tokens: None,
+                tool_choice: None,
             })
             .unwrap()
         };
@@ -989,6 +1016,7 @@ mod tests {
             model: "gpt-4o".into(),
             messages: messages.to_vec(),
             tools,
+            ..Default::default()
         };
         serde_json::to_string(&openai_request(&config, &request)).unwrap()
     }

@@ -12,6 +12,7 @@ pub mod generations;
 pub mod health;
 pub mod me;
 pub mod models;
+pub mod openai;
 pub mod search;
 pub mod shares;
 pub mod threads;
@@ -58,6 +59,7 @@ routes! {
     "/v1/me/sessions/{id}" => { delete: me::sessions::revoke },
     "/v1/chat" => { post: chat::send::handle },
     "/v1/chat/check" => { post: chat::check::handle },
+    "/v1/chat/completions" => { post: openai::completions },
     "/v1/chat/{id}/stream" => { get: chat::resume::handle },
     "/v1/chat/{id}/stop" => { post: chat::stop::handle },
     "/v1/events" => { get: feed::handle },

@@ -30,6 +30,7 @@ mod mcp;
 mod mcp_server;
 mod models;
 mod nodes;
+mod openai_api;
 mod openapi;
 mod plans;
 mod preferences;

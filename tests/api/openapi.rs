@@ -601,6 +601,24 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
     assert_eq!(checked["allowed"], false, "{checked}");
+    let completion = call(
+        Method::POST,
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+        Some(&token),
+        Some(json!({"model": "echo", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await;
+    assert_eq!(completion["object"], "chat.completion", "{completion}");
+    let refused = call(
+        Method::POST,
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+        Some(&token),
+        Some(json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "model_not_found", "{refused}");
     call(
         Method::PATCH,
         "/v1/me",
@@ -1294,7 +1312,7 @@ async fn real_responses_match_the_documented_schemas() {
     )
     .await;
 
-    // Plain-text metrics.
+    // Plain-text metrics (two replies so far: the chat send and the completion).
     let res = app.request(Method::GET, "/metrics", None, None).await;
     assert_eq!(res.status(), StatusCode::OK);
     let op = &spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
@@ -1304,7 +1322,7 @@ async fn real_responses_match_the_documented_schemas() {
     );
     let text = res.text().await.unwrap();
     assert!(
-        text.contains("threadline_reply_overhead_seconds_count 1"),
+        text.contains("threadline_reply_overhead_seconds_count 2"),
         "{text}"
     );
     streamed.push(("GET".to_owned(), "/metrics".to_owned()));

@@ -252,7 +252,7 @@ fn user_message(body: &ChatBody) -> Result<(Option<MessageId>, String, Vec<FileS
 
 /// Where a `file` part's bytes are: a `data:` URL, one of the caller's files
 /// (`/v1/files/{id}/content`, relative or absolute), or a web address to fetch once.
-fn file_source(part: &Value) -> Result<FileSource, ApiError> {
+pub(crate) fn file_source(part: &Value) -> Result<FileSource, ApiError> {
     let invalid = |why: &str| ApiError::invalid_field("messages", format!("a file part {why}"));
     let url = part["url"]
         .as_str()

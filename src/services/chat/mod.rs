@@ -7,6 +7,7 @@
 //! - [`tree`]: the message tree rules and the context sent to the model (pure functions).
 
 pub mod access;
+pub mod api;
 pub mod parts;
 pub mod tree;
 
@@ -397,9 +398,11 @@ async fn start_reply(
         .chat
         .start(StartReply {
             generation_id,
-            thread_id: thread_id.as_str().to_owned(),
+            origin: threadline_domain::generation::Origin::Thread {
+                thread_id: thread_id.as_str().to_owned(),
+                parent_id: turn.id,
+            },
             message_id: reply_id,
-            parent_id: turn.id,
             model,
             context,
             needs_title: first_exchange,
@@ -412,6 +415,8 @@ async fn start_reply(
                 tier: credits::tier_of(caller),
             },
             tools,
+            options: Default::default(),
+            client_tools: Vec::new(),
         })
         .await?;
     Ok(cursor)
@@ -419,7 +424,7 @@ async fn start_reply(
 
 /// A lower bound of a reply's cost for the cost budget's reservation: the new message at the
 /// model's input price (about four characters a token). The reply settles at its actual cost.
-fn estimated_prompt_cost(model: &crate::providers::registry::Model, text: &str) -> u64 {
+pub(crate) fn estimated_prompt_cost(model: &crate::providers::registry::Model, text: &str) -> u64 {
     model.prices.cost_micros(
         (text.len() / 4) as u64,
         0,
