@@ -34,6 +34,37 @@ compat() {
     && THREADLINE_BIN="$bin" node --test compat.test.mjs)
 }
 
+# A virtual environment of its own under the cache dir (system Pythons refuse global pip
+# installs), with `$2…` installed once; prints its directory.
+python_venv() {
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/$1"
+  shift
+  if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$*" ]; then
+    echo "installing $*..." >&2
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet "$@" >&2
+    echo "$*" >"$venv/.installed"
+  fi
+  echo "$venv"
+}
+
+# OpenAI's own SDKs (Node and Python, pinned) against the built server's Chat Completions.
+# COMPAT_DATABASE_URL, when set, is a database prefix: each client gets `_node` / `_py` of it.
+openai_compat() {
+  need_node
+  local bin venv
+  bin="$(server_bin)"
+  venv="$(python_venv threadline-openai "$(cat clients/openai/requirements.txt)")"
+  (cd clients/openai && npm ci --no-audit --no-fund --loglevel=error \
+    && COMPAT_DATABASE_URL="${COMPAT_DATABASE_URL:+${COMPAT_DATABASE_URL}_node}" \
+       THREADLINE_BIN="$bin" node --test compat.test.mjs \
+    && COMPAT_DATABASE_URL="${COMPAT_DATABASE_URL:+${COMPAT_DATABASE_URL}_py}" \
+       THREADLINE_BIN="$bin" "$venv/bin/python" -m unittest -v test_compat.py)
+}
+
 # The web app: its unit tests (Node, no packages) and its browser journeys (Playwright driving
 # Debian's chromium; Playwright's own browser download cannot be reached, and is not needed).
 web_unit() {
@@ -60,17 +91,7 @@ browser() {
 start_s3() {
   local moto=moto_server
   if ! command -v moto_server >/dev/null 2>&1; then
-    # A virtual environment of its own: system Pythons refuse global pip installs.
-    local venv="${XDG_CACHE_HOME:-$HOME/.cache}/threadline-moto"
-    if [ ! -x "$venv/bin/moto_server" ]; then
-      echo "installing moto..."
-      if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        python3 -m venv "$venv"
-      fi
-      "$venv/bin/pip" install --quiet "moto[server]==5.2.1"
-    fi
-    moto="$venv/bin/moto_server"
+    moto="$(python_venv threadline-moto "moto[server]==5.2.1")/bin/moto_server"
   fi
   local port log
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -101,6 +122,8 @@ TEST_DATABASE_URL= run_tests "$@"
 if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on SQLite"
   COMPAT_DATABASE_URL= compat
+  echo "== OpenAI SDK compatibility on SQLite"
+  COMPAT_DATABASE_URL= openai_compat
   echo "== web app unit tests"
   web_unit
   echo "== web app in the browser on SQLite"
@@ -114,6 +137,11 @@ if [ $# -eq 0 ]; then
   echo "== AI SDK compatibility on PostgreSQL"
   "$THREADLINE_PG_BIN/psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE compat"
   COMPAT_DATABASE_URL="${TEST_DATABASE_URL%/postgres}/compat" compat
+  echo "== OpenAI SDK compatibility on PostgreSQL"
+  for db in openai_node openai_py; do
+    "$THREADLINE_PG_BIN/psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
+  done
+  COMPAT_DATABASE_URL="${TEST_DATABASE_URL%/postgres}/openai" openai_compat
   echo "== web app in the browser on PostgreSQL"
   E2E_DATABASE_URL="$TEST_DATABASE_URL" browser
 fi

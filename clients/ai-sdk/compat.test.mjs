@@ -1,100 +1,32 @@
 // Compatibility with the real client: the Vercel AI SDK's own transport and stream reader
 // (package `ai`, version pinned in package.json) against a running Threadline server.
 //
-// Starts `THREADLINE_BIN` (default ../../target/debug/threadline) on a free port with a fresh
-// data dir (or the database of COMPAT_DATABASE_URL when set), and its mock upstream (OpenAI
-// format and Exa search) beside it, then: send, resume (204 and active), stop, regenerate, a
-// reply whose model calls tools over two steps, and a research run's data parts.
+// Starts a server with its mock upstream (../server.mjs), then: send, resume (204 and
+// active), stop, regenerate, a reply whose model calls tools over two steps, and a research
+// run's data parts.
 // Every assembled UIMessage must equal what GET /v1/threads/{id} returns.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import net from "node:net";
 import { DefaultChatTransport, readUIMessageStream } from "ai";
+import { startServer, signIn } from "../server.mjs";
 
-const bin = process.env.THREADLINE_BIN ?? new URL("../../target/debug/threadline", import.meta.url).pathname;
 let server;
-let mock;
 let base;
-let dataDir;
 let token;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
-
-async function waitReady(url = `${base}/readyz`, ok = (res) => res.ok) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(url);
-      if (ok(res)) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} did not start`);
-}
-
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "threadline-compat-"));
-  const port = await freePort();
-  const mockPort = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const mockRoot = `http://127.0.0.1:${mockPort}`;
-  mock = spawn(bin, ["mock-upstream", "--bind", `127.0.0.1:${mockPort}`], { stdio: ["ignore", "inherit", "inherit"] });
-  await waitReady(`${mockRoot}/v1/models`, () => true);
-  const env = {
-    ...process.env,
-    THREADLINE_BIND: `127.0.0.1:${port}`,
-    THREADLINE_DATA_DIR: dataDir,
-    THREADLINE_ECHO_DELAY_MS: "15",
-    THREADLINE_ANON_PER_MINUTE: "0",
-    RUST_LOG: "warn",
-  };
-  // The built-in echo model, and the mock upstream as OpenAI and Exa: no provider keys or
-  // model choices from the environment.
-  for (const key of Object.keys(env)) {
-    if (key.endsWith("_API_KEY") || key.endsWith("_BASE_URL") || key.startsWith("THREADLINE_") && key.endsWith("_MODEL")) delete env[key];
-  }
-  Object.assign(env, {
-    OPENAI_API_KEY: "mock-key",
-    OPENAI_BASE_URL: `${mockRoot}/v1`,
-    EXA_API_KEY: "mock-key",
-    EXA_BASE_URL: mockRoot,
-    THREADLINE_DEFAULT_MODEL: "echo",
-    THREADLINE_ADMIN_EMAILS: "admin@example.com",
-    THREADLINE_PLANS_FILE: writePlans(),
+  // Anonymous callers may run research here (the default plans keep it for pro accounts).
+  server = await startServer({
+    plans: "tiers:\n  anonymous:\n    research_runs: {limit: 2, window: day}\n",
+    env: { THREADLINE_ECHO_DELAY_MS: "15" },
   });
-  if (process.env.COMPAT_DATABASE_URL) env.DATABASE_URL = process.env.COMPAT_DATABASE_URL;
-  else delete env.DATABASE_URL;
-  server = spawn(bin, ["serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
-  await waitReady();
+  base = server.base;
   const res = await fetch(`${base}/v1/auth/anonymous`, { method: "POST" });
   assert.equal(res.status, 201);
   token = (await res.json()).token;
 });
 
-// Anonymous callers may run research here (the default plans keep it for pro accounts).
-function writePlans() {
-  const path = join(dataDir, "compat-plans.yaml");
-  writeFileSync(path, "tiers:\n  anonymous:\n    research_runs: {limit: 2, window: day}\n");
-  return path;
-}
-
-after(() => {
-  server?.kill("SIGTERM");
-  mock?.kill("SIGTERM");
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+after(() => server?.stop());
 
 function transport() {
   return new DefaultChatTransport({ api: `${base}/v1/chat`, headers: { authorization: `Bearer ${token}` } });
@@ -214,22 +146,7 @@ test("regenerate makes a new sibling reply that the thread then shows", async ()
 // A catalog model with the `tools` capability whose mock upstream answers `script` (see
 // src/mock_upstream/tools.rs), defined by an admin account.
 async function defineScriptedModel(id, script) {
-  const res = await fetch(`${base}/v1/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: "admin@example.com", password: "correct horse battery staple" }),
-  });
-  let admin;
-  if (res.status === 201) admin = (await res.json()).token;
-  else {
-    const login = await fetch(`${base}/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: "admin@example.com", password: "correct horse battery staple" }),
-    });
-    assert.equal(login.status, 200);
-    admin = (await login.json()).token;
-  }
+  const admin = await signIn(base, "admin@example.com");
   const knob = Buffer.from(JSON.stringify(script)).toString("base64url");
   const put = await fetch(`${base}/v1/admin/models/${id}`, {
     method: "PUT",

@@ -31,7 +31,7 @@ fn sql(change: Change, t: &Tables) -> Stmt {
     let Change::Upsert { id, spec, at } = change;
     Stmt::new(
         format!(
-            "INSERT INTO {models} (id, spec, updated_at) VALUES ($1, $2, $3) \
+            "INSERT INTO {models} (id, spec, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (id) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at"
         ),
         vec![id.into(), spec.into(), at.into()],
@@ -47,7 +47,7 @@ impl Projection for Catalog {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -56,7 +56,8 @@ impl Projection for Catalog {
 
     fn ddl(&self, _backend: Backend, t: &Tables) -> Vec<String> {
         vec![format!(
-            "CREATE TABLE IF NOT EXISTS {} (id TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at BIGINT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS {} (id TEXT PRIMARY KEY, spec TEXT NOT NULL, \
+             created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
             t.name("models")
         )]
     }
@@ -78,11 +79,36 @@ impl Projection for Catalog {
 
 /// Every catalog entry, by id.
 pub async fn all(db: &Db) -> Result<Vec<(String, ModelSpec)>, sqlx::Error> {
-    let rows: Vec<(String, String)> = on_read!(db, pool =>
-        sqlx::query_as("SELECT id, spec FROM models ORDER BY id").fetch_all(pool).await)?;
+    Ok(listed(db)
+        .await?
+        .into_iter()
+        .map(|entry| (entry.id, entry.spec))
+        .collect())
+}
+
+/// A catalog row: the entry and when its model was first added.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: String,
+    pub spec: ModelSpec,
+    /// Microseconds since the Unix epoch of the model's `ModelAdded`.
+    pub created_at: i64,
+}
+
+/// Every catalog row, by id.
+pub async fn listed(db: &Db) -> Result<Vec<Listed>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = on_read!(db, pool =>
+        sqlx::query_as("SELECT id, spec, created_at FROM models ORDER BY id").fetch_all(pool).await)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, spec)| serde_json::from_str(&spec).ok().map(|s| (id, s)))
+        .filter_map(|(id, spec, created_at)| {
+            let spec = serde_json::from_str(&spec).ok()?;
+            Some(Listed {
+                id,
+                spec,
+                created_at,
+            })
+        })
         .collect())
 }
 

@@ -33,23 +33,49 @@ pub async fn load_after(
     id: &str,
     after_sequence: i64,
 ) -> Result<Vec<(i64, GenerationEvent)>, sqlx::Error> {
+    load_between(db, keys, id, after_sequence, i64::MAX).await
+}
+
+/// Who pays for generation `id` (for a reply of the stateless API, its owner), from its
+/// `GenerationStarted`; `None` when it has no start or names no payer.
+pub async fn payer(db: &Db, keys: &KeyRing, id: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(load_between(db, keys, id, 0, 1)
+        .await?
+        .into_iter()
+        .find_map(|(_, event)| match event {
+            GenerationEvent::GenerationStarted { charged_to, .. } => {
+                charged_to.map(|payer| payer.account_id)
+            }
+            _ => None,
+        }))
+}
+
+/// Events of generation `id` with `after < sequence <= up_to`, in order.
+async fn load_between(
+    db: &Db,
+    keys: &KeyRing,
+    id: &str,
+    after: i64,
+    up_to: i64,
+) -> Result<Vec<(i64, GenerationEvent)>, sqlx::Error> {
     let sql = match db.backend() {
         threadline_projections::Backend::Sqlite => {
             "SELECT sequence, event_type, event_version, payload, metadata FROM events \
-             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
-             ORDER BY sequence"
+             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 \
+             AND sequence > $2 AND sequence <= $3 ORDER BY sequence"
         }
         threadline_projections::Backend::Postgres => {
             "SELECT sequence, event_type, event_version, payload::text, metadata::text \
              FROM events \
-             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 AND sequence > $2 \
-             ORDER BY sequence"
+             WHERE aggregate_type = 'Generation' AND aggregate_id = $1 \
+             AND sequence > $2 AND sequence <= $3 ORDER BY sequence"
         }
     };
     let rows: Vec<(i64, String, String, String, String)> = threadline_projections::on_read!(db, pool =>
         sqlx::query_as(sql)
         .bind(id)
-        .bind(after_sequence)
+        .bind(after)
+        .bind(up_to)
         .fetch_all(pool)
         .await)?;
     let mut events = Vec::with_capacity(rows.len());

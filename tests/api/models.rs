@@ -45,6 +45,15 @@ async fn without_provider_keys_only_echo_is_offered() {
     assert_eq!(ids, ["echo"]);
     assert_eq!(list["data"][0]["available"], true);
     assert_eq!(list["data"][0]["default"], true);
+    // What the `openai` SDKs read: the list and model object types, owner and creation time
+    // (the catalog was seeded when this server first started).
+    assert_eq!(list["object"], "list");
+    let echo = &list["data"][0];
+    assert_eq!(echo["object"], "model");
+    assert_eq!(echo["owned_by"], "echo");
+    let created = echo["created"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((now - 600..=now).contains(&created), "{created} vs {now}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,10 @@ async fn a_completion_answers_in_openai_shape_with_its_usage_and_in_no_thread() 
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers().contains_key("x-threadline-generation-id"));
+    let generation = res.headers()["x-threadline-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert!(
@@ -77,6 +80,27 @@ async fn a_completion_answers_in_openai_shape_with_its_usage_and_in_no_thread() 
     // A call of the stateless API is in no thread.
     let (_, threads) = app.list_threads(&user.token, "").await;
     assert_eq!(threads["data"], json!([]), "{threads}");
+
+    // Its caller replays it from the log like any reply; nobody else sees it.
+    let events = format!("/v1/generations/{generation}/events");
+    let res = app
+        .request(Method::GET, &events, Some(&user.token), None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let replay = parse_sse(&res.text().await.unwrap());
+    let text: String = replay
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| e.json())
+        .filter(|e| e["type"] == "text-delta")
+        .map(|e| e["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Echo: hello there");
+    let other = app.registered("bob@example.com").await;
+    let (status, _) = app
+        .call(Method::GET, &events, Some(&other.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

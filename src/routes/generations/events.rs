@@ -34,9 +34,21 @@ pub async fn handle(
     let generation = messages::generation(&state.db, &path)
         .await?
         .ok_or(ApiError::NotFound("generation"))?;
-    threads::get(&state.db, caller.id(), &generation.thread_id)
-        .await?
-        .ok_or(ApiError::NotFound("generation"))?;
+    // A reply in a thread belongs to the thread's owner; one of the stateless API to whoever
+    // it was charged to.
+    let owned = if generation.thread_id == messages::NO_THREAD {
+        crate::chat::reader::payer(&state.db, state.chat.keys(), &generation.id)
+            .await?
+            .as_deref()
+            == Some(caller.id())
+    } else {
+        threads::get(&state.db, caller.id(), &generation.thread_id)
+            .await?
+            .is_some()
+    };
+    if !owned {
+        return Err(ApiError::NotFound("generation"));
+    }
     let after = match query.after.as_deref() {
         Some(a) => Some(PartId::parse(a).ok_or_else(|| ApiError::BadRequest {
             code: crate::error::ErrorCode::InvalidCursor,
